@@ -1,0 +1,59 @@
+"""The Forfait application factory: wires billing, shop and portal together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from common import config as settings
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    # Defaults, then an optional .env, then the environment, then the test mapping.
+    app.config.from_mapping(settings.defaults(app.instance_path))
+    if test_config is None:
+        load_dotenv(Path(app.root_path) / ".env", override=False)
+        names = set(app.config) | {"SECRET_KEY", "DATABASE_URL"}
+        app.config.update({name: os.environ[name] for name in names if name in os.environ})
+        app.config.from_prefixed_env("FORFAIT")
+    else:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = settings.secret_key(app.instance_path)
+    try:
+        settings.normalise(app.config)
+    except settings.ConfigError as error:
+        # One clear line instead of a traceback: the operator knows what to fix.
+        raise SystemExit(f"forfait: configuration error: {error}") from None
+
+    from common import cli, errors, i18n, mail
+    from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    # Batch mode lets SQLite, which cannot ALTER most things, follow later migrations.
+    migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    i18n.init_app(app)
+    errors.init_app(app)
+    mail.init_app(app)
+    cli.init_app(app)
+
+    from portal.auth import bp as auth_bp
+    from portal.views import bp as portal_bp
+    from shop.views import bp as shop_bp
+
+    app.register_blueprint(shop_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(portal_bp)
+    return app

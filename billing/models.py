@@ -1,0 +1,251 @@
+"""The core tables. SQLAlchemy only: no Flask here, so services and the
+command line can use them with any session."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, MetaData, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+
+from billing.rules import KindRule, PolicyRule
+
+# Text a provider writes once per language: {"en": "...", "fr": "..."}.
+Translated = dict[str, Any]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        # Named constraints, so that later migrations can drop or alter them.
+        metadata=MetaData(
+            naming_convention={
+                "ix": "ix_%(column_0_label)s",
+                "uq": "uq_%(table_name)s_%(column_0_name)s",
+                "ck": "ck_%(table_name)s_%(constraint_name)s",
+                "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+                "pk": "pk_%(table_name)s",
+            }
+        ),
+        type_annotation_map={
+            datetime: DateTime(timezone=True),
+            Translated: JSON,
+        }
+    )
+
+
+def localized(text: Translated | None, locale: str, fallback: str = "en") -> Any:
+    """The text in ``locale``, else the fallback language, else any."""
+    if not text:
+        return ""
+    for lang in (locale, locale.split("_")[0], fallback):
+        if lang in text:
+            return text[lang]
+    return next(iter(text.values()))
+
+
+class Catalogue(Base):
+    """One provider's offer, as loaded from a preset file."""
+
+    __tablename__ = "catalogues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    tagline: Mapped[Translated] = mapped_column(default=dict)
+    currency: Mapped[str] = mapped_column(String(3))
+    language: Mapped[str] = mapped_column(String(5))
+    position: Mapped[int] = mapped_column(default=0)
+
+    packs: Mapped[list[Pack]] = relationship(back_populates="catalogue", order_by="Pack.position")
+    policies: Mapped[list[Policy]] = relationship(back_populates="catalogue")
+
+
+class Policy(Base):
+    """The rules that turn work into units: see billing.rules."""
+
+    __tablename__ = "policies"
+    __table_args__ = (
+        CheckConstraint("unit IN ('minute', 'credit', 'ticket')", name="policy_unit"),
+        CheckConstraint("unit_minutes >= 1 AND step >= 1", name="policy_blocks"),
+        CheckConstraint("overage_mode IN ('block', 'ask', 'allow')", name="policy_overage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id"))
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[Translated] = mapped_column(default=dict)
+    unit: Mapped[str] = mapped_column(String(10))
+    unit_minutes: Mapped[int] = mapped_column(default=1)
+    step: Mapped[int] = mapped_column(default=1)
+    default_kind: Mapped[str | None] = mapped_column(String(40))
+    overage_mode: Mapped[str] = mapped_column(String(10), default="block")
+    # Rate at which approved overage is billed (minor units of the catalogue currency).
+    overage_hourly_rate: Mapped[int | None]
+
+    catalogue: Mapped[Catalogue] = relationship(back_populates="policies")
+    kinds: Mapped[list[RequestKind]] = relationship(
+        back_populates="policy", order_by="RequestKind.position", cascade="all, delete-orphan"
+    )
+
+    def rule(self) -> PolicyRule:
+        return PolicyRule(
+            unit=self.unit,  # type: ignore[arg-type]
+            unit_minutes=self.unit_minutes,
+            step=self.step,
+            kinds={k.slug: k.rule() for k in self.kinds},
+            default_kind=self.default_kind,
+        )
+
+
+class RequestKind(Base):
+    __tablename__ = "request_kinds"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "slug"),
+        CheckConstraint("minimum >= 0", name="kind_minimum"),
+        CheckConstraint("fixed IS NULL OR fixed >= 0", name="kind_fixed"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    slug: Mapped[str] = mapped_column(String(40))
+    name: Mapped[Translated] = mapped_column(default=dict)
+    minimum: Mapped[int] = mapped_column(default=0)
+    fixed: Mapped[int | None]
+    billable: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    policy: Mapped[Policy] = relationship(back_populates="kinds")
+
+    def rule(self) -> KindRule:
+        return KindRule(slug=self.slug, minimum=self.minimum, fixed=self.fixed, billable=self.billable)
+
+
+PACK_KINDS = ("trial", "pack", "annual_plan", "subscription")
+
+
+class Pack(Base):
+    """A catalogue item: grants a quantity of a unit for a price."""
+
+    __tablename__ = "packs"
+    __table_args__ = (
+        CheckConstraint("kind IN ('trial', 'pack', 'annual_plan', 'subscription')", name="pack_kind"),
+        CheckConstraint("quantity >= 0 AND min_quantity >= 1", name="pack_quantity"),
+        CheckConstraint("price IS NULL OR price >= 0", name="pack_price"),
+        CheckConstraint("vat_rate_bp >= 0 AND vat_rate_bp < 10000", name="pack_vat"),
+        CheckConstraint("validity_months IS NULL OR validity_months >= 1", name="pack_validity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id"))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="pack")
+    name: Mapped[Translated] = mapped_column(default=dict)
+    description: Mapped[Translated] = mapped_column(default=dict)
+    # Units granted per item bought; a pooled bundle sells items from min_quantity.
+    quantity: Mapped[int]
+    unlimited: Mapped[bool] = mapped_column(default=False)
+    # Minor units of ``currency``; None means the provider quotes on request.
+    price: Mapped[int | None]
+    currency: Mapped[str] = mapped_column(String(3))
+    vat_rate_bp: Mapped[int] = mapped_column(default=0)
+    price_includes_vat: Mapped[bool] = mapped_column(default=False)
+    hourly_rate: Mapped[int | None]
+    validity_months: Mapped[int | None]
+    pooled: Mapped[bool] = mapped_column(default=False)
+    min_quantity: Mapped[int] = mapped_column(default=1)
+    registration_first: Mapped[bool] = mapped_column(default=False)
+    topups_never_expire: Mapped[bool] = mapped_column(default=False)
+    rollover_expired: Mapped[bool] = mapped_column(default=False)
+    commitment_months: Mapped[int | None]
+    billing_period_months: Mapped[int | None]
+    resubscribe_after_months: Mapped[int | None]
+    refundable: Mapped[bool] = mapped_column(default=True)
+    included: Mapped[Translated] = mapped_column(default=dict)
+    excluded: Mapped[Translated] = mapped_column(default=dict)
+    position: Mapped[int] = mapped_column(default=0)
+    retired_at: Mapped[datetime | None]
+
+    catalogue: Mapped[Catalogue] = relationship(back_populates="packs")
+    policy: Mapped[Policy] = relationship()
+
+    @property
+    def unit(self) -> str:
+        return self.policy.unit
+
+
+class Account(Base):
+    """The client organisation: one pool of credit."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
+
+
+ROLES = ("owner", "member")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IS NULL OR role IN ('owner', 'member')", name="user_role"),
+        CheckConstraint("is_staff OR account_id IS NOT NULL", name="user_has_account"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    role: Mapped[str | None] = mapped_column(String(10))
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account | None] = relationship(back_populates="users")
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    # The session protocol Flask-Login expects, written out so that billing
+    # needs no Flask import.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class Order(Base):
+    """A request to buy a pack. Checkout fills in payment; the catalogue
+    loader only needs to know that a pack was ordered, so it retires the
+    pack instead of deleting it."""
+
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("quantity >= 1", name="order_quantity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    pack_id: Mapped[int] = mapped_column(ForeignKey("packs.id"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    total: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    pack: Mapped[Pack] = relationship()
+    account: Mapped[Account] = relationship()

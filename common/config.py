@@ -1,0 +1,114 @@
+"""Settings: defaults, then instance/.env, then the environment.
+
+Every setting a deployment must get right is checked at start-up; a wrong one
+stops the app with one line that says which and why (ConfigError)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.numbers import list_currencies
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
+LANGUAGES = ("en", "fr", "es")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    return {
+        "SQLALCHEMY_DATABASE_URI": "sqlite:///" + os.path.join(instance_path, "forfait.sqlite"),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).resolve().parent.parent / "translations"),
+        "LANGUAGES": LANGUAGES,
+        "PROVIDER_NAME": "Forfait Demo Support",
+        "PROVIDER_ADDRESS": "12 rue des Exemples\n75011 Paris\nFrance",
+        "PROVIDER_EMAIL": "support@forfait.example",
+        "PROVIDER_IBAN": "",
+        "PROVIDER_CURRENCY": "EUR",
+        "PROVIDER_VAT_RATE": "20.0",
+        "PROVIDER_COUNTRY": "FR",
+        "MAIL_SERVER": "",
+        "MAIL_PORT": 25,
+        "MAIL_USE_TLS": False,
+        "MAIL_USERNAME": "",
+        "MAIL_PASSWORD": "",
+        "MAIL_DEFAULT_SENDER": "Forfait <no-reply@forfait.example>",
+        "MAIL_FOLDER": os.path.join(instance_path, "mail"),
+        "STRIPE_SECRET_KEY": "",
+        "STRIPE_PUBLISHABLE_KEY": "",
+        "STRIPE_WEBHOOK_SECRET": "",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOGIN_RATE_LIMIT": "10 per minute",
+        "TOKEN_MAX_AGE_HOURS": 24,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def secret_key(instance_path: str) -> str:
+    """The key from instance/secret_key, generated once when absent, so that
+    sessions survive restarts without anybody having to invent a key."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def normalise(config: dict[str, Any]) -> None:
+    """Turn environment strings into the types the app uses; raise ConfigError."""
+    url = config.get("DATABASE_URL")
+    if url:
+        # Heroku-style URLs name the driver "postgres"; SQLAlchemy wants psycopg 3.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                url = "postgresql+psycopg://" + url[len(prefix):]
+        config["SQLALCHEMY_DATABASE_URI"] = url
+
+    if not config.get("SECRET_KEY") or len(str(config["SECRET_KEY"])) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters")
+
+    currency = str(config["PROVIDER_CURRENCY"]).upper()
+    if currency not in list_currencies():
+        raise ConfigError(f"PROVIDER_CURRENCY {currency!r} is not an ISO 4217 currency code")
+    config["PROVIDER_CURRENCY"] = currency
+
+    try:
+        vat = float(str(config["PROVIDER_VAT_RATE"]).replace(",", "."))
+    except ValueError:
+        raise ConfigError(f"PROVIDER_VAT_RATE {config['PROVIDER_VAT_RATE']!r} is not a percentage") from None
+    if not 0 <= vat < 100:
+        raise ConfigError("PROVIDER_VAT_RATE must be between 0 and 100")
+    # Stored as basis points so that VAT arithmetic stays in integers.
+    config["PROVIDER_VAT_RATE_BP"] = round(vat * 100)
+
+    iban = str(config.get("PROVIDER_IBAN") or "").strip()
+    if iban:
+        try:
+            config["PROVIDER_IBAN"] = IBAN(iban).compact
+        except SchwiftyException as error:
+            raise ConfigError(f"PROVIDER_IBAN is not a valid IBAN: {error}") from None
+
+    country = str(config["PROVIDER_COUNTRY"]).upper()
+    if len(country) != 2 or country not in Locale("en").territories:
+        raise ConfigError(f"PROVIDER_COUNTRY {country!r} is not an ISO 3166 country code")
+    config["PROVIDER_COUNTRY"] = country
+
+    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS"):
+        try:
+            config[key] = int(config[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a whole number") from None
+    for key in ("MAIL_USE_TLS",):
+        if isinstance(config[key], str):
+            config[key] = config[key].lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,73 @@
+"""Locale choice and Babel formatting for templates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel.numbers import get_currency_precision
+from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask_babel import format_currency, format_date, format_decimal, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from common.extensions import db
+
+bp = Blueprint("i18n", __name__)
+
+
+def select_locale() -> str:
+    """The user's choice, then the session's, then Accept-Language."""
+    languages = current_app.config["LANGUAGES"]
+    if current_user and current_user.is_authenticated and current_user.language in languages:
+        return current_user.language
+    if session.get("lang") in languages:
+        return session["lang"]
+    return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    """Minor units to an exact Decimal amount, for display only."""
+    return Decimal(minor).scaleb(-get_currency_precision(currency))
+
+
+def money(minor: int | None, currency: str) -> str:
+    if minor is None:
+        return ""
+    return format_currency(to_decimal(minor, currency), currency)
+
+
+def plain_amount(minor: int, currency: str) -> str:
+    """``950.00 CHF``: locale-free, for scripts (the catalogue list contract)."""
+    return f"{to_decimal(minor, currency):f} {currency}"
+
+
+def percent(basis_points: int) -> str:
+    return format_decimal(Decimal(basis_points).scaleb(-2), format="#,##0.##") + " %"
+
+
+def day(value: date | datetime | None) -> str:
+    return format_date(value, format="medium") if value else ""
+
+
+@bp.post("/language")
+def set_language():
+    lang = request.form.get("lang", "")
+    if lang not in current_app.config["LANGUAGES"]:
+        return _("Unknown language."), 400
+    session["lang"] = lang
+    if current_user.is_authenticated:
+        current_user.language = lang
+        db.session.commit()
+    target = request.form.get("next", "")
+    # Only paths of this site: an absolute URL here would be an open redirect.
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("shop.catalogue")
+    return redirect(target)
+
+
+def init_app(app) -> None:
+    app.jinja_env.filters.update(money=money, percent=percent, day=day)
+    app.jinja_env.globals.update(get_locale=get_locale)
+    app.register_blueprint(bp)
+
