@@ -13,7 +13,9 @@ from common import config as settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    # FORFAIT_INSTANCE_PATH lets one checkout serve several instances (and tests
+    # run without touching the developer's instance/).
+    app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("FORFAIT_INSTANCE_PATH"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     # Defaults, then an optional .env, then the environment, then the test mapping.

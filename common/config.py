@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,13 @@ def normalise(config: dict[str, Any]) -> None:
     config["PROVIDER_CURRENCY"] = currency
 
     try:
-        vat = float(str(config["PROVIDER_VAT_RATE"]).replace(",", "."))
-    except ValueError:
+        vat = Decimal(str(config["PROVIDER_VAT_RATE"]).replace(",", "."))
+    except InvalidOperation:
         raise ConfigError(f"PROVIDER_VAT_RATE {config['PROVIDER_VAT_RATE']!r} is not a percentage") from None
-    if not 0 <= vat < 100:
-        raise ConfigError("PROVIDER_VAT_RATE must be between 0 and 100")
+    if not vat.is_finite() or not 0 <= vat < 100 or (vat * 100) % 1:
+        raise ConfigError("PROVIDER_VAT_RATE must be between 0 and 100, with at most two decimals")
     # Stored as basis points so that VAT arithmetic stays in integers.
-    config["PROVIDER_VAT_RATE_BP"] = round(vat * 100)
+    config["PROVIDER_VAT_RATE_BP"] = int(vat * 100)
 
     iban = str(config.get("PROVIDER_IBAN") or "").strip()
     if iban:

@@ -117,3 +117,52 @@ def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
     return client.post(path, data=data, **kwargs)
+
+
+# ---------------------------------------------------------------- browser
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium, started the way this closed network needs."""
+    path = chromium_path()
+    if path is None and IN_CI:
+        pytest.fail("no Chromium at /usr/bin/chromium (CI=true: `make browser` installs it)")
+    args = dict(browser_type_launch_args)
+    if path:
+        args["executable_path"] = path
+    args["args"] = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    return args
+
+
+@pytest.fixture
+def live_server(tmp_path) -> Iterator[tuple[str, Flask]]:
+    """The real app served over HTTP on a free loopback port, for the browser."""
+    from threading import Thread
+
+    from werkzeug.serving import make_server
+
+    app = make_app(f"sqlite:///{tmp_path / 'live.sqlite'}", tmp_path)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", app
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        with app.app_context():
+            db.engine.dispose()

@@ -1,0 +1,56 @@
+# Two commands set up everything on a fresh machine: `make run` and `make test`.
+# uv installs the locked dependencies (uv.lock) into .venv; it is installed
+# with pip when the machine does not have it yet.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+UV := $(shell command -v uv 2>/dev/null)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+SOURCES := app.py billing shop portal common templates
+
+.PHONY: run test install migrate demo browser translations extract-messages clean
+
+run: install migrate demo
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+test: install browser
+	$(BIN)/pytest
+
+install: $(VENV)/.installed translations
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
+	uv sync --frozen
+	@touch $@
+
+# Compiled catalogues are build output: made from the committed .po files.
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -d translations -f 2>&1 | grep -v '^compiling' || true
+
+extract-messages: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --sort-by-file -o translations/messages.pot $(SOURCES)
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+
+migrate: install
+	$(FLASK) db upgrade
+
+demo: migrate
+	$(FLASK) catalogue load demo --if-empty
+	$(FLASK) demo users
+
+# Browser tests drive Debian's Chromium; Playwright's own download is only
+# the fallback where apt-get cannot run (no root).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	else \
+		$(BIN)/playwright install chromium; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache

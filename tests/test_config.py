@@ -1,0 +1,88 @@
+"""Start-up configuration: a wrong setting stops the app with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the real `flask --app app` command with a clean instance folder."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PROVIDER_", "MAIL_", "STRIPE_"))}
+    environ.pop("SECRET_KEY", None)
+    environ.pop("DATABASE_URL", None)
+    environ.update(FORFAIT_INSTANCE_PATH=str(tmp_path / "instance"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_secret_key_is_generated_once_into_the_instance_folder(tmp_path):
+    first = flask(tmp_path, "routes")
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "instance" / "secret_key"
+    key = key_file.read_text()
+    assert len(key) >= 32
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    flask(tmp_path, "routes")
+    assert key_file.read_text() == key
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(tmp_path):
+    result = flask(tmp_path, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "instance" / "forfait.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("PROVIDER_IBAN", "FR76 3000 6000 0112 3456 7890 188", "PROVIDER_IBAN is not a valid IBAN"),
+        ("PROVIDER_CURRENCY", "EURO", "PROVIDER_CURRENCY 'EURO' is not an ISO 4217 currency code"),
+        ("PROVIDER_VAT_RATE", "twenty", "PROVIDER_VAT_RATE 'twenty' is not a percentage"),
+        ("PROVIDER_VAT_RATE", "120", "PROVIDER_VAT_RATE must be between 0 and 100"),
+        ("PROVIDER_COUNTRY", "XX", "PROVIDER_COUNTRY 'XX' is not an ISO 3166 country code"),
+        ("SECRET_KEY", "short", "SECRET_KEY must be at least 16 characters"),
+        ("MAIL_PORT", "smtp", "MAIL_PORT must be a whole number"),
+    ],
+)
+def test_an_invalid_setting_stops_start_up_with_one_clear_line(tmp_path, setting, value, message):
+    result = flask(tmp_path, "routes", **{setting: value})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("forfait: configuration error: ")
+    assert message in lines[0]
+
+
+def test_valid_provider_settings_are_normalised(tmp_path):
+    from app import create_app
+
+    app = create_app(
+        {
+            "SECRET_KEY": "x" * 32,
+            "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            "PROVIDER_IBAN": "ch93 0076 2011 6238 5295 7",
+            "PROVIDER_CURRENCY": "chf",
+            "PROVIDER_VAT_RATE": "8,1",
+            "PROVIDER_COUNTRY": "ch",
+        }
+    )
+    assert app.config["PROVIDER_IBAN"] == "CH9300762011623852957"
+    assert app.config["PROVIDER_CURRENCY"] == "CHF"
+    assert app.config["PROVIDER_VAT_RATE_BP"] == 810
+    assert app.config["PROVIDER_COUNTRY"] == "CH"
+
+
+def test_database_url_from_the_environment_selects_psycopg(tmp_path):
+    from app import create_app
+
+    app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgres://u@db.example/forfait"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/forfait"
