@@ -22,10 +22,6 @@ class Price:
     currency: str
     vat_rate_bp: int  # basis points: 810 is 8.1 %
 
-    @property
-    def stated(self) -> int:
-        return self.gross
-
 
 def split_vat(amount: int, currency: str, vat_rate_bp: int, includes_vat: bool) -> Price:
     """Net, VAT and gross of a price stated either net or VAT included."""
