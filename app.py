@@ -35,7 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # One clear line instead of a traceback: the operator knows what to fix.
         raise SystemExit(f"forfait: configuration error: {error}") from None
 
-    from common import cli, errors, i18n, mail
+    from common import cli, errors, i18n
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -48,7 +48,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
-    mail.init_app(app)
     cli.init_app(app)
 
     from portal.auth import bp as auth_bp
