@@ -1,27 +1,211 @@
-from flask import Blueprint, render_template
+"""Sign-up, login, logout, password reset and email verification; the
+access decorators every view of the portal uses."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required, login_user, logout_user
+
+from billing.models import User
+from common.extensions import db, limiter, login_manager
+from common.mail import MailError
+from portal import accounts
+from portal.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 
+# A form sent back with errors: the request was understood, its content was not acceptable.
+INVALID = 422
 
-@bp.get("/login")
-def login():
-    return render_template("base.html")
-
-
-@bp.get("/signup")
-def signup():
-    return render_template("base.html")
-
-
-@bp.post("/logout")
-def logout():
-    return render_template("base.html")
-
-
-from billing.models import User  # noqa: E402
-from common.extensions import db, login_manager  # noqa: E402
+login_manager.login_view = "auth.login"
+login_manager.login_message = _l("Please log in to see this page.")
+login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     return db.session.get(User, int(user_id))
+
+
+# ------------------------------------------------------------ access
+
+def _requires(allowed: Callable[[User], bool]) -> Callable:
+    """Anonymous visitors go to the login page (and come back); a logged-in
+    user without the right gets the 403 page."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not allowed(current_user):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+staff_required = _requires(lambda user: user.is_staff)
+owner_required = _requires(lambda user: user.is_owner)
+
+
+# ------------------------------------------------------------ rate limits
+
+def _attempts_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _submitted_email() -> str:
+    return "email:" + accounts.normalise_email(request.form.get("email", ""))
+
+
+def _limited(view: Callable) -> Callable:
+    """LOGIN_RATE_LIMIT on POSTs, counted per IP and per email submitted:
+    guessing one password from many addresses, or many from one, both stop."""
+    per_ip = limiter.limit(_attempts_limit, methods=["POST"])
+    per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
+    return per_ip(per_email(view))
+
+
+def _local_path(target: str | None) -> str | None:
+    """``target`` if it is a path of this site, else None: an absolute URL
+    would make the login page an open redirect. Browsers read ``//host`` and
+    ``/\\host`` as absolute, and drop tabs and newlines before they read."""
+    if not target or not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
+        return None
+    return target
+
+
+# ------------------------------------------------------------ views
+
+@bp.route("/signup", methods=["GET", "POST"])
+@_limited
+def signup():
+    if current_user.is_authenticated:
+        return redirect(url_for("portal.home"))
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.register(db.session, form.organisation.data, form.name.data, form.email.data,
+                                     form.password.data, form.language.data, form.country.data)
+        except accounts.AccountError as error:
+            form[error.field].errors.append(error.message)
+        else:
+            login_user(user)
+            flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
+            _send_verification(user)
+            return redirect(url_for("portal.home"))
+    return render_template("auth/signup.html", form=form), INVALID if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@_limited
+def login():
+    form = LoginForm(next=request.args.get("next"))
+    target = _local_path(form.next.data) or url_for("portal.home")
+    if current_user.is_authenticated:
+        return redirect(target)
+    if form.validate_on_submit():
+        user = accounts.authenticate(db.session, form.email.data, form.password.data)
+        if user is not None:
+            login_user(user, remember=form.remember.data)
+            return redirect(target)
+        # One message for an unknown email and a wrong password: the form
+        # must not tell who has an account.
+        form.password.errors.append(_("Wrong email or password."))
+    return render_template("auth/login.html", form=form), INVALID if form.errors else 200
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    flash(_("You are logged out."), "success")
+    return redirect(url_for("shop.catalogue"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@_limited
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        user = accounts.find_user(db.session, form.email.data)
+        if user is not None:
+            try:
+                accounts.send_password_reset(user)
+            except MailError:
+                pass  # Logged by the mail module; the answer must not differ when the account exists.
+        flash(_("If an account uses %(email)s, we have sent it a link to choose a new password. "
+                "The link works once, within %(hours)d hours.",
+                email=form.email.data, hours=current_app.config["TOKEN_MAX_AGE_HOURS"]), "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot_password.html", form=form), INVALID if form.errors else 200
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    try:
+        user = accounts.user_for_token(db.session, token, accounts.RESET)
+    except accounts.TokenError as error:
+        return _bad_link(error, _("Ask for a new link"), url_for("auth.forgot_password"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.set_password(db.session, user, form.password.data)
+        except accounts.AccountError as error:
+            form[error.field].errors.append(error.message)
+        else:
+            flash(_("Your password is changed. You can log in with it now."), "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, user=user), INVALID if form.errors else 200
+
+
+@bp.get("/verify/<token>")
+def verify_email(token: str):
+    try:
+        user = accounts.user_for_token(db.session, token, accounts.VERIFY)
+    except accounts.TokenError as error:
+        # The account page tells whether the address is verified and offers a new link if not.
+        return _bad_link(error, _("Go to your account"), url_for("portal.home"))
+    accounts.mark_email_verified(db.session, user)
+    flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
+    return redirect(url_for("portal.home"))
+
+
+@bp.post("/verify/resend")
+@login_required
+@limiter.limit(_attempts_limit)
+def resend_verification():
+    if current_user.email_verified_at is not None:
+        flash(_("Your email address is already verified."), "success")
+    else:
+        _send_verification(current_user)
+    return redirect(url_for("portal.home"))
+
+
+def _send_verification(user: User) -> None:
+    try:
+        accounts.send_verification(user)
+    except MailError:
+        flash(_("We could not send the email to %(email)s just now. "
+                "Please use “Send the link again” in a few minutes.", email=user.email), "error")
+    else:
+        flash(_("We have sent a link to %(email)s: open it to confirm your address.", email=user.email), "info")
+
+
+def _bad_link(error: accounts.TokenError, label: str, where: str):
+    if isinstance(error, accounts.TokenExpired):
+        title = _("This link has expired")
+        message = _("For your security, links we send by email work for %(hours)d hours.",
+                    hours=current_app.config["TOKEN_MAX_AGE_HOURS"])
+    else:
+        title = _("This link is not valid")
+        message = _("It has already been used, or it was not copied completely.")
+    return render_template("auth/bad_link.html", title=title, message=message, label=label, where=where), 400
