@@ -83,8 +83,14 @@ def database_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
-def app(database_url, tmp_path) -> Iterator[Flask]:
-    app = make_app(database_url, tmp_path)
+def app_config() -> dict:
+    """Settings on top of make_app's: a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_config) -> Iterator[Flask]:
+    app = make_app(database_url, tmp_path, **app_config)
     yield app
     with app.app_context():
         db.session.remove()
@@ -117,6 +123,28 @@ def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
     return client.post(path, data=data, **kwargs)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def people(app) -> dict[str, str]:
+    """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
+    from billing.models import User
+    from portal import accounts
+
+    with app.app_context():
+        owner = accounts.register(db.session, "Acme", "Olive Owner", "owner@example.com", PASSWORD, "en", "FR")
+        db.session.add(User(account=owner.account, role="member", email="member@example.com", name="Max Member",
+                            password_hash=accounts.hasher.hash(PASSWORD)))
+        db.session.commit()
+        accounts.create_staff(db.session, "Sam Staff", "staff@example.com", PASSWORD)
+    return {"owner": "owner@example.com", "member": "member@example.com", "staff": "staff@example.com"}
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD, **fields):
+    return post_form(client, "/login", {"email": email, "password": password, **fields})
 
 
 # ---------------------------------------------------------------- browser
