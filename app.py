@@ -50,10 +50,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
+    from portal import demo
     from portal.auth import bp as auth_bp
     from portal.views import bp as portal_bp
     from shop.views import bp as shop_bp
 
+    demo.init_app(app)
     app.register_blueprint(shop_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
