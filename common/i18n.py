@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
-from flask import Blueprint, current_app, redirect, request, session, url_for
+from flask import Blueprint, current_app, has_request_context, redirect, request, session, url_for
 from flask_babel import format_currency, format_date, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -17,8 +17,11 @@ bp = Blueprint("i18n", __name__)
 
 
 def select_locale() -> str:
-    """The user's choice, then the session's, then Accept-Language."""
+    """The user's choice, then the session's, then Accept-Language; outside a
+    request (command line, workers) the default, so lazy text still renders."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.language in languages:
         return current_user.language
     if session.get("lang") in languages:
