@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -34,10 +36,15 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-get_currency_precision(currency))
 
 
+# CLDR's currency spacing, which Babel does not apply: a currency code written
+# against the digits ("CHF950.00" in English) gets a no-break space between.
+_CODE_THEN_DIGIT = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
 def money(minor: int | None, currency: str) -> str:
     if minor is None:
         return ""
-    return format_currency(to_decimal(minor, currency), currency)
+    return _CODE_THEN_DIGIT.sub("\u00a0", format_currency(to_decimal(minor, currency), currency))
 
 
 def plain_amount(minor: int, currency: str) -> str:

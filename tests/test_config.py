@@ -86,3 +86,17 @@ def test_database_url_from_the_environment_selects_psycopg(tmp_path):
 
     app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgres://u@db.example/forfait"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/forfait"
+
+
+def test_money_keeps_a_currency_code_apart_from_the_digits(app):
+    """CLDR's currency spacing, which Babel leaves out: "CHF 950.00", never "CHF950.00"."""
+    from flask_babel import force_locale
+
+    from common.i18n import money
+
+    with app.test_request_context():
+        with force_locale("en"):
+            assert money(95000, "CHF") == "CHF\u00a0950.00"
+            assert money(95000, "EUR") == "€950.00"
+        with force_locale("fr"):
+            assert money(150000, "CHF") == "1\u202f500,00\u00a0CHF"

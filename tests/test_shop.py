@@ -57,9 +57,9 @@ def text(html: str) -> str:
 # Per preset and pack: the price as stated, then the saving badge (None: no badge).
 SEED_CARDS = {
     "toopixel": {
-        "toopixel-36": ("CHF950.00", "Save CHF250.00"),
-        "toopixel-72": ("CHF1,500.00", "Save CHF900.00"),
-        "toopixel-150": ("CHF2,800.00", "Save CHF2,200.00"),
+        "toopixel-36": ("CHF 950.00", "Save CHF 250.00"),
+        "toopixel-72": ("CHF 1,500.00", "Save CHF 900.00"),
+        "toopixel-150": ("CHF 2,800.00", "Save CHF 2,200.00"),
     },
     "webservice": {
         "webservice-12h": ("Price on request", None),
@@ -121,10 +121,10 @@ def test_catalogue_shows_each_seeds_prices_and_savings(client, load, preset):
 def test_toopixel_cards_say_vat_included_and_what_the_credits_are_worth(client, load):
     load("toopixel")
     seen = text(card(page_of(client, "/"), "toopixel-36"))
-    assert "CHF950.00 incl. 8.1 % VAT CHF878.82 excl. VAT" in seen
+    assert "CHF 950.00 incl. 8.1 % VAT CHF 878.82 excl. VAT" in seen
     assert "36 credits = 6 h of work" in seen
-    assert "CHF158.33 an hour CHF26.39 a credit" in seen
-    assert "against CHF200.00 an hour" in seen
+    assert "CHF 158.33 an hour CHF 26.39 a credit" in seen
+    assert "against CHF 200.00 an hour" in seen
     assert "Counted in blocks of 10 min of real work" in seen
     assert "Valid 24 months" in seen
 
@@ -215,8 +215,8 @@ def test_empty_catalogue(client):
             "Work never goes beyond your balance",
             "Valid 24 months",
             "Not refundable",
-            "CHF950.00",
-            "Save CHF250.00",
+            "CHF 950.00",
+            "Save CHF 250.00",
         ]),
         ("innova-60", [
             "Consultation At least 15 credits, then in blocks of 15 min",
