@@ -249,3 +249,8 @@ class Order(Base):
 
     pack: Mapped[Pack] = relationship()
     account: Mapped[Account] = relationship()
+
+
+# The ledger's tables live in billing.ledger_models and share this metadata:
+# importing the models registers them, for migrations and create_all alike.
+from billing import ledger_models  # noqa: E402,F401

@@ -1,0 +1,30 @@
+"""Time for the ledger: aware UTC datetimes in, aware UTC datetimes out.
+
+The database keeps UTC. SQLite drops offsets and hands back naive values,
+PostgreSQL hands back aware ones: everything that compares times goes
+through here."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timezone
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive datetime is refused, not guessed."""
+    if moment.tzinfo is None:
+        raise ValueError("the ledger needs timezone-aware datetimes")
+    return moment.astimezone(timezone.utc)
+
+
+def as_utc(stored: datetime) -> datetime:
+    """A datetime read back from the database (naive on SQLite) as aware UTC."""
+    return stored.replace(tzinfo=timezone.utc) if stored.tzinfo is None else stored.astimezone(timezone.utc)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day ``months`` later, or the month's last day when it is shorter
+    (31 January + 1 month = 28 or 29 February)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
