@@ -1,0 +1,84 @@
+"""Helpers the ledger tests share: people, packs of the seed presets, a clock."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import ledger
+from billing.catalogue import load_preset
+from billing.ledger_models import Lot, Ticket
+from billing.models import Account, Pack, User
+from billing.verify import verify
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+_serial = itertools.count(1)
+
+
+def key(prefix: str = "k") -> str:
+    return f"{prefix}-{next(_serial)}"
+
+
+def pack(session: Session, slug: str) -> Pack:
+    found = session.scalar(select(Pack).where(Pack.slug == slug))
+    if found is None:
+        load_preset(session, slug.split("-")[0])
+        found = session.scalar(select(Pack).where(Pack.slug == slug))
+    assert found is not None, slug
+    return found
+
+
+def person(session: Session, account: Account | None, role: str | None = "owner", staff: bool = False) -> User:
+    n = next(_serial)
+    user = User(account=account, email=f"user{n}@example.com", name=f"User {n}", password_hash="-",
+                role=role if account is not None else None, is_staff=staff)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def client(session: Session, name: str = "Acme") -> tuple[Account, User]:
+    """A new account and its owner."""
+    account = Account(name=f"{name} {next(_serial)}", country="FR")
+    session.add(account)
+    owner = person(session, account)
+    return account, owner
+
+
+def staff(session: Session) -> User:
+    return person(session, None, staff=True)
+
+
+def buy(session: Session, account: Account, slug: str, now: datetime = NOW, **options) -> Lot:
+    op = ledger.grant(session, account, pack(session, slug), key=key("grant"), now=now, **options)
+    assert op.lot is not None
+    return op.lot
+
+
+def ticket(session: Session, account: Account, user: User, slug: str | None = None, kind: str | None = None,
+           now: datetime = NOW) -> Ticket:
+    policy = pack(session, slug).policy if slug else None
+    return ledger.open_ticket(session, account, user, "Help", now=now, kind=kind, policy=policy)
+
+
+def charge(session: Session, ticket: Ticket, minutes: int, by: User | None = None, now: datetime = NOW,
+           key_: str | None = None):
+    return ledger.charge_ticket_to(session, ticket, minutes, by=by, key=key("charge") if key_ is None else key_, now=now)
+
+
+def held(session: Session, account: Account, slug: str, now: datetime = NOW) -> int:
+    """What the account holds on the balance of pack ``slug``, net of debt."""
+    policy = pack(session, slug).policy
+    return ledger.balance(session, account.id, policy.id, policy.unit, now=now).net
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def assert_verified(session: Session, account: Account | None = None) -> None:
+    report = verify(session, account.id if account is not None else None)
+    assert report.breaches == [], report.breaches
