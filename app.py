@@ -52,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from portal import demo
     from portal.auth import bp as auth_bp
+    from portal.statement import bp as statement_bp
     from portal.views import bp as portal_bp
     from shop.views import bp as shop_bp
 
@@ -59,4 +60,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(shop_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(statement_bp)
     return app
