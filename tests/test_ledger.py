@@ -87,13 +87,24 @@ def test_webservice_12_hours_less_50_minutes_leave_11_hours_10(session):
 # --- Rounding once, on the ticket's total ---------------------------------
 
 @both
-def test_time_added_in_steps_is_rounded_once_on_the_total(session):
+@pytest.mark.parametrize(
+    "slug, kind, steps, charged",
+    [
+        ("toopixel-36", None, [10, 10, 7], 3),
+        ("toopixel-36", None, [4, 4, 4], 2),  # 3 if each entry were rounded
+        ("innova-480", "consultation", [20, 20], 45),  # 60 if each paid its minimum
+    ],
+)
+def test_time_added_in_steps_is_rounded_once_on_the_total(session, slug, kind, steps, charged):
     account, owner = client(session)
-    buy(session, account, "toopixel-36")
-    work = ticket(session, account, owner)
-    moves = [sum(-e.quantity for e in charge(session, work, total).entries) for total in (10, 20, 27)]
-    assert moves == [1, 1, 1]  # 10 + 10 + 7 minutes: 3 credits, not 1 + 1 + 1 rounded separately... nor 4
-    assert work.units_charged == 3 and held(session, account, "toopixel-36") == 33
+    lot = buy(session, account, slug)
+    work = ticket(session, account, owner, kind=kind)
+    total = 0
+    for minutes in steps:
+        total += minutes
+        charge(session, work, total)
+    assert work.units_charged == charged and held(session, account, slug) == lot.granted - charged
+    assert_verified(session, account)
 
 
 def test_a_charge_that_does_not_cross_a_block_writes_nothing(session):
