@@ -10,9 +10,12 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -22,6 +25,30 @@ from common.extensions import db
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+def compile_stale_catalogues(root: Path = TRANSLATIONS) -> list[Path]:
+    """Compile each .po whose .mo is missing or older, as `make translations`
+    does (fuzzy entries included), so that pytest run on its own never
+    renders pages from stale catalogues. Returns the .mo files written."""
+    written = []
+    for po_path in sorted(root.glob("*/LC_MESSAGES/*.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as po:
+            catalog = read_po(po, locale=po_path.parent.parent.name)
+        partial = mo_path.with_suffix(".mo.tmp")
+        with partial.open("wb") as mo:
+            write_mo(mo, catalog, use_fuzzy=True)
+        partial.replace(mo_path)  # never a half-written .mo, even if interrupted
+        written.append(mo_path)
+    return written
+
+
+def pytest_configure(config) -> None:
+    compile_stale_catalogues()
 
 
 def unavailable(reason: str) -> None:

@@ -179,7 +179,7 @@ def test_catalogue_in_french_formats_money_the_french_way(client, load):
         seen = card(html, slug)
         assert price in seen and saving in seen, slug
     assert ">36 crédits</h4>" in html
-    assert "8,1 % VAT" in html
+    assert "TTC (TVA 8,1 %)" in html
 
 
 def test_retired_packs_are_hidden(app, client, load):
