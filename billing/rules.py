@@ -141,12 +141,13 @@ def explain(charge: Charge, gettext: Gettext = lambda s: s, ngettext: Ngettext =
     """
     spent = gettext("%(num)d min") % {"num": charge.minutes}
     total = unit_label(charge.unit, charge.units, ngettext)
+    # Each gettext call stands alone, outside f-strings, where extraction finds it.
     if not charge.billable:
-        return f"{spent} → {gettext('not billable')} → {total}"
+        return " → ".join([spent, gettext("not billable"), total])
     if charge.minutes == 0:
-        return f"{spent} → {total}"
+        return " → ".join([spent, total])
     if charge.fixed is not None:
-        return f"{spent} → {gettext('fixed price')} → {total}"
+        return " → ".join([spent, gettext("fixed price"), total])
     if charge.block_minutes == 1:
         steps = [spent]
     else:
