@@ -13,6 +13,7 @@ from billing.catalogue import Offer, active_pack, active_packs, offer
 from billing.models import Catalogue, Pack, Translated, localized
 from billing.rules import explain, unit_label
 from common.extensions import db, htmx
+from common.fragments import wants_fragment
 from shop.forms import EstimateForm
 
 bp = Blueprint("shop", __name__)
@@ -101,9 +102,9 @@ def estimate():
         "offer": offer(form.chosen_pack, locale) if form.chosen_pack else None,
         "replace_url": True,
     }
-    if htmx and htmx.target == "estimator":
+    if wants_fragment() and htmx.target == "estimator":
         body = render_template("shop/_estimator.html", **context)
-    elif htmx:
+    elif wants_fragment():
         body = render_template("shop/_estimate_result.html", field_messages=True, **context)
     else:
         body = render_template("shop/estimate.html", **context)

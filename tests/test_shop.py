@@ -448,3 +448,12 @@ def test_estimator_updates_as_you_type_and_follows_the_pack(page: Page, live_ser
     page.get_by_label("Minutes of work").fill("27")
     expect(result).to_contain_text("27 min → 3 blocks of 10 min → 3 credits")
     expect(page.locator("#minutes-note")).to_have_text("Whole minutes, as staff log them on one request.")
+
+
+@pytest.mark.parametrize("header", ["HX-Boosted", "HX-History-Restore-Request"])
+def test_boosted_navigation_and_history_restore_get_the_whole_estimator_page(client, header):
+    """Both send HX-Request, yet swap the whole body: a fragment would blank the page."""
+    response = client.get("/estimate", headers={"HX-Request": "true", header: "true"})
+    assert response.status_code == 200
+    assert "<html" in response.get_data(as_text=True)
+    assert "HX-Request" in response.headers["Vary"]
