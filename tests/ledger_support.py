@@ -1,10 +1,19 @@
-"""Helpers the ledger tests share: people, packs of the seed presets, a clock."""
+"""Helpers the ledger tests share: one app per module, people, packs of the
+seed presets, a clock.
+
+Most ledger tests only read and write their own account, so a module shares
+one migrated database (per engine) and each test makes a new account: the
+migrations run once a module, not once a test. A test that must see the
+whole database (verify, the expiry job) uses conftest's ``app`` instead."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
+import pytest
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,9 +22,36 @@ from billing.catalogue import load_preset
 from billing.ledger_models import Lot, Ticket
 from billing.models import Account, Pack, User
 from billing.verify import verify
+from common.extensions import db
+from conftest import make_app
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 _serial = itertools.count(1)
+
+
+# Run a test on both engines: @both above it.
+both = pytest.mark.parametrize("ledger_app", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def ledger_app(request, tmp_path_factory) -> Iterator[Flask]:
+    """The app on a database shared by the module's tests: SQLite unless
+    parametrised (``@both``)."""
+    engine = getattr(request, "param", "sqlite")
+    folder = tmp_path_factory.mktemp("ledger")
+    url = request.getfixturevalue("pg_server") if engine == "postgresql" else f"sqlite:///{folder / 'ledger.sqlite'}"
+    app = make_app(url, folder)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def session(ledger_app):
+    with ledger_app.app_context():
+        yield db.session
+        db.session.remove()
 
 
 def key(prefix: str = "k") -> str:
@@ -40,7 +76,7 @@ def person(session: Session, account: Account | None, role: str | None = "owner"
     return user
 
 
-def client(session: Session, name: str = "Acme") -> tuple[Account, User]:
+def new_client(session: Session, name: str = "Acme") -> tuple[Account, User]:
     """A new account and its owner."""
     account = Account(name=f"{name} {next(_serial)}", country="FR")
     session.add(account)
@@ -79,6 +115,19 @@ def days(n: int) -> timedelta:
     return timedelta(days=n)
 
 
-def assert_verified(session: Session, account: Account | None = None) -> None:
-    report = verify(session, account.id if account is not None else None)
+def assert_verified(session: Session, account: Account) -> None:
+    report = verify(session, account.id)
     assert report.breaches == [], report.breaches
+
+
+def two_months(session: Session) -> Account:
+    """Too Pixel: 36 credits on 5 January, 27 min in January, 60 min and a
+    goodwill adjustment in February."""
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    charge(session, ticket(session, account, owner), 27, now=NOW + days(5))
+    february = NOW + days(30)
+    charge(session, ticket(session, account, owner), 60, now=february)
+    ledger.adjust(session, account, pack(session, "toopixel-36").policy, 2, reason="goodwill",
+                  by=staff(session), key=key(), now=february + days(1))
+    return account

@@ -11,29 +11,21 @@ from sqlalchemy import func, select
 
 from billing import ledger
 from billing.ledger_models import Entry, Event, Lot, Operation, Overage
-from common.extensions import db
-from ledger_support import (
-    NOW, assert_verified, buy, charge, client, days, held, key, pack, person, staff, ticket,
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
+    ticket,
 )
-
-both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-
-
-@pytest.fixture
-def session(app):
-    with app.app_context():
-        yield db.session
 
 
 # --- The worked examples of DESIGN.md -------------------------------------
 
 @both
 def test_toopixel_27_minutes_take_3_credits(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "toopixel-36")
     charge(session, ticket(session, account, owner), 27)
     assert held(session, account, "toopixel-36") == 33
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 @both
@@ -42,16 +34,16 @@ def test_toopixel_27_minutes_take_3_credits(session):
     [("consultation", 20, 30), ("intervention", 61, 75), ("security-update", 60, 60), ("security-update", 5, 60)],
 )
 def test_innova_minimums_blocks_and_fixed_price(session, kind, minutes, charged):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "innova-480")
     charge(session, ticket(session, account, owner, kind=kind), minutes)
     assert held(session, account, "innova-480") == 480 - charged
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 @both
 def test_itsupport_40_minute_ticket_takes_2_tickets(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "itsupport-tickets-20")
     charge(session, ticket(session, account, owner), 40)
     assert held(session, account, "itsupport-tickets-20") == 18
@@ -60,14 +52,14 @@ def test_itsupport_40_minute_ticket_takes_2_tickets(session):
 @both
 @pytest.mark.parametrize("minutes, charged", [(12, 30), (47, 47)])
 def test_itsupport_hourly_first_30_minutes_in_full_then_to_the_minute(session, minutes, charged):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "itsupport-hour")
     charge(session, ticket(session, account, owner), minutes)
     assert held(session, account, "itsupport-hour") == 60 - charged
 
 
 def test_digitale_communication_is_logged_not_charged(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "digitale-3h")
     emails = ticket(session, account, owner, kind="communication")
     op = charge(session, emails, 20)
@@ -78,7 +70,7 @@ def test_digitale_communication_is_logged_not_charged(session):
 
 @both
 def test_webservice_12_hours_less_50_minutes_leave_11_hours_10(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "webservice-12h")
     charge(session, ticket(session, account, owner), 50)
     assert divmod(held(session, account, "webservice-12h"), 60) == (11, 10)
@@ -96,7 +88,7 @@ def test_webservice_12_hours_less_50_minutes_leave_11_hours_10(session):
     ],
 )
 def test_time_added_in_steps_is_rounded_once_on_the_total(session, slug, kind, steps, charged):
-    account, owner = client(session)
+    account, owner = new_client(session)
     lot = buy(session, account, slug)
     work = ticket(session, account, owner, kind=kind)
     total = 0
@@ -108,7 +100,7 @@ def test_time_added_in_steps_is_rounded_once_on_the_total(session, slug, kind, s
 
 
 def test_a_charge_that_does_not_cross_a_block_writes_nothing(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "toopixel-36")
     work = ticket(session, account, owner)
     charge(session, work, 21)
@@ -118,7 +110,7 @@ def test_a_charge_that_does_not_cross_a_block_writes_nothing(session):
 
 @both
 def test_time_corrected_downwards_gives_units_back(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "innova-480")
     work = ticket(session, account, owner, kind="intervention")
     charge(session, work, 61)
@@ -127,13 +119,13 @@ def test_time_corrected_downwards_gives_units_back(session):
     assert held(session, account, "innova-480") == 420
     charge(session, work, 0)
     assert held(session, account, "innova-480") == 480 and work.units_charged == 0
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 # --- Order of consumption, expiry -----------------------------------------
 
 def test_consumption_takes_the_earliest_expiry_first_and_never_expiring_last(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     registration = buy(session, account, "innova-15")              # expires in a year
     top_up = buy(session, account, "innova-30", now=NOW + days(1))  # never expires
     assert top_up.expires_at is None and registration.expires_at is not None
@@ -142,7 +134,7 @@ def test_consumption_takes_the_earliest_expiry_first_and_never_expiring_last(ses
 
 
 def test_equal_expiries_take_the_oldest_lot_first(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     first = buy(session, account, "toopixel-36")
     second = buy(session, account, "toopixel-36")
     charge(session, ticket(session, account, owner), 60)
@@ -152,12 +144,12 @@ def test_equal_expiries_take_the_oldest_lot_first(session):
 @both
 @pytest.mark.parametrize("job_ran", [False, True])
 def test_a_charge_on_an_expired_lot_is_impossible(session, job_ran):
-    account, owner = client(session)
+    account, owner = new_client(session)
     old = buy(session, account, "toopixel-36")
     work = ticket(session, account, owner)
     later = old.expires_at + days(1)
     if job_ran:
-        ledger.expire(session, key=key("expire"), now=later)
+        ledger.expire(session, key=key("expire"), now=later, account_id=account.id)
         assert old.remaining == 0
     with pytest.raises(ledger.InsufficientBalance) as refused:
         charge(session, work, 10, now=later)
@@ -166,11 +158,11 @@ def test_a_charge_on_an_expired_lot_is_impossible(session, job_ran):
     charge(session, work, 10, now=later)
     assert fresh.remaining == 35 and old.remaining == (0 if job_ran else 36)
     assert held(session, account, "toopixel-36", now=later) == 35
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_a_lot_is_usable_until_its_expiry_and_not_at_it(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     lot = buy(session, account, "digitale-3h")  # 3 months
     assert lot.expires_at.replace(tzinfo=None) == NOW.replace(month=4, tzinfo=None)
     assert held(session, account, "digitale-3h", now=NOW.replace(month=4) - timedelta(seconds=1)) == 180
@@ -178,20 +170,20 @@ def test_a_lot_is_usable_until_its_expiry_and_not_at_it(session):
 
 
 def test_expire_writes_entries_dated_at_the_expiry_once(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     lot = buy(session, account, "toopixel-36")
     charge(session, ticket(session, account, owner), 60)
     later = lot.expires_at + days(30)
-    op = ledger.expire(session, key=key("expire"), now=later)
+    op = ledger.expire(session, key=key("expire"), now=later, account_id=account.id)
     assert [(e.kind, e.quantity, e.effective_at.replace(tzinfo=None)) for e in op.entries] == [
         ("expire", -30, lot.expires_at.replace(tzinfo=None))
     ]
-    assert ledger.expire(session, key=key("expire"), now=later).entries == []
-    assert_verified(session)
+    assert ledger.expire(session, key=key("expire"), now=later, account_id=account.id).entries == []
+    assert_verified(session, account)
 
 
 def test_correction_after_expiry_gives_back_to_the_lot_which_loses_it_at_once(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     lot = buy(session, account, "toopixel-36")
     work = ticket(session, account, owner)
     charge(session, work, 60)
@@ -199,20 +191,20 @@ def test_correction_after_expiry_gives_back_to_the_lot_which_loses_it_at_once(se
     op = charge(session, work, 30, now=later)
     assert [(e.kind, e.quantity) for e in op.entries] == [("consume", 3), ("expire", -3)]
     assert lot.remaining == 30 and held(session, account, "toopixel-36", now=later) == 0
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 # --- Registration and top-ups, rollover -----------------------------------
 
 def test_innova_registration_pack_lasts_a_year_and_top_ups_never_expire(session):
-    account, _ = client(session)
+    account, _ = new_client(session)
     registration = buy(session, account, "innova-60")
     top_up = buy(session, account, "innova-15")
     assert registration.expires_at.year == 2027 and top_up.expires_at is None
 
 
 def test_itsupport_expired_unused_tickets_come_back_once_with_the_next_bundle(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     first = buy(session, account, "itsupport-tickets-20")
     charge(session, ticket(session, account, owner), 90)  # 3 tickets
     later = first.expires_at + days(10)
@@ -223,13 +215,13 @@ def test_itsupport_expired_unused_tickets_come_back_once_with_the_next_bundle(se
     buy(session, account, "itsupport-ticket-1", now=later + days(1))
     assert session.scalar(select(func.count()).where(Lot.source == "rollover", Lot.account_id == account.id)) == 1
     assert first.rolled_over == 17
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 # --- Single-user and pooled lots ------------------------------------------
 
 def test_a_single_user_lot_serves_only_its_owner(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     member = person(session, account, role="member")
     mine = buy(session, account, "itsupport-tickets-20", owner=member)
     assert mine.owner_id == member.id
@@ -241,18 +233,18 @@ def test_a_single_user_lot_serves_only_its_owner(session):
 
 
 def test_a_pooled_pack_has_no_owner(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     team = pack(session, "itsupport-team-tickets")
     with pytest.raises(ledger.LedgerError, match="pooled"):
         ledger.grant(session, account, team, key=key(), now=NOW, items=20, owner=owner)
-    assert session.scalar(select(func.count()).select_from(Lot)) == 0
+    assert session.scalar(select(func.count()).where(Lot.account_id == account.id)) == 0
 
 
 # --- Overage --------------------------------------------------------------
 
 @both
 def test_block_refuses_and_says_how_much_is_missing_writing_nothing(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "innova-15")
     work = ticket(session, account, owner, kind="intervention")
     entries = session.scalar(select(func.count()).select_from(Entry))
@@ -265,7 +257,7 @@ def test_block_refuses_and_says_how_much_is_missing_writing_nothing(session):
 
 def beyond_the_balance(session, minutes=200, by_member=False):
     """Digitale (``ask``): 3 hours bought, then a ticket of ``minutes``."""
-    account, owner = client(session)
+    account, owner = new_client(session)
     user = person(session, account, role="member") if by_member else owner
     buy(session, account, "digitale-3h")
     work = ticket(session, account, user)
@@ -281,7 +273,7 @@ def test_ask_records_a_request_priced_at_the_hourly_rate_and_consumes_only_the_b
     assert session.scalar(select(Event.kind).where(Event.overage_id == request.id)) == "overage_requested"
     ledger.approve_overage(session, request, by=owner, now=NOW)
     assert request.status == "approved" and request.price == 2167
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_ask_declined_by_the_owner_charges_nothing_more(session):
@@ -294,7 +286,7 @@ def test_ask_declined_by_the_owner_charges_nothing_more(session):
     with pytest.raises(ledger.LedgerError, match="already declined"):
         ledger.approve_overage(session, request, by=owner, now=NOW)
     assert held(session, account, "digitale-3h") == 0
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_ask_answered_by_buying_a_pack(session):
@@ -303,14 +295,23 @@ def test_ask_answered_by_buying_a_pack(session):
     [request] = work.overages
     assert (request.status, request.settled) == ("purchased", 20)
     assert fresh.remaining == 280
-    assert_verified(session)
+    assert_verified(session, account)
 
 
-def test_allow_lets_the_balance_go_negative_as_a_debt_the_next_grant_pays_first(session):
-    account, owner = client(session)
+@pytest.fixture
+def toopixel_allows_overage(session):
+    """Too Pixel's policy under ``allow``, for one test of the shared database."""
     policy = pack(session, "toopixel-36").policy
     policy.overage_mode = "allow"
     session.commit()
+    yield
+    policy.overage_mode = "block"
+    session.commit()
+
+
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_allow_lets_the_balance_go_negative_as_a_debt_the_next_grant_pays_first(session):
+    account, owner = new_client(session)
     buy(session, account, "toopixel-36")
     work = ticket(session, account, owner)
     charge(session, work, 400)  # 40 credits
@@ -320,7 +321,7 @@ def test_allow_lets_the_balance_go_negative_as_a_debt_the_next_grant_pays_first(
     fresh = buy(session, account, "toopixel-36")
     assert fresh.remaining == 32 and debt.status == "paid"
     assert held(session, account, "toopixel-36") == 32
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_correction_downwards_reduces_what_is_owed_before_giving_units_back(session):
@@ -329,13 +330,13 @@ def test_correction_downwards_reduces_what_is_owed_before_giving_units_back(sess
     [request] = work.overages
     assert (request.status, request.units, request.price) == ("withdrawn", 0, 0)
     assert held(session, account, "digitale-3h") == 10
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 # --- Refund and adjust ----------------------------------------------------
 
 def test_refund_revokes_what_is_unused_and_consumption_stays(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     lot = buy(session, account, "toopixel-36")
     charge(session, ticket(session, account, owner), 60)
     op = ledger.refund(session, lot, by=staff(session), key=key(), now=NOW)
@@ -345,11 +346,11 @@ def test_refund_revokes_what_is_unused_and_consumption_stays(session):
         ledger.refund(session, lot, by=None, key=key(), now=NOW)
     with pytest.raises(ledger.NotAllowed):
         ledger.refund(session, lot, by=owner, key=key(), now=NOW)
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_adjust_is_for_staff_with_a_reason(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     policy = pack(session, "toopixel-36").policy
     with pytest.raises(ledger.NotAllowed):
         ledger.adjust(session, account, policy, 5, reason="goodwill", by=owner, key=key(), now=NOW)
@@ -362,14 +363,14 @@ def test_adjust_is_for_staff_with_a_reason(session):
     assert held(session, account, "toopixel-36") == 3
     with pytest.raises(ledger.LedgerError, match="only 3"):
         ledger.adjust(session, account, policy, -4, reason="too much", by=clerk, key=key(), now=NOW)
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 # --- Idempotency ----------------------------------------------------------
 
 @both
 def test_the_same_key_twice_writes_once(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     toopixel = pack(session, "toopixel-36")
     first = ledger.grant(session, account, toopixel, key="order-1", now=NOW)
     again = ledger.grant(session, account, toopixel, key="order-1", now=NOW)
@@ -379,14 +380,14 @@ def test_the_same_key_twice_writes_once(session):
     charge(session, work, 60, key_="log-2")
     charge(session, work, 30, key_="log-1")  # a late retry of the first: not a correction
     assert work.units_charged == 6 and held(session, account, "toopixel-36") == 30
-    assert session.scalar(select(func.count()).select_from(Operation)) == 3
+    assert session.scalar(select(func.count()).where(Operation.account_id == account.id)) == 3
     with pytest.raises(ledger.KeyReused):
         charge(session, ticket(session, account, owner), 30, key_="log-1")
-    assert_verified(session)
+    assert_verified(session, account)
 
 
 def test_bad_input_is_refused_with_a_message(session):
-    account, owner = client(session)
+    account, owner = new_client(session)
     buy(session, account, "innova-15")
     work = ticket(session, account, owner)
     for minutes in (-1, 1.5, True, "10"):
@@ -399,4 +400,4 @@ def test_bad_input_is_refused_with_a_message(session):
     subscription = pack(session, "itsupport-unlimited")
     with pytest.raises(ledger.LedgerError, match="no units"):
         ledger.grant(session, account, subscription, key=key(), now=NOW)
-    assert session.scalar(select(func.count()).select_from(Overage)) == 0
+    assert session.scalar(select(func.count()).where(Overage.account_id == account.id)) == 0

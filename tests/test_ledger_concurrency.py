@@ -16,7 +16,7 @@ from billing import ledger
 from billing.ledger_models import Entry, Lot, Operation, Ticket
 from billing.models import Account, Pack
 from common.extensions import db
-from ledger_support import NOW, assert_verified, buy, client, held, key, pack, staff, ticket
+from ledger_support import NOW, assert_verified, buy, held, key, new_client, pack, staff, ticket
 
 both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 THREADS = 50
@@ -56,7 +56,7 @@ def toopixel_tickets(app, tickets: int, credits: int = 36) -> tuple[int, list[in
     tickets: the account's id and the tickets' ids."""
     with app.app_context():
         session = db.session
-        account, owner = client(session)
+        account, owner = new_client(session)
         buy(session, account, "toopixel-36")
         if credits != 36:
             ledger.adjust(session, account, pack(session, "toopixel-36").policy, credits - 36, reason="round figure",
@@ -85,7 +85,7 @@ def test_50_threads_charging_one_account_end_with_the_exact_balance(app):
         consumed = session.scalars(select(Entry.idempotency_key).where(Entry.kind == "consume")).all()
         assert len(consumed) >= 40 and len(set(consumed)) == len(consumed)
         assert -session.scalar(select(func.sum(Entry.quantity)).where(Entry.kind == "consume")) == 40
-        assert_verified(session)
+        assert_verified(session, session.get(Account, account_id))
 
 
 @both
@@ -106,14 +106,14 @@ def test_the_same_key_at_once_writes_one_charge(app):
         charged = session.get(Ticket, work_id).units_charged
         assert charged in (3, 4, 5)
         assert held(session, session.get(Account, account_id), "toopixel-36") == 36 - charged
-        assert_verified(session)
+        assert_verified(session, session.get(Account, account_id))
 
 
 @both
 def test_the_same_grant_at_once_grants_once(app):
     with app.app_context():
         session = db.session
-        account_id = client(session)[0].id
+        account_id = new_client(session)[0].id
         pack_id = pack(session, "innova-60").id
 
     def grant(session: Session, i: int):
@@ -125,14 +125,14 @@ def test_the_same_grant_at_once_grants_once(app):
     with app.app_context():
         session = db.session
         assert Counter(session.scalars(select(Lot.account_id)).all()) == {account_id: 1}
-        assert_verified(session)
+        assert_verified(session, session.get(Account, account_id))
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_same_key_on_two_accounts_at_once_is_refused_for_one(app):
     with app.app_context():
         session = db.session
-        accounts = [client(session)[0].id for _ in range(2)]
+        accounts = [new_client(session)[0].id for _ in range(2)]
         pack_id = pack(session, "innova-60").id
 
     def grant(session: Session, i: int):
