@@ -229,28 +229,61 @@ class User(Base):
         return str(self.id)
 
 
+# pending: waiting for payments to cover the total → paid (credited and
+# invoiced) | cancelled; paid → refunded once credit notes cover the total.
+ORDER_STATUSES = ("pending", "paid", "cancelled", "refunded")
+# How the order is paid: the identifiers of shop.payments' providers, and
+# ``free`` for the trial.
+ORDER_METHODS = ("card", "transfer", "cheque", "free")
+
+
 class Order(Base):
-    """A request to buy a pack. Checkout fills in payment; the catalogue
-    loader only needs to know that a pack was ordered, so it retires the
-    pack instead of deleting it."""
+    """A request to buy a pack. Its payments are billing.order_models.Payment
+    rows: a separate state machine, and the order is paid when its confirmed
+    payments cover ``total``. The price is copied from the pack when the
+    order is placed, so that a catalogue edit never changes what was sold."""
 
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint("quantity >= 1", name="order_quantity"),)
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="order_quantity"),
+        CheckConstraint("status IN ('pending', 'paid', 'cancelled', 'refunded')", name="order_status"),
+        CheckConstraint("method IN ('card', 'transfer', 'cheque', 'free')", name="order_method"),
+        CheckConstraint("net >= 0 AND vat >= 0 AND total = net + vat", name="order_amounts"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     pack_id: Mapped[int] = mapped_column(ForeignKey("packs.id"))
+    placed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    method: Mapped[str] = mapped_column(String(20), default="transfer")
+    # Minor units of ``currency``: the pack's price per item as stated, and
+    # the order's net, VAT and gross (``total``) from billing.pricing.
+    unit_price: Mapped[int] = mapped_column(default=0)
+    price_includes_vat: Mapped[bool] = mapped_column(default=False)
+    vat_rate_bp: Mapped[int] = mapped_column(default=0)
+    net: Mapped[int] = mapped_column(default=0)
+    vat: Mapped[int] = mapped_column(default=0)
     total: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
+    # What the payer writes on a transfer or a cheque (billing.references).
+    reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # Mail about the order goes out in the language of whoever placed it.
+    language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
 
     pack: Mapped[Pack] = relationship()
     account: Mapped[Account] = relationship()
+    placed_by: Mapped[User | None] = relationship()
 
 
-# The ledger's tables live in billing.ledger_models and share this metadata:
-# importing the models registers them, for migrations and create_all alike.
-from billing import ledger_models  # noqa: E402,F401
+# The ledger's tables live in billing.ledger_models, payments and invoices in
+# billing.order_models; they share this metadata: importing the models
+# registers them, for migrations and create_all alike.
+from billing import ledger_models, order_models  # noqa: E402,F401

@@ -1,0 +1,496 @@
+"""Orders and their payments: place, await, confirm, cancel, remind, and
+the free trial.
+
+An order and its payments are two state machines (pretix's shape). A
+payment is one attempt to receive money by one provider (created → pending
+→ confirmed | failed | cancelled); the order is paid when its confirmed
+payments cover its total, and at that moment, in one transaction, it is
+marked paid, its lot is granted through billing.ledger and its invoice is
+issued. ``confirm_payment`` re-reads the payment under the account's lock
+and returns early when it is already confirmed: a webhook and a return page
+racing, a double click or two staff at once credit once.
+
+Every service receives the session, takes ``now`` (aware) and owns its
+transaction: it commits once, or rolls back and raises OrderError with a
+message meant for the user, so nothing is half-written. No Flask here:
+mail goes out from shop.payments once a service says what happened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import get_currency_precision
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing import ledger, references
+from billing.clock import utc
+from billing.invoices import Seller, issue_invoice
+from billing.ledger_models import Lot
+from billing.models import Account, Order, Pack, User
+from billing.order_models import OrderEvent, Payment, TrialClaim
+from billing.pricing import Price, split_vat
+
+# One order of a pooled bundle beyond this many items is a typo, not a purchase.
+MAX_QUANTITY = 1000
+# Providers whose payments wait for a person to see the money arrive.
+MANUAL_METHODS = ("transfer", "cheque")
+
+
+class OrderError(ValueError):
+    """A request the order services refused; ``field`` names the form field
+    to blame, if any, and the message is meant for the user."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# --- Rules (pure) -----------------------------------------------------------
+
+def allows_quantity(pack: Pack) -> bool:
+    """Whether the buyer chooses how many items: a pooled bundle sold by the
+    item from its minimum. Every other pack is sold one at a time."""
+    return pack.pooled or pack.min_quantity > 1
+
+
+def sold_per_user(pack: Pack) -> bool:
+    """Tickets not pooled serve the buyer alone (the shop says "Single user");
+    time and credits serve the whole account."""
+    return pack.unit == "ticket" and not pack.pooled and not pack.unlimited
+
+
+def check_quantity(pack: Pack, quantity: object) -> int:
+    if allows_quantity(pack):
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not pack.min_quantity <= quantity <= MAX_QUANTITY:
+            raise OrderError(f"choose between {pack.min_quantity} and {MAX_QUANTITY}", "quantity")
+        return quantity
+    if quantity != 1:
+        raise OrderError("this pack is sold one at a time", "quantity")
+    return 1
+
+
+def quote(pack: Pack, quantity: int) -> Price:
+    """Net, VAT and gross of ``quantity`` items, VAT rounded once on the line."""
+    if pack.price is None:
+        raise OrderError("this pack is priced on request: contact us for a quote", "pack")
+    return split_vat(pack.price * quantity, pack.currency, pack.vat_rate_bp, pack.price_includes_vat)
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """``"1 234,50"`` or ``"1234.5"`` to minor units of ``currency``; no
+    float on the way. Raises OrderError when it is not an amount."""
+    cleaned = re.sub(r"[\s\u00a0\u202f']", "", text or "")
+    if cleaned.count(",") == 1 and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    elif "," in cleaned:
+        cleaned = cleaned.replace(",", "")  # thousands separators, as in 1,234.50
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise OrderError("enter an amount such as 425.00", "amount") from None
+    minor = value.scaleb(get_currency_precision(currency))
+    if not value.is_finite() or minor != minor.to_integral_value() or value < 0:
+        raise OrderError("enter a positive amount with at most the currency's decimals", "amount")
+    return int(minor)
+
+
+# --- Reading ----------------------------------------------------------------
+
+def received(session: Session, order_id: int) -> int:
+    """What the order's confirmed payments add up to."""
+    return session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.order_id == order_id, Payment.status == "confirmed")
+    )
+
+
+def awaited_payment(session: Session, order: Order) -> Payment | None:
+    """The payment the order is waiting for, if any."""
+    return session.scalar(select(Payment).where(Payment.order_id == order.id, Payment.status == "pending")
+                          .order_by(Payment.id.desc()).limit(1))
+
+
+def is_first_purchase(session: Session, account: Account | None, pack: Pack) -> bool:
+    """Whether buying ``pack`` would be the account's first purchase on its
+    balance: for a catalogue with ``registration_first``, the pack bought
+    then is the registration pack (it expires; later top-ups do not)."""
+    if account is None:
+        return True
+    return not session.scalar(select(exists().where(
+        Lot.account_id == account.id, Lot.policy_id == pack.policy_id, Lot.source == "purchase")))
+
+
+def awaited(session: Session, search: str = "") -> list[tuple[Order, Payment]]:
+    """Orders waiting for a transfer or a cheque, with the payment awaited,
+    oldest first; ``search`` matches a reference (any spacing), an amount
+    (the total or what is still awaited) or the client's name or email."""
+    query = (
+        select(Order, Payment)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(Order.status == "pending", Payment.status == "pending", Payment.provider.in_(MANUAL_METHODS))
+        .order_by(Order.created_at, Order.id)
+    )
+    search = search.strip()
+    if search:
+        query = query.where(_matching(search))
+    return [(order, payment) for order, payment in session.execute(query)]
+
+
+def _matching(search: str) -> ColumnElement[bool]:
+    normalised = references.normalise(search)
+    pattern = f"%{search.lower()}%"
+    clients = select(User.account_id).where(func.lower(User.email).like(pattern))
+    conditions = [
+        func.replace(Order.reference, " ", "").like(f"%{normalised}%"),
+        func.lower(Account.name).like(pattern),
+        Order.account_id.in_(clients),
+    ]
+    if search.lstrip("#").isdigit():
+        conditions.append(Order.id == int(search.lstrip("#")))
+    try:
+        amounts = {parse_amount(search, currency) for currency in ("EUR", "JPY")}
+    except OrderError:
+        amounts = set()
+    if amounts:
+        conditions += [Order.total.in_(amounts), Payment.amount.in_(amounts)]
+    return and_(Order.account_id == Account.id, or_(*conditions))
+
+
+def overpaid(session: Session) -> list[tuple[Order, int]]:
+    """Orders whose confirmed payments exceed the total, with the excess:
+    flagged for staff to refund or credit the difference."""
+    paid = (
+        select(Payment.order_id, func.sum(Payment.amount).label("received"))
+        .where(Payment.status == "confirmed")
+        .group_by(Payment.order_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Order, paid.c.received - Order.total)
+        .join(paid, paid.c.order_id == Order.id)
+        .where(paid.c.received > Order.total)
+        .order_by(Order.id)
+    )
+    return [(order, excess) for order, excess in rows]
+
+
+def events(session: Session, order: Order) -> list[OrderEvent]:
+    return list(session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)))
+
+
+# --- Placing ----------------------------------------------------------------
+
+def _log(session: Session, order: Order, kind: str, now: datetime, *, by: User | None = None,
+         payment: Payment | None = None, amount: int | None = None, note: str = "") -> None:
+    session.add(OrderEvent(order_id=order.id, payment_id=payment.id if payment else None, kind=kind, amount=amount,
+                           by_id=by.id if by else None, note=note, created_at=now))
+
+
+def place_order(
+    session: Session,
+    account: Account,
+    pack: Pack,
+    *,
+    quantity: int,
+    method: str,
+    methods: tuple[str, ...],
+    by: User,
+    now: datetime,
+    iban: str = "",
+    expected_total: int | None = None,
+) -> tuple[Order, Payment]:
+    """Place an order for ``quantity`` items of ``pack``, to be paid by
+    ``method`` (one of ``methods``, those the shop offers for it).
+
+    The price is computed here, never taken from the client: a form that
+    shows a total sends it back as ``expected_total``, and a different one
+    (the price changed meanwhile, or the form was tampered with) is refused.
+    Returns the order and its first payment (``created``); the provider then
+    executes it. ``iban`` is the provider's, for the reference's kind.
+    """
+    now = utc(now)
+    try:
+        if pack.retired_at is not None:
+            raise OrderError("this pack is no longer on sale", "pack")
+        if pack.kind == "trial":
+            raise OrderError("the free trial is started, not ordered", "pack")
+        if by.account_id != account.id:
+            raise OrderError("only a user of the account orders for it")
+        quantity = check_quantity(pack, quantity)
+        price = quote(pack, quantity)
+        if method not in methods:
+            raise OrderError("choose one of the payment methods offered", "method")
+        if expected_total is not None and expected_total != price.gross:
+            raise OrderError("the total has changed: please check the summary and order again", "total")
+        order = Order(account=account, pack=pack, placed_by=by, quantity=quantity, method=method,
+                      unit_price=pack.price, price_includes_vat=pack.price_includes_vat,
+                      vat_rate_bp=pack.vat_rate_bp, net=price.net, vat=price.vat, total=price.gross,
+                      currency=pack.currency, language=by.language, created_at=now)
+        session.add(order)
+        session.flush()
+        order.reference = references.order_reference(order.id, order.currency, iban)
+        payment = Payment(order=order, provider=method, amount=order.total, currency=order.currency, created_at=now)
+        session.add(payment)
+        session.flush()
+        _log(session, order, "placed", now, by=by, payment=payment, amount=order.total)
+        session.commit()
+        return order, payment
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def await_payment(session: Session, payment: Payment, *, now: datetime, external_id: str | None = None,
+                  info: dict | None = None) -> Payment:
+    """The provider has asked for the money (instructions shown, a Stripe
+    session created): the payment is pending. Nothing else changes."""
+    try:
+        current = session.get(Payment, payment.id, populate_existing=True)
+        if current is None:
+            raise OrderError("no such payment")
+        if current.status == "created":
+            current.status = "pending"
+            current.external_id = external_id or current.external_id
+            current.info = {**current.info, **(info or {})}
+        session.commit()
+        return current
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now: datetime) -> Order:
+    """The free trial: no payment, credited at once. Once per account and
+    once per verified email address in each catalogue."""
+    now = utc(now)
+    try:
+        if pack.kind != "trial" or pack.retired_at is not None:
+            raise OrderError("this pack is not a free trial on offer", "pack")
+        if by.account_id != account.id:
+            raise OrderError("only a user of the account starts its trial")
+        if by.email_verified_at is None:
+            raise OrderError("please confirm your email address first: the trial is one per verified address")
+        ledger.lock_accounts(session, [account.id])
+        taken = TrialClaim.catalogue_id == pack.catalogue_id
+        if session.scalar(select(exists().where(taken, or_(TrialClaim.account_id == account.id,
+                                                           TrialClaim.email == by.email)))):
+            raise OrderError("the free trial has already been taken by this account or this email address")
+        order = Order(account=account, pack=pack, placed_by=by, quantity=1, method="free", status="paid",
+                      unit_price=0, vat_rate_bp=pack.vat_rate_bp, net=0, vat=0, total=0, currency=pack.currency,
+                      language=by.language, created_at=now, paid_at=now)
+        session.add(order)
+        session.flush()
+        session.add(TrialClaim(catalogue_id=pack.catalogue_id, account_id=account.id, email=by.email,
+                               order_id=order.id, created_at=now))
+        _log(session, order, "placed", now, by=by, amount=0)
+        _log(session, order, "paid", now, by=by, amount=0)
+        ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
+                     note="free trial", commit=False)
+        session.commit()
+        return order
+    except IntegrityError:
+        # A double click that raced past the check: the claim's unique keys stopped it.
+        session.rollback()
+        raise OrderError("the free trial has already been taken by this account or this email address") from None
+    except ledger.LedgerError as error:
+        session.rollback()
+        raise OrderError(str(error)) from None
+    except BaseException:
+        session.rollback()
+        raise
+
+
+# --- Confirming -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """What confirming a payment did.
+
+    ``status``: ``duplicate`` (already confirmed: nothing written),
+    ``partial`` (recorded; ``missing`` still awaited by a new pending
+    payment), ``paid`` (recorded, the order is paid, credited and invoiced
+    by this call), ``overpaid`` (recorded; the order is or was paid and
+    ``excess`` too much arrived: flagged for staff).
+    """
+
+    status: str
+    order: Order
+    payment: Payment
+    missing: int = 0
+    excess: int = 0
+    # True for the one call that marked the order paid: its caller sends the mail.
+    paid_now: bool = False
+
+
+def confirm_payment(
+    session: Session,
+    payment: Payment,
+    *,
+    seller: Seller,
+    now: datetime,
+    amount: int | None = None,
+    received_at: datetime | None = None,
+    by: User | None = None,
+    note: str = "",
+) -> Outcome:
+    """Record that ``payment`` arrived: ``amount`` (default: the amount
+    expected) received at ``received_at`` (default: now).
+
+    The payment is re-read under the account's lock; already confirmed, the
+    call returns ``duplicate`` and writes nothing. Otherwise, in one
+    transaction: the payment is confirmed; if confirmed payments now cover
+    the total of a pending (or cancelled: the money came late) order, the
+    order is marked paid, its lot granted (ledger key ``order:<id>:grant``)
+    and its invoice issued; if they fall short, a pending payment for the
+    rest is opened; too much is recorded and flagged. Every step is logged
+    with ``by`` (None: a provider's webhook or return page) and the time.
+    """
+    now = utc(now)
+    received_at = utc(received_at) if received_at is not None else now
+    try:
+        if by is not None and not by.is_staff:
+            raise OrderError("only staff confirm a payment by hand")
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
+            raise OrderError("the amount received must be a positive whole number of minor units", "amount")
+        if received_at > now:
+            raise OrderError("the money cannot have arrived in the future", "received_at")
+        account_id = session.scalar(select(Order.account_id).join(Payment).where(Payment.id == payment.id))
+        if account_id is None:
+            raise OrderError("no such payment")
+        # The ledger's lock: every writer of this account, grants included, queues here.
+        ledger.lock_accounts(session, [account_id])
+        current = session.get(Payment, payment.id, populate_existing=True)
+        order = session.get(Order, current.order_id, populate_existing=True)
+        if current.status == "confirmed":
+            session.commit()
+            return Outcome("duplicate", order, current)
+        current.status = "confirmed"
+        current.amount = amount if amount is not None else current.amount
+        current.received_at = received_at
+        current.confirmed_at = now
+        current.confirmed_by_id = by.id if by else None
+        session.flush()
+        _log(session, order, "payment", now, by=by, payment=current, amount=current.amount, note=note)
+        total_received = received(session, order.id)
+        paid_here = False
+        if order.status in ("pending", "cancelled") and total_received >= order.total:
+            _mark_paid(session, order, seller=seller, now=now, by=by)
+            paid_here = True
+        missing = max(order.total - total_received, 0) if order.status == "pending" else 0
+        excess = max(total_received - order.total, 0)
+        if missing:
+            if order.status == "cancelled":
+                order.status, order.cancelled_at = "pending", None
+            session.add(Payment(order=order, provider=current.provider, status="pending", amount=missing,
+                                currency=order.currency, created_at=now))
+            status = "partial"
+        elif excess:
+            _log(session, order, "overpaid", now, by=by, payment=current, amount=excess)
+            status = "overpaid"
+        else:
+            status = "paid"
+        session.commit()
+        return Outcome(status, order, current, missing=missing, excess=excess, paid_now=paid_here)
+    except ledger.LedgerError as error:
+        session.rollback()
+        raise OrderError(str(error)) from None
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime, by: User | None) -> None:
+    """Paid, credited, invoiced: in the caller's transaction."""
+    order.status = "paid"
+    order.paid_at = now
+    order.cancelled_at = None
+    for waiting in session.scalars(select(Payment).where(Payment.order_id == order.id,
+                                                         Payment.status.in_(("created", "pending")))):
+        waiting.status = "cancelled"  # covered by what arrived: nothing more is awaited
+    _log(session, order, "paid", now, by=by, amount=order.total)
+    if not order.pack.unlimited:
+        # A subscription grants no units: the paid order is its period.
+        ledger.grant(session, order.account, order.pack, key=f"order:{order.id}:grant", now=now, order=order,
+                     owner=order.placed_by if sold_per_user(order.pack) else None, by=by,
+                     note=f"order #{order.id}", commit=False)
+    if order.total > 0:
+        issue_invoice(session, order, seller=seller, now=now, note=order.method)
+
+
+# --- Cancelling and reminding -----------------------------------------------
+
+def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, by: User | None = None) -> Order:
+    """Cancel an order still waiting for its money, with a reason the client
+    reads. Its awaited payments are cancelled; cancelling twice is harmless."""
+    now = utc(now)
+    reason = (reason or "").strip()
+    try:
+        if by is not None and not by.is_staff:
+            raise OrderError("only staff cancel an order")
+        if not reason:
+            raise OrderError("say why the order is cancelled", "reason")
+        ledger.lock_accounts(session, [order.account_id])
+        current = session.get(Order, order.id, populate_existing=True)
+        if current.status == "cancelled":
+            session.commit()
+            return current
+        if current.status != "pending":
+            raise OrderError(f"order #{current.id} is {current.status}: only an unpaid order can be cancelled")
+        current.status = "cancelled"
+        current.cancelled_at = now
+        current.cancel_reason = reason
+        for waiting in session.scalars(select(Payment).where(Payment.order_id == current.id,
+                                                             Payment.status.in_(("created", "pending")))):
+            waiting.status = "cancelled"
+        _log(session, current, "cancelled", now, by=by, note=reason)
+        session.commit()
+        return current
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _waiting_since(cutoff: datetime) -> Select[tuple[Order]]:
+    return (
+        select(Order)
+        .where(Order.status == "pending", Order.method.in_(MANUAL_METHODS), Order.created_at <= cutoff)
+        .order_by(Order.id)
+    )
+
+
+def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
+    """Orders waiting for a transfer or a cheque for ``days`` days and not
+    reminded yet: each is marked reminded (once) and returned for the
+    reminder mail. Run it as often as you like."""
+    now = utc(now)
+    try:
+        due = list(session.scalars(_waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))))
+        for order in due:
+            order.reminded_at = now
+            _log(session, order, "reminded", now)
+        session.commit()
+        return due
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def cancel_overdue(session: Session, *, now: datetime, days: int, reason: str) -> list[Order]:
+    """Cancel the orders still unpaid ``days`` days after they were placed;
+    the cancelled ones are returned for the mail. Run it as often as you like."""
+    now = utc(now)
+    cancelled = []
+    for order_id in session.scalars(select(Order.id).where(
+            Order.id.in_(_waiting_since(now - timedelta(days=days)).with_only_columns(Order.id)))).all():
+        order = session.get(Order, order_id)
+        before = order.status
+        order = cancel_order(session, order, reason=reason, now=now)
+        if before == "pending" and order.status == "cancelled":
+            cancelled.append(order)
+    return cancelled

@@ -1,0 +1,77 @@
+"""Helpers the checkout tests share: a clock, people, packs, placed orders."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing import orders
+from billing.catalogue import load_preset
+from billing.invoices import Seller
+from billing.models import Account, Order, Pack, User
+from billing.order_models import Payment
+from common.extensions import db
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+EUR_IBAN = "FR7630006000011234567890189"
+QR_IBAN = "CH4431999123000889012"
+SELLER = Seller("Forfait Demo Support", "12 rue des Exemples\n75011 Paris\nFrance", "support@forfait.example",
+                "FR40123456789")
+_serial = itertools.count(1)
+
+# Run a test on both engines: @both above it (the app fixture's database_url).
+both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def session(app):
+    with app.app_context():
+        yield db.session
+
+
+def pack(session: Session, slug: str) -> Pack:
+    found = session.scalar(select(Pack).where(Pack.slug == slug))
+    if found is None:
+        load_preset(session, slug.split("-")[0])
+        found = session.scalar(select(Pack).where(Pack.slug == slug))
+    assert found is not None, slug
+    return found
+
+
+def person(session: Session, account: Account | None = None, *, staff: bool = False, verified: bool = True) -> User:
+    n = next(_serial)
+    user = User(account=account, email=f"person{n}@example.com", name=f"Person {n}", password_hash="-",
+                role="owner" if account is not None else None, is_staff=staff,
+                email_verified_at=NOW if verified else None)
+    session.add(user)
+    session.commit()
+    return user
+
+
+def client(session: Session, name: str = "Acme") -> tuple[Account, User]:
+    """A new account and its owner."""
+    account = Account(name=f"{name} {next(_serial)}", country="FR")
+    session.add(account)
+    return account, person(session, account)
+
+
+def staff(session: Session) -> User:
+    return person(session, staff=True)
+
+
+def place(session: Session, owner: User, slug: str = "demo-hours-5", *, quantity: int = 1,
+          method: str = "transfer", iban: str = EUR_IBAN) -> tuple[Order, Payment]:
+    order, payment = orders.place_order(session, owner.account, pack(session, slug), quantity=quantity,
+                                        method=method, methods=("transfer", "cheque", "card"), by=owner, now=NOW,
+                                        iban=iban)
+    orders.await_payment(session, payment, now=NOW)
+    return order, payment
+
+
+def confirm(session: Session, payment: Payment, **options) -> orders.Outcome:
+    options.setdefault("now", NOW)
+    return orders.confirm_payment(session, payment, seller=SELLER, **options)
