@@ -3,7 +3,11 @@ the answers to an overage request.
 
 Every write service
 - receives the session and owns the transaction: it commits once on
-  success; on any error it rolls back and raises, so nothing is half-written;
+  success; on any error it rolls back and raises, so nothing is half-written.
+  ``grant`` and ``refund`` also take ``commit=False`` for a caller that owns
+  the transaction (checkout marks an order paid, grants and invoices in one):
+  they then lock, check the key and flush, but leave the commit to the
+  caller; an error once the write started rolls the whole transaction back;
 - takes ``now``, a timezone-aware datetime, so that tests and jobs choose the
   clock;
 - takes an idempotency ``key``: called again with a key it has seen, it
@@ -216,8 +220,10 @@ def _write(
     order_id: int | None = None,
     by: User | None = None,
     note: str = "",
+    commit: bool = True,
 ) -> Operation:
-    """Run ``apply`` as one idempotent, serialised transaction."""
+    """Run ``apply`` as one idempotent, serialised transaction; with
+    ``commit=False``, as part of the caller's (flushed, not committed)."""
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise LedgerError(f"an idempotency key of 1 to {MAX_KEY_LENGTH} characters is required")
     try:
@@ -230,13 +236,15 @@ def _write(
             session.flush()  # a key taken meanwhile fails here, before any work
             apply(done)
             session.flush()
-        session.commit()
+        if commit:
+            session.commit()
         return done
     except IntegrityError:
         # The same key committed meanwhile by a writer we did not wait for
-        # (another account): that call's result is ours.
+        # (another account): that call's result is ours. A caller's
+        # transaction is lost with the rollback: it must start again.
         session.rollback()
-        done = _existing(session, key, kind, account_id, ticket_id)
+        done = _existing(session, key, kind, account_id, ticket_id) if commit else None
         if done is None:
             raise
         return done
@@ -312,6 +320,7 @@ def grant(
     owner: User | None = None,
     by: User | None = None,
     note: str = "",
+    commit: bool = True,
 ) -> Operation:
     """Grant ``pack`` to the account: a trial or a purchase lot.
 
@@ -362,7 +371,7 @@ def grant(
         _settle(session, op, account.id, policy.id, unit, now)
 
     return _write(session, apply, key=key, kind="grant", now=now, account_id=account.id,
-                  order_id=order.id if order is not None else None, by=by, note=note)
+                  order_id=order.id if order is not None else None, by=by, note=note, commit=commit)
 
 
 def _roll_over(session: Session, op: Operation, new: Lot, now: datetime) -> Lot | None:
@@ -608,7 +617,8 @@ def decline_overage(session: Session, overage: Overage, *, by: User, now: dateti
 
 # --- Refund, adjust, expire -----------------------------------------------
 
-def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: datetime, note: str = "") -> Operation:
+def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: datetime, note: str = "",
+           commit: bool = True) -> Operation:
     """Revoke what is unused of an unexpired lot (a refunded purchase).
 
     What tickets consumed from it stays consumed: the refund covers the
@@ -630,7 +640,8 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
             raise LedgerError(f"lot #{current.id} has nothing left to refund")
         _post(op, current, "refund", -current.remaining, now)
 
-    return _write(session, apply, key=key, kind="refund", now=now, account_id=lot.account_id, by=by, note=note)
+    return _write(session, apply, key=key, kind="refund", now=now, account_id=lot.account_id, by=by, note=note,
+                  commit=commit)
 
 
 def adjust(
