@@ -293,7 +293,7 @@ def write_tiny(directory: Path, text: str) -> None:
 def order(pack_slug: str) -> None:
     account = Account(name="Acme", country="FR")
     pack = packs_by_slug()[pack_slug]
-    db.session.add(Order(account=account, pack=pack, total=pack.price, currency=pack.currency))
+    db.session.add(Order(account=account, pack=pack, net=pack.price, total=pack.price, currency=pack.currency))
     db.session.commit()
 
 
