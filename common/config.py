@@ -17,6 +17,8 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 
 LANGUAGES = ("en", "fr", "es")
+# The payment methods a deployment can offer (shop.payments' providers).
+PAYMENT_METHODS = ("transfer", "cheque", "card")
 
 
 class ConfigError(RuntimeError):
@@ -36,6 +38,19 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "PROVIDER_CURRENCY": "EUR",
         "PROVIDER_VAT_RATE": "20.0",
         "PROVIDER_COUNTRY": "FR",
+        # Printed on invoices; empty when the provider has none.
+        "PROVIDER_VAT_ID": "",
+        # How clients may pay, in the order the checkout offers them; card
+        # is offered only once a Stripe key is set.
+        "PAYMENT_METHODS": "transfer,cheque,card",
+        # Cheques are made out to the payee and sent to the address
+        # (default: the provider's name and address).
+        "CHEQUE_PAYEE": "",
+        "CHEQUE_ADDRESS": "",
+        # An order awaiting a transfer or a cheque is reminded after N days
+        # and cancelled after M.
+        "TRANSFER_REMIND_DAYS": 7,
+        "TRANSFER_CANCEL_DAYS": 14,
         "MAIL_SERVER": "",
         "MAIL_PORT": 25,
         "MAIL_USE_TLS": False,
@@ -105,11 +120,23 @@ def normalise(config: dict[str, Any]) -> None:
         raise ConfigError(f"PROVIDER_COUNTRY {country!r} is not an ISO 3166 country code")
     config["PROVIDER_COUNTRY"] = country
 
-    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS"):
+    methods = config["PAYMENT_METHODS"]
+    if isinstance(methods, str):
+        methods = [name.strip() for name in methods.split(",") if name.strip()]
+    unknown = sorted(set(methods) - set(PAYMENT_METHODS))
+    if unknown:
+        raise ConfigError(f"PAYMENT_METHODS: unknown method {unknown[0]!r} (known: {', '.join(PAYMENT_METHODS)})")
+    config["PAYMENT_METHODS"] = tuple(methods)
+    config["CHEQUE_PAYEE"] = config["CHEQUE_PAYEE"] or config["PROVIDER_NAME"]
+    config["CHEQUE_ADDRESS"] = config["CHEQUE_ADDRESS"] or config["PROVIDER_ADDRESS"]
+
+    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS"):
         try:
             config[key] = int(config[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a whole number") from None
+    if not 1 <= config["TRANSFER_REMIND_DAYS"] < config["TRANSFER_CANCEL_DAYS"]:
+        raise ConfigError("TRANSFER_REMIND_DAYS must be at least 1 and less than TRANSFER_CANCEL_DAYS")
     for key in ("MAIL_USE_TLS",):
         if isinstance(config[key], str):
             config[key] = config[key].lower() in ("1", "true", "yes", "on")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import smtplib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -28,13 +29,15 @@ class MailError(RuntimeError):
     """The message could not be handed over; the cause is logged and chained."""
 
 
-def send(to: str, subject: Any, template: str, language: str, **context: Any) -> None:
+def send(to: str, subject: Any, template: str, language: str, *,
+         attachments: Sequence[tuple[str, bytes, str]] = (), **context: Any) -> None:
     """Send one message to ``to``.
 
     ``subject`` should be a lazy string (``lazy_gettext``) so that it is
     translated, like the body, in ``language`` rather than in the language of
-    whoever triggered the mail. Raises MailError when the message cannot be
-    delivered to the server or written to the folder."""
+    whoever triggered the mail. ``attachments`` are (file name, content,
+    MIME type), such as an invoice's PDF. Raises MailError when the message
+    cannot be delivered to the server or written to the folder."""
     config = current_app.config
     with force_locale(language):
         subject = str(subject)
@@ -54,6 +57,9 @@ def send(to: str, subject: Any, template: str, language: str, **context: Any) ->
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    for filename, content, mimetype in attachments:
+        maintype, _slash, subtype = mimetype.partition("/")
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
 
     try:
         if config["MAIL_SERVER"]:

@@ -1,0 +1,140 @@
+"""Payment providers and the services that views, webhooks and jobs call.
+README.md beside this file is the guide for writing a provider.
+
+The registry: ``register`` a PaymentProvider class; ``enabled`` gives the
+providers the checkout offers (PAYMENT_METHODS, in that order, those whose
+``is_allowed`` agrees); ``get`` one by identifier.
+
+The services wrap billing.orders and billing.invoices with what needs the
+application: the seller's details from the settings, and the mail that
+follows a change (sent after the commit, once, by the call that made it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from billing import orders
+from billing.invoices import Seller, issue_credit_note
+from billing.models import Order, User
+from billing.order_models import Invoice, Payment
+from common import mail
+from common.extensions import db
+from shop.payments.base import PaymentError, PaymentProvider
+
+__all__ = ["PaymentError", "PaymentProvider", "cancel", "confirm", "credit_note", "enabled", "get", "register",
+           "seller", "send_order_received"]
+
+_registry: dict[str, type[PaymentProvider]] = {}
+
+
+def register(provider: type[PaymentProvider]) -> type[PaymentProvider]:
+    """Class decorator: make ``provider`` known under its identifier."""
+    _registry[provider.identifier] = provider
+    return provider
+
+
+def get(identifier: str) -> PaymentProvider | None:
+    """The provider ``identifier``, if PAYMENT_METHODS lists it."""
+    if identifier not in _registry or identifier not in current_app.config["PAYMENT_METHODS"]:
+        return None
+    return _registry[identifier](current_app.config)
+
+
+def configured() -> list[PaymentProvider]:
+    """Every provider PAYMENT_METHODS lists, ready or not, in its order."""
+    return [_registry[name](current_app.config) for name in current_app.config["PAYMENT_METHODS"] if name in _registry]
+
+
+def enabled(currency: str, total: int) -> list[PaymentProvider]:
+    """The providers the checkout offers for an order of ``total`` in ``currency``."""
+    return [provider for provider in configured() if provider.is_allowed(currency, total)]
+
+
+def seller() -> Seller:
+    config = current_app.config
+    return Seller(name=config["PROVIDER_NAME"], address=config["PROVIDER_ADDRESS"], email=config["PROVIDER_EMAIL"],
+                  vat_id=config["PROVIDER_VAT_ID"])
+
+
+# --- Services ---------------------------------------------------------------
+
+def confirm(payment: Payment, *, now: datetime, amount: int | None = None, received_at: datetime | None = None,
+            by: User | None = None, note: str = "") -> orders.Outcome:
+    """Record that ``payment`` arrived (billing.orders.confirm_payment), then,
+    for the one call that made the order paid, mail the invoice. Safe to
+    call from a webhook, a return page and a staff form at once."""
+    outcome = orders.confirm_payment(db.session, payment, seller=seller(), now=now, amount=amount,
+                                     received_at=received_at, by=by, note=note)
+    if outcome.paid_now:
+        send_payment_confirmed(outcome.order)
+    return outcome
+
+
+def cancel(order: Order, *, reason: str, now: datetime, by: User | None = None) -> Order:
+    """Cancel an unpaid order and tell the client why."""
+    was_pending = order.status == "pending"
+    order = orders.cancel_order(db.session, order, reason=reason, now=now, by=by)
+    if was_pending:
+        _send_quietly(order, _l("Your order %(number)s is cancelled", number=order.id), "order_cancelled")
+    return order
+
+
+def credit_note(order: Order, amount: int, reason: str, *, key: str, now: datetime, by: User | None = None,
+                commit: bool = True) -> Invoice:
+    """A credit note for ``amount`` of the order's invoice (a refund), once per ``key``."""
+    return issue_credit_note(db.session, order, amount, reason, seller=seller(), key=key, now=now,
+                             by_id=by.id if by else None, commit=commit)
+
+
+# --- Mail -------------------------------------------------------------------
+
+def _send_quietly(order: Order, subject, template: str, **context) -> bool:
+    """Mail the person who placed the order. The order is already saved:
+    a mail server that fails is logged (by common.mail) and does not undo it."""
+    buyer = order.placed_by
+    if buyer is None:
+        return False
+    try:
+        mail.send(buyer.email, subject, template, order.language, order=order, **context)
+    except mail.MailError:
+        return False
+    return True
+
+
+def send_order_received(order: Order, payment: Payment) -> bool:
+    """The order and, for a transfer or a cheque, how to pay it (with the PDF of the instructions)."""
+    from shop import documents
+
+    provider = get(payment.provider)
+    attachments = []
+    if provider is not None and provider.manual:
+        attachments.append(documents.instructions_attachment(order, payment, provider))
+    return _send_quietly(order, _l("Your order %(number)s", number=order.id), "order_received",
+                         payment=payment, provider=provider, attachments=attachments)
+
+
+def send_payment_confirmed(order: Order) -> bool:
+    from shop import documents
+
+    invoice = db.session.scalar(db.select(Invoice).where(Invoice.key == f"order:{order.id}:invoice"))
+    attachments = [documents.invoice_attachment(invoice)] if invoice is not None else []
+    return _send_quietly(order, _l("Payment received for order %(number)s", number=order.id), "payment_confirmed",
+                         invoice=invoice, attachments=attachments)
+
+
+def send_reminder(order: Order) -> bool:
+    from shop import documents
+
+    payment = orders.awaited_payment(db.session, order)
+    provider = get(order.method)
+    attachments = [documents.instructions_attachment(order, payment, provider)] if payment and provider else []
+    return _send_quietly(order, _l("Reminder: order %(number)s is waiting for your payment", number=order.id),
+                         "order_reminder", payment=payment, provider=provider, attachments=attachments)
+
+
+# The providers of this package register themselves on import.
+from shop.payments import cheque, transfer  # noqa: E402,F401
