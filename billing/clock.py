@@ -9,6 +9,9 @@ from __future__ import annotations
 import calendar
 from datetime import datetime, timezone
 
+from sqlalchemy import DateTime
+from sqlalchemy.types import TypeDecorator
+
 
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is refused, not guessed."""
@@ -28,3 +31,18 @@ def add_months(moment: datetime, months: int) -> datetime:
     index = moment.month - 1 + months
     year, month = moment.year + index // 12, index % 12 + 1
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and read back aware, in UTC, on every
+    engine (SQLite forgets offsets): ledger and order times compare without surprises.
+    A naive datetime is refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        return utc(value) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return as_utc(value) if value is not None else None

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
 
-from billing.clock import as_utc, utc
+from billing.clock import UTCDateTime
 from billing.models import Account, Base, Order, Pack, Policy, User
 
 LOT_SOURCES = ("purchase", "trial", "rollover", "adjustment")
@@ -26,21 +25,6 @@ TICKET_STATUSES = ("open", "closed")
 # downwards leaves nothing to ask for.
 OVERAGE_STATUSES = ("pending", "approved", "declined", "purchased", "debt", "paid", "withdrawn")
 EVENT_KINDS = ("low_balance", "expiring", "overage_requested")
-
-
-class UTCDateTime(TypeDecorator):
-    """A timestamp stored in UTC and read back aware, in UTC, on every
-    engine (SQLite forgets offsets): ledger times compare without surprises.
-    A naive datetime is refused rather than guessed."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        return utc(value) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        return as_utc(value) if value is not None else None
 
 
 def _within(column: str, values: tuple[str, ...]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from billing.ledger_models import UTCDateTime
+from billing.clock import UTCDateTime
 from billing.models import Account, Base, Catalogue, Order, User
 
 # created: the provider has not been asked yet (prepare) → pending: money is
