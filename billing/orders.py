@@ -19,6 +19,7 @@ mail goes out from shop.payments once a service says what happened.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -42,13 +43,26 @@ MAX_QUANTITY = 1000
 MANUAL_METHODS = ("transfer", "cheque")
 
 
-class OrderError(ValueError):
-    """A request the order services refused; ``field`` names the form field
-    to blame, if any, and the message is meant for the user."""
+def N_(message: str) -> str:
+    """Marks a message for extraction (pybabel's default keywords): a view
+    translates it, since billing has no Flask and no request language."""
+    return message
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+
+class OrderError(ValueError):
+    """A request the order services refused. ``message`` is a gettext
+    message id with ``params`` (a view shows ``_(message, **params)``);
+    ``field`` names the form field to blame, if any."""
+
+    def __init__(self, message: str, field: str | None = None, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
         self.field = field
+        self.params = params
+
+
+class TrialTaken(OrderError):
+    """The account or the email address has had its free trial."""
 
 
 # --- Rules (pure) -----------------------------------------------------------
@@ -68,17 +82,17 @@ def sold_per_user(pack: Pack) -> bool:
 def check_quantity(pack: Pack, quantity: object) -> int:
     if allows_quantity(pack):
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not pack.min_quantity <= quantity <= MAX_QUANTITY:
-            raise OrderError(f"choose between {pack.min_quantity} and {MAX_QUANTITY}", "quantity")
+            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity", min=pack.min_quantity, max=MAX_QUANTITY)
         return quantity
     if quantity != 1:
-        raise OrderError("this pack is sold one at a time", "quantity")
+        raise OrderError(N_("This pack is sold one at a time."), "quantity")
     return 1
 
 
 def quote(pack: Pack, quantity: int) -> Price:
     """Net, VAT and gross of ``quantity`` items, VAT rounded once on the line."""
     if pack.price is None:
-        raise OrderError("this pack is priced on request: contact us for a quote", "pack")
+        raise OrderError(N_("This pack is priced on request: contact us for a quote."), "pack")
     return split_vat(pack.price * quantity, pack.currency, pack.vat_rate_bp, pack.price_includes_vat)
 
 
@@ -93,10 +107,10 @@ def parse_amount(text: str, currency: str) -> int:
     try:
         value = Decimal(cleaned)
     except InvalidOperation:
-        raise OrderError("enter an amount such as 425.00", "amount") from None
+        raise OrderError(N_("Enter an amount such as 425.00."), "amount") from None
     minor = value.scaleb(get_currency_precision(currency))
     if not value.is_finite() or minor != minor.to_integral_value() or value < 0:
-        raise OrderError("enter a positive amount with at most the currency's decimals", "amount")
+        raise OrderError(N_("Enter a positive amount, with no more decimals than the currency has."), "amount")
     return int(minor)
 
 
@@ -217,17 +231,17 @@ def place_order(
     now = utc(now)
     try:
         if pack.retired_at is not None:
-            raise OrderError("this pack is no longer on sale", "pack")
+            raise OrderError(N_("This pack is no longer on sale."), "pack")
         if pack.kind == "trial":
-            raise OrderError("the free trial is started, not ordered", "pack")
+            raise OrderError(N_("The free trial is started, not ordered."), "pack")
         if by.account_id != account.id:
-            raise OrderError("only a user of the account orders for it")
+            raise OrderError(N_("Only a user of the account can order for it."))
         quantity = check_quantity(pack, quantity)
         price = quote(pack, quantity)
         if method not in methods:
-            raise OrderError("choose one of the payment methods offered", "method")
+            raise OrderError(N_("Choose one of the payment methods offered."), "method")
         if expected_total is not None and expected_total != price.gross:
-            raise OrderError("the total has changed: please check the summary and order again", "total")
+            raise OrderError(N_("The total has changed: please check the summary and order again."), "total")
         order = Order(account=account, pack=pack, placed_by=by, quantity=quantity, method=method,
                       unit_price=pack.price, price_includes_vat=pack.price_includes_vat,
                       vat_rate_bp=pack.vat_rate_bp, net=price.net, vat=price.vat, total=price.gross,
@@ -253,7 +267,7 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
     try:
         current = session.get(Payment, payment.id, populate_existing=True)
         if current is None:
-            raise OrderError("no such payment")
+            raise OrderError(N_("There is no such payment."))
         if current.status == "created":
             current.status = "pending"
             current.external_id = external_id or current.external_id
@@ -271,16 +285,16 @@ def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now
     now = utc(now)
     try:
         if pack.kind != "trial" or pack.retired_at is not None:
-            raise OrderError("this pack is not a free trial on offer", "pack")
+            raise OrderError(N_("This pack is not a free trial on offer."), "pack")
         if by.account_id != account.id:
-            raise OrderError("only a user of the account starts its trial")
+            raise OrderError(N_("Only a user of the account can start its trial."))
         if by.email_verified_at is None:
-            raise OrderError("please confirm your email address first: the trial is one per verified address")
+            raise OrderError(N_("Please confirm your email address first: the trial is one per verified address."))
         ledger.lock_accounts(session, [account.id])
         taken = TrialClaim.catalogue_id == pack.catalogue_id
         if session.scalar(select(exists().where(taken, or_(TrialClaim.account_id == account.id,
                                                            TrialClaim.email == by.email)))):
-            raise OrderError("the free trial has already been taken by this account or this email address")
+            raise TrialTaken(N_("The free trial has already been taken by this account or this email address."))
         order = Order(account=account, pack=pack, placed_by=by, quantity=1, method="free", status="paid",
                       unit_price=0, vat_rate_bp=pack.vat_rate_bp, net=0, vat=0, total=0, currency=pack.currency,
                       language=by.language, created_at=now, paid_at=now)
@@ -297,7 +311,7 @@ def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now
     except IntegrityError:
         # A double click that raced past the check: the claim's unique keys stopped it.
         session.rollback()
-        raise OrderError("the free trial has already been taken by this account or this email address") from None
+        raise TrialTaken(N_("The free trial has already been taken by this account or this email address.")) from None
     except ledger.LedgerError as error:
         session.rollback()
         raise OrderError(str(error)) from None
@@ -355,14 +369,14 @@ def confirm_payment(
     received_at = utc(received_at) if received_at is not None else now
     try:
         if by is not None and not by.is_staff:
-            raise OrderError("only staff confirm a payment by hand")
+            raise OrderError(N_("Only staff confirm a payment by hand."))
         if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
-            raise OrderError("the amount received must be a positive whole number of minor units", "amount")
+            raise OrderError(N_("The amount received must be more than zero."), "amount")
         if received_at > now:
-            raise OrderError("the money cannot have arrived in the future", "received_at")
+            raise OrderError(N_("The money cannot have arrived in the future."), "received_at")
         account_id = session.scalar(select(Order.account_id).join(Payment).where(Payment.id == payment.id))
         if account_id is None:
-            raise OrderError("no such payment")
+            raise OrderError(N_("There is no such payment."))
         # The ledger's lock: every writer of this account, grants included, queues here.
         ledger.lock_accounts(session, [account_id])
         current = session.get(Payment, payment.id, populate_existing=True)
@@ -432,16 +446,17 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
     reason = (reason or "").strip()
     try:
         if by is not None and not by.is_staff:
-            raise OrderError("only staff cancel an order")
+            raise OrderError(N_("Only staff cancel an order."))
         if not reason:
-            raise OrderError("say why the order is cancelled", "reason")
+            raise OrderError(N_("Say why the order is cancelled."), "reason")
         ledger.lock_accounts(session, [order.account_id])
         current = session.get(Order, order.id, populate_existing=True)
         if current.status == "cancelled":
             session.commit()
             return current
         if current.status != "pending":
-            raise OrderError(f"order #{current.id} is {current.status}: only an unpaid order can be cancelled")
+            raise OrderError(N_("Order %(number)d is %(status)s: only an unpaid order can be cancelled."), number=current.id,
+                             status=current.status)
         current.status = "cancelled"
         current.cancelled_at = now
         current.cancel_reason = reason
@@ -481,16 +496,17 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
         raise
 
 
-def cancel_overdue(session: Session, *, now: datetime, days: int, reason: str) -> list[Order]:
-    """Cancel the orders still unpaid ``days`` days after they were placed;
-    the cancelled ones are returned for the mail. Run it as often as you like."""
+def cancel_overdue(session: Session, *, now: datetime, days: int, reason: Callable[[Order], str]) -> list[Order]:
+    """Cancel the orders still unpaid ``days`` days after they were placed,
+    each with ``reason(order)`` (in the client's language); the cancelled
+    ones are returned for the mail. Run it as often as you like."""
     now = utc(now)
     cancelled = []
     for order_id in session.scalars(select(Order.id).where(
             Order.id.in_(_waiting_since(now - timedelta(days=days)).with_only_columns(Order.id)))).all():
         order = session.get(Order, order_id)
         before = order.status
-        order = cancel_order(session, order, reason=reason, now=now)
+        order = cancel_order(session, order, reason=reason(order), now=now)
         if before == "pending" and order.status == "cancelled":
             cancelled.append(order)
     return cancelled

@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from billing import orders
@@ -25,8 +27,8 @@ from common import mail
 from common.extensions import db
 from shop.payments.base import PaymentError, PaymentProvider
 
-__all__ = ["PaymentError", "PaymentProvider", "cancel", "confirm", "credit_note", "enabled", "get", "register",
-           "seller", "send_order_received"]
+__all__ = ["PaymentError", "PaymentProvider", "cancel", "cancel_overdue", "configured", "confirm", "credit_note",
+           "enabled", "get", "register", "remind_due", "seller", "send_order_received", "statuses"]
 
 _registry: dict[str, type[PaymentProvider]] = {}
 
@@ -47,6 +49,19 @@ def get(identifier: str) -> PaymentProvider | None:
 def configured() -> list[PaymentProvider]:
     """Every provider PAYMENT_METHODS lists, ready or not, in its order."""
     return [_registry[name](current_app.config) for name in current_app.config["PAYMENT_METHODS"] if name in _registry]
+
+
+def statuses() -> list[tuple[str, str, str | None]]:
+    """(identifier, name, why it is not offered or None) of each method
+    PAYMENT_METHODS lists: what the staff page shows."""
+    found = []
+    for name in current_app.config["PAYMENT_METHODS"]:
+        if name not in _registry:
+            found.append((name, name, str(_l("Not installed in this version of Forfait."))))
+            continue
+        provider = _registry[name](current_app.config)
+        found.append((name, provider.public_name, provider.unavailable_reason()))
+    return found
 
 
 def enabled(currency: str, total: int) -> list[PaymentProvider]:
@@ -79,8 +94,30 @@ def cancel(order: Order, *, reason: str, now: datetime, by: User | None = None) 
     was_pending = order.status == "pending"
     order = orders.cancel_order(db.session, order, reason=reason, now=now, by=by)
     if was_pending:
-        _send_quietly(order, _l("Your order %(number)s is cancelled", number=order.id), "order_cancelled")
+        send_cancelled(order)
     return order
+
+
+def remind_due(now: datetime) -> list[Order]:
+    """Remind, once, each order waiting TRANSFER_REMIND_DAYS for its transfer or cheque."""
+    due = orders.remind_due(db.session, now=now, days=current_app.config["TRANSFER_REMIND_DAYS"])
+    for order in due:
+        send_reminder(order)
+    return due
+
+
+def cancel_overdue(now: datetime) -> list[Order]:
+    """Cancel each order still unpaid TRANSFER_CANCEL_DAYS after it was placed, and tell the client."""
+    days = current_app.config["TRANSFER_CANCEL_DAYS"]
+
+    def reason(order: Order) -> str:
+        with force_locale(order.language):  # the client reads it on the order page
+            return _("No payment arrived within %(days)d days.", days=days)
+
+    cancelled = orders.cancel_overdue(db.session, now=now, days=days, reason=reason)
+    for order in cancelled:
+        send_cancelled(order)
+    return cancelled
 
 
 def credit_note(order: Order, amount: int, reason: str, *, key: str, now: datetime, by: User | None = None,
@@ -124,6 +161,10 @@ def send_payment_confirmed(order: Order) -> bool:
     attachments = [documents.invoice_attachment(invoice)] if invoice is not None else []
     return _send_quietly(order, _l("Payment received for order %(number)s", number=order.id), "payment_confirmed",
                          invoice=invoice, attachments=attachments)
+
+
+def send_cancelled(order: Order) -> bool:
+    return _send_quietly(order, _l("Your order %(number)s is cancelled", number=order.id), "order_cancelled")
 
 
 def send_reminder(order: Order) -> bool:

@@ -1,0 +1,45 @@
+"""The `orders` command group, under the contract of common/cli.py: English,
+one record a line, tab-separated fields. Both commands are idempotent: run
+them from cron as often as you like; each order is reminded once and
+cancelled once.
+
+    flask orders remind             ORDER_ID EMAIL     (orders reminded now)
+    flask orders cancel-overdue     ORDER_ID EMAIL     (orders cancelled now)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+from flask import Flask
+
+from billing.models import Order
+from common.cli import ScriptGroup
+
+orders_cli = ScriptGroup("orders", help="Remind and cancel orders waiting for a transfer or a cheque.")
+
+
+def _echo(done: list[Order]) -> None:
+    for order in done:
+        click.echo(f"{order.id}\t{order.placed_by.email if order.placed_by else ''}")
+
+
+@orders_cli.command("remind")
+def remind() -> None:
+    """Mail a reminder for each order waiting TRANSFER_REMIND_DAYS days or more, once."""
+    from shop import payments
+
+    _echo(payments.remind_due(datetime.now(timezone.utc)))
+
+
+@orders_cli.command("cancel-overdue")
+def cancel_overdue() -> None:
+    """Cancel each order still unpaid TRANSFER_CANCEL_DAYS days after it was placed, and tell the client."""
+    from shop import payments
+
+    _echo(payments.cancel_overdue(datetime.now(timezone.utc)))
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(orders_cli)

@@ -1,0 +1,215 @@
+"""Orders in the client space (orders, invoices, credit notes, PDFs) and
+the staff page of orders awaiting a transfer or a cheque.
+
+Who may see an order or an invoice is decided in one place each,
+``get_order`` and ``get_invoice``: the account's users and staff. Anybody
+else gets a 404, as if it did not exist; an anonymous visitor the login page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import DateField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from billing import orders
+from billing.models import Order
+from billing.order_models import Invoice, Payment
+from common.extensions import db, login_manager
+from common.i18n import money, to_decimal
+from portal.auth import INVALID, staff_required
+from shop import documents, payments
+
+bp = Blueprint("orders", __name__, url_prefix="/portal")
+
+
+class ConfirmForm(FlaskForm):
+    amount = StringField(_l("Amount received"), validators=[DataRequired()])
+    received_on = DateField(_l("Date received"), validators=[DataRequired()])
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField(_l("Reason, for the client"), validators=[DataRequired(), Length(max=500)])
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _may_see(account_id: int) -> bool:
+    return current_user.is_staff or current_user.account_id == account_id
+
+
+def get_order(order_id: int) -> Order:
+    """The order, if the current user may see it; aborts otherwise."""
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    order = db.session.get(Order, order_id)
+    if order is None or not _may_see(order.account_id):
+        abort(404)
+    return order
+
+
+def get_invoice(invoice_id: int) -> Invoice:
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    invoice = db.session.get(Invoice, invoice_id)
+    if invoice is None or not _may_see(invoice.account_id):
+        abort(404)
+    return invoice
+
+
+def _pdf(content: bytes, filename: str):
+    response = make_response(content)
+    response.headers["Content-Type"] = documents.PDF
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+# --- Client space -------------------------------------------------------------
+
+@bp.get("/orders")
+@login_required
+def index():
+    if current_user.is_staff:
+        return redirect(url_for("orders.staff"))
+    account_id = current_user.account_id
+    placed = db.session.scalars(select(Order).where(Order.account_id == account_id)
+                                .order_by(Order.created_at.desc(), Order.id.desc())).all()
+    documents_ = db.session.scalars(select(Invoice).where(Invoice.account_id == account_id)
+                                    .order_by(Invoice.issued_at.desc(), Invoice.id.desc())).all()
+    return render_template("portal/orders.html", orders=placed,
+                           invoices=[d for d in documents_ if not d.is_credit_note],
+                           credit_notes=[d for d in documents_ if d.is_credit_note])
+
+
+@bp.get("/orders/<int:order_id>")
+def show(order_id: int):
+    return _order_page(get_order(order_id))
+
+
+def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_form: CancelForm | None = None,
+                status: int = 200):
+    """The order, its payments and documents; while it waits, how to pay
+    (for the client) or the forms to confirm or cancel it (for staff)."""
+    payment = orders.awaited_payment(db.session, order)
+    provider = payments.get(payment.provider) if payment else None
+    if confirm_form is None:
+        confirm_form = ConfirmForm(formdata=None, amount=_plain(payment.amount, payment.currency) if payment else "",
+                                   received_on=_now().date())
+    page = render_template(
+        "portal/order.html", order=order, payment=payment, provider=provider,
+        pending=provider.pending_context(order, payment) if provider else {},
+        received=orders.received(db.session, order.id), events=orders.events(db.session, order),
+        documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
+        confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
+    )
+    return page, status
+
+
+@bp.get("/orders/<int:order_id>/instructions.pdf")
+def instructions(order_id: int):
+    order = get_order(order_id)
+    payment = orders.awaited_payment(db.session, order)
+    provider = payments.get(payment.provider) if payment else None
+    if provider is None or not provider.manual:
+        abort(404)
+    return _pdf(documents.instructions_pdf(order, payment, provider), documents.instructions_filename(order))
+
+
+@bp.get("/invoices/<int:invoice_id>.pdf")
+def invoice_pdf(invoice_id: int):
+    invoice = get_invoice(invoice_id)
+    return _pdf(documents.invoice_pdf(invoice), documents.invoice_filename(invoice))
+
+
+# --- Staff ----------------------------------------------------------------------
+
+def _plain(minor: int, currency: str) -> str:
+    """An amount as staff type it back: 425.00, no currency, no grouping."""
+    return f"{to_decimal(minor, currency):f}"
+
+
+@bp.get("/staff/orders")
+@staff_required
+def staff():
+    search = request.args.get("q", "").strip()[:100]
+    return render_template("portal/orders_staff.html", search=search,
+                           awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
+                           methods=payments.statuses(), today=_now().date(), plain=_plain)
+
+
+@bp.post("/staff/payments/<int:payment_id>/confirm")
+@staff_required
+def confirm(payment_id: int):
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        abort(404)
+    form = ConfirmForm()
+    amount = None
+    if form.validate_on_submit():
+        try:
+            amount = orders.parse_amount(form.amount.data, payment.currency)
+        except orders.OrderError as error:
+            form.amount.errors.append(_(error.message, **error.params))
+    if amount is None or form.errors:
+        return _order_page(payment.order, confirm_form=_dated(form), status=INVALID)
+    received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
+    try:
+        outcome = payments.confirm(payment, now=_now(), amount=amount, received_at=min(received_at, _now()),
+                                   by=current_user._get_current_object())
+    except orders.OrderError as error:
+        target = form[error.field] if error.field in ("amount", "received_on") else form.amount
+        target.errors.append(_(error.message, **error.params))
+        return _order_page(payment.order, confirm_form=form, status=INVALID)
+    flash(_outcome_message(outcome), "success" if outcome.status in ("paid", "partial") else "info")
+    return redirect(url_for("orders.staff"))
+
+
+def _dated(form: ConfirmForm) -> ConfirmForm:
+    """WTForms' own message for a date it cannot read says nothing of the format."""
+    if form.received_on.errors and form.received_on.data is None:
+        form.received_on.errors = [_("Enter the date as on the bank statement, such as %(day)s.",
+                                     day=_now().date().isoformat())]
+    return form
+
+
+def _outcome_message(outcome: orders.Outcome) -> str:
+    order, payment = outcome.order, outcome.payment
+    amount = money(payment.amount, payment.currency)
+    if outcome.status == "duplicate":
+        who = payment.confirmed_by.name if payment.confirmed_by else _("the payment provider")
+        return _("This payment was already confirmed by %(who)s: nothing changed.", who=who)
+    if outcome.status == "partial":
+        return _("Order %(number)d: %(amount)s recorded; %(missing)s still awaited.", number=order.id, amount=amount,
+                 missing=money(outcome.missing, order.currency))
+    if outcome.status == "overpaid":
+        return _("Order %(number)d: %(amount)s recorded, %(excess)s more than the total. Flagged below: "
+                 "refund or credit the difference.", number=order.id, amount=amount,
+                 excess=money(outcome.excess, order.currency))
+    return _("Order %(number)d is paid: credited and invoiced.", number=order.id)
+
+
+@bp.post("/staff/orders/<int:order_id>/cancel")
+@staff_required
+def cancel(order_id: int):
+    order = db.session.get(Order, order_id)
+    if order is None:
+        abort(404)
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            payments.cancel(order, reason=form.reason.data, now=_now(), by=current_user._get_current_object())
+        except orders.OrderError as error:
+            form.reason.errors.append(_(error.message, **error.params))
+        else:
+            flash(_("Order %(number)d is cancelled; the client was told why.", number=order.id), "success")
+            return redirect(url_for("orders.staff"))
+    return _order_page(order, cancel_form=form, status=INVALID)

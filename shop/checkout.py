@@ -1,0 +1,185 @@
+"""Checkout: from a pack to an order, for a client who is logged in or
+who creates the account on the same form; and the free trial.
+
+The price never comes from the browser: the summary is computed by
+billing.pricing, and the total it showed comes back only to be compared
+(billing.orders refuses an order whose total changed meanwhile). Every
+refusal is a message under its field and a 4xx, with nothing written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_user
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import NotFound
+from wtforms import HiddenField, RadioField, StringField
+
+from billing import orders
+from billing.catalogue import active_pack, offer
+from billing.models import Pack
+from common.extensions import db, htmx, login_manager
+from portal import accounts
+from portal.auth import INVALID, send_verification
+from portal.forms import SignupForm
+from shop import payments
+
+bp = Blueprint("checkout", __name__, url_prefix="/checkout")
+
+
+class CheckoutForm(FlaskForm):
+    quantity = StringField(_l("Quantity"))
+    method = RadioField(_l("Payment method"), validate_choice=False)
+    # The total the summary showed, in minor units: compared, never used.
+    total = HiddenField()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _pack_or_404(slug: str) -> Pack:
+    pack = active_pack(db.session, slug)
+    if pack is None:
+        error = NotFound()
+        error.description_for_user = _("There is no pack on sale at this address. Choose one from the catalogue.")
+        raise error
+    return pack
+
+
+def _translated(error: orders.OrderError) -> str:
+    return _(error.message, **error.params)
+
+
+def _quantity(pack: Pack, text: str | None) -> int:
+    """The quantity typed, checked against the pack; OrderError if wrong."""
+    if not orders.allows_quantity(pack) and not text:
+        return 1
+    text = (text or str(pack.min_quantity)).strip()
+    if not text.isdecimal() or len(text) > 6:
+        raise orders.OrderError(orders.N_("Enter a whole number of items, such as %(min)d."), "quantity",
+                                min=pack.min_quantity)
+    return orders.check_quantity(pack, int(text))
+
+
+def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200):
+    account = current_user.account if current_user.is_authenticated and not current_user.is_staff else None
+    price = orders.quote(pack, quantity) if quantity else None
+    providers = payments.enabled(pack.currency, price.gross) if price else []
+    context = {
+        "offer": offer(pack, str(get_locale())),
+        "form": form,
+        "signup": signup,
+        "quantity": quantity,
+        "price": price,
+        "providers": providers,
+        "registration_pack": pack.registration_first and orders.is_first_purchase(db.session, account, pack),
+        "allows_quantity": orders.allows_quantity(pack),
+    }
+    template = "shop/_checkout_summary.html" if htmx and htmx.target == "checkout-summary" else "shop/checkout.html"
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/<slug>")
+def start(slug: str):
+    pack = _pack_or_404(slug)
+    if pack.kind == "trial":
+        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())))
+    form = CheckoutForm(formdata=None)
+    if pack.price is None:
+        return _page(pack, form, None, 0)
+    signup = None if current_user.is_authenticated else SignupForm(formdata=None, prefix="account")
+    form.method.data = request.args.get("method")
+    try:
+        quantity = _quantity(pack, request.args.get("quantity"))
+    except orders.OrderError as error:
+        form.quantity.data = request.args.get("quantity")
+        form.quantity.errors = [_translated(error)]
+        return _page(pack, form, signup, 0, 400)
+    form.quantity.data = str(quantity)
+    return _page(pack, form, signup, quantity)
+
+
+@bp.post("/<slug>")
+def order(slug: str):
+    pack = _pack_or_404(slug)
+    if pack.kind == "trial" or pack.price is None:
+        abort(400)
+    if current_user.is_authenticated and current_user.is_staff:
+        abort(403)
+    form = CheckoutForm()
+    # The outer form checks the CSRF token; the account fields ride along in the same POST.
+    signup = None if current_user.is_authenticated else SignupForm(prefix="account", meta={"csrf": False})
+    quantity = 0
+    problems: list[tuple[str, str]] = []
+    try:
+        quantity = _quantity(pack, form.quantity.data)
+        price = orders.quote(pack, quantity)
+        offered = [provider.identifier for provider in payments.enabled(pack.currency, price.gross)]
+        if form.method.data not in offered:
+            raise orders.OrderError(orders.N_("Choose one of the payment methods offered."), "method")
+        if not (form.total.data or "").isdecimal() or int(form.total.data) != price.gross:
+            raise orders.OrderError(
+                orders.N_("The total has changed: please check the summary and order again."), "total")
+    except orders.OrderError as error:
+        problems.append((error.field or "total", _translated(error)))
+    form_valid = form.validate_on_submit()
+    signup_valid = signup is None or signup.validate()
+    if problems or not form_valid or not signup_valid:
+        for field, message in problems:
+            form[field].errors = [*form[field].errors, message]
+        return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID)
+
+    if signup is not None:
+        try:
+            user = accounts.register(db.session, signup.organisation.data, signup.name.data, signup.email.data,
+                                     signup.password.data, signup.language.data, signup.country.data)
+        except accounts.AccountError as error:
+            signup[error.field].errors.append(error.message)
+            return _page(pack, form, signup, quantity, INVALID)
+        login_user(user)
+        send_verification(user)
+    buyer = current_user._get_current_object()
+    try:
+        placed, payment = orders.place_order(
+            db.session, buyer.account, pack, quantity=quantity, method=form.method.data, methods=tuple(offered),
+            by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
+        provider = payments.get(payment.provider)
+        provider.prepare(placed, payment)
+        target = provider.execute(db.session, payment, now=_now(),
+                                  return_url=url_for("orders.show", order_id=placed.id, _external=True))
+    except orders.OrderError as error:
+        form[error.field or "total"].errors = [_translated(error)]
+        return _page(pack, form, None, quantity, INVALID)
+    except payments.PaymentError as error:
+        flash(str(error), "error")
+        return redirect(url_for("orders.show", order_id=placed.id))
+    if provider.manual:
+        payments.send_order_received(placed, payment)
+    return redirect(target or url_for("orders.show", order_id=placed.id))
+
+
+@bp.post("/<slug>/trial")
+def trial(slug: str):
+    pack = _pack_or_404(slug)
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if current_user.is_staff:
+        abort(403)
+    try:
+        started = orders.start_trial(db.session, current_user.account, pack, by=current_user._get_current_object(),
+                                     now=_now())
+    except orders.OrderError as error:
+        status = 409 if isinstance(error, orders.TrialTaken) else INVALID
+        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),
+                               problem=_translated(error)), status
+    flash(_("Your free trial has started: %(name)s is credited to your account.",
+            name=offer(pack, str(get_locale())).name), "success")
+    return redirect(url_for("orders.show", order_id=started.id))
