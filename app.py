@@ -53,7 +53,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal import demo
     from portal.auth import bp as auth_bp
     from portal.statement import bp as statement_bp
+    from portal.orders import bp as orders_bp
     from portal.views import bp as portal_bp
+    from shop.checkout import bp as checkout_bp
     from shop.views import bp as shop_bp
 
     demo.init_app(app)
@@ -61,4 +63,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(statement_bp)
+    app.register_blueprint(checkout_bp)
+    app.register_blueprint(orders_bp)
     return app

@@ -101,7 +101,7 @@ def signup():
         else:
             login_user(user)
             flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
-            _send_verification(user)
+            send_verification(user)
             return redirect(url_for("portal.home"))
     return render_template("auth/signup.html", form=form), INVALID if form.errors else 200
 
@@ -186,11 +186,13 @@ def resend_verification():
     if current_user.email_verified_at is not None:
         flash(_("Your email address is already verified."), "success")
     else:
-        _send_verification(current_user)
+        send_verification(current_user)
     return redirect(url_for("portal.home"))
 
 
-def _send_verification(user: User) -> None:
+def send_verification(user: User) -> None:
+    """Mail the verification link and say so; a mail server that fails is
+    told to the user, who can ask again, and does not undo the sign-up."""
     try:
         accounts.send_verification(user)
     except MailError:

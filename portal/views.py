@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from flask import Blueprint, render_template
 from flask_babel import get_locale
 from flask_login import current_user, login_required
+
+from billing import ledger
+from common.extensions import db
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -16,4 +21,5 @@ def home():
         return render_template("portal/staff_home.html")
     account = current_user.account
     country = get_locale().territories.get(account.country, account.country)
-    return render_template("portal/home.html", account=account, country=country)
+    balances = ledger.balances(db.session, account.id, now=datetime.now(timezone.utc))
+    return render_template("portal/home.html", account=account, country=country, balances=balances)
