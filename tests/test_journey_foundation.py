@@ -34,7 +34,11 @@ def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_se
 
     page.get_by_role("link", name="Simulateur").click()
     expect(page).to_have_url(re.compile(r"/estimate$"))
-    page.get_by_label("Pack", exact=True).select_option("toopixel-36")
+    # Another pack swaps the whole estimator (its request kinds differ): wait
+    # for it, or the minutes typed would go into the form being replaced.
+    page.get_by_label("Pack", exact=True).select_option("toopixel-72")
+    expect(page.locator("#estimator a[href='/packs/toopixel-72']")).to_be_visible()
+    expect(page.locator("#estimator")).not_to_have_class(re.compile("htmx-added"))
     page.get_by_label("Minutes de travail").fill("27")
     result = page.locator("#estimate-result")
     expect(result).to_contain_text("27 min → 3 tranches de 10 min → 3 crédits")
