@@ -21,7 +21,7 @@ from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import pricing
-from billing.models import PACK_KINDS, Base, Catalogue, Order, Pack, Policy, RequestKind, localized, utcnow
+from billing.models import PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized, utcnow
 from billing.rules import OVERAGE_MODES, UNITS, PolicyRule
 
 PRESETS = Path(__file__).resolve().parent / "catalogues"
@@ -426,9 +426,24 @@ def _sync_packs(
         _remove_pack(session, pack, report)
 
 
+def _in_use(session: Session, row: Base, *, besides: tuple[type[Base], ...] = ()) -> bool:
+    """Whether any row of another table points at ``row``: orders, lots,
+    tickets, and whatever later tables refer to it, without listing them here."""
+    target = row.__table__
+    skipped = {model.__table__ for model in besides}
+    for table in Base.metadata.tables.values():
+        if table in skipped:
+            continue
+        for key in table.foreign_keys:
+            if key.column.table is target and session.scalar(select(exists().where(key.parent == row.id))):
+                return True
+    return False
+
+
 def _remove_pack(session: Session, pack: Pack, report: LoadReport) -> None:
-    """Delete a pack the file no longer lists, unless orders point at it: then retire it."""
-    if not session.scalar(select(exists().where(Order.pack_id == pack.id))):
+    """Delete a pack the file no longer lists, unless anything points at it
+    (an order, a lot): then retire it, so history keeps its pack."""
+    if not _in_use(session, pack):
         session.delete(pack)
         report.add("deleted", f"pack {pack.slug}")
     elif pack.retired_at is None:
@@ -437,12 +452,13 @@ def _remove_pack(session: Session, pack: Pack, report: LoadReport) -> None:
 
 
 def _drop_unused_policies(session: Session, catalogue: Catalogue, preset: Preset, report: LoadReport) -> None:
-    """A policy the file no longer lists goes once no pack, retired or not, uses it."""
+    """A policy the file no longer lists goes once nothing uses it: no pack,
+    retired or not, no lot, no ticket. Its request kinds go with it."""
     session.flush()
     for policy in catalogue.policies:
         if policy.slug in preset.policies:
             continue
-        if not session.scalar(select(exists().where(Pack.policy_id == policy.id))):
+        if not _in_use(session, policy, besides=(RequestKind,)):
             session.delete(policy)
             report.add("deleted", f"policy {policy.slug}")
 

@@ -3,16 +3,30 @@ command line can use them with any session."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, MetaData, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, event,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
 from billing.rules import KindRule, PolicyRule
 
 # Text a provider writes once per language: {"en": "...", "fr": "..."}.
 Translated = dict[str, Any]
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_enforces_foreign_keys(dbapi_connection, _record) -> None:
+    """SQLite ignores foreign keys unless asked, per connection: without this a
+    row could point at a pack or lot that no longer exists."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
 
 
 def utcnow() -> datetime:
