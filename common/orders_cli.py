@@ -12,12 +12,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 
 from billing.models import Order
-from common.cli import ScriptGroup
+from common.cli import ScriptError, ScriptGroup
 
 orders_cli = ScriptGroup("orders", help="Remind and cancel orders waiting for a transfer or a cheque.")
+
+
+def _can_link() -> None:
+    """The mails link to the order: outside a request, only SERVER_NAME says where the site is."""
+    if not current_app.config.get("SERVER_NAME"):
+        raise ScriptError("SERVER_NAME is not set (e.g. FORFAIT_SERVER_NAME=shop.example.com): "
+                          "the mails this sends link to the site")
 
 
 def _echo(done: list[Order]) -> None:
@@ -30,6 +37,7 @@ def remind() -> None:
     """Mail a reminder for each order waiting TRANSFER_REMIND_DAYS days or more, once."""
     from shop import payments
 
+    _can_link()
     _echo(payments.remind_due(datetime.now(timezone.utc)))
 
 
@@ -38,6 +46,7 @@ def cancel_overdue() -> None:
     """Cancel each order still unpaid TRANSFER_CANCEL_DAYS days after it was placed, and tell the client."""
     from shop import payments
 
+    _can_link()
     _echo(payments.cancel_overdue(datetime.now(timezone.utc)))
 
 

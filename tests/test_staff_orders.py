@@ -1,0 +1,222 @@
+"""The staff page of orders awaiting a transfer or a cheque: search,
+confirm (exact, short, over, twice), cancel, who may; the orders jobs."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from html import unescape
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import ledger
+from billing.catalogue import load_preset
+from billing.ledger_models import Lot
+from billing.models import Order, User
+from billing.order_models import Invoice, OrderEvent, Payment
+from checkout_support import EUR_IBAN, place
+from common.extensions import db
+from tests.conftest import login, post_form
+from tests.smtp import smtp_server  # noqa: F401 - a fixture
+from tests.test_security import snapshot
+
+
+@pytest.fixture
+def app_config(smtp_server):  # noqa: F811
+    # SERVER_NAME: the jobs run outside any request, and their mails carry links.
+    return {"PROVIDER_IBAN": EUR_IBAN, "SERVER_NAME": "forfait.example", **smtp_server.config}
+
+
+@pytest.fixture
+def order(app, people) -> dict:
+    """An order of the owner's account waiting for its transfer of 510.00."""
+    with app.app_context():
+        load_preset(db.session, "demo")
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        placed, payment = place(db.session, owner)
+        return {"id": placed.id, "payment": payment.id, "reference": placed.reference, "account": owner.account_id}
+
+
+@pytest.fixture
+def staff_client(app, people):
+    client = app.test_client()
+    login(client, people["staff"])
+    return client
+
+
+def text(response) -> str:
+    return unescape(response.get_data(as_text=True))
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def confirm(client, order: dict, amount: str, day: str | None = None):
+    return post_form(client, f"/portal/staff/payments/{order['payment']}/confirm",
+                     {"amount": amount, "received_on": day or today()})
+
+
+def credited(app, order: dict) -> int:
+    with app.app_context():
+        return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(timezone.utc)))
+
+
+def status(app, order: dict) -> str:
+    with app.app_context():
+        return db.session.get(Order, order["id"]).status
+
+
+@pytest.mark.parametrize("search", ["", "{reference}", "{spaced}", "510.00", "510,00", "acme", "OWNER@example",
+                                    "#{id}"])
+def test_the_page_finds_the_order_by_reference_amount_or_client(staff_client, order, search):
+    spaced = " ".join(re.findall(".{1,4}", order["reference"])).lower()
+    query = search.format(reference=order["reference"], spaced=spaced, id=order["id"])
+
+    page = text(staff_client.get("/portal/staff/orders", query_string={"q": query}))
+
+    assert f'id="order-{order["id"]}"' in page, query
+
+
+def test_a_search_that_matches_nothing_says_so(staff_client, order):
+    page = text(staff_client.get("/portal/staff/orders", query_string={"q": "RF00 9999"}))
+    assert f'id="order-{order["id"]}"' not in page and "No order matches “RF00 9999”." in page
+
+
+def test_the_page_says_why_card_is_not_offered(staff_client, order):
+    page = text(staff_client.get("/portal/staff/orders"))
+    assert "Bank transfer</strong>: offered to clients" in page
+    assert "card</strong>: Not installed" in page or "No Stripe key" in page
+
+
+@pytest.mark.parametrize("role", ["owner", "member"])
+def test_clients_cannot_use_the_staff_page(app, people, order, role):
+    client = app.test_client()
+    login(client, people[role])
+    before = snapshot(app)
+    assert client.get("/portal/staff/orders").status_code == 403
+    assert confirm(client, order, "510.00").status_code == 403
+    assert post_form(client, f"/portal/staff/orders/{order['id']}/cancel", {"reason": "x"}).status_code == 403
+    assert snapshot(app) == before
+
+
+def test_the_exact_amount_credits_invoices_and_mails_the_invoice(app, staff_client, order, smtp_server):  # noqa: F811
+    response = confirm(staff_client, order, "510.00")
+
+    assert response.status_code == 302 and response.headers["Location"] == "/portal/staff/orders"
+    assert status(app, order) == "paid" and credited(app, order) == 300
+    assert f"Order {order['id']} is paid: credited and invoiced." in text(staff_client.get("/portal/staff/orders"))
+    [mail] = smtp_server.to("owner@example.com")
+    assert mail["Subject"] == f"Payment received for order {order['id']}"
+    [pdf] = list(mail.iter_attachments())
+    assert pdf.get_filename() == "2026-0001.pdf" or pdf.get_filename().endswith("-0001.pdf")
+    assert pdf.get_content().startswith(b"%PDF")
+
+
+def test_a_double_click_credits_once(app, staff_client, order, smtp_server):  # noqa: F811
+    confirm(staff_client, order, "510.00")
+    again = confirm(staff_client, order, "510.00")
+
+    assert again.status_code == 302
+    assert "already confirmed by Sam Staff: nothing changed" in text(staff_client.get("/portal/staff/orders"))
+    assert credited(app, order) == 300 and len(smtp_server.to("owner@example.com")) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Lot)) == 1
+        assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
+
+
+def test_a_short_payment_is_recorded_and_the_order_stays_open(app, staff_client, order):
+    confirm(staff_client, order, "300")
+
+    assert status(app, order) == "pending" and credited(app, order) == 0
+    page = text(staff_client.get("/portal/staff/orders"))
+    assert "€300.00 recorded; €210.00 still awaited." in page
+    assert "€210.00" in page and "of €510.00" in page  # still listed, for the rest
+    with app.app_context():
+        rest = db.session.scalar(select(Payment).where(Payment.status == "pending"))
+        event = db.session.scalar(select(OrderEvent).where(OrderEvent.kind == "payment"))
+        assert rest.amount == 21000
+        assert (event.amount, event.by.email) == (30000, "staff@example.com") and event.created_at is not None
+
+
+def test_an_over_payment_is_recorded_credited_and_flagged(app, staff_client, order):
+    confirm(staff_client, order, "520.00")
+
+    assert status(app, order) == "paid" and credited(app, order) == 300
+    page = text(staff_client.get("/portal/staff/orders"))
+    assert "Flagged: more received than the total" in page and "€10.00 too much" in page
+
+
+@pytest.mark.parametrize(
+    "amount, day, message",
+    [
+        ("abc", None, "Enter an amount such as 425.00."),
+        ("0", None, "The amount received must be more than zero."),
+        ("510.001", None, "Enter a positive amount, with no more decimals than the currency has."),
+        ("510.00", "2999-01-01", "The money cannot have arrived in the future."),
+        ("510.00", "yesterday", "Enter the date as on the bank statement"),
+    ],
+)
+def test_bad_confirmations_get_a_message_a_422_and_write_nothing(app, staff_client, order, amount, day, message):
+    before = snapshot(app)
+
+    response = confirm(staff_client, order, amount, day)
+
+    assert response.status_code == 422 and message in text(response)
+    assert snapshot(app) == before
+
+
+def test_staff_cancel_with_a_reason_and_the_client_is_told(app, staff_client, order, smtp_server):  # noqa: F811
+    before = snapshot(app)
+    refused = post_form(staff_client, f"/portal/staff/orders/{order['id']}/cancel", {"reason": ""})
+    assert refused.status_code == 422 and snapshot(app) == before
+
+    done = post_form(staff_client, f"/portal/staff/orders/{order['id']}/cancel", {"reason": "Ordered twice"})
+
+    assert done.status_code == 302 and status(app, order) == "cancelled"
+    [mail] = smtp_server.to("owner@example.com")
+    assert "Ordered twice" in mail.get_body(preferencelist=("plain",)).get_content()
+    assert f'id="order-{order["id"]}"' not in text(staff_client.get("/portal/staff/orders"))
+
+
+def test_unknown_payments_and_orders_are_404(staff_client, order):
+    assert confirm(staff_client, {"payment": 999}, "1").status_code == 404
+    assert post_form(staff_client, "/portal/staff/orders/999/cancel", {"reason": "x"}).status_code == 404
+
+
+# --- The jobs -------------------------------------------------------------------
+
+def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server):  # noqa: F811
+    with app.app_context():
+        placed = db.session.get(Order, order["id"])
+        placed.created_at = datetime.now(timezone.utc) - timedelta(days=8)
+        db.session.commit()
+
+    first = runner.invoke(args=["orders", "remind"])
+    again = runner.invoke(args=["orders", "remind"])
+    assert first.exit_code == 0 and first.output == f"{order['id']}\towner@example.com\n"
+    assert again.exit_code == 0 and again.output == ""
+    assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""  # 8 days < 14
+
+    with app.app_context():
+        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=15)
+        db.session.commit()
+    cancelled = runner.invoke(args=["orders", "cancel-overdue"])
+    assert cancelled.output == f"{order['id']}\towner@example.com\n"
+    assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""
+    assert status(app, order) == "cancelled"
+
+    subjects = [mail["Subject"] for mail in smtp_server.to("owner@example.com")]
+    assert subjects == [f"Reminder: order {order['id']} is waiting for your payment",
+                        f"Your order {order['id']} is cancelled"]
+    with app.app_context():
+        assert db.session.get(Order, order["id"]).cancel_reason == "No payment arrived within 14 days."
+
+
+def test_the_jobs_refuse_to_run_without_knowing_the_sites_address(app, order, runner):
+    app.config["SERVER_NAME"] = None
+    before = snapshot(app)
+    result = runner.invoke(args=["orders", "remind"])
+    assert result.exit_code == 2 and "SERVER_NAME is not set" in result.output
+    assert snapshot(app) == before
