@@ -11,12 +11,12 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 SOURCES := app.py billing shop portal common templates
 
-.PHONY: run test install migrate demo browser translations extract-messages clean
+.PHONY: run test install migrate demo browser system-packages translations extract-messages clean
 
-run: install migrate demo
+run: install system-packages migrate demo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser system-packages
 	$(BIN)/pytest
 
 install: $(VENV)/.installed translations
@@ -50,6 +50,23 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
 	else \
 		$(BIN)/playwright install chromium; \
+	fi
+
+# Debian packages Python cannot bring: Pango for WeasyPrint's PDFs, DejaVu
+# fonts for them, and for the tests zbarimg (QR codes read back) and
+# pdftoppm/pdftotext (PDFs turned into images and text). Installed only when
+# missing, and only as root.
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core zbar-tools poppler-utils
+
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "missing Debian packages (install them as root): $$missing" >&2; \
 	fi
 
 clean:
