@@ -39,6 +39,10 @@ class Movement:
     lot_id: int
     ticket_id: int | None = None
     detail: str = ""
+    # For grants: why the lot exists (purchase, trial, rollover) and its pack's
+    # name, so a page can say it in the reader's language.
+    source: str = ""
+    pack_name: Translated | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class TicketUse:
     ticket_id: int
     subject: str
     units: int  # consumed in the period, net of units given back
+    last_at: datetime  # the ticket's latest movement in the period
 
 
 @dataclass
@@ -96,9 +101,11 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         select(Lot.id, Lot.policy_id, Lot.unit, Lot.source, Lot.pack_id, Lot.remaining, Lot.expires_at)
         .where(Lot.account_id == account.id)
     )}
-    packs = dict(session.execute(
-        select(Pack.id, Pack.slug).where(Pack.id.in_({lot.pack_id for lot in lots.values() if lot.pack_id}))
-    ).all())
+    pack_rows = session.execute(
+        select(Pack.id, Pack.slug, Pack.name).where(Pack.id.in_({lot.pack_id for lot in lots.values() if lot.pack_id}))
+    ).all()
+    packs = {row.id: row.slug for row in pack_rows}
+    pack_names = {row.id: row.name for row in pack_rows}
     policies = {policy.id: policy for policy in session.scalars(
         select(Policy).where(Policy.id.in_({lot.policy_id for lot in lots.values()})))}
     sections: dict[tuple[int, str], Section] = {}
@@ -126,17 +133,20 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         .order_by(Entry.effective_at, Entry.id)
     ).all()
     used: dict[tuple[tuple[int, str], int], int] = defaultdict(int)
+    last_used: dict[tuple[tuple[int, str], int], datetime] = {}
     for kind, quantity, lot_id, ticket_id, at, note in moved:
         lot = lots[lot_id]
         part = section(lot)
         part.opening -= quantity
         if kind == "consume":
             used[((lot.policy_id, lot.unit), ticket_id)] += -quantity
+            last_used[((lot.policy_id, lot.unit), ticket_id)] = at
             continue
         detail = note or packs.get(lot.pack_id, "")
         movement = Movement(at, kind, quantity, lot_id, ticket_id, detail)
         if kind == "grant" and lot.source != "adjustment":
-            part.grants.append(Movement(at, kind, quantity, lot_id, None, f"{lot.source} {detail}".strip()))
+            part.grants.append(Movement(at, kind, quantity, lot_id, None, f"{lot.source} {detail}".strip(),
+                                        source=lot.source, pack_name=pack_names.get(lot.pack_id)))
         elif kind in ("grant", "adjust"):
             part.adjustments.append(movement)
         elif kind == "expire":
@@ -161,7 +171,8 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
     ).all())
     for (balance, ticket_id), units in sorted(used.items(), key=lambda item: item[0][1]):
         if units:
-            sections[balance].consumption.append(TicketUse(ticket_id, subjects[ticket_id], units))
+            sections[balance].consumption.append(
+                TicketUse(ticket_id, subjects[ticket_id], units, last_used[(balance, ticket_id)]))
     for part in sections.values():
         part.opening += part.closing
     ordered = sorted(sections.values(), key=lambda s: (s.policy_slug, s.unit))

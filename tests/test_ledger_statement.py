@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import io
 from datetime import date
 
@@ -137,3 +138,12 @@ def test_the_page_downloads_csv_and_refuses_bad_dates(http, february):
     assert http.get(page(february["account"], to="yesterday")).status_code == 400
     assert http.get(page(february["account"], to="2026-01-01")).status_code == 400
     assert http.get(page(99999)).status_code == 404
+
+
+def test_the_page_names_each_grant_and_dates_each_ticket(http, february):
+    log_in(http, february["member"])
+    text = http.get(page(february["account"], **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
+    assert "Purchase · 36 credits" in text
+    assert "purchase toopixel-36" not in text  # the slug is for the CSV, not for people
+    tickets = re.findall(r"<tr><td>([^<]*)</td><td>Ticket #", text)
+    assert tickets and all(day.strip() for day in tickets)
