@@ -19,7 +19,7 @@ from sqlalchemy import select
 from wtforms import DateField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from billing import orders
+from billing import orders, references
 from billing.models import Order
 from billing.order_models import Invoice, Payment
 from common.extensions import db, login_manager
@@ -28,6 +28,12 @@ from portal.auth import INVALID, staff_required
 from shop import documents, payments
 
 bp = Blueprint("orders", __name__, url_prefix="/portal")
+
+
+@bp.app_template_filter("reference")
+def reference_filter(reference: str | None) -> str:
+    """A payment reference printed in blocks, the way banks print it."""
+    return references.pretty(reference) if reference else ""
 
 
 class ConfirmForm(FlaskForm):
