@@ -19,7 +19,8 @@ mail goes out from shop.payments once a service says what happened.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -63,6 +64,21 @@ class OrderError(ValueError):
 
 class TrialTaken(OrderError):
     """The account or the email address has had its free trial."""
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """Commit once when the block ends, however it returns; on any error roll
+    back and raise, a ledger refusal as an OrderError the user can read."""
+    try:
+        yield
+        session.commit()
+    except ledger.LedgerError as error:
+        session.rollback()
+        raise OrderError(str(error)) from None
+    except BaseException:
+        session.rollback()
+        raise
 
 
 # --- Rules (pure) -----------------------------------------------------------
@@ -229,7 +245,7 @@ def place_order(
     executes it. ``iban`` is the provider's, for the reference's kind.
     """
     now = utc(now)
-    try:
+    with _transaction(session):
         if pack.retired_at is not None:
             raise OrderError(N_("This pack is no longer on sale."), "pack")
         if pack.kind == "trial":
@@ -253,18 +269,14 @@ def place_order(
         session.add(payment)
         session.flush()
         _log(session, order, "placed", now, by=by, payment=payment, amount=order.total)
-        session.commit()
         return order, payment
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def await_payment(session: Session, payment: Payment, *, now: datetime, external_id: str | None = None,
                   info: dict | None = None) -> Payment:
     """The provider has asked for the money (instructions shown, a Stripe
     session created): the payment is pending. Nothing else changes."""
-    try:
+    with _transaction(session):
         current = session.get(Payment, payment.id, populate_existing=True)
         if current is None:
             raise OrderError(N_("There is no such payment."))
@@ -272,11 +284,7 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
             current.status = "pending"
             current.external_id = external_id or current.external_id
             current.info = {**current.info, **(info or {})}
-        session.commit()
         return current
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now: datetime) -> Order:
@@ -284,6 +292,14 @@ def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now
     once per verified email address in each catalogue."""
     now = utc(now)
     try:
+        return _start_trial(session, account, pack, by, now)
+    except IntegrityError:
+        # A double click that raced past the check: the claim's unique keys stopped it.
+        raise TrialTaken(N_("The free trial has already been taken by this account or this email address.")) from None
+
+
+def _start_trial(session: Session, account: Account, pack: Pack, by: User, now: datetime) -> Order:
+    with _transaction(session):
         if pack.kind != "trial" or pack.retired_at is not None:
             raise OrderError(N_("This pack is not a free trial on offer."), "pack")
         if by.account_id != account.id:
@@ -306,18 +322,7 @@ def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now
         _log(session, order, "paid", now, by=by, amount=0)
         ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
                      note="free trial", commit=False)
-        session.commit()
         return order
-    except IntegrityError:
-        # A double click that raced past the check: the claim's unique keys stopped it.
-        session.rollback()
-        raise TrialTaken(N_("The free trial has already been taken by this account or this email address.")) from None
-    except ledger.LedgerError as error:
-        session.rollback()
-        raise OrderError(str(error)) from None
-    except BaseException:
-        session.rollback()
-        raise
 
 
 # --- Confirming -------------------------------------------------------------
@@ -367,7 +372,7 @@ def confirm_payment(
     """
     now = utc(now)
     received_at = utc(received_at) if received_at is not None else now
-    try:
+    with _transaction(session):
         if by is not None and not by.is_staff:
             raise OrderError(N_("Only staff confirm a payment by hand."))
         if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
@@ -382,7 +387,6 @@ def confirm_payment(
         current = session.get(Payment, payment.id, populate_existing=True)
         order = session.get(Order, current.order_id, populate_existing=True)
         if current.status == "confirmed":
-            session.commit()
             return Outcome("duplicate", order, current)
         current.status = "confirmed"
         current.amount = amount if amount is not None else current.amount
@@ -409,14 +413,7 @@ def confirm_payment(
             status = "overpaid"
         else:
             status = "paid"
-        session.commit()
         return Outcome(status, order, current, missing=missing, excess=excess, paid_now=paid_here)
-    except ledger.LedgerError as error:
-        session.rollback()
-        raise OrderError(str(error)) from None
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime, by: User | None) -> None:
@@ -444,7 +441,7 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
     reads. Its awaited payments are cancelled; cancelling twice is harmless."""
     now = utc(now)
     reason = (reason or "").strip()
-    try:
+    with _transaction(session):
         if by is not None and not by.is_staff:
             raise OrderError(N_("Only staff cancel an order."))
         if not reason:
@@ -452,11 +449,10 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
         ledger.lock_accounts(session, [order.account_id])
         current = session.get(Order, order.id, populate_existing=True)
         if current.status == "cancelled":
-            session.commit()
             return current
         if current.status != "pending":
-            raise OrderError(N_("Order %(number)d is %(status)s: only an unpaid order can be cancelled."), number=current.id,
-                             status=current.status)
+            raise OrderError(N_("Order %(number)d is %(status)s: only an unpaid order can be cancelled."),
+                             number=current.id, status=current.status)
         current.status = "cancelled"
         current.cancelled_at = now
         current.cancel_reason = reason
@@ -464,11 +460,7 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
                                                              Payment.status.in_(("created", "pending")))):
             waiting.status = "cancelled"
         _log(session, current, "cancelled", now, by=by, note=reason)
-        session.commit()
         return current
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _waiting_since(cutoff: datetime) -> Select[tuple[Order]]:
@@ -484,16 +476,12 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
     reminded yet: each is marked reminded (once) and returned for the
     reminder mail. Run it as often as you like."""
     now = utc(now)
-    try:
+    with _transaction(session):
         due = list(session.scalars(_waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))))
         for order in due:
             order.reminded_at = now
             _log(session, order, "reminded", now)
-        session.commit()
         return due
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def cancel_overdue(session: Session, *, now: datetime, days: int, reason: Callable[[Order], str]) -> list[Order]:

@@ -49,27 +49,23 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _may_see(account_id: int) -> bool:
-    return current_user.is_staff or current_user.account_id == account_id
+def _visible(model: type[Order] | type[Invoice], row_id: int):
+    """The row, if the current user may see its account's; aborts otherwise
+    (404: another account's order or invoice does not exist for you)."""
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    row = db.session.get(model, row_id)
+    if row is None or not (current_user.is_staff or current_user.account_id == row.account_id):
+        abort(404)
+    return row
 
 
 def get_order(order_id: int) -> Order:
-    """The order, if the current user may see it; aborts otherwise."""
-    if not current_user.is_authenticated:
-        abort(login_manager.unauthorized())
-    order = db.session.get(Order, order_id)
-    if order is None or not _may_see(order.account_id):
-        abort(404)
-    return order
+    return _visible(Order, order_id)
 
 
 def get_invoice(invoice_id: int) -> Invoice:
-    if not current_user.is_authenticated:
-        abort(login_manager.unauthorized())
-    invoice = db.session.get(Invoice, invoice_id)
-    if invoice is None or not _may_see(invoice.account_id):
-        abort(404)
-    return invoice
+    return _visible(Invoice, invoice_id)
 
 
 def _pdf(content: bytes, filename: str):

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
+from billing import orders
 from billing.models import Order
 from billing.order_models import Payment
 
@@ -74,3 +75,14 @@ class PaymentProvider:
         transfer is refunded by hand from the bank) raise PaymentError; the
         credit note is ``shop.payments.credit_note``'s either way."""
         raise PaymentError(f"{self.identifier} payments are refunded by hand, from the bank")
+
+
+class ManualPaymentProvider(PaymentProvider):
+    """Money a person sees arrive (a transfer, a cheque): asking for it is
+    showing the instructions, and the order waits on the staff page."""
+
+    manual = True
+
+    def execute(self, session: Session, payment: Payment, *, now: datetime, return_url: str) -> str | None:
+        orders.await_payment(session, payment, now=now)
+        return None

@@ -3,32 +3,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Session
 
-from billing import orders, references
+from billing import references
 from billing.models import Order
 from billing.order_models import Payment
 from shop.payments import register
-from shop.payments.base import PaymentProvider
+from shop.payments.base import ManualPaymentProvider
 
 
 @register
-class Cheque(PaymentProvider):
+class Cheque(ManualPaymentProvider):
     identifier = "cheque"
-    manual = True
     pending_template = "shop/checkout_cheque.html"
 
     @property
     def public_name(self) -> str:
         return str(_l("Cheque"))
-
-    def execute(self, session: Session, payment: Payment, *, now: datetime, return_url: str) -> str | None:
-        orders.await_payment(session, payment, now=now)
-        return None
 
     def pending_context(self, order: Order, payment: Payment) -> dict[str, Any]:
         return {

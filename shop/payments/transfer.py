@@ -10,32 +10,24 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import qrbill
 import segno.helpers
-from babel.numbers import get_currency_precision
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from schwifty import IBAN
-from sqlalchemy.orm import Session
 
-from billing import orders, references
+from billing import references
 from billing.models import Order
 from billing.order_models import Payment
+from common.i18n import to_decimal
 from shop.payments import register
-from shop.payments.base import PaymentError, PaymentProvider
+from shop.payments.base import ManualPaymentProvider, PaymentError
 
 # "75011 Paris", "1000 Lausanne", "CH-1000 Lausanne": the postcode line of an address.
 _POSTCODE_CITY = re.compile(r"^(?:[A-Z]{1,2}-)?(\d{4,5})\s+(.+)$")
-
-
-def amount_of(minor: int, currency: str) -> Decimal:
-    """Minor units as the exact Decimal a payment code writes."""
-    return Decimal(minor).scaleb(-get_currency_precision(currency))
 
 
 def creditor_address(name: str, address: str, country: str) -> dict[str, str]:
@@ -54,9 +46,8 @@ def creditor_address(name: str, address: str, country: str) -> dict[str, str]:
 
 
 @register
-class BankTransfer(PaymentProvider):
+class BankTransfer(ManualPaymentProvider):
     identifier = "transfer"
-    manual = True
     pending_template = "shop/checkout_transfer.html"
 
     @property
@@ -70,10 +61,6 @@ class BankTransfer(PaymentProvider):
     def unavailable_reason(self) -> str | None:
         if not self.iban:
             return str(_l("No IBAN is set (PROVIDER_IBAN): clients cannot be told where to send a transfer."))
-        return None
-
-    def execute(self, session: Session, payment: Payment, *, now: datetime, return_url: str) -> str | None:
-        orders.await_payment(session, payment, now=now)
         return None
 
     def pending_context(self, order: Order, payment: Payment) -> dict[str, Any]:
@@ -106,7 +93,7 @@ class BankTransfer(PaymentProvider):
         if payment.currency != "EUR":
             raise PaymentError("an EPC payment code is for euros only")
         return segno.helpers.make_epc_qr(
-            name=self.config["PROVIDER_NAME"][:70], iban=self.iban, amount=amount_of(payment.amount, "EUR"),
+            name=self.config["PROVIDER_NAME"][:70], iban=self.iban, amount=to_decimal(payment.amount, "EUR"),
             reference=order.reference,
         )
 
@@ -119,7 +106,7 @@ class BankTransfer(PaymentProvider):
             account=self.iban,
             creditor=creditor_address(self.config["PROVIDER_NAME"][:70], self.config["PROVIDER_ADDRESS"],
                                       self.config["PROVIDER_COUNTRY"]),
-            amount=str(amount_of(payment.amount, "CHF")),
+            amount=str(to_decimal(payment.amount, "CHF")),
             currency="CHF",
             reference_number=order.reference,
             additional_information=f"{_l('Order')} {order.id}",
