@@ -61,6 +61,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "STRIPE_SECRET_KEY": "",
         "STRIPE_PUBLISHABLE_KEY": "",
         "STRIPE_WEBHOOK_SECRET": "",
+        # Where the stripe library sends its requests: tests point it at a
+        # local server that answers like Stripe.
+        "STRIPE_API_BASE": "https://api.stripe.com",
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_RATE_LIMIT": "10 per minute",
         "TOKEN_MAX_AGE_HOURS": 24,
