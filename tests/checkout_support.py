@@ -1,4 +1,4 @@
-"""Helpers the checkout tests share: a clock, people, packs, placed orders."""
+"""Helpers the checkout tests share: a clock, people, placed orders; packs come from ledger_support."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import itertools
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import orders
-from billing.catalogue import load_preset
 from billing.invoices import Seller
-from billing.models import Account, Order, Pack, User
+from billing.models import Account, Order, User
 from billing.order_models import Payment
 from common.extensions import db
+from ledger_support import pack  # noqa: F401 - the tests import it from here
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 EUR_IBAN = "FR7630006000011234567890189"
@@ -31,15 +30,6 @@ both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirec
 def session(app):
     with app.app_context():
         yield db.session
-
-
-def pack(session: Session, slug: str) -> Pack:
-    found = session.scalar(select(Pack).where(Pack.slug == slug))
-    if found is None:
-        load_preset(session, slug.split("-")[0])
-        found = session.scalar(select(Pack).where(Pack.slug == slug))
-    assert found is not None, slug
-    return found
 
 
 def person(session: Session, account: Account | None = None, *, staff: bool = False, verified: bool = True) -> User:
