@@ -192,6 +192,19 @@ def _matching(search: str) -> ColumnElement[bool]:
     return and_(Order.account_id == Account.id, or_(*conditions))
 
 
+def flagged(session: Session) -> list[tuple[Order, Payment]]:
+    """Payments a provider flagged for staff (``info["flag"]``, see
+    ``note_payment``): money taken that was not credited, such as a card
+    paid after its order was cancelled, or for another amount. Oldest first."""
+    query = (
+        select(Order, Payment)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(Payment.info["flag"].as_string().is_not(None))
+        .order_by(Payment.id)
+    )
+    return [(order, payment) for order, payment in session.execute(query)]
+
+
 def overpaid(session: Session) -> list[tuple[Order, int]]:
     """Orders whose confirmed payments exceed the total, with the excess:
     flagged for staff to refund or credit the difference."""
@@ -379,12 +392,7 @@ def confirm_payment(
             raise OrderError(N_("The amount received must be more than zero."), "amount")
         if received_at > now:
             raise OrderError(N_("The money cannot have arrived in the future."), "received_at")
-        account_id = session.scalar(select(Order.account_id).join(Payment).where(Payment.id == payment.id))
-        if account_id is None:
-            raise OrderError(N_("There is no such payment."))
-        # The ledger's lock: every writer of this account, grants included, queues here.
-        ledger.lock_accounts(session, [account_id])
-        current = session.get(Payment, payment.id, populate_existing=True)
+        current = _locked_payment(session, payment)
         order = session.get(Order, current.order_id, populate_existing=True)
         if current.status == "confirmed":
             return Outcome("duplicate", order, current)
@@ -453,14 +461,64 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
         if current.status != "pending":
             raise OrderError(N_("Order %(number)d is %(status)s: only an unpaid order can be cancelled."),
                              number=current.id, status=current.status)
-        current.status = "cancelled"
-        current.cancelled_at = now
-        current.cancel_reason = reason
-        for waiting in session.scalars(select(Payment).where(Payment.order_id == current.id,
-                                                             Payment.status.in_(("created", "pending")))):
-            waiting.status = "cancelled"
-        _log(session, current, "cancelled", now, by=by, note=reason)
+        _cancel(session, current, reason, now, by)
         return current
+
+
+def _cancel(session: Session, order: Order, reason: str, now: datetime, by: User | None) -> None:
+    """Cancelled, with nothing awaited any more: in the caller's transaction."""
+    order.status = "cancelled"
+    order.cancelled_at = now
+    order.cancel_reason = reason
+    for waiting in session.scalars(select(Payment).where(Payment.order_id == order.id,
+                                                         Payment.status.in_(("created", "pending")))):
+        waiting.status = "cancelled"
+    _log(session, order, "cancelled", now, by=by, note=reason)
+
+
+def close_payment(session: Session, payment: Payment, *, status: str, reason: str, now: datetime) -> tuple[Order, bool]:
+    """A payment that will not arrive: declined (``failed``), or given up
+    (``cancelled``: a card checkout left to expire). Its order, if it is
+    pending with nothing else awaited, is cancelled with ``reason``, which
+    the client reads; the second value says whether this call cancelled it
+    (its caller sends the mail). Only a created or pending payment closes:
+    a confirmed one never does, and calling again changes nothing."""
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"a payment closes as failed or cancelled, not {status!r}")
+    now = utc(now)
+    with _transaction(session):
+        current = _locked_payment(session, payment)
+        order = session.get(Order, current.order_id, populate_existing=True)
+        if current.status not in ("created", "pending"):
+            return order, False
+        current.status = status
+        session.flush()
+        still_awaited = session.scalar(select(exists().where(
+            Payment.order_id == order.id, Payment.status.in_(("created", "pending")))))
+        if order.status != "pending" or still_awaited:
+            return order, False
+        _cancel(session, order, reason, now, None)
+        return order, True
+
+
+def note_payment(session: Session, payment: Payment, info: dict) -> Payment:
+    """Merge ``info`` into what the provider keeps on ``payment``; a key
+    given None is removed. ``info["flag"]`` puts the payment on the staff
+    page (``flagged``) until it is removed, e.g. once the money went back."""
+    with _transaction(session):
+        current = _locked_payment(session, payment)
+        merged = {**current.info, **info}
+        current.info = {key: value for key, value in merged.items() if value is not None}
+        return current
+
+
+def _locked_payment(session: Session, payment: Payment) -> Payment:
+    """The payment re-read under its account's lock (the ledger's, which every writer of the account takes)."""
+    account_id = session.scalar(select(Order.account_id).join(Payment).where(Payment.id == payment.id))
+    if account_id is None:
+        raise OrderError(N_("There is no such payment."))
+    ledger.lock_accounts(session, [account_id])
+    return session.get(Payment, payment.id, populate_existing=True)
 
 
 def _waiting_since(cutoff: datetime) -> Select[tuple[Order]]:
