@@ -428,7 +428,8 @@ def _settle(session: Session, op: Operation, account_id: int, policy_id: int, un
 # --- Charge ---------------------------------------------------------------
 
 def charge_ticket_to(
-    session: Session, ticket: Ticket, total_billable_minutes: int, *, by: User | None, key: str, now: datetime
+    session: Session, ticket: Ticket, total_billable_minutes: int, *, by: User | None, key: str, now: datetime,
+    commit: bool = True,
 ) -> Operation:
     """Set the ticket's billable time to ``total_billable_minutes`` and move
     its balance by ``units(total_after) - units(total_before)``: rounding
@@ -450,6 +451,9 @@ def charge_ticket_to(
     the time had never been charged, since those units would have lapsed
     with the lot. They count as expired units of the lot, so a pack with
     ``rollover_expired`` brings them back like the rest.
+
+    ``commit=False`` joins the caller's transaction (billing.desk.log_time
+    writes the time entry and its charge in one), as for ``grant``.
     """
     now = utc(now)
     total = _whole(total_billable_minutes, "billable minutes", 0)
@@ -476,7 +480,7 @@ def charge_ticket_to(
         alerts.note_balance(session, op, current.account_id, current.policy_id, current.unit, before, later, now)
 
     return _write(session, apply, key=key, kind="charge", now=now, account_id=ticket.account_id,
-                  ticket_id=ticket.id, by=by)
+                  ticket_id=ticket.id, by=by, commit=commit)
 
 
 def _draw(session: Session, op: Operation, ticket: Ticket, wanted: int, now: datetime) -> None:
@@ -730,9 +734,12 @@ def open_ticket(
     kind: str | None = None,
     policy: Policy | None = None,
     unit: str | None = None,
+    commit: bool = True,
 ) -> Ticket:
     """Open a ticket drawing from ``policy`` (default: the balance of this
-    user that expires first). The ticket desk builds on this."""
+    user that expires first). The ticket desk builds on this: with
+    ``commit=False`` the ticket is flushed, and the caller commits it with
+    its first message."""
     now = utc(now)
     _check_user(user, account.id, "user")
     subject = (subject or "").strip()
@@ -753,5 +760,8 @@ def open_ticket(
     ticket = Ticket(account_id=account.id, opened_by_id=user.id, policy_id=policy.id, unit=unit or policy.unit,
                     kind=kind or policy.default_kind, subject=subject, created_at=now)
     session.add(ticket)
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return ticket

@@ -19,7 +19,10 @@ from billing.models import Account, Base, Order, Pack, Policy, User
 LOT_SOURCES = ("purchase", "trial", "rollover", "adjustment")
 ENTRY_KINDS = ("grant", "consume", "expire", "refund", "adjust")
 OPERATION_KINDS = ("grant", "charge", "refund", "adjust", "expire")
-TICKET_STATUSES = ("open", "closed")
+# The desk's workflow (billing.desk): open → in_progress ⇄ waiting (for the
+# client) → resolved → closed; a resolved ticket can be reopened.
+TICKET_STATUSES = ("open", "in_progress", "waiting", "resolved", "closed")
+CRITICALITIES = ("low", "normal", "high", "critical")
 # pending → approved | declined | purchased (covered by a pack bought since);
 # debt → paid (by the next grant). Either → withdrawn when time corrected
 # downwards leaves nothing to ask for.
@@ -156,6 +159,10 @@ class Ticket(Base):
     __table_args__ = (
         CheckConstraint(_within("status", TICKET_STATUSES), name="ticket_status"),
         CheckConstraint("billable_minutes >= 0 AND units_charged >= 0", name="ticket_charge"),
+        CheckConstraint(_within("criticality", CRITICALITIES), name="ticket_criticality"),
+        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ticket_rating"),
+        # The staff queue: open work by status.
+        Index("ix_tickets_status_created", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -165,15 +172,29 @@ class Ticket(Base):
     unit: Mapped[str] = mapped_column(String(10))
     kind: Mapped[str | None] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(10), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open")
     billable_minutes: Mapped[int] = mapped_column(default=0)
     # units(billable_minutes, kind): what the ticket costs, whether drawn
     # from lots or left as an overage.
     units_charged: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The desk (billing.desk): how urgent, who works it, when it moved.
+    criticality: Mapped[str] = mapped_column(String(10), default="normal")
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Last message, time entry or status change: the list's order.
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client's rating once resolved, and the staff's note for the report.
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    staff_note: Mapped[str] = mapped_column(Text, default="")
 
     account: Mapped[Account] = relationship()
-    opened_by: Mapped[User] = relationship()
+    opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])
+    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
     policy: Mapped[Policy] = relationship()
     overages: Mapped[list[Overage]] = relationship(back_populates="ticket", order_by="Overage.id")
 

@@ -226,18 +226,24 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Removed from the pool by an owner (billing.desk.remove_user): the row
+    # stays for the history (tickets, ledger), the person loses all access.
+    removed_at: Mapped[datetime | None]
 
     account: Mapped[Account | None] = relationship(back_populates="users")
 
     @property
     def is_owner(self) -> bool:
-        return self.role == "owner"
+        return self.role == "owner" and self.removed_at is None
 
     # The session protocol Flask-Login expects, written out so that billing
     # needs no Flask import.
     is_authenticated = True
-    is_active = True
     is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.removed_at is None
 
     def get_id(self) -> str:
         return str(self.id)
@@ -300,4 +306,4 @@ class Order(Base):
 # The ledger's tables live in billing.ledger_models, payments and invoices in
 # billing.order_models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
-from billing import ledger_models, order_models  # noqa: E402,F401
+from billing import desk_models, ledger_models, order_models  # noqa: E402,F401

@@ -67,6 +67,16 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_RATE_LIMIT": "10 per minute",
         "TOKEN_MAX_AGE_HOURS": 24,
+        # Ticket attachments (billing.desk): stored outside the web root,
+        # served only to who may see the ticket.
+        "ATTACHMENT_FOLDER": os.path.join(instance_path, "attachments"),
+        "ATTACHMENT_MAX_BYTES": 10_000_000,
+        "ATTACHMENT_MAX_FILES": 5,
+        "ATTACHMENT_TYPES": "image/png,image/jpeg,image/gif,application/pdf,text/plain,text/csv,application/zip",
+        # How long a pool invitation's link works.
+        "INVITATION_MAX_AGE_HOURS": 72,
+        # How often an open dashboard asks whether the balance moved.
+        "BALANCE_POLL_SECONDS": 3,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
@@ -133,7 +143,12 @@ def normalise(config: dict[str, Any]) -> None:
     config["CHEQUE_PAYEE"] = config["CHEQUE_PAYEE"] or config["PROVIDER_NAME"]
     config["CHEQUE_ADDRESS"] = config["CHEQUE_ADDRESS"] or config["PROVIDER_ADDRESS"]
 
-    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS"):
+    types = config["ATTACHMENT_TYPES"]
+    if isinstance(types, str):
+        types = [name.strip().lower() for name in types.split(",") if name.strip()]
+    config["ATTACHMENT_TYPES"] = frozenset(types)
+    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS"):
         try:
             config[key] = int(config[key])
         except (TypeError, ValueError):

@@ -30,7 +30,10 @@ login_manager.login_message_category = "info"
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+    """The session's user, unless an owner removed them from the pool since:
+    then nobody, and their very next request is anonymous."""
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.removed_at is None else None
 
 
 # ------------------------------------------------------------ access
