@@ -263,6 +263,10 @@ def place_order(
             raise OrderError(N_("This pack is no longer on sale."), "pack")
         if pack.kind == "trial":
             raise OrderError(N_("The free trial is started, not ordered."), "pack")
+        if pack.unlimited:
+            # Paid, it would grant nothing: the ledger counts units, and
+            # subscriptions have no billing cycle of their own yet.
+            raise OrderError(N_("Subscriptions are set up with us directly for now: write to us and we will start yours."), "pack")
         if by.account_id != account.id:
             raise OrderError(N_("Only a user of the account can order for it."))
         quantity = check_quantity(pack, quantity)

@@ -93,7 +93,7 @@ def start(slug: str):
     if pack.kind == "trial":
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())))
     form = CheckoutForm(formdata=None)
-    if pack.price is None:
+    if pack.price is None or pack.unlimited:
         return _page(pack, form, None, 0)
     signup = None if current_user.is_authenticated else SignupForm(formdata=None, prefix="account")
     form.method.data = request.args.get("method")
@@ -110,7 +110,7 @@ def start(slug: str):
 @bp.post("/<slug>")
 def order(slug: str):
     pack = _pack_or_404(slug)
-    if pack.kind == "trial" or pack.price is None:
+    if pack.kind == "trial" or pack.price is None or pack.unlimited:
         abort(400)
     if current_user.is_authenticated and current_user.is_staff:
         abort(403)
