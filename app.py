@@ -54,6 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.auth import bp as auth_bp
     from portal.statement import bp as statement_bp
     from portal.orders import bp as orders_bp
+    from portal.pool import bp as pool_bp
+    from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp
     from shop.views import bp as shop_bp
@@ -65,4 +67,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(statement_bp)
     app.register_blueprint(checkout_bp)
     app.register_blueprint(orders_bp)
+    app.register_blueprint(tickets_bp)
+    app.register_blueprint(pool_bp)
     return app

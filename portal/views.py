@@ -1,18 +1,98 @@
-"""The client portal and the staff back office, behind login."""
+"""The client portal's home: the dashboard of an account, and its live
+balance; staff get the back office's home."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user, login_required
+from sqlalchemy import func, select
 
-from billing import ledger
+from billing import alerts, desk, ledger
+from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
+from billing.models import Account, Policy
 from common.extensions import db
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
+# A lot expiring within this many days is listed under "expires soon".
+EXPIRES_SOON_DAYS = 30
+RECENT_CONSUMPTION = 8
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class BalanceLine:
+    """One balance of the account as the dashboard shows it."""
+
+    policy: Policy
+    unit: str
+    units: int          # what the account holds (every lot)
+    mine: int           # what the current user's tickets may draw on
+    debt: int
+    pending: int        # units asked for beyond the balance, awaiting the owner
+    threshold: int
+    next_expiry: datetime | None
+    lots: list[Lot]
+
+    @property
+    def net(self) -> int:
+        return self.units - self.debt
+
+    @property
+    def low(self) -> bool:
+        return self.threshold > 0 and self.net < self.threshold
+
+    @property
+    def minutes(self) -> int | None:
+        """The work the balance still pays for, in minutes (a ticket: its maximum)."""
+        return max(self.net, 0) * self.policy.unit_minutes
+
+
+def dashboard(account: Account, user, now: datetime) -> dict:
+    """Everything the live balance shows: balances, their lots, what expires
+    soon, the low-balance warnings and the recent consumption."""
+    session = db.session
+    lots = desk.lots_of(session, account, now=now)
+    mine = {(b.policy_id, b.unit): b.units for b in ledger.balances(session, account.id, now=now, user_id=user.id)}
+    pending = dict(((p, u), n) for p, u, n in session.execute(
+        select(Ticket.policy_id, Ticket.unit, func.sum(Overage.units - Overage.settled))
+        .join(Overage.ticket).where(Overage.account_id == account.id, Overage.status == "pending")
+        .group_by(Ticket.policy_id, Ticket.unit)))
+    found = ledger.balances(session, account.id, now=now)
+    policies = {p.id: p for p in session.scalars(select(Policy).where(Policy.id.in_({b.policy_id for b in found})))}
+    lines = [
+        BalanceLine(policy=policies[b.policy_id], unit=b.unit, units=b.units, mine=mine.get((b.policy_id, b.unit), 0),
+                    debt=b.debt, pending=pending.get((b.policy_id, b.unit), 0),
+                    threshold=alerts.threshold_for(session, account.id, b.policy_id, b.unit),
+                    next_expiry=b.next_expiry,
+                    lots=[lot for lot in lots if (lot.policy_id, lot.unit) == (b.policy_id, b.unit)])
+        for b in found
+    ]
+    soon = now + timedelta(days=EXPIRES_SOON_DAYS)
+    recent = session.execute(
+        select(Entry.quantity, Entry.effective_at, Entry.lot_id, Ticket)
+        .join(Ticket, Entry.ticket_id == Ticket.id)
+        .where(Entry.account_id == account.id, Entry.kind == "consume")
+        .order_by(Entry.id.desc()).limit(RECENT_CONSUMPTION)
+    ).all()
+    return {
+        "account": account,
+        "lines": lines,
+        "expiring": [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= soon],
+        "recent": recent,
+        "now": now,
+    }
+
+
+# ------------------------------------------------------------------ views
 
 @bp.get("/")
 @login_required
@@ -20,6 +100,69 @@ def home():
     if current_user.is_staff:
         return render_template("portal/staff_home.html")
     account = current_user.account
+    now = _now()
     country = get_locale().territories.get(account.country, account.country)
-    balances = ledger.balances(db.session, account.id, now=datetime.now(timezone.utc))
-    return render_template("portal/home.html", account=account, country=country, balances=balances)
+    recent_tickets = desk.tickets(db.session, account.id, limit=5)
+    response = Response(render_template(
+        "portal/home.html", country=country, tickets=recent_tickets, tag=balance_tag(account.id, now),
+        poll_seconds=current_app.config["BALANCE_POLL_SECONDS"], **dashboard(account, current_user, now)))
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+def balance_tag(account_id: int, now: datetime) -> str:
+    """What the balance looks like, in one small query: the account's last
+    ledger operation and the next expiry still ahead (once it passes, the
+    balance changed without any write), with who asks and in which language.
+    The same tag, the same fragment."""
+    last_operation = select(func.max(Operation.id)).where(Operation.account_id == account_id).scalar_subquery()
+    next_expiry = (select(func.min(Lot.expires_at))
+                   .where(Lot.account_id == account_id, Lot.remaining > 0, Lot.expires_at > now).scalar_subquery())
+    last, expiry = db.session.execute(select(last_operation, next_expiry)).one()
+    state = f"{account_id}:{current_user.id}:{current_user.language}:{get_locale()}:{last}:{expiry}"
+    return hashlib.blake2b(state.encode(), digest_size=12).hexdigest()
+
+
+@bp.get("/balance")
+def balance():
+    """The live balance: the hottest path of the portal. Every open
+    dashboard asks every few seconds with the tag it shows; while nothing
+    moved the answer is an empty 304, decided before any template renders."""
+    if not current_user.is_authenticated:
+        # A removed user or an expired session: htmx takes the whole page to the login.
+        response = Response(status=401)
+        response.headers["HX-Redirect"] = url_for("auth.login", next=url_for("portal.home"))
+        return response
+    if current_user.is_staff:
+        abort(404)
+    now = _now()
+    tag = balance_tag(current_user.account_id, now)
+    if tag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        response = Response(render_template("portal/_balance.html", tag=tag,
+                                            poll_seconds=current_app.config["BALANCE_POLL_SECONDS"],
+                                            **dashboard(current_user.account, current_user, now)))
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+@bp.get("/buy")
+@login_required
+def buy():
+    """Every pack on sale, each linking to checkout for this account; the
+    providers whose credit the account already holds first."""
+    if current_user.is_staff:
+        abort(404)
+    from itertools import groupby
+
+    from billing.catalogue import active_packs
+
+    held = set(db.session.scalars(
+        select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id).where(Lot.account_id == current_user.account_id)
+    ))
+    sections = [(packs[0].catalogue, packs) for packs in
+                (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]
+    sections.sort(key=lambda section: section[0].id not in held)
+    return render_template("portal/buy.html", sections=sections, held=held)

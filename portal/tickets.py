@@ -1,0 +1,383 @@
+"""Tickets in the client space: open one, the list with its filters, the
+thread, the cost and why, the rating, the attachments, and the intervention
+report of a resolved ticket (page and PDF).
+
+Who may see a ticket is decided in one place, ``get_ticket``: the users of
+its account and staff. Anybody else gets a 404, as if it did not exist; an
+anonymous visitor the login page. Attachments and reports go through it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import (
+    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for,
+)
+from flask_babel import get_translations
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from jinja2_fragments.flask import render_block
+from sqlalchemy import select
+from wtforms import IntegerField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from billing import desk, ledger
+from billing.desk_models import Attachment, TicketMessage
+from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Ticket
+from billing.models import Policy, User, localized
+from billing.rules import explain
+from common.extensions import db, login_manager
+from common.fragments import wants_fragment
+from portal.auth import INVALID
+from shop import documents
+
+bp = Blueprint("tickets", __name__, url_prefix="/portal")
+
+STATUS_LABELS = {
+    "open": _l("Open"),
+    "in_progress": _l("In progress"),
+    "waiting": _l("Waiting for you"),
+    "resolved": _l("Resolved"),
+    "closed": _l("Closed"),
+}
+CRITICALITY_LABELS = {
+    "low": _l("Low"),
+    "normal": _l("Normal"),
+    "high": _l("High"),
+    "critical": _l("Critical"),
+}
+
+
+@bp.app_template_global()
+def ticket_status(status: str) -> str:
+    return str(STATUS_LABELS.get(status, status))
+
+
+@bp.app_template_global()
+def criticality_label(criticality: str) -> str:
+    return str(CRITICALITY_LABELS.get(criticality, criticality))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _gettext(message: str) -> str:
+    return get_translations().gettext(message)
+
+
+def _ngettext(singular: str, plural: str, num: int) -> str:
+    # billing.rules fills in its own placeholders.
+    return get_translations().ngettext(singular, plural, num)
+
+
+def explanation(ticket: Ticket) -> str:
+    """``27 min → 3 blocks of 10 min → 3 credits`` in the reader's language."""
+    return explain(desk.cost(ticket), _gettext, _ngettext)
+
+
+# ------------------------------------------------------------------ loaders
+
+def get_ticket(ticket_id: int) -> Ticket:
+    """The ticket, if the current user may see it; aborts otherwise (404:
+    another account's ticket does not exist for you)."""
+    if not current_user.is_authenticated:
+        abort(login_manager.unauthorized())
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None or not desk.may_see(current_user, ticket):
+        abort(404)
+    return ticket
+
+
+def get_attachment(ticket_id: int, attachment_id: int) -> Attachment:
+    """An attachment of a ticket the user may see; a staff note's only for staff."""
+    ticket = get_ticket(ticket_id)
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or attachment.ticket_id != ticket.id or (
+            attachment.message.internal and not current_user.is_staff):
+        abort(404)
+    return attachment
+
+
+def get_report(ticket_id: int) -> Ticket:
+    """A ticket whose intervention report exists: once it is resolved."""
+    ticket = get_ticket(ticket_id)
+    if ticket.status not in desk.DONE_STATUSES:
+        abort(404)
+    return ticket
+
+
+def _rules() -> desk.AttachmentRules:
+    config = current_app.config
+    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
+                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+
+
+def _uploads(field_name: str = "files") -> list[desk.Upload]:
+    """The files sent, each read up to one byte over the limit (enough to refuse it)."""
+    limit = current_app.config["ATTACHMENT_MAX_BYTES"] + 1
+    return [desk.Upload(f.filename or "", f.stream.read(limit), f.mimetype or "")
+            for f in request.files.getlist(field_name) if f and f.filename]
+
+
+# ------------------------------------------------------------------ forms
+
+def _balance_value(policy_id: int, unit: str) -> str:
+    return f"{policy_id}-{unit}"
+
+
+class TicketForm(FlaskForm):
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)],
+                          description=_l("One subject per ticket."))
+    description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
+                                description=_l("What happens, since when, what you tried."))
+    balance = SelectField(_l("Draw from"), validate_choice=False)
+    kind = SelectField(_l("Kind of request"), validate_choice=False, validators=[Optional()])
+    criticality = SelectField(_l("Criticality"), default="normal",
+                              choices=[(c, CRITICALITY_LABELS[c]) for c in CRITICALITIES])
+    files = MultipleFileField(_l("Attachments"))
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField(_l("Your message"), validators=[DataRequired(), Length(max=desk.MAX_BODY)])
+    files = MultipleFileField(_l("Attachments"))
+
+
+class RatingForm(FlaskForm):
+    rating = RadioField(_l("Your rating"), choices=[(str(n), str(n)) for n in range(1, 6)],
+                        validators=[DataRequired()])
+    comment = TextAreaField(_l("Comment (optional)"), validators=[Length(max=desk.MAX_NOTE)])
+
+
+def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None, str | None]:
+    """Fill the balance and kind choices; the chosen policy and unit."""
+    account, user = current_user.account, current_user._get_current_object()
+    drawable = desk.drawable(db.session, account, user, now=now)
+    policies = {p.id: p for p in db.session.scalars(
+        select(Policy).where(Policy.id.in_({b.policy_id for b in drawable})))}
+    locale = str(_current_locale())
+    form.balance.choices = [
+        (_balance_value(b.policy_id, b.unit),
+         f"{localized(policies[b.policy_id].name, locale)} · {_quantity(b.units, b.unit)}"
+         + (" · " + _("first to expire on %(day)s", day=_day(b.next_expiry)) if b.next_expiry else ""))
+        for b in drawable
+    ]
+    chosen = form.balance.data or request.args.get("balance") or (form.balance.choices[0][0] if drawable else None)
+    match = next((b for b in drawable if _balance_value(b.policy_id, b.unit) == chosen), None)
+    if match is None and drawable:
+        match = drawable[0]
+    policy = policies[match.policy_id] if match else None
+    form.balance.data = _balance_value(match.policy_id, match.unit) if match else None
+    kinds = policy.kinds if policy else []
+    form.kind.choices = [(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
+                         for k in kinds]
+    if kinds and form.kind.data not in {k.slug for k in kinds}:
+        form.kind.data = policy.default_kind or kinds[0].slug
+    return drawable, policy, match.unit if match else None
+
+
+def _current_locale():
+    from flask_babel import get_locale
+    return get_locale()
+
+
+def _quantity(amount: int, unit: str) -> str:
+    return current_app.jinja_env.filters["quantity"](amount, unit)
+
+
+def _day(value) -> str:
+    return current_app.jinja_env.filters["day"](value)
+
+
+# ------------------------------------------------------------------ views
+
+@bp.get("/tickets")
+@login_required
+def index():
+    """The account's tickets (all tickets for staff), filtered by status and
+    by who opened them; the filter form is a real GET form, and htmx swaps
+    just the list."""
+    status = request.args.get("status", "")
+    status = status if status in TICKET_STATUSES else ""
+    try:
+        opened_by = int(request.args.get("user", "") or 0)
+    except ValueError:
+        opened_by = 0
+    account_id = None if current_user.is_staff else current_user.account_id
+    people = [] if current_user.is_staff else db.session.scalars(
+        select(User).where(User.account_id == account_id).order_by(User.name)).all()
+    found = desk.tickets(db.session, account_id, status=status or None, opened_by_id=opened_by or None)
+    context = {"tickets": found, "status": status, "user": opened_by, "people": people, "statuses": TICKET_STATUSES}
+    if wants_fragment():
+        body = render_block("portal/tickets.html", "ticket_list", **context)
+    else:
+        body = render_template("portal/tickets.html", **context)
+    response = make_response(body)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.route("/tickets/new", methods=["GET", "POST"])
+@login_required
+def new():
+    if current_user.is_staff:
+        abort(404)
+    now = _now()
+    form = TicketForm()
+    drawable, policy, unit = _balances_for(form, now)
+    if request.method == "GET" and wants_fragment():
+        # Another balance was chosen: only the kinds differ.
+        response = make_response(render_block("portal/ticket_new.html", "kind_field", form=form, policy=policy))
+        response.vary.add("HX-Request")
+        return response
+    if form.validate_on_submit() and policy is not None:
+        try:
+            ticket = desk.open_ticket(
+                db.session, current_user.account, current_user._get_current_object(), form.subject.data,
+                form.description.data, now=now, policy=policy, unit=unit, kind=form.kind.data or None,
+                criticality=form.criticality.data, files=_uploads(), rules=_rules())
+        except desk.DeskError as error:
+            target = form[error.field] if error.field in form else form.subject
+            target.errors = [*target.errors, error.message]
+        except ledger.LedgerError as error:
+            form.subject.errors = [*form.subject.errors, str(error)]
+        else:
+            flash(_("Ticket #%(number)d is open. We will answer here and by email.", number=ticket.id), "success")
+            return redirect(url_for("tickets.show", ticket_id=ticket.id))
+    status = INVALID if form.errors else 200
+    return render_template("portal/ticket_new.html", form=form, policy=policy, drawable=drawable,
+                           limits=_limits()), status
+
+
+def _limits() -> dict:
+    config = current_app.config
+    return {"max_mb": config["ATTACHMENT_MAX_BYTES"] // 1_000_000, "max_files": config["ATTACHMENT_MAX_FILES"],
+            "types": sorted(config["ATTACHMENT_TYPES"])}
+
+
+def _ticket_page(ticket: Ticket, reply: ReplyForm | None = None, rating: RatingForm | None = None,
+                 status: int = 200):
+    staff = current_user.is_staff
+    messages = desk.thread(db.session, ticket, internal=staff)
+    rating_form = rating or RatingForm(formdata=None, rating=str(ticket.rating) if ticket.rating else None,
+                                       comment=ticket.rating_comment)
+    return render_template(
+        "portal/ticket.html", ticket=ticket, messages=messages, charge=desk.cost(ticket),
+        explanation=explanation(ticket), taken=desk.tickets_taken_note(ticket),
+        entries=desk.time_entries(db.session, ticket) if staff else [],
+        reply=reply or ReplyForm(formdata=None), rating=rating_form, limits=_limits(),
+    ), status
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def show(ticket_id: int):
+    return _ticket_page(get_ticket(ticket_id))
+
+
+@bp.post("/tickets/<int:ticket_id>/messages")
+def reply(ticket_id: int):
+    ticket = get_ticket(ticket_id)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        try:
+            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=_now(),
+                              internal=current_user.is_staff and request.form.get("internal") == "1",
+                              files=_uploads(), rules=_rules())
+        except desk.DeskError as error:
+            target = form[error.field] if error.field in form else form.body
+            target.errors = [*target.errors, error.message]
+        except ledger.NotAllowed:
+            abort(403)
+        else:
+            return redirect(url_for("tickets.show", ticket_id=ticket.id) + "#thread-end")
+    return _ticket_page(ticket, reply=form, status=INVALID)
+
+
+@bp.post("/tickets/<int:ticket_id>/status")
+def set_status(ticket_id: int):
+    ticket = get_ticket(ticket_id)
+    status = request.form.get("status", "")
+    try:
+        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=_now())
+    except desk.DeskError as error:
+        flash(error.message, "error")
+    except ledger.NotAllowed:
+        abort(403)
+    else:
+        flash(_("The ticket is now: %(status)s.", status=ticket_status(ticket.status)), "success")
+    return redirect(url_for("tickets.show", ticket_id=ticket.id))
+
+
+@bp.post("/tickets/<int:ticket_id>/rating")
+def rate(ticket_id: int):
+    ticket = get_ticket(ticket_id)
+    form = RatingForm()
+    if form.validate_on_submit():
+        try:
+            desk.rate(db.session, ticket, current_user._get_current_object(), int(form.rating.data),
+                      form.comment.data or "", now=_now())
+        except desk.DeskError as error:
+            form.rating.errors = [*form.rating.errors, error.message]
+        except ledger.NotAllowed:
+            abort(403)
+        else:
+            flash(_("Thank you for your rating."), "success")
+            return redirect(url_for("tickets.show", ticket_id=ticket.id))
+    return _ticket_page(ticket, rating=form, status=INVALID)
+
+
+@bp.get("/tickets/<int:ticket_id>/files/<int:attachment_id>")
+def attachment(ticket_id: int, attachment_id: int):
+    found = get_attachment(ticket_id, attachment_id)
+    path = desk.attachment_path(found, Path(current_app.config["ATTACHMENT_FOLDER"]))
+    if not path.is_file():
+        abort(404)
+    # Always a download, never rendered by the browser in our origin.
+    response = send_file(path, mimetype=found.content_type, as_attachment=True, download_name=found.original_name,
+                         max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# ------------------------------------------------------------------ reports
+
+def _report_context(ticket: Ticket) -> dict:
+    entries = desk.time_entries(db.session, ticket)
+    return {
+        "ticket": ticket, "entries": entries, "charge": desk.cost(ticket), "explanation": explanation(ticket),
+        "billable_minutes": sum(e.minutes for e in entries if e.billable),
+        "other_minutes": sum(e.minutes for e in entries if not e.billable),
+        "taken": desk.tickets_taken_note(ticket),
+    }
+
+
+@bp.get("/reports")
+@login_required
+def reports():
+    """Every intervention report of the account: one per resolved ticket."""
+    query = select(Ticket).where(Ticket.status.in_(desk.DONE_STATUSES))
+    if not current_user.is_staff:
+        query = query.where(Ticket.account_id == current_user.account_id)
+    done = db.session.scalars(query.order_by(Ticket.resolved_at.desc(), Ticket.id.desc()).limit(200)).all()
+    return render_template("portal/reports.html", tickets=done)
+
+
+@bp.get("/tickets/<int:ticket_id>/report")
+def report(ticket_id: int):
+    return render_template("portal/report.html", **_report_context(get_report(ticket_id)))
+
+
+@bp.get("/tickets/<int:ticket_id>/report.pdf")
+def report_pdf(ticket_id: int):
+    ticket = get_report(ticket_id)
+    content = documents.render_pdf("pdf/report.html", **_report_context(ticket))
+    response = make_response(content)
+    response.headers["Content-Type"] = documents.PDF
+    response.headers["Content-Disposition"] = f'inline; filename="report-{ticket.id}.pdf"'
+    return response
