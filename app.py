@@ -58,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp
+    from shop.stripe_webhook import bp as stripe_bp
     from shop.views import bp as shop_bp
 
     demo.init_app(app)
@@ -66,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(portal_bp)
     app.register_blueprint(statement_bp)
     app.register_blueprint(checkout_bp)
+    app.register_blueprint(stripe_bp)
     app.register_blueprint(orders_bp)
     app.register_blueprint(tickets_bp)
     app.register_blueprint(pool_bp)

@@ -145,6 +145,7 @@ def staff():
     search = request.args.get("q", "").strip()[:100]
     return render_template("portal/orders_staff.html", search=search,
                            awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
+                           flagged=orders.flagged(db.session),
                            methods=payments.statuses(), today=_now().date(), plain=_plain)
 
 

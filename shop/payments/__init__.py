@@ -178,4 +178,4 @@ def send_reminder(order: Order) -> bool:
 
 
 # The providers of this package register themselves on import.
-from shop.payments import cheque, transfer  # noqa: E402,F401
+from shop.payments import card, cheque, transfer  # noqa: E402,F401
