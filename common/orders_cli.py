@@ -20,7 +20,7 @@ from common.cli import ScriptError, ScriptGroup
 orders_cli = ScriptGroup("orders", help="Remind and cancel orders waiting for a transfer or a cheque.")
 
 
-def _can_link() -> None:
+def can_link() -> None:
     """The mails link to the order: outside a request, only SERVER_NAME says where the site is."""
     if not current_app.config.get("SERVER_NAME"):
         raise ScriptError("SERVER_NAME is not set (e.g. FORFAIT_SERVER_NAME=shop.example.com): "
@@ -37,7 +37,7 @@ def remind() -> None:
     """Mail a reminder for each order waiting TRANSFER_REMIND_DAYS days or more, once."""
     from shop import payments
 
-    _can_link()
+    can_link()
     _echo(payments.remind_due(datetime.now(timezone.utc)))
 
 
@@ -46,7 +46,7 @@ def cancel_overdue() -> None:
     """Cancel each order still unpaid TRANSFER_CANCEL_DAYS days after it was placed, and tell the client."""
     from shop import payments
 
-    _can_link()
+    can_link()
     _echo(payments.cancel_overdue(datetime.now(timezone.utc)))
 
 

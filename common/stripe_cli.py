@@ -1,0 +1,51 @@
+"""The `stripe` command group, under the contract of common/cli.py: English,
+one record a line, tab-separated fields.
+
+    flask stripe reconcile          PAYMENT_ID ORDER_ID OUTCOME
+
+Reconcile asks Stripe about every card payment still open and acts on the
+answer as the webhook would (shop.payments.card.settle): a payment whose
+webhook was lost is credited, an abandoned one cancelled. Idempotent: run it
+from cron as often as you like. A payment Stripe could not be asked about
+prints ``error`` and the reason, and the command exits 1 after the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import click
+from flask import Flask
+
+from common.cli import ScriptError, ScriptGroup
+from common.orders_cli import can_link
+
+stripe_cli = ScriptGroup("stripe", help="Card payments with Stripe.")
+
+
+@stripe_cli.command("reconcile")
+@click.pass_context
+def reconcile(ctx: click.Context) -> None:
+    """Re-check every open card payment with Stripe: PAYMENT_ID ORDER_ID OUTCOME."""
+    from shop import payments
+    from shop.payments import card
+
+    provider = payments.get("card")
+    if provider is None:
+        raise ScriptError("card is not in PAYMENT_METHODS")
+    if provider.unavailable_reason():
+        raise ScriptError(provider.unavailable_reason())
+    can_link()
+    failed = False
+    for payment in card.open_payments():
+        try:
+            outcome = card.settle(payment, now=datetime.now(timezone.utc))
+        except (card.Busy, card.StripeFailed) as error:
+            outcome, failed = f"error\t{error}", True
+        click.echo(f"{payment.id}\t{payment.order_id}\t{outcome}")
+    if failed:
+        ctx.exit(1)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(stripe_cli)
