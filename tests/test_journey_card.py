@@ -14,7 +14,7 @@ from sqlalchemy import select
 from billing.catalogue import load_preset
 from billing.order_models import Payment
 from common.extensions import db
-from tests.conftest import PASSWORD
+from tests.test_journey_transfer import sign_up_on_checkout
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -36,11 +36,7 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     page.get_by_role("button", name="Order", exact=True).click()
 
     page.get_by_label("Card").check()
-    page.get_by_label("Organisation").fill("Bistro Nova")
-    page.get_by_label("Your name").fill("Nora Nova")
-    page.get_by_label("Email").fill("nora@example.com")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
+    sign_up_on_checkout(page)
     if os.environ.get("FORFAIT_SCREENSHOTS"):  # a look at the checkout with card offered
         page.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "checkout-card.png"), full_page=True)
     page.get_by_role("button", name="Place the order").click()

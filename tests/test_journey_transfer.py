@@ -39,6 +39,15 @@ def log_in(page: Page, url: str, email: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
+def sign_up_on_checkout(page: Page) -> None:
+    """A newcomer fills in the checkout's account fields: Nora Nova of Bistro Nova."""
+    page.get_by_label("Organisation").fill("Bistro Nova")
+    page.get_by_label("Your name").fill("Nora Nova")
+    page.get_by_label("Email").fill("nora@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
+
+
 def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, browser: Browser):
     url, app = shop
     page.goto(url + "/packs/demo-team-tickets")
@@ -48,11 +57,7 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     page.get_by_label("Quantity").fill("25")
     expect(page.locator("#checkout-total")).to_have_text("€1,140.00")
     page.get_by_label("Bank transfer").check()
-    page.get_by_label("Organisation").fill("Bistro Nova")
-    page.get_by_label("Your name").fill("Nora Nova")
-    page.get_by_label("Email").fill("nora@example.com")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
+    sign_up_on_checkout(page)
     page.get_by_role("button", name="Place the order").click()
 
     expect(page.get_by_role("heading", name="Pay by bank transfer")).to_be_visible()
