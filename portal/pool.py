@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from billing import desk, ledger
@@ -36,7 +37,7 @@ def _now() -> datetime:
 
 class InviteForm(FlaskForm):
     email = _email_field()
-    role = SelectField(_l("Role"), choices=[("member", ROLE_LABELS["member"]), ("owner", ROLE_LABELS["owner"])],
+    role = SelectField(_l("Role"), choices=[SelectChoice("member", ROLE_LABELS["member"]), SelectChoice("owner", ROLE_LABELS["owner"])],
                        default="member",
                        description=_l("Owners also invite and remove people and answer overage requests."))
 
@@ -44,7 +45,8 @@ class InviteForm(FlaskForm):
 class AcceptForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
     password, confirm = _new_password_fields(_l("Choose a password"))
-    language = SelectField(_l("Language"), choices=[("en", "English"), ("fr", "Français"), ("es", "Español")])
+    language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
+                                    SelectChoice("es", "Español")])
 
 
 def get_member(user_id: int) -> User:

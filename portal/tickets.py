@@ -22,11 +22,12 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
-from wtforms import IntegerField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import MultipleFileField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
 
 from billing import desk, ledger
-from billing.desk_models import Attachment, TicketMessage
+from billing.desk_models import Attachment
 from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
 from billing.rules import explain
@@ -138,7 +139,7 @@ class TicketForm(FlaskForm):
     balance = SelectField(_l("Draw from"), validate_choice=False)
     kind = SelectField(_l("Kind of request"), validate_choice=False, validators=[Optional()])
     criticality = SelectField(_l("Criticality"), default="normal",
-                              choices=[(c, CRITICALITY_LABELS[c]) for c in CRITICALITIES])
+                              choices=[SelectChoice(c, CRITICALITY_LABELS[c]) for c in CRITICALITIES])
     files = MultipleFileField(_l("Attachments"))
 
 
@@ -148,7 +149,7 @@ class ReplyForm(FlaskForm):
 
 
 class RatingForm(FlaskForm):
-    rating = RadioField(_l("Your rating"), choices=[(str(n), str(n)) for n in range(1, 6)],
+    rating = RadioField(_l("Your rating"), choices=[SelectChoice(str(n), str(n)) for n in range(1, 6)],
                         validators=[DataRequired()])
     comment = TextAreaField(_l("Comment (optional)"), validators=[Length(max=desk.MAX_NOTE)])
 
@@ -161,19 +162,19 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
         select(Policy).where(Policy.id.in_({b.policy_id for b in drawable})))}
     locale = str(_current_locale())
     form.balance.choices = [
-        (_balance_value(b.policy_id, b.unit),
+        SelectChoice(_balance_value(b.policy_id, b.unit),
          f"{localized(policies[b.policy_id].name, locale)} · {_quantity(b.units, b.unit)}"
          + (" · " + _("first to expire on %(day)s", day=_day(b.next_expiry)) if b.next_expiry else ""))
         for b in drawable
     ]
-    chosen = form.balance.data or request.args.get("balance") or (form.balance.choices[0][0] if drawable else None)
+    chosen = form.balance.data or request.args.get("balance") or (form.balance.choices[0].value if drawable else None)
     match = next((b for b in drawable if _balance_value(b.policy_id, b.unit) == chosen), None)
     if match is None and drawable:
         match = drawable[0]
     policy = policies[match.policy_id] if match else None
     form.balance.data = _balance_value(match.policy_id, match.unit) if match else None
     kinds = policy.kinds if policy else []
-    form.kind.choices = [(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
+    form.kind.choices = [SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
                          for k in kinds]
     if kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug

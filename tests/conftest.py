@@ -86,6 +86,7 @@ def make_app(database_url: str, tmp_path, **overrides) -> Flask:
         "SECRET_KEY": "test-secret-key-not-for-production",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "MAIL_FOLDER": str(tmp_path / "mail"),
+        "ATTACHMENT_FOLDER": str(tmp_path / "attachments"),
         "RATELIMIT_STORAGE_URI": "memory://",
         "SERVER_NAME": None,
     }

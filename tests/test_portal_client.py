@@ -1,0 +1,356 @@
+"""The client side of the portal through HTTP: the dashboard and its live
+balance, tickets (open, files, thread, cost, rating, report), the pool's
+invitations and removals, buy more, and who may see which URL."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import desk, ledger
+from billing.catalogue import load_preset
+from billing.desk_models import Attachment, TicketMessage
+from billing.ledger_models import Ticket
+from billing.models import Account, Pack, User
+from common.extensions import db
+from portal import accounts
+from tests.conftest import PASSWORD, csrf_token, login, post_form
+from tests.smtp import smtp_server  # noqa: F401 (a fixture)
+
+NOW = datetime.now(timezone.utc)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+@pytest.fixture
+def app_config(smtp_server):  # noqa: F811
+    return smtp_server.config
+
+
+@pytest.fixture
+def world(app, people):
+    """Acme (owner, member) with 36 Too Pixel credits and a ticket with an
+    internal note; Other Co with its own member and ticket; staff."""
+    with app.app_context():
+        load_preset(db.session, "toopixel")
+        load_preset(db.session, "itsupport")
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "toopixel-36"))
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        staff = db.session.scalar(select(User).where(User.email == people["staff"]))
+        ledger.grant(db.session, owner.account, pack, key="acme-grant", now=NOW)
+        ticket = desk.open_ticket(db.session, owner.account, owner, "Site down", "It shows an error.", now=NOW,
+                                  policy=pack.policy)
+        desk.post_message(db.session, ticket, staff, "staff-only-remark", internal=True, now=NOW)
+        other = accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com", PASSWORD, "en", "FR")
+        ledger.grant(db.session, other.account, pack, key="other-grant", now=NOW)
+        foreign = desk.open_ticket(db.session, other.account, other, "Secret other subject", "private", now=NOW,
+                                   policy=pack.policy)
+        return {"ticket": ticket.id, "foreign": foreign.id, "account": owner.account_id,
+                "other_account": other.account_id, "policy": pack.policy_id}
+
+
+def log(app, ticket_id: int, minutes: int, key: str, billable: bool = True) -> None:
+    with app.app_context():
+        staff = db.session.scalar(select(User).where(User.is_staff.is_(True)))
+        desk.log_time(db.session, db.session.get(Ticket, ticket_id), staff, minutes, billable, "work", key,
+                      datetime.now(timezone.utc))
+
+
+def resolve(app, ticket_id: int, note: str = "") -> None:
+    with app.app_context():
+        staff = db.session.scalar(select(User).where(User.is_staff.is_(True)))
+        ticket = db.session.get(Ticket, ticket_id)
+        if note:
+            desk.set_staff_note(db.session, ticket, note, by=staff, now=NOW)
+        desk.set_status(db.session, ticket, "resolved", by=staff, now=NOW)
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# --- Dashboard and live balance -------------------------------------------------
+
+def test_dashboard_shows_balance_lots_and_links(client, people, world):
+    login(client, people["member"])
+    page = text(client.get("/portal/"))
+    assert "36 credits" in page and "about 6 h of work" in page
+    assert "everyone in the account" in page
+    for link in ("/portal/tickets", f"/portal/accounts/{world['account']}/statement", "/portal/orders",
+                 "/portal/buy", "/portal/reports", "/portal/people"):
+        assert f'href="{link}"' in page
+    assert 'hx-trigger="every 3s"' in page
+
+
+def test_live_balance_answers_304_until_the_balance_moves(app, client, people, world):
+    login(client, people["owner"])
+    first = client.get("/portal/balance", headers={"HX-Request": "true"})
+    assert first.status_code == 200 and "36 credits" in text(first)
+    tag = first.headers["ETag"]
+    assert f'If-None-Match": "\\{tag[:-1]}\\""' in text(first)  # the fragment sends its own tag back
+    same = client.get("/portal/balance", headers={"If-None-Match": tag})
+    assert same.status_code == 304 and same.data == b""
+    log(app, world["ticket"], 27, "live-27")
+    moved = client.get("/portal/balance", headers={"If-None-Match": tag})
+    assert moved.status_code == 200 and "33 credits" in text(moved) and moved.headers["ETag"] != tag
+    assert "Site down" in text(moved)  # the recent consumption
+
+
+def test_live_balance_of_nobody(client, people, world):
+    anonymous = client.get("/portal/balance", headers={"HX-Request": "true"})
+    assert anonymous.status_code == 401 and anonymous.headers["HX-Redirect"].startswith("/login")
+    login(client, people["staff"])
+    assert client.get("/portal/balance").status_code == 404
+
+
+def test_single_user_lot_is_shown_as_such(app, client, people, world):
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "toopixel-72"))
+        ledger.grant(db.session, owner.account, pack, key="own-lot", now=NOW, owner=owner)
+    login(client, people["member"])
+    page = text(client.get("/portal/"))
+    assert "Olive Owner only" in page and "Your tickets may draw on 36 credits" in page
+
+
+# --- Tickets ----------------------------------------------------------------
+
+def new_ticket(client, **fields):
+    page = text(client.get("/portal/tickets/new"))
+    balance = re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1)
+    data = {"subject": "Printer", "description": "It jams.", "balance": balance, "criticality": "normal", **fields}
+    data.setdefault("csrf_token", csrf_token(client, "/portal/tickets/new"))
+    return client.post("/portal/tickets/new", data=data, content_type="multipart/form-data")
+
+
+def test_open_a_ticket_with_a_file_and_no_script(app, client, people, world):
+    login(client, people["member"])
+    response = new_ticket(client, description='Help <script>alert("x")</script><b onclick="y()">now</b>',
+                          criticality="high", files=[(io.BytesIO(PNG), "screen.png")])
+    assert response.status_code == 302
+    ticket_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    page = text(client.get(f"/portal/tickets/{ticket_id}"))
+    assert "<script>alert" not in page and "onclick" not in page and "<b>now</b>" in page
+    assert "High" in page and "screen.png" in page
+    with app.app_context():
+        attachment = db.session.scalar(select(Attachment).where(Attachment.ticket_id == ticket_id))
+        assert db.session.get(Ticket, ticket_id).opened_by.email == people["member"]
+    with client.get(f"/portal/tickets/{ticket_id}/files/{attachment.id}") as download:
+        assert download.data == PNG and download.headers["X-Content-Type-Options"] == "nosniff"
+        assert download.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_a_refused_file_is_said_and_nothing_is_written(app, client, people, world):
+    login(client, people["member"])
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(TicketMessage))
+    response = new_ticket(client, files=[(io.BytesIO(b"MZ..."), "tool.exe")])
+    assert response.status_code == 422 and "files of this type are not accepted" in text(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TicketMessage)) == before
+
+
+def test_thread_hides_internal_notes_from_clients(client, people, world):
+    login(client, people["owner"])
+    page = text(client.get(f"/portal/tickets/{world['ticket']}"))
+    assert "It shows an error." in page and "staff-only-remark" not in page
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/portal/")})
+    login(client, people["staff"])
+    assert "staff-only-remark" in text(client.get(f"/portal/tickets/{world['ticket']}"))
+
+
+def test_reply_and_list_filters(client, people, world):
+    login(client, people["member"])
+    response = post_form(client, f"/portal/tickets/{world['ticket']}/messages", {"body": "Any news?"},
+                         content_type="multipart/form-data")
+    assert response.status_code == 302
+    assert "Any news?" in text(client.get(f"/portal/tickets/{world['ticket']}"))
+    assert "Site down" in text(client.get("/portal/tickets?status=open"))
+    assert "Site down" not in text(client.get("/portal/tickets?status=resolved"))
+    fragment = client.get("/portal/tickets?status=open", headers={"HX-Request": "true"})
+    assert text(fragment).lstrip().startswith('<div id="ticket-list"') and "HX-Request" in fragment.headers["Vary"]
+    assert "Secret other subject" not in text(client.get("/portal/tickets"))
+
+
+def test_cost_explained_rating_and_report(app, client, people, world):
+    log(app, world["ticket"], 27, "r-27")
+    log(app, world["ticket"], 15, "r-mail", billable=False)
+    login(client, people["owner"])
+    assert client.get(f"/portal/tickets/{world['ticket']}/report").status_code == 404  # not resolved yet
+    page = text(client.get(f"/portal/tickets/{world['ticket']}"))
+    assert "27 min → 3 blocks of 10 min → 3 credits" in page
+    resolve(app, world["ticket"], note="Restarted the server.")
+    response = post_form(client, f"/portal/tickets/{world['ticket']}/rating", {"rating": "6"})
+    assert response.status_code == 422
+    response = post_form(client, f"/portal/tickets/{world['ticket']}/rating", {"rating": "5", "comment": "Fast"})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(Ticket, world["ticket"]).rating == 5
+    report = text(client.get(f"/portal/tickets/{world['ticket']}/report"))
+    assert "Restarted the server." in report and "no, not charged" in report and "27 min → 3 blocks" in report
+    pdf = client.get(f"/portal/tickets/{world['ticket']}/report.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    assert f"/portal/tickets/{world['ticket']}/report" in text(client.get("/portal/reports"))
+
+
+def test_french_explanation(app, client, people, world):
+    log(app, world["ticket"], 27, "fr-27")
+    login(client, people["owner"])
+    post_form(client, "/language", {"lang": "fr", "next": "/portal/"})
+    page = text(client.get(f"/portal/tickets/{world['ticket']}"))
+    assert "27\u00a0min → 3 tranches de 10\u00a0min → 3 crédits" in page  # French spacing: no-break spaces
+
+
+def test_itsupport_ticket_past_30_minutes_shows_its_second_ticket(app, client, people, world):
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "itsupport-tickets-20"))
+        ledger.grant(db.session, owner.account, pack, key="it-grant", now=NOW)
+        ticket = desk.open_ticket(db.session, owner.account, owner, "Mail", "broken", now=NOW, policy=pack.policy)
+        ticket_id = ticket.id
+    log(app, ticket_id, 25, "it-25")
+    login(client, people["owner"])
+    assert "it uses" not in text(client.get(f"/portal/tickets/{ticket_id}"))
+    log(app, ticket_id, 15, "it-15")
+    page = text(client.get(f"/portal/tickets/{ticket_id}"))
+    assert "This subject took more than 30 minutes of work: it uses 2 tickets." in page
+
+
+def test_buy_more_lists_every_pack_for_the_account(client, people, world):
+    login(client, people["member"])
+    page = text(client.get("/portal/buy"))
+    assert 'href="/checkout/toopixel-72"' in page and 'href="/checkout/itsupport-tickets-20"' in page
+    assert "Buy for Acme" in page
+
+
+# --- The pool ---------------------------------------------------------------
+
+def test_invite_accept_and_remove(app, client, people, world, smtp_server):  # noqa: F811
+    login(client, people["owner"])
+    response = post_form(client, "/portal/people/invitations", {"email": "new@example.com", "role": "member"})
+    assert response.status_code == 302
+    link = smtp_server.last_link("new@example.com", "/invitations/")
+    path = link.split("localhost", 1)[-1] if "localhost" in link else "/" + link.split("/", 3)[3]
+
+    guest = app.test_client()
+    assert "Join Acme" in text(guest.get(path))
+    response = post_form(guest, path, {"name": "Nina New", "password": "short", "confirm": "short", "language": "en"})
+    assert response.status_code == 422
+    response = post_form(guest, path, {"name": "Nina New", "password": PASSWORD, "confirm": PASSWORD,
+                                       "language": "en"})
+    assert response.status_code == 302 and response.headers["Location"] == "/portal/"
+    assert "36 credits" in text(guest.get("/portal/"))
+    assert guest.get(path).status_code == 400  # used once
+
+    with app.app_context():
+        nina = db.session.scalar(select(User).where(User.email == "new@example.com"))
+        assert (nina.account_id, nina.role) == (world["account"], "member")
+    response = post_form(client, f"/portal/people/{nina.id}/remove")
+    assert response.status_code == 302
+    refused = guest.get("/portal/")
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+    assert login(guest, "new@example.com").status_code == 422
+
+
+def test_only_owners_invite_and_remove(client, people, world, app):
+    login(client, people["member"])
+    assert post_form(client, "/portal/people/invitations", {"email": "x@example.com", "role": "owner"}).status_code == 403
+    with app.app_context():
+        owner_id = db.session.scalar(select(User.id).where(User.email == people["owner"]))
+    assert post_form(client, f"/portal/people/{owner_id}/remove").status_code == 403
+
+
+def test_an_owner_cannot_remove_another_accounts_user(client, people, world, app):
+    login(client, people["owner"])
+    with app.app_context():
+        other_id = db.session.scalar(select(User.id).where(User.email == "other@example.com"))
+    assert post_form(client, f"/portal/people/{other_id}/remove").status_code == 404
+    with app.app_context():
+        assert db.session.get(User, other_id).removed_at is None
+
+
+# --- Who may see what -------------------------------------------------------------
+
+# (URL, what each role gets): anonymous, member, owner, member of another account, staff.
+# "login": sent to the login page; "own" = the ticket of the member's account.
+MATRIX = [
+    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "staff": 404}),
+    ("/portal/tickets", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/tickets/new", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+    ("/portal/tickets/{ticket}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+    ("/portal/tickets/{ticket}/files/{file}", {"anon": "login", "member": 200, "owner": 200, "other": 404,
+                                               "staff": 200}),
+    ("/portal/tickets/{ticket}/report", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+    ("/portal/tickets/{ticket}/report.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404,
+                                             "staff": 200}),
+    ("/portal/reports", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/people", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+    ("/portal/buy", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+]
+POSTS = [
+    ("/portal/tickets/{ticket}/messages", {"anon": "login", "other": 404}),
+    ("/portal/tickets/{ticket}/status", {"anon": "login", "other": 404}),
+    ("/portal/tickets/{ticket}/rating", {"anon": "login", "other": 404}),
+    ("/portal/people/invitations", {"anon": "login", "member": 403, "staff": 403}),
+    ("/portal/people/{member}/remove", {"anon": "login", "member": 403, "other": 404, "staff": 403}),
+]
+ROLES = ["anon", "member", "owner", "other", "staff"]
+
+
+@pytest.fixture
+def matrix_world(app, people, world):
+    """World, with the Acme ticket resolved and carrying a file."""
+    with app.app_context():
+        ticket = db.session.get(Ticket, world["ticket"])
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        rules = desk.AttachmentRules(folder=__import__("pathlib").Path(app.config["ATTACHMENT_FOLDER"]),
+                                     max_bytes=10_000, types=frozenset({"image/png"}))
+        message = desk.post_message(db.session, ticket, owner, "see file", now=NOW,
+                                    files=[desk.Upload("a.png", PNG)], rules=rules)
+        member = db.session.scalar(select(User).where(User.email == people["member"]))
+        values = {"ticket": world["ticket"], "file": message.attachments[0].id, "member": member.id}
+    resolve(app, world["ticket"])
+    return values
+
+
+def as_role(client, people, role):
+    if role != "anon":
+        email = {"other": "other@example.com"}.get(role, people.get(role))
+        assert login(client, email).status_code == 302
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url, expected", MATRIX, ids=[url for url, _ in MATRIX])
+def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, expected):
+    as_role(client, people, role)
+    with client.get(url.format(**matrix_world)) as response:
+        response.get_data()
+    wanted = expected[role]
+    if wanted == "login":
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    else:
+        assert response.status_code == wanted
+    if wanted == 404:
+        assert "Site down" not in text(response) and "It shows an error" not in text(response)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url, refused", POSTS, ids=[url for url, _ in POSTS])
+def test_who_may_post_to_each_portal_url(client, people, matrix_world, role, url, refused):
+    as_role(client, people, role)
+    if role == "anon":
+        token = csrf_token(client, "/login")
+    else:
+        token = csrf_token(client, "/portal/")
+    response = client.post(url.format(**matrix_world), data={"csrf_token": token})
+    wanted = refused.get(role)
+    if wanted == "login":
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    elif wanted is not None:
+        assert response.status_code == wanted
+    else:
+        assert response.status_code in (200, 302, 422), response.status_code
