@@ -9,13 +9,18 @@ balance and charge, the desk adds criticality, assignment, dates, rating.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.clock import UTCDateTime
-from billing.ledger_models import Operation, Ticket
 from billing.models import Account, Base, User
+
+if TYPE_CHECKING:
+    # billing.models imports this module while billing.ledger_models may be
+    # half-imported: the ledger's classes are named by string below.
+    from billing.ledger_models import Operation, Ticket
 
 
 class TicketMessage(Base):
@@ -33,7 +38,7 @@ class TicketMessage(Base):
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    ticket: Mapped[Ticket] = relationship()
+    ticket: Mapped["Ticket"] = relationship("Ticket")
     author: Mapped[User] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")
 
@@ -83,9 +88,9 @@ class TimeEntry(Base):
     operation_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_operations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    ticket: Mapped[Ticket] = relationship()
+    ticket: Mapped["Ticket"] = relationship("Ticket")
     staff: Mapped[User] = relationship()
-    operation: Mapped[Operation | None] = relationship()
+    operation: Mapped["Operation | None"] = relationship("Operation")
 
 
 INVITATION_ROLES = ("owner", "member")

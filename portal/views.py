@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from billing import alerts, desk, ledger
 from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
@@ -110,15 +110,21 @@ def home():
     return response
 
 
+# Built once: constructing the statement cost as much as running it.
+_TAG_QUERY = select(
+    select(func.max(Operation.id)).where(Operation.account_id == bindparam("account_id")).scalar_subquery(),
+    select(func.min(Lot.expires_at))
+    .where(Lot.account_id == bindparam("account_id"), Lot.remaining > 0,
+           Lot.expires_at > bindparam("now", type_=Lot.expires_at.type)).scalar_subquery(),
+)
+
+
 def balance_tag(account_id: int, now: datetime) -> str:
     """What the balance looks like, in one small query: the account's last
     ledger operation and the next expiry still ahead (once it passes, the
     balance changed without any write), with who asks and in which language.
     The same tag, the same fragment."""
-    last_operation = select(func.max(Operation.id)).where(Operation.account_id == account_id).scalar_subquery()
-    next_expiry = (select(func.min(Lot.expires_at))
-                   .where(Lot.account_id == account_id, Lot.remaining > 0, Lot.expires_at > now).scalar_subquery())
-    last, expiry = db.session.execute(select(last_operation, next_expiry)).one()
+    last, expiry = db.session.execute(_TAG_QUERY, {"account_id": account_id, "now": now}).one()
     state = f"{account_id}:{current_user.id}:{current_user.language}:{get_locale()}:{last}:{expiry}"
     return hashlib.blake2b(state.encode(), digest_size=12).hexdigest()
 
