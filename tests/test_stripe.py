@@ -8,7 +8,7 @@ one mail, whatever the order in which Stripe's news arrives."""
 from __future__ import annotations
 
 import json
-import re
+import threading
 import time
 
 import pytest
@@ -219,6 +219,40 @@ def test_the_webhook_and_the_success_page_credit_once_whichever_comes_first(app,
         assert webhook() == "duplicate"
     assert counts(app) == {"lots": 1, "invoices": 1, "credit_notes": 0}
     assert len(paid_mails(smtp_server)) == 1
+
+
+@both
+def test_the_webhook_and_the_success_page_at_the_same_moment_credit_once(app, client, shop, stripe_server,
+                                                                         smtp_server):
+    order_by_card(client)
+    _order, payment = placed(app)
+    stripe_server.pay(payment.external_id)
+    start = threading.Barrier(2)
+    answers: dict[str, list] = {"webhook": [], "page": []}
+
+    def webhook():
+        stripe_client = app.test_client()
+        start.wait()
+        for _attempt in range(20):  # as Stripe does, again after a 503
+            response = deliver(stripe_client, stripe_server, "checkout.session.completed", payment.external_id)
+            answers["webhook"].append((response.status_code, outcome(response)))
+            if response.status_code != 503:
+                return
+
+    def success_page():
+        start.wait()
+        answers["page"].append(client.get(f"/stripe/return?session_id={payment.external_id}").status_code)
+
+    threads = [threading.Thread(target=webhook), threading.Thread(target=success_page)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert answers["page"] == [302]
+    assert answers["webhook"][-1] in ((200, "paid"), (200, "duplicate"))
+    assert counts(app) == {"lots": 1, "invoices": 1, "credit_notes": 0}
+    assert placed(app)[1].status == "confirmed" and len(paid_mails(smtp_server)) == 1
 
 
 def test_the_success_page_asks_stripe_and_does_not_believe_the_address(app, client, shop, stripe_server):

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 import stripe
-from flask import current_app, url_for
+from flask import url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
