@@ -21,6 +21,7 @@ from billing.models import Pack, User
 from common.extensions import db
 from portal import accounts
 from tests.conftest import PASSWORD
+from tests.conftest import browser_log_in as log_in
 
 pytestmark = pytest.mark.browser
 
@@ -36,14 +37,6 @@ def acme(live_server):
         pack = db.session.scalar(select(Pack).where(Pack.slug == "toopixel-36"))
         ledger.grant(db.session, owner.account, pack, key="acme-36", now=datetime.now(timezone.utc))
     return url, app
-
-
-def log_in(page: Page, url: str, email: str) -> None:
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 def last_link(app, to: str, path: str) -> str:
