@@ -354,3 +354,20 @@ def test_who_may_post_to_each_portal_url(client, people, matrix_world, role, url
         assert response.status_code == wanted
     else:
         assert response.status_code in (200, 302, 422), response.status_code
+
+
+def test_the_kinds_follow_the_balance_chosen(app, client, people, world):
+    with app.app_context():
+        load_preset(db.session, "innova")
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "innova-60"))
+        ledger.grant(db.session, owner.account, pack, key="innova-60", now=NOW)
+        innova = f"{pack.policy_id}-credit"
+    login(client, people["member"])
+    fragment = client.get(f"/portal/tickets/new?balance={innova}", headers={"HX-Request": "true"})
+    assert text(fragment).lstrip().startswith('<div id="kind-field">') and 'value="intervention"' in text(fragment)
+    response = new_ticket(client, balance=innova, kind="intervention")
+    assert response.status_code == 302
+    with app.app_context():
+        ticket = db.session.scalar(select(Ticket).where(Ticket.subject == "Printer"))
+        assert (ticket.policy.slug, ticket.kind) == ("innova-credits", "intervention")
