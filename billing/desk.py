@@ -125,12 +125,18 @@ def tickets(session: Session, account_id: int | None, *, status: str | None = No
     return list(session.scalars(query.order_by(order.desc(), Ticket.id.desc()).limit(limit)))
 
 
-def queue(session: Session, *, statuses: Sequence[str] = ACTIVE_STATUSES, limit: int = 200) -> list[Ticket]:
-    """The staff queue: tickets being worked, most critical first, then oldest."""
-    return list(session.scalars(
-        select(Ticket).where(Ticket.status.in_(statuses))
-        .order_by(CRITICALITY_RANK, Ticket.created_at, Ticket.id).limit(limit)
-    ))
+def queue(session: Session, *, statuses: Sequence[str] = ACTIVE_STATUSES, account_id: int | None = None,
+          assigned_to_id: int | None = None, unassigned: bool = False, limit: int = 200) -> list[Ticket]:
+    """The staff queue: tickets being worked, most critical first, then
+    oldest; optionally one account's, one staff member's or nobody's."""
+    query = select(Ticket).where(Ticket.status.in_(statuses))
+    if account_id is not None:
+        query = query.where(Ticket.account_id == account_id)
+    if unassigned:
+        query = query.where(Ticket.assigned_to_id.is_(None))
+    elif assigned_to_id is not None:
+        query = query.where(Ticket.assigned_to_id == assigned_to_id)
+    return list(session.scalars(query.order_by(CRITICALITY_RANK, Ticket.created_at, Ticket.id).limit(limit)))
 
 
 def thread(session: Session, ticket: Ticket, *, internal: bool) -> list[TicketMessage]:
@@ -437,6 +443,32 @@ def set_staff_note(session: Session, ticket: Ticket, note: str, *, by: User, now
     try:
         ticket.staff_note = note
         ticket.updated_at = utc(now)
+        session.commit()
+        return ticket
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = None, now: datetime) -> Ticket:
+    """Staff mark the ticket resolved, with the note for the intervention
+    report when one is given (None keeps the note there is), in one
+    transaction: the report is then due."""
+    now = utc(now)
+    _check_staff(by)
+    if ticket.status == "closed":
+        raise DeskError("this ticket is closed already", "status")
+    if note is not None:
+        note = note.strip()
+        if len(note) > MAX_BODY:
+            raise DeskError(f"a note has at most {MAX_BODY} characters", "staff_note")
+    try:
+        if note is not None:
+            ticket.staff_note = note
+        if ticket.status != "resolved":
+            ticket.status = "resolved"
+            ticket.resolved_at = now
+        ticket.updated_at = now
         session.commit()
         return ticket
     except BaseException:
