@@ -52,6 +52,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from portal import demo
     from portal.auth import bp as auth_bp
+    from portal.desk import bp as desk_bp
+    from portal.overages import bp as overages_bp
     from portal.statement import bp as statement_bp
     from portal.orders import bp as orders_bp
     from portal.pool import bp as pool_bp
@@ -71,4 +73,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(orders_bp)
     app.register_blueprint(tickets_bp)
     app.register_blueprint(pool_bp)
+    app.register_blueprint(desk_bp)
+    app.register_blueprint(overages_bp)
     return app

@@ -1,0 +1,387 @@
+"""The staff desk: the queue of every account's open tickets, a ticket as
+staff work it (thread with internal notes, replies, status, assignment,
+time logged with a live preview of its charge, the overage flow of the
+policy, resolution with a note for the report).
+
+Staff only, everywhere: ``staff_required`` sends an anonymous visitor to the
+login page and answers 403 to a client. Tickets are loaded by one loader,
+``get_ticket``, which aborts with 404. The services (billing.desk,
+billing.ledger) own every transaction; the views only turn their errors
+into messages next to the field.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from flask import (
+    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for,
+)
+from flask_babel import format_timedelta
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+from sqlalchemy import select
+
+from billing import desk, ledger
+from billing.desk_models import TimeEntry
+from billing.ledger_models import CRITICALITIES, Event, Overage, Ticket
+from billing.models import Account, User
+from billing.rules import explain
+from common import mail
+from common.extensions import db
+from common.fragments import wants_fragment
+from portal.auth import INVALID, staff_required
+from shop.views import _gettext, _ngettext, quantity
+
+bp = Blueprint("desk", __name__, url_prefix="/desk")
+
+# Who the queue shows: everybody's tickets, mine, or nobody's.
+WHO = ("", "mine", "unassigned")
+# An idempotency key as the form carries it: what secrets.token_urlsafe makes.
+KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+@bp.before_request
+@staff_required
+def _staff_only() -> None:
+    """Every view of the desk: staff only (login for anonymous, 403 for clients)."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _me() -> User:
+    return current_user._get_current_object()
+
+
+def get_ticket(ticket_id: int) -> Ticket:
+    """The ticket (staff see every account's); 404 when there is none."""
+    ticket = db.session.get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404)
+    return ticket
+
+
+def _fragment_or_page(template: str, block: str, **context):
+    """The named block for an htmx request, the whole page otherwise (Vary: HX-Request)."""
+    if wants_fragment():
+        response = make_response(render_block(template, block, **context))
+    else:
+        response = make_response(render_template(template, **context))
+    response.vary.add("HX-Request")
+    return response
+
+
+def _local(target: str | None, default: str) -> str:
+    """A path of this site to go back to, never another site."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and target.isprintable():
+        return target
+    return default
+
+
+def _staff_members() -> list[User]:
+    return list(db.session.scalars(
+        select(User).where(User.is_staff.is_(True), User.removed_at.is_(None)).order_by(User.name)))
+
+
+# ------------------------------------------------------------------ queue
+
+@bp.get("/")
+def queue():
+    """Open tickets of every account, most critical then oldest, with how
+    long the first answer took (or how long the client has been waiting).
+    The filters are a real GET form; htmx swaps just the list."""
+    status = request.args.get("status", "")
+    status = status if status in desk.ACTIVE_STATUSES else ""
+    who = request.args.get("who", "")
+    who = who if who in WHO else ""
+    account_id = request.args.get("account", type=int)
+    found = desk.queue(db.session, statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
+                       assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
+    accounts = db.session.scalars(
+        select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
+        .order_by(Account.name)).all()
+    return _fragment_or_page(
+        "desk/queue.html", "queue_list", tickets=found, status=status, who=who, account_id=account_id,
+        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=_now(),
+        back=request.full_path if request.query_string else request.path)
+
+
+@bp.app_template_filter("elapsed")
+def elapsed(delta) -> str:
+    """``3 hours``: a wait or a response time, in the reader's language."""
+    return format_timedelta(delta, granularity="minute", threshold=1.5)
+
+
+@bp.post("/tickets/<int:ticket_id>/assign")
+def assign(ticket_id: int):
+    """Give the ticket to me, to another staff member, or to nobody. From a
+    queue row htmx swaps that row; without JavaScript, back to where it came from."""
+    ticket = get_ticket(ticket_id)
+    to = request.form.get("to", "")
+    if to == "me":
+        staff = _me()
+    elif to:
+        staff = db.session.get(User, int(to)) if to.isdigit() else None
+        if staff is None or not staff.is_staff or staff.removed_at is not None:
+            abort(400)
+    else:
+        staff = None
+    desk.assign(db.session, ticket, staff, by=_me(), now=_now())
+    if wants_fragment() and request.form.get("row"):
+        response = make_response(render_template("desk/_row.html", ticket=ticket, staff=_staff_members(),
+                                                 now=_now(), back=request.form.get("next", "")))
+        response.vary.add("HX-Request")
+        return response
+    flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
+          else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
+    return redirect(_local(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
+
+
+# ------------------------------------------------------------------ ticket
+
+def _minutes(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 5 else None
+
+
+def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | None:
+    """What logging ``minutes`` more would charge, in words, and what the
+    balance says about it; None before a number of minutes is typed."""
+    if not minutes:
+        return None
+    found = desk.preview(ticket, minutes, billable)
+    added = _("+%(num)d min", num=minutes)
+    if not billable:
+        return {"text": " → ".join([added, _("not charged (time not billable)")]), "delta": 0}
+    if not found.after.billable:
+        text = " → ".join([added, _("total %(num)d min", num=found.after.minutes),
+                           _("not charged: this kind of request is not deducted")])
+        return {"text": text, "delta": 0}
+    result = {"text": desk.describe_preview(found, _gettext, _ngettext), "delta": found.delta}
+    if ticket.unit == "ticket" and found.after.units > max(found.before.units, 1):
+        # Seed 004: one ticket is 30 min of work at most; beyond, the subject takes another.
+        result["tickets"] = _(
+            "The work passes %(minutes)d min: this subject will use %(count)s in all.",
+            minutes=ticket.policy.unit_minutes * max(found.before.units, 1), count=quantity(found.after.units, "ticket"))
+    if found.delta > 0:
+        available = _balance(ticket).units
+        if found.delta > available:
+            result["short"] = found.delta - available
+            result["mode"] = ticket.policy.overage_mode
+    return result
+
+
+def _balance(ticket: Ticket) -> ledger.Balance:
+    """The balance the ticket draws from, as far as its opener's lots go."""
+    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=_now(),
+                          user_id=ticket.opened_by_id)
+
+
+def _ticket_context(ticket: Ticket, **extra) -> dict:
+    entries = desk.time_entries(db.session, ticket)
+    form = {"minutes": "", "billable": True, "note": "", "key": secrets.token_urlsafe(16)}
+    form.update(extra.pop("time_form", {}))
+    context = {
+        "ticket": ticket,
+        "messages": desk.thread(db.session, ticket, internal=True),
+        "entries": entries,
+        "billable_minutes": sum(e.minutes for e in entries if e.billable),
+        "other_minutes": sum(e.minutes for e in entries if not e.billable),
+        "charge": desk.cost(ticket),
+        "explanation": explain(desk.cost(ticket), _gettext, _ngettext),
+        "taken": desk.tickets_taken_note(ticket),
+        "balance": _balance(ticket),
+        "overages": [o for o in ticket.overages if o.outstanding or o.status in ("approved", "declined")],
+        "staff": _staff_members(),
+        "criticalities": CRITICALITIES,
+        "statuses": desk.ACTIVE_STATUSES,
+        "time_form": form,
+        "preview": preview_text(ticket, _minutes(str(form["minutes"])), bool(form["billable"])),
+        "errors": {},
+        "reply_body": "",
+        "limits": {"types": sorted(current_app.config["ATTACHMENT_TYPES"])},
+    }
+    context.update(extra)
+    return context
+
+
+def _page(ticket: Ticket, status: int = 200, **extra):
+    response = make_response(render_template("desk/ticket.html", **_ticket_context(ticket, **extra)), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.get("/tickets/<int:ticket_id>")
+def show(ticket_id: int):
+    return _page(get_ticket(ticket_id))
+
+
+@bp.get("/tickets/<int:ticket_id>/preview")
+def preview(ticket_id: int):
+    """The charge the typed minutes would make. htmx asks on every pause in
+    typing and swaps the preview; without JavaScript this is the ticket page
+    with the form as typed and the preview under it."""
+    ticket = get_ticket(ticket_id)
+    typed = {"minutes": request.args.get("minutes", ""), "billable": request.args.get("billable") == "1",
+             "note": request.args.get("note", "")}
+    key = request.args.get("key", "")
+    if KEY.fullmatch(key):
+        typed["key"] = key
+    minutes = _minutes(typed["minutes"])
+    if wants_fragment():
+        response = make_response(render_template("desk/_preview.html", ticket=ticket,
+                                                 preview=preview_text(ticket, minutes, typed["billable"])))
+        response.vary.add("HX-Request")
+        return response
+    return _page(ticket, time_form=typed)
+
+
+@bp.post("/tickets/<int:ticket_id>/time")
+def log_time(ticket_id: int):
+    """Save the time and its charge in one transaction (billing.desk.log_time),
+    once per form rendered (its hidden key). The policy decides beyond the
+    balance: ``block`` writes nothing and says what is missing, ``ask``
+    records a request and mails the owners, ``allow`` records a debt."""
+    ticket = get_ticket(ticket_id)
+    typed = {"minutes": request.form.get("minutes", ""), "billable": request.form.get("billable") == "1",
+             "note": request.form.get("note", ""), "key": request.form.get("key", "")}
+    if request.form.get("action") == "preview":
+        if not KEY.fullmatch(typed["key"]):
+            typed.pop("key")
+        return _page(ticket, time_form=typed)
+    minutes = _minutes(typed["minutes"])
+    errors: dict[str, str] = {}
+    if not KEY.fullmatch(typed["key"]):
+        # A form we did not render: a new key, and staff send it again.
+        typed.pop("key")
+        errors["minutes"] = _("The form was out of date: check the figures and save again.")
+    elif minutes is None or not 1 <= minutes <= desk.MAX_ENTRY_MINUTES:
+        errors["minutes"] = _("Enter whole minutes, from 1 to %(max)d.", max=desk.MAX_ENTRY_MINUTES)
+    if errors:
+        return _page(ticket, INVALID, time_form=typed, errors=errors)
+    pending_before = _outstanding(ticket, "pending")
+    debt_before = _outstanding(ticket, "debt")
+    try:
+        entry = desk.log_time(db.session, ticket, _me(), minutes, typed["billable"], typed["note"],
+                              f"desk:{typed['key']}", _now())
+    except ledger.InsufficientBalance as error:
+        db.session.refresh(ticket)
+        errors["minutes"] = _(
+            "Not saved: %(missing)s missing. The balance holds %(available)s and this policy does not go beyond it: "
+            "the client buys a pack first.",
+            missing=quantity(error.missing, error.unit), available=quantity(error.available, error.unit))
+        typed.pop("key")  # nothing was written: the next try is a new entry
+        return _page(ticket, INVALID, time_form=typed, errors=errors)
+    except desk.DeskError as error:
+        db.session.refresh(ticket)
+        errors[error.field if error.field in ("minutes", "note") else "minutes"] = error.message
+        return _page(ticket, INVALID, time_form=typed, errors=errors)
+    except ledger.LedgerError as error:
+        db.session.refresh(ticket)
+        typed.pop("key")
+        errors["minutes"] = str(error)
+        return _page(ticket, INVALID, time_form=typed, errors=errors)
+    db.session.refresh(ticket)
+    flash(_("%(minutes)d min logged on #%(number)d. The ticket now costs %(units)s.", minutes=entry.minutes,
+            number=ticket.id, units=quantity(ticket.units_charged, ticket.unit)), "success")
+    asked = _outstanding(ticket, "pending") - pending_before
+    if asked > 0:
+        told = _tell_owners(ticket, entry)
+        flash(_("%(amount)s beyond the balance: the account's owners are asked to approve (%(count)d told by email).",
+                amount=quantity(asked, ticket.unit), count=told), "info")
+    owed = _outstanding(ticket, "debt") - debt_before
+    if owed > 0:
+        flash(_("Warning: %(amount)s beyond the balance recorded as debt; the next pack pays it first.",
+                amount=quantity(owed, ticket.unit)), "error")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#time")
+
+
+def _outstanding(ticket: Ticket, status: str) -> int:
+    return sum(o.outstanding for o in db.session.scalars(
+        select(Overage).where(Overage.ticket_id == ticket.id, Overage.status == status)
+        .execution_options(populate_existing=True)))
+
+
+def _tell_owners(ticket: Ticket, entry: TimeEntry) -> int:
+    """Mail the account's owners the overage request this entry made (its
+    ledger event), then mark the event notified so that no job sends it
+    again. Returns how many owners were told."""
+    event = db.session.scalar(select(Event).where(
+        Event.key == f"time:{entry.key}:overage", Event.notified_at.is_(None)))
+    overage = db.session.get(Overage, event.overage_id) if event is not None else None
+    if overage is None:
+        return 0
+    owners = [u for u in desk.pool(db.session, ticket.account) if u.is_owner]
+    told = 0
+    for owner in owners:
+        try:
+            mail.send(owner.email, _l("Ticket #%(number)d needs your approval", number=ticket.id), "overage_request",
+                      owner.language, owner=owner, ticket=ticket, overage=overage)
+        except mail.MailError:
+            continue
+        told += 1
+    if told:
+        event.notified_at = _now()
+        db.session.commit()
+    return told
+
+
+@bp.post("/tickets/<int:ticket_id>/messages")
+def reply(ticket_id: int):
+    """A public reply or an internal note (never shown to the client)."""
+    ticket = get_ticket(ticket_id)
+    body = request.form.get("body", "")
+    internal = request.form.get("internal") == "1"
+    try:
+        desk.post_message(db.session, ticket, _me(), body, now=_now(), internal=internal,
+                          files=_uploads(), rules=_rules())
+    except desk.DeskError as error:
+        return _page(ticket, INVALID, errors={"body": error.message}, reply_body=body)
+    flash(_("Internal note added.") if internal else _("Reply sent to the client."), "success")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#thread-end")
+
+
+def _rules() -> desk.AttachmentRules:
+    config = current_app.config
+    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
+                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+
+
+def _uploads() -> list[desk.Upload]:
+    limit = current_app.config["ATTACHMENT_MAX_BYTES"] + 1
+    return [desk.Upload(f.filename or "", f.stream.read(limit), f.mimetype or "")
+            for f in request.files.getlist("files") if f and f.filename]
+
+
+@bp.post("/tickets/<int:ticket_id>/status")
+def set_status(ticket_id: int):
+    ticket = get_ticket(ticket_id)
+    try:
+        if request.form.get("criticality"):
+            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=_now())
+        if request.form.get("status"):
+            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=_now())
+    except desk.DeskError as error:
+        flash(error.message, "error")
+    else:
+        flash(_("#%(number)d saved.", number=ticket.id), "success")
+    return redirect(url_for("desk.show", ticket_id=ticket.id))
+
+
+@bp.post("/tickets/<int:ticket_id>/resolve")
+def resolve(ticket_id: int):
+    """Resolved, with the note printed on the intervention report."""
+    ticket = get_ticket(ticket_id)
+    try:
+        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=_now())
+    except desk.DeskError as error:
+        return _page(ticket, INVALID, errors={"staff_note": error.message})
+    flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")
+    return redirect(url_for("desk.show", ticket_id=ticket.id))
