@@ -230,13 +230,13 @@ def test_a_pack_sold_per_user_goes_to_the_buyer_and_a_pooled_one_to_everyone(ses
 
 
 @both
-def test_a_subscription_is_paid_and_invoiced_without_units(session):
-    account, owner = client(session)
-    order, payment = place(session, owner, "demo-unlimited")
-    outcome = confirm(session, payment)
-
-    assert outcome.status == "paid" and order.status == "paid"
-    assert held(session, account) == [] and count(session, Invoice) == 1
+def test_a_subscription_is_refused_before_anything_is_written(session):
+    """Paid, it would grant no units: not sold online until subscriptions have a cycle."""
+    _account, owner = client(session)
+    with pytest.raises(orders.OrderError) as refused:
+        place(session, owner, "demo-unlimited")
+    assert refused.value.field == "pack"
+    assert count(session, Order) == 0 and count(session, Invoice) == 0
 
 
 # --- Cancelling, reminding ----------------------------------------------------

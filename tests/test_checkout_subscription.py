@@ -3,15 +3,11 @@ have their own cycle: paid through checkout it would buy nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from html import unescape
 
 import pytest
-from sqlalchemy import select
 
-from billing import orders
 from billing.catalogue import load_preset
-from billing.models import Pack, User
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
@@ -39,11 +35,3 @@ def test_ordering_a_subscription_is_refused_and_writes_nothing(app, client, demo
     assert answer.status_code == 400
     assert snapshot(app) == before
 
-
-def test_the_order_service_refuses_a_subscription(app, demo, people):
-    with app.app_context():
-        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
-        pack = db.session.scalar(select(Pack).where(Pack.slug == "demo-unlimited"))
-        with pytest.raises(orders.OrderError):
-            orders.place_order(db.session, owner.account, pack, quantity=1, method="transfer",
-                               methods=["transfer"], by=owner, now=datetime.now(timezone.utc), iban="")
