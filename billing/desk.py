@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,17 @@ def sanitise(body: str) -> str:
     thread shows line breaks as typed (white-space: pre-wrap)."""
     return nh3.clean(body, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow").strip()
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """Commit what the block did, or roll all of it back and raise."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 # --- Who may do what --------------------------------------------------------
@@ -387,7 +399,7 @@ def set_status(session: Session, ticket: Ticket, status: str, *, by: User, now: 
         return ticket
     if not by.is_staff and (ticket.status, status) not in CLIENT_MOVES:
         raise NotAllowed("only staff move a ticket there")
-    try:
+    with _transaction(session):
         ticket.status = status
         if status == "resolved":
             ticket.resolved_at = now
@@ -398,11 +410,7 @@ def set_status(session: Session, ticket: Ticket, status: str, *, by: User, now: 
             ticket.resolved_at = None
             ticket.closed_at = None
         ticket.updated_at = now
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 def assign(session: Session, ticket: Ticket, staff: User | None, *, by: User, now: datetime) -> Ticket:
@@ -410,28 +418,20 @@ def assign(session: Session, ticket: Ticket, staff: User | None, *, by: User, no
     _check_staff(by)
     if staff is not None:
         _check_staff(staff)
-    try:
+    with _transaction(session):
         ticket.assigned_to_id = staff.id if staff is not None else None
         ticket.updated_at = utc(now)
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 def set_criticality(session: Session, ticket: Ticket, criticality: str, *, by: User, now: datetime) -> Ticket:
     _check_sees(by, ticket)
     if criticality not in CRITICALITIES:
         raise DeskError(f"criticality is one of {', '.join(CRITICALITIES)}", "criticality")
-    try:
+    with _transaction(session):
         ticket.criticality = criticality
         ticket.updated_at = utc(now)
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 def set_staff_note(session: Session, ticket: Ticket, note: str, *, by: User, now: datetime) -> Ticket:
@@ -440,14 +440,10 @@ def set_staff_note(session: Session, ticket: Ticket, note: str, *, by: User, now
     note = (note or "").strip()
     if len(note) > MAX_BODY:
         raise DeskError(f"a note has at most {MAX_BODY} characters", "staff_note")
-    try:
+    with _transaction(session):
         ticket.staff_note = note
         ticket.updated_at = utc(now)
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = None, now: datetime) -> Ticket:
@@ -462,18 +458,14 @@ def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = No
         note = note.strip()
         if len(note) > MAX_BODY:
             raise DeskError(f"a note has at most {MAX_BODY} characters", "staff_note")
-    try:
+    with _transaction(session):
         if note is not None:
             ticket.staff_note = note
         if ticket.status != "resolved":
             ticket.status = "resolved"
             ticket.resolved_at = now
         ticket.updated_at = now
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 def rate(session: Session, ticket: Ticket, user: User, rating: int, comment: str = "", *, now: datetime) -> Ticket:
@@ -489,15 +481,11 @@ def rate(session: Session, ticket: Ticket, user: User, rating: int, comment: str
     comment = (comment or "").strip()
     if len(comment) > MAX_NOTE:
         raise DeskError(f"a comment has at most {MAX_NOTE} characters", "comment")
-    try:
+    with _transaction(session):
         ticket.rating = rating
         ticket.rating_comment = comment
         ticket.rated_at = utc(now)
-        session.commit()
-        return ticket
-    except BaseException:
-        session.rollback()
-        raise
+    return ticket
 
 
 # --- Time and its charge ------------------------------------------------------
@@ -568,7 +556,7 @@ def log_time(
         raise DeskError(f"a note has at most {MAX_NOTE} characters", "note")
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - 5:
         raise DeskError("an idempotency key is required", "key")
-    try:
+    with _transaction(session):
         # The ledger's lock, taken before anything is read: two entries
         # logged at once both count.
         ledger.lock_accounts(session, [ticket.account_id])
@@ -594,11 +582,7 @@ def log_time(
             entry.operation = ledger.charge_ticket_to(session, current, int(total), by=staff, key=f"time:{key}",
                                                       now=now, commit=False)
         current.updated_at = now
-        session.commit()
-        return entry
-    except BaseException:
-        session.rollback()
-        raise
+    return entry
 
 
 def tickets_taken_note(ticket: Ticket) -> int | None:
@@ -681,7 +665,7 @@ def accept(session: Session, token: str, *, now: datetime,
     """
     now = utc(now)
     invitation = invitation_for(session, token, now=now)
-    try:
+    with _transaction(session):
         user = session.scalar(select(User).where(User.email == invitation.email))
         if user is not None:
             if user.account_id != invitation.account_id or user.removed_at is None:
@@ -700,23 +684,15 @@ def accept(session: Session, token: str, *, now: datetime,
         session.flush()
         invitation.accepted_at = now
         invitation.accepted_by_id = user.id
-        session.commit()
-        return user
-    except BaseException:
-        session.rollback()
-        raise
+    return user
 
 
 def revoke(session: Session, invitation: Invitation, *, by: User, now: datetime) -> Invitation:
     _check_owner(by, invitation.account)
-    try:
+    with _transaction(session):
         if invitation.accepted_at is None and invitation.revoked_at is None:
             invitation.revoked_at = utc(now)
-        session.commit()
-        return invitation
-    except BaseException:
-        session.rollback()
-        raise
+    return invitation
 
 
 def remove_user(session: Session, account: Account, user: User, *, by: User, now: datetime) -> User:
@@ -734,13 +710,9 @@ def remove_user(session: Session, account: Account, user: User, *, by: User, now
             User.account_id == account.id, User.role == "owner", User.removed_at.is_(None)))
         if owners <= 1:
             raise DeskError("the account needs at least one owner: make someone else owner first", "user")
-    try:
+    with _transaction(session):
         user.removed_at = now
-        session.commit()
-        return user
-    except BaseException:
-        session.rollback()
-        raise
+    return user
 
 
 def lots_of(session: Session, account: Account, *, now: datetime) -> list[Lot]:
