@@ -164,9 +164,12 @@ def confirm(payment_id: int):
             form.amount.errors.append(_(error.message, **error.params))
     if amount is None or form.errors:
         return _order_page(payment.order, confirm_form=_dated(form), status=INVALID)
+    # Noon of the day received, or now when that is still ahead: one clock
+    # reading, so that "received" is never a microsecond after "now".
+    now = _now()
     received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
     try:
-        outcome = payments.confirm(payment, now=_now(), amount=amount, received_at=min(received_at, _now()),
+        outcome = payments.confirm(payment, now=now, amount=amount, received_at=min(received_at, now),
                                    by=current_user._get_current_object())
     except orders.OrderError as error:
         target = form[error.field] if error.field in ("amount", "received_on") else form.amount
