@@ -1,5 +1,6 @@
-"""Low-balance and expiry warnings: pure computations, and the events the
-notification work turns into mail. Nothing here sends anything.
+"""Low-balance and expiry warnings: pure computations, and the events that
+queue their messages (billing.outbox) in the same transaction. Nothing here
+sends anything.
 
 (Not ``warnings.py``: that name belongs to the standard library.)
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing import outbox
 from billing.clock import utc
 from billing.ledger_models import BalanceThreshold, Event, Lot, Operation
 from billing.models import Account, Policy, User
@@ -89,41 +91,58 @@ def set_threshold(session: Session, account: Account, policy: Policy, units: int
 
 
 def note_balance(session: Session, op: Operation, account_id: int, policy_id: int, unit: str,
-                 before: int, after: int, now: datetime) -> Event | None:
+                 before: int, after: int, now: datetime, *, scope: str = "") -> Event | None:
     """Record a low-balance event when ``op`` took the balance below its
-    threshold; part of the caller's transaction."""
+    threshold, and queue its message; part of the caller's transaction.
+    ``scope`` tells apart the balances of an operation that moves several."""
     threshold = threshold_for(session, account_id, policy_id, unit)
     if not crossed_below(before, after, threshold):
         return None
-    event = Event(key=f"{op.key}:low", kind="low_balance", account_id=account_id, policy_id=policy_id,
-                  unit=unit, units=after, threshold=threshold, created_at=now)
+    event = Event(key=f"{op.key}:low" + (f":{scope}" if scope else ""), kind="low_balance", account_id=account_id, policy_id=policy_id,
+                  unit=unit, units=after, threshold=threshold, created_at=now, notified_at=now)
     session.add(event)
+    outbox.enqueue(session, "low_balance", event.key, outbox.members(session, account_id), now=now,
+                   payload={"policy_id": policy_id, "unit": unit, "units": after, "threshold": threshold},
+                   account_id=account_id)
     return event
 
 
 def warn_expiring(session: Session, *, now: datetime, days: int) -> int:
     """Record an ``expiring`` event for each lot with units left that
-    expires within ``days``, once per lot however often this runs; commits.
-    Returns how many events are new."""
+    expires within ``days``, and queue its message to the account's users
+    (or the lot's owner, for a single-user lot), once per lot however often
+    this runs; commits. Returns how many events are new."""
     now = utc(now)
     lots = session.execute(
-        select(Lot.id, Lot.account_id, Lot.policy_id, Lot.unit, Lot.remaining, Lot.expires_at).where(
-            Lot.remaining > 0, Lot.expires_at > now, Lot.expires_at <= now + timedelta(days=days)
+        select(Lot.id, Lot.account_id, Lot.policy_id, Lot.unit, Lot.remaining, Lot.expires_at, Lot.owner_id).where(
+            Lot.remaining > 0, Lot.expires_at > now, Lot.expires_at <= now + timedelta(days=days),
+            Lot.id.not_in(select(Event.lot_id).where(Event.kind == "expiring", Event.lot_id.is_not(None))),
         )
     ).all()
     if not lots:
         return 0
     rows = [
         dict(key=f"expiring:{lot.id}", kind="expiring", account_id=lot.account_id, policy_id=lot.policy_id,
-             unit=lot.unit, lot_id=lot.id, units=lot.remaining, due_at=lot.expires_at, created_at=now)
+             unit=lot.unit, lot_id=lot.id, units=lot.remaining, due_at=lot.expires_at, created_at=now,
+             notified_at=now)
         for lot in lots
     ]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     try:
-        # Concurrent runs may race for the same lot: the key decides, quietly.
-        result = session.execute(dialect.insert(Event).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+        # Concurrent runs may race for the same lot: the key decides, quietly,
+        # and only the run whose event is new queues the messages.
+        new = set(session.execute(dialect.insert(Event).values(rows).on_conflict_do_nothing(index_elements=["key"])
+                                  .returning(Event.lot_id)).scalars())
+        for lot in lots:
+            if lot.id not in new:
+                continue
+            people = ([session.get(User, lot.owner_id)] if lot.owner_id is not None
+                      else outbox.members(session, lot.account_id))
+            outbox.enqueue(session, "expiring", f"expiring:{lot.id}", people, now=now, account_id=lot.account_id,
+                           payload={"lot_id": lot.id, "unit": lot.unit, "units": lot.remaining,
+                                    "due_at": lot.expires_at.isoformat()})
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return result.rowcount
+    return len(new)

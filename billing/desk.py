@@ -28,7 +28,7 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from billing import ledger
+from billing import ledger, outbox
 from billing.clock import utc
 from billing.desk_models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
 from billing.ledger import LedgerError, NotAllowed
@@ -255,6 +255,11 @@ def open_ticket(
         session.add(message)
         session.flush()
         saved = _attach(session, message, files, rules, now)
+        event = f"ticket:{ticket.id}:opened"
+        outbox.enqueue(session, "ticket_opened", event, [user], now=now, payload={"ticket_id": ticket.id},
+                       account_id=account.id)
+        outbox.enqueue(session, "ticket_opened_staff", event, outbox.staff(session), now=now,
+                       payload={"ticket_id": ticket.id}, account_id=account.id)
         session.commit()
         return ticket
     except BaseException:
@@ -293,6 +298,9 @@ def post_message(
         saved = _attach(session, message, files, rules, now)
         if author.is_staff and not internal and ticket.first_response_at is None:
             ticket.first_response_at = now
+        if author.is_staff and not internal:
+            outbox.enqueue(session, "staff_reply", f"message:{message.id}", [ticket.opened_by], now=now,
+                           payload={"ticket_id": ticket.id, "message_id": message.id}, account_id=ticket.account_id)
         if not author.is_staff and ticket.status == "waiting":
             ticket.status = "open"
         ticket.updated_at = now
@@ -464,6 +472,14 @@ def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = No
         if ticket.status != "resolved":
             ticket.status = "resolved"
             ticket.resolved_at = now
+            # The report, with the balance as the work left it, to whoever
+            # opened the ticket and to the owners who pay for it.
+            left = ledger.balance(session, ticket.account_id, ticket.policy_id, ticket.unit, now=now,
+                                  user_id=ticket.opened_by_id)
+            outbox.enqueue(session, "ticket_resolved", f"ticket:{ticket.id}:resolved:{now.isoformat()}",
+                           [ticket.opened_by, *outbox.owners(session, ticket.account_id)], now=now,
+                           payload={"ticket_id": ticket.id, "remaining": left.net, "unit": ticket.unit},
+                           account_id=ticket.account_id)
         ticket.updated_at = now
     return ticket
 
@@ -624,6 +640,12 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
         invitation = Invitation(account_id=account.id, email=email, role=role, token_hash=_token_hash(token),
                                 invited_by_id=by.id, created_at=now, expires_at=now + max_age)
         session.add(invitation)
+        session.flush()
+        # The token rides in the queued message until it is sent, then is forgotten.
+        outbox.enqueue_address(session, "invitation", f"invitation:{invitation.id}", email, by.language, now=now,
+                               payload={"invitation_id": invitation.id, "token": token,
+                                        "hours": int(max_age.total_seconds() // 3600)},
+                               account_id=account.id)
         session.commit()
         return invitation, token
     except BaseException:

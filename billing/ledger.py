@@ -34,7 +34,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from billing import alerts
+from billing import alerts, outbox
 from billing.clock import add_months, utc
 from billing.ledger_models import Entry, Event, Lot, Operation, Overage, Ticket
 from billing.models import Account, Order, Pack, Policy, User
@@ -515,9 +515,14 @@ def _owe(session: Session, op: Operation, ticket: Ticket, shortfall: int, status
     _reprice(overage)
     if status == "pending":
         session.flush()
-        session.add(Event(key=f"{op.key}:overage", kind="overage_requested", account_id=ticket.account_id,
-                          policy_id=ticket.policy_id, unit=ticket.unit, overage_id=overage.id,
-                          units=overage.outstanding, created_at=now))
+        event = Event(key=f"{op.key}:overage", kind="overage_requested", account_id=ticket.account_id,
+                      policy_id=ticket.policy_id, unit=ticket.unit, overage_id=overage.id,
+                      units=overage.outstanding, created_at=now, notified_at=now)
+        session.add(event)
+        # The owners decide: they are asked in the same transaction.
+        outbox.enqueue(session, "overage_request", event.key, outbox.owners(session, ticket.account_id), now=now,
+                       payload={"overage_id": overage.id, "ticket_id": ticket.id, "units": overage.outstanding},
+                       account_id=ticket.account_id)
 
 
 def _overage_rate(session: Session, ticket: Ticket) -> tuple[int | None, str | None]:
@@ -712,12 +717,21 @@ def expire(session: Session, *, key: str, now: datetime, account_id: int | None 
     accounts = session.scalars(select(Lot.account_id).where(lapsed).distinct()).all()
 
     def apply(op: Operation) -> None:
+        gone: dict[tuple[int, int, str], int] = {}
         for lot in session.scalars(
             select(Lot).where(lapsed, Lot.account_id.in_(accounts)).order_by(Lot.id)
             .execution_options(populate_existing=True)
         ):
             if lot.remaining > 0:
+                balance_of = (lot.account_id, lot.policy_id, lot.unit)
+                gone[balance_of] = gone.get(balance_of, 0) + lot.remaining
                 _post(op, lot, "expire", -lot.remaining, lot.expires_at)
+        # Time took these units, not a charge: a balance it took below its
+        # threshold is warned about here, once, as a charge would be.
+        for (account_id, policy_id, unit), lost in gone.items():
+            left = balance(session, account_id, policy_id, unit, now=now).net
+            alerts.note_balance(session, op, account_id, policy_id, unit, left + lost, left, now,
+                                scope=f"{account_id}:{policy_id}:{unit}")
 
     return _write(session, apply, key=key, kind="expire", now=now, account_id=account_id, lock=accounts)
 

@@ -13,7 +13,8 @@ racing, a double click or two staff at once credit once.
 Every service receives the session, takes ``now`` (aware) and owns its
 transaction: it commits once, or rolls back and raises OrderError with a
 message meant for the user, so nothing is half-written. No Flask here:
-mail goes out from shop.payments once a service says what happened.
+the messages each step owes the client are queued in its transaction
+(billing.outbox) and delivered by portal.outbox.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing import ledger, references
+from billing import ledger, outbox, references
 from billing.clock import utc
 from billing.invoices import Seller, issue_invoice
 from billing.ledger_models import Lot
@@ -235,6 +236,15 @@ def _log(session: Session, order: Order, kind: str, now: datetime, *, by: User |
                            by_id=by.id if by else None, note=note, created_at=now))
 
 
+def _tell(session: Session, kind: str, order: Order, now: datetime, **payload) -> None:
+    """Queue ``kind`` for the buyer (whatever their preferences: it is their
+    order) and the account's owners, in the caller's transaction."""
+    buyer = [order.placed_by] if order.placed_by is not None else []
+    outbox.enqueue(session, kind, f"order:{order.id}", [*buyer, *outbox.owners(session, order.account_id)],
+                   now=now, payload={"order_id": order.id, **payload}, account_id=order.account_id,
+                   always=[user.id for user in buyer])
+
+
 def place_order(
     session: Session,
     account: Account,
@@ -301,6 +311,9 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
             current.status = "pending"
             current.external_id = external_id or current.external_id
             current.info = {**current.info, **(info or {})}
+            if current.provider in MANUAL_METHODS:
+                # How to pay, for whoever waits on a transfer or a cheque.
+                _tell(session, "order_received", current.order, utc(now), payment_id=current.id)
         return current
 
 
@@ -339,6 +352,7 @@ def _start_trial(session: Session, account: Account, pack: Pack, by: User, now: 
         _log(session, order, "paid", now, by=by, amount=0)
         ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
                      note="free trial", commit=False)
+        _tell(session, "trial_started", order, now)
         return order
 
 
@@ -444,6 +458,7 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
                      note=f"order #{order.id}", commit=False)
     if order.total > 0:
         issue_invoice(session, order, seller=seller, now=now, note=order.method)
+    _tell(session, "payment_confirmed", order, now)
 
 
 # --- Cancelling and reminding -----------------------------------------------
@@ -478,6 +493,7 @@ def _cancel(session: Session, order: Order, reason: str, now: datetime, by: User
                                                          Payment.status.in_(("created", "pending")))):
         waiting.status = "cancelled"
     _log(session, order, "cancelled", now, by=by, note=reason)
+    _tell(session, "order_cancelled", order, now)
 
 
 def close_payment(session: Session, payment: Payment, *, status: str, reason: str, now: datetime) -> tuple[Order, bool]:
@@ -539,10 +555,18 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
     reminder mail. Run it as often as you like."""
     now = utc(now)
     with _transaction(session):
-        due = list(session.scalars(_waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))))
-        for order in due:
+        due = []
+        waiting = _waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))
+        for order in list(session.scalars(waiting)):
+            # Compare-and-set: of two runs at once, one reminds each order.
+            taken = session.execute(update(Order).where(Order.id == order.id, Order.reminded_at.is_(None))
+                                    .values(reminded_at=now).execution_options(synchronize_session=False))
+            if taken.rowcount != 1:
+                continue
             order.reminded_at = now
             _log(session, order, "reminded", now)
+            _tell(session, "order_reminder", order, now)
+            due.append(order)
         return due
 
 
