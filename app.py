@@ -49,10 +49,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    from portal import outbox
+
+    outbox.init_app(app)
 
     from portal import demo
     from portal.auth import bp as auth_bp
     from portal.desk import bp as desk_bp
+    from portal.notifications import bp as notifications_bp
     from portal.overages import bp as overages_bp
     from portal.statement import bp as statement_bp
     from portal.orders import bp as orders_bp
@@ -75,4 +79,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pool_bp)
     app.register_blueprint(desk_bp)
     app.register_blueprint(overages_bp)
+    app.register_blueprint(notifications_bp)
     return app

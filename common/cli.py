@@ -100,8 +100,9 @@ def _whole_number(text: str) -> int:
 def init_app(app: Flask) -> None:
     app.cli.add_command(catalogue_cli)
     app.cli.add_command(billing_cli)
-    from common import ledger_cli, orders_cli, stripe_cli  # imported here: they build on ScriptGroup above
+    from common import jobs_cli, ledger_cli, orders_cli, stripe_cli  # imported here: they build on ScriptGroup above
 
+    jobs_cli.init_app(app)
     ledger_cli.init_app(app)
     orders_cli.init_app(app)
     stripe_cli.init_app(app)

@@ -58,6 +58,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_PASSWORD": "",
         "MAIL_DEFAULT_SENDER": "Forfait <no-reply@forfait.example>",
         "MAIL_FOLDER": os.path.join(instance_path, "mail"),
+        # Try each queued message as soon as the action that queued it is
+        # over; off, only `flask jobs run` delivers (billing.outbox).
+        "MAIL_DELIVER_AT_ONCE": True,
+        # Days before a lot expires that its users are warned.
+        "EXPIRY_WARNING_DAYS": 30,
         "STRIPE_SECRET_KEY": "",
         "STRIPE_PUBLISHABLE_KEY": "",
         "STRIPE_WEBHOOK_SECRET": "",
@@ -148,13 +153,13 @@ def normalise(config: dict[str, Any]) -> None:
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS"):
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS"):
         try:
             config[key] = int(config[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a whole number") from None
     if not 1 <= config["TRANSFER_REMIND_DAYS"] < config["TRANSFER_CANCEL_DAYS"]:
         raise ConfigError("TRANSFER_REMIND_DAYS must be at least 1 and less than TRANSFER_CANCEL_DAYS")
-    for key in ("MAIL_USE_TLS",):
+    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE"):
         if isinstance(config[key], str):
             config[key] = config[key].lower() in ("1", "true", "yes", "on")

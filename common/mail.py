@@ -8,6 +8,7 @@ link in it can be followed without any mail setup."""
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import uuid
 from collections.abc import Sequence
@@ -30,13 +31,17 @@ class MailError(RuntimeError):
 
 
 def send(to: str, subject: Any, template: str, language: str, *,
-         attachments: Sequence[tuple[str, bytes, str]] = (), **context: Any) -> None:
+         attachments: Sequence[tuple[str, bytes, str]] = (), inline: Sequence[tuple[str, bytes, str]] = (),
+         message_id: str | None = None, **context: Any) -> None:
     """Send one message to ``to``.
 
     ``subject`` should be a lazy string (``lazy_gettext``) so that it is
     translated, like the body, in ``language`` rather than in the language of
     whoever triggered the mail. ``attachments`` are (file name, content,
-    MIME type), such as an invoice's PDF. Raises MailError when the message
+    MIME type), such as an invoice's PDF; ``inline`` are (content id, content,
+    MIME type) images the HTML shows as ``cid:<content id>``. A ``message_id``
+    (the outbox key) makes the Message-ID the same each time one message is
+    sent, so that a copy sent again is recognisable. Raises MailError when the message
     cannot be delivered to the server or written to the folder."""
     config = current_app.config
     with force_locale(language):
@@ -54,9 +59,14 @@ def send(to: str, subject: Any, template: str, language: str, *,
         message["Reply-To"] = Address(display_name=config["PROVIDER_NAME"], addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(timezone.utc))
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    domain = sender.rpartition("@")[2] or "forfait.invalid"
+    message["Message-ID"] = (f"<{hashlib.sha256(message_id.encode()).hexdigest()[:32]}@{domain}>" if message_id
+                             else make_msgid(domain=domain))
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    for content_id, content, mimetype in inline:
+        maintype, _slash, subtype = mimetype.partition("/")
+        message.get_payload()[1].add_related(content, maintype=maintype, subtype=subtype, cid=f"<{content_id}>")
     for filename, content, mimetype in attachments:
         maintype, _slash, subtype = mimetype.partition("/")
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,16 +18,18 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing import outbox
 from billing.models import Account, User
-from common import mail
 from common.config import LANGUAGES
+from common.extensions import db
+from portal import outbox as delivery
 
 MIN_PASSWORD_LENGTH = 10
 # argon2 takes any length, but hashing megabytes on every login attempt would be a cheap denial of service.
@@ -148,17 +151,21 @@ def user_for_token(session: Session, token: str, purpose: str) -> User:
     return user
 
 
-def send_verification(user: User) -> None:
-    """Mail the link that verifies the user's address (MailError when it cannot go)."""
-    link = url_for("auth.verify_email", token=make_token(user, VERIFY), _external=True)
-    mail.send(user.email, _l("Please confirm your email address"), "verify_email", user.language,
-              user=user, link=link)
+def send_verification(user: User) -> bool:
+    """Mail the link that verifies the user's address, now; False when it
+    could not go yet (it stays queued and is tried again)."""
+    return _send_link(user, "verify_email")
 
 
-def send_password_reset(user: User) -> None:
-    link = url_for("auth.reset_password", token=make_token(user, RESET), _external=True)
-    mail.send(user.email, _l("Reset your password"), "reset_password", user.language,
-              user=user, link=link)
+def send_password_reset(user: User) -> bool:
+    return _send_link(user, "reset_password")
+
+
+def _send_link(user: User, kind: str) -> bool:
+    # Each request is a message of its own: a person asking again gets another mail.
+    keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=_now())
+    db.session.commit()
+    return delivery.deliver_now(keys)
 
 
 # ------------------------------------------------------------ internals

@@ -14,7 +14,6 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from billing.models import User
 from common.extensions import db, limiter, login_manager
-from common.mail import MailError
 from portal import accounts
 from portal.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 
@@ -141,10 +140,8 @@ def forgot_password():
     if form.validate_on_submit():
         user = accounts.find_user(db.session, form.email.data)
         if user is not None:
-            try:
-                accounts.send_password_reset(user)
-            except MailError:
-                pass  # Logged by the mail module; the answer must not differ when the account exists.
+            # Sent or queued, the answer must not differ when the account exists.
+            accounts.send_password_reset(user)
         flash(_("If an account uses %(email)s, we have sent it a link to choose a new password. "
                 "The link works once, within %(hours)d hours.",
                 email=form.email.data, hours=current_app.config["TOKEN_MAX_AGE_HOURS"]), "success")
@@ -195,14 +192,13 @@ def resend_verification():
 
 def send_verification(user: User) -> None:
     """Mail the verification link and say so; a mail server that fails is
-    told to the user, who can ask again, and does not undo the sign-up."""
-    try:
-        accounts.send_verification(user)
-    except MailError:
-        flash(_("We could not send the email to %(email)s just now. "
-                "Please use “Send the link again” in a few minutes.", email=user.email), "error")
-    else:
+    told to the user (the link is sent as soon as it is back) and does not
+    undo the sign-up."""
+    if accounts.send_verification(user):
         flash(_("We have sent a link to %(email)s: open it to confirm your address.", email=user.email), "info")
+    else:
+        flash(_("We could not send the email to %(email)s just now. We will try again shortly, "
+                "or use “Send the link again” in a few minutes.", email=user.email), "error")
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

@@ -22,17 +22,15 @@ from flask import (
 )
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
 from billing import desk, ledger
-from billing.desk_models import TimeEntry
-from billing.ledger_models import CRITICALITIES, Event, Overage, Ticket
+from billing.ledger_models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
 from billing.rules import explain
-from common import mail
+from portal import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
 from portal.auth import INVALID, staff_required
@@ -293,7 +291,7 @@ def log_time(ticket_id: int):
             number=ticket.id, units=quantity(ticket.units_charged, ticket.unit)), "success")
     asked = _outstanding(ticket, "pending") - pending_before
     if asked > 0:
-        told = _tell_owners(ticket, entry)
+        told = len(delivery.queued(f"time:{entry.key}:overage"))
         flash(_("%(amount)s beyond the balance: the account's owners are asked to approve (%(count)d told by email).",
                 amount=quantity(asked, ticket.unit), count=told), "info")
     owed = _outstanding(ticket, "debt") - debt_before
@@ -307,30 +305,6 @@ def _outstanding(ticket: Ticket, status: str) -> int:
     return sum(o.outstanding for o in db.session.scalars(
         select(Overage).where(Overage.ticket_id == ticket.id, Overage.status == status)
         .execution_options(populate_existing=True)))
-
-
-def _tell_owners(ticket: Ticket, entry: TimeEntry) -> int:
-    """Mail the account's owners the overage request this entry made (its
-    ledger event), then mark the event notified so that no job sends it
-    again. Returns how many owners were told."""
-    event = db.session.scalar(select(Event).where(
-        Event.key == f"time:{entry.key}:overage", Event.notified_at.is_(None)))
-    overage = db.session.get(Overage, event.overage_id) if event is not None else None
-    if overage is None:
-        return 0
-    owners = [u for u in desk.pool(db.session, ticket.account) if u.is_owner]
-    told = 0
-    for owner in owners:
-        try:
-            mail.send(owner.email, _l("Ticket #%(number)d needs your approval", number=ticket.id), "overage_request",
-                      owner.language, owner=owner, ticket=ticket, overage=overage)
-        except mail.MailError:
-            continue
-        told += 1
-    if told:
-        event.notified_at = _now()
-        db.session.commit()
-    return told
 
 
 @bp.post("/tickets/<int:ticket_id>/messages")

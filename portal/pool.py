@@ -19,10 +19,10 @@ from wtforms.validators import DataRequired, Length
 from billing import desk, ledger
 from billing.desk_models import Invitation
 from billing.models import User
-from common import mail
 from common.config import LANGUAGES
 from common.extensions import db
 from portal import accounts
+from portal import outbox as delivery
 from portal.auth import INVALID, owner_required
 from portal.forms import _email_field, _new_password_fields
 
@@ -92,13 +92,8 @@ def invite():
     except desk.DeskError as error:
         form.email.errors = [*form.email.errors, error.message]
         return _page(form, INVALID)
-    link = url_for("pool.accept", token=token, _external=True)
-    try:
-        mail.send(invitation.email, _l("%(name)s invites you to share their support credit", name=current_user.name),
-                  "invitation", current_user.language, invitation=invitation, inviter=current_user, link=link,
-                  hours=current_app.config["INVITATION_MAX_AGE_HOURS"])
-    except mail.MailError:
-        flash(_("The invitation is saved but the email could not be sent just now: send it again in a few minutes."),
+    if not delivery.deliver_now(delivery.queued(f"invitation:{invitation.id}")):
+        flash(_("The invitation is saved but the email could not be sent just now: we will try again shortly."),
               "error")
     else:
         flash(_("Invitation sent to %(email)s. The link works for %(hours)d hours.", email=invitation.email,

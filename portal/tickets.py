@@ -348,7 +348,7 @@ def attachment(ticket_id: int, attachment_id: int):
 
 # ------------------------------------------------------------------ reports
 
-def _report_context(ticket: Ticket) -> dict:
+def report_context(ticket: Ticket) -> dict:
     entries = desk.time_entries(db.session, ticket)
     return {
         "ticket": ticket, "entries": entries, "charge": desk.cost(ticket), "explanation": explanation(ticket),
@@ -371,13 +371,13 @@ def reports():
 
 @bp.get("/tickets/<int:ticket_id>/report")
 def report(ticket_id: int):
-    return render_template("portal/report.html", **_report_context(get_report(ticket_id)))
+    return render_template("portal/report.html", **report_context(get_report(ticket_id)))
 
 
 @bp.get("/tickets/<int:ticket_id>/report.pdf")
 def report_pdf(ticket_id: int):
     ticket = get_report(ticket_id)
-    content = documents.render_pdf("pdf/report.html", **_report_context(ticket))
+    content = documents.render_pdf("pdf/report.html", **report_context(ticket))
     response = make_response(content)
     response.headers["Content-Type"] = documents.PDF
     response.headers["Content-Disposition"] = f'inline; filename="report-{ticket.id}.pdf"'

@@ -161,8 +161,6 @@ def order(slug: str):
     except payments.PaymentError as error:
         flash(str(error), "error")
         return redirect(url_for("orders.show", order_id=placed.id))
-    if provider.manual:
-        payments.send_order_received(placed, payment)
     return redirect(target or url_for("orders.show", order_id=placed.id))
 
 

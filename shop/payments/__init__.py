@@ -6,8 +6,8 @@ providers the checkout offers (PAYMENT_METHODS, in that order, those whose
 ``is_allowed`` agrees); ``get`` one by identifier.
 
 The services wrap billing.orders and billing.invoices with what needs the
-application: the seller's details from the settings, and the mail that
-follows a change (sent after the commit, once, by the call that made it).
+application: the seller's details from the settings. The messages that
+follow a change are queued by billing in its transaction (billing.outbox).
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from billing import orders
 from billing.invoices import Seller, issue_credit_note
 from billing.models import Order, User
 from billing.order_models import Invoice, Payment
-from common import mail
 from common.extensions import db
 from shop.payments.base import PaymentError, PaymentProvider
 
 __all__ = ["PaymentError", "PaymentProvider", "cancel", "cancel_overdue", "configured", "confirm", "credit_note",
-           "enabled", "get", "register", "remind_due", "seller", "send_order_received", "statuses"]
+           "enabled", "get", "register", "remind_due", "seller", "statuses"]
 
 _registry: dict[str, type[PaymentProvider]] = {}
 
@@ -79,31 +78,21 @@ def seller() -> Seller:
 
 def confirm(payment: Payment, *, now: datetime, amount: int | None = None, received_at: datetime | None = None,
             by: User | None = None, note: str = "") -> orders.Outcome:
-    """Record that ``payment`` arrived (billing.orders.confirm_payment), then,
-    for the one call that made the order paid, mail the invoice. Safe to
-    call from a webhook, a return page and a staff form at once."""
-    outcome = orders.confirm_payment(db.session, payment, seller=seller(), now=now, amount=amount,
-                                     received_at=received_at, by=by, note=note)
-    if outcome.paid_now:
-        send_payment_confirmed(outcome.order)
-    return outcome
+    """Record that ``payment`` arrived (billing.orders.confirm_payment); the
+    call that makes the order paid queues the invoice's mail. Safe to call
+    from a webhook, a return page and a staff form at once."""
+    return orders.confirm_payment(db.session, payment, seller=seller(), now=now, amount=amount,
+                                  received_at=received_at, by=by, note=note)
 
 
 def cancel(order: Order, *, reason: str, now: datetime, by: User | None = None) -> Order:
     """Cancel an unpaid order and tell the client why."""
-    was_pending = order.status == "pending"
-    order = orders.cancel_order(db.session, order, reason=reason, now=now, by=by)
-    if was_pending:
-        send_cancelled(order)
-    return order
+    return orders.cancel_order(db.session, order, reason=reason, now=now, by=by)
 
 
 def remind_due(now: datetime) -> list[Order]:
     """Remind, once, each order waiting TRANSFER_REMIND_DAYS for its transfer or cheque."""
-    due = orders.remind_due(db.session, now=now, days=current_app.config["TRANSFER_REMIND_DAYS"])
-    for order in due:
-        send_reminder(order)
-    return due
+    return orders.remind_due(db.session, now=now, days=current_app.config["TRANSFER_REMIND_DAYS"])
 
 
 def cancel_overdue(now: datetime) -> list[Order]:
@@ -114,10 +103,7 @@ def cancel_overdue(now: datetime) -> list[Order]:
         with force_locale(order.language):  # the client reads it on the order page
             return _("No payment arrived within %(days)d days.", days=days)
 
-    cancelled = orders.cancel_overdue(db.session, now=now, days=days, reason=reason)
-    for order in cancelled:
-        send_cancelled(order)
-    return cancelled
+    return orders.cancel_overdue(db.session, now=now, days=days, reason=reason)
 
 
 def credit_note(order: Order, amount: int, reason: str, *, key: str, now: datetime, by: User | None = None,
@@ -125,56 +111,6 @@ def credit_note(order: Order, amount: int, reason: str, *, key: str, now: dateti
     """A credit note for ``amount`` of the order's invoice (a refund), once per ``key``."""
     return issue_credit_note(db.session, order, amount, reason, seller=seller(), key=key, now=now,
                              by_id=by.id if by else None, commit=commit)
-
-
-# --- Mail -------------------------------------------------------------------
-
-def _send_quietly(order: Order, subject, template: str, **context) -> bool:
-    """Mail the person who placed the order. The order is already saved:
-    a mail server that fails is logged (by common.mail) and does not undo it."""
-    buyer = order.placed_by
-    if buyer is None:
-        return False
-    try:
-        mail.send(buyer.email, subject, template, order.language, order=order, **context)
-    except mail.MailError:
-        return False
-    return True
-
-
-def send_order_received(order: Order, payment: Payment) -> bool:
-    """The order and, for a transfer or a cheque, how to pay it (with the PDF of the instructions)."""
-    from shop import documents
-
-    provider = get(payment.provider)
-    attachments = []
-    if provider is not None and provider.manual:
-        attachments.append(documents.instructions_attachment(order, payment, provider))
-    return _send_quietly(order, _l("Your order %(number)s", number=order.id), "order_received",
-                         payment=payment, provider=provider, attachments=attachments)
-
-
-def send_payment_confirmed(order: Order) -> bool:
-    from shop import documents
-
-    invoice = db.session.scalar(db.select(Invoice).where(Invoice.key == f"order:{order.id}:invoice"))
-    attachments = [documents.invoice_attachment(invoice)] if invoice is not None else []
-    return _send_quietly(order, _l("Payment received for order %(number)s", number=order.id), "payment_confirmed",
-                         invoice=invoice, attachments=attachments)
-
-
-def send_cancelled(order: Order) -> bool:
-    return _send_quietly(order, _l("Your order %(number)s is cancelled", number=order.id), "order_cancelled")
-
-
-def send_reminder(order: Order) -> bool:
-    from shop import documents
-
-    payment = orders.awaited_payment(db.session, order)
-    provider = get(order.method)
-    attachments = [documents.instructions_attachment(order, payment, provider)] if payment and provider else []
-    return _send_quietly(order, _l("Reminder: order %(number)s is waiting for your payment", number=order.id),
-                         "order_reminder", payment=payment, provider=provider, attachments=attachments)
 
 
 # The providers of this package register themselves on import.

@@ -249,10 +249,8 @@ def settle(payment: Payment, *, now: datetime, wait: bool = True) -> str:
             with force_locale(order.language):  # the client reads it on the order page
                 reason = (_("The card payment page expired before the payment was made.") if said == "expired"
                           else _("Your bank declined the payment."))
-            order, cancelled = orders.close_payment(db.session, payment, now=now, reason=reason,
-                                                    status="cancelled" if said == "expired" else "failed")
-            if cancelled:
-                payments.send_cancelled(order)
+            orders.close_payment(db.session, payment, now=now, reason=reason,
+                                 status="cancelled" if said == "expired" else "failed")
         else:
             db.session.rollback()  # nothing to write: the lock goes
         return said

@@ -87,6 +87,19 @@ class BankTransfer(ManualPaymentProvider):
             return Markup(self.epc_qr(order, payment).svg_inline(scale=4, title=str(_l("EPC payment code"))))
         return None
 
+    def qr_png(self, order: Order, payment: Payment) -> bytes | None:
+        """The same code as a PNG, for a mail (mail clients do not show inline
+        SVG): the QR-bill's payload at its error correction level, or the EPC code."""
+        if payment.currency == "CHF" and self.iban[:2] in ("CH", "LI"):
+            code = segno.make(self.swiss_qr_bill(order, payment).qr_data(), error="m", micro=False)
+        elif payment.currency == "EUR":
+            code = self.epc_qr(order, payment)
+        else:
+            return None
+        out = io.BytesIO()
+        code.save(out, kind="png", scale=5, border=4)
+        return out.getvalue()
+
     def epc_qr(self, order: Order, payment: Payment) -> segno.QRCode:
         """The EPC (SEPA credit transfer) code, version 002: name, IBAN,
         amount and the RF reference as structured remittance information."""
