@@ -1,0 +1,86 @@
+"""Mail preferences and the staff view of the outbox.
+
+Every signed-in person chooses at /portal/notifications which messages they
+receive (an owner cannot switch off the money topics); staff see at
+/portal/staff/mail every message queued, sent or failed, with its error, and send
+one again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from billing import outbox
+from common.extensions import db
+from portal import outbox as delivery
+from portal.auth import staff_required
+
+bp = Blueprint("notifications", __name__)
+
+# What each topic is, in the words of the preferences page.
+TOPIC_LABELS = {
+    "orders": (_l("Orders and invoices"),
+               _l("Your orders, how to pay them, reminders, payments received with the invoice, the free trial.")),
+    "low_balance": (_l("Low balance"), _l("When a balance goes below its warning level.")),
+    "expiring": (_l("Credit about to expire"), _l("Before a pack's units expire.")),
+    "overage": (_l("Work beyond the balance"), _l("When a ticket needs more than the balance and awaits an answer.")),
+    "ticket_opened": (_l("Ticket received"), _l("A confirmation when you open a ticket.")),
+    "replies": (_l("Replies from support"), _l("Each answer support writes on your tickets.")),
+    "resolved": (_l("Ticket resolved"), _l("The intervention report, what it cost and the balance left.")),
+    "new_tickets": (_l("New tickets"), _l("Each ticket a client opens.")),
+}
+STATUS_LABELS = {"pending": _l("waiting"), "sent": _l("sent"), "failed": _l("failed")}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@bp.route("/portal/notifications", methods=["GET", "POST"])
+@login_required
+def preferences():
+    user = current_user._get_current_object()
+    if request.method == "POST":
+        wanted = {topic.slug: request.form.get(topic.slug) == "on" for topic in outbox.topics_for(user)}
+        outbox.set_preferences(db.session, user, wanted)
+        flash(_("Your email preferences are saved."), "success")
+        return redirect(url_for("notifications.preferences"))
+    rows = [(topic, *TOPIC_LABELS[topic.slug], outbox.locked_on(topic, user))
+            for topic in outbox.topics_for(user)]
+    return render_template("notifications/preferences.html", rows=rows,
+                           chosen=outbox.preferences(db.session, user))
+
+
+@bp.get("/portal/staff/mail")
+@staff_required
+def staff():
+    status = request.args.get("status") or None
+    if status not in (None, *outbox.STATUSES):
+        abort(400)
+    return render_template("notifications/outbox.html", messages=outbox.listing(db.session, status=status),
+                           counts=outbox.counts(db.session), status=status, labels=STATUS_LABELS,
+                           max_attempts=outbox.MAX_ATTEMPTS)
+
+
+@bp.post("/portal/staff/mail/<int:message_id>/resend")
+@staff_required
+def resend(message_id: int):
+    message = db.session.get(outbox.OutboxMessage, message_id)
+    if message is None:
+        abort(404)
+    try:
+        message = outbox.resend(db.session, message, by=current_user._get_current_object(), now=_now())
+    except outbox.OutboxError as error:
+        flash(_("This message cannot be sent again now: %(reason)s", reason=str(error)), "error")
+        return redirect(url_for("notifications.staff", status=request.args.get("status")))
+    if delivery.deliver_now([message.key]):
+        flash(_("Message %(number)d sent again to %(email)s.", number=message.id, email=message.email), "success")
+    else:
+        flash(_("Message %(number)d could not be sent now: it stays queued and is tried again.",
+                number=message.id), "error")
+    return redirect(url_for("notifications.staff", status=request.args.get("status")))
