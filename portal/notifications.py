@@ -34,6 +34,16 @@ TOPIC_LABELS = {
     "resolved": (_l("Ticket resolved"), _l("The intervention report, what it cost and the balance left.")),
     "new_tickets": (_l("New tickets"), _l("Each ticket a client opens.")),
 }
+KIND_LABELS = {
+    "verify_email": _l("Email address to confirm"), "reset_password": _l("Password reset"),
+    "invitation": _l("Invitation to a pool"), "order_received": _l("Order received"),
+    "payment_confirmed": _l("Payment received, with the invoice"), "order_reminder": _l("Payment reminder"),
+    "order_cancelled": _l("Order cancelled"), "trial_started": _l("Free trial started"),
+    "low_balance": _l("Low balance"), "expiring": _l("Credit about to expire"),
+    "overage_request": _l("Work beyond the balance"), "ticket_opened": _l("Ticket received"),
+    "ticket_opened_staff": _l("New ticket"), "staff_reply": _l("Reply from support"),
+    "ticket_resolved": _l("Ticket resolved, with the report"),
+}
 STATUS_LABELS = {"pending": _l("waiting"), "sent": _l("sent"), "failed": _l("failed")}
 
 
@@ -63,7 +73,7 @@ def staff():
     if status not in (None, *outbox.STATUSES):
         abort(400)
     return render_template("notifications/outbox.html", messages=outbox.listing(db.session, status=status),
-                           counts=outbox.counts(db.session), status=status, labels=STATUS_LABELS,
+                           counts=outbox.counts(db.session), status=status, labels=STATUS_LABELS, kinds=KIND_LABELS,
                            max_attempts=outbox.MAX_ATTEMPTS)
 
 
