@@ -565,7 +565,8 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
                 continue
             order.reminded_at = now
             _log(session, order, "reminded", now)
-            _tell(session, "order_reminder", order, now)
+            awaited = awaited_payment(session, order)
+            _tell(session, "order_reminder", order, now, payment_id=awaited.id if awaited else None)
             due.append(order)
         return due
 
