@@ -454,3 +454,19 @@ def test_two_job_runs_at_once_remind_and_warn_once(app, french, smtp_server):  #
         assert kinds.count("order_reminder") == 1  # the buyer, who is the owner: once, not once per run
         assert kinds.count("expiring") == 2  # Odile and Marc, once each
         assert alerts.warn_expiring(db.session, now=moment, days=30) == 0
+
+
+def test_the_worker_runs_the_duties_again_and_again_then_stops(app, french, smtp_server, runner):  # noqa: F811
+    with app.app_context():
+        placed_now("odile@example.fr")
+    app.config["MAIL_DELIVER_AT_ONCE"] = False  # the first mail was sent at once; from here the worker sends
+    with app.app_context():
+        odile = user("odile@example.fr")
+        ledger.grant(db.session, odile.account, pack(db.session, "toopixel-36"), key="g", now=now())
+        desk.open_ticket(db.session, odile.account, odile, "Printer", "Jammed.", now=now(),
+                         policy=pack(db.session, "toopixel-36").policy)
+    assert len(smtp_server.messages) == 1
+    result = runner.invoke(args=["jobs", "worker", "--interval", "0", "--runs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "mail\t2\tmessage(s) sent, 0 failed (retried later)" in result.output.splitlines()
+    assert sorted(m["To"] for m in smtp_server.messages) == ["odile@example.fr", "odile@example.fr", "sam@example.com"]
