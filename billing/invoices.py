@@ -133,10 +133,15 @@ def issue_credit_note(session: Session, order: Order, amount: int, reason: str, 
         # The whole invoice back gives its exact VAT back; a part, its share.
         vat = invoice.vat if amount == invoice.gross else split_vat(amount, invoice.currency,
                                                                     order.vat_rate_bp, True).vat
-        note = _document(session, order, "credit_note", key, seller, now, amount - vat, vat, reason, invoice)
+        net = amount - vat
+        note = _document(session, order, "credit_note", key, seller, now, net, vat, reason, invoice)
+        # Amounts taken back are positive, as on the note itself; the unit
+        # price is on the basis the invoice states its prices in (the PDF's
+        # column says which), so one item at it gives the line's net or gross.
         note.lines.append(InvoiceLine(
-            position=1, description=f"{invoice.number}: {reason}", quantity=1, unit_price=amount,
-            vat_rate_bp=order.vat_rate_bp, net=amount - vat, vat=vat, gross=amount,
+            position=1, description=f"{invoice.number}: {reason}", quantity=1,
+            unit_price=amount if order.price_includes_vat else net,
+            vat_rate_bp=order.vat_rate_bp, net=net, vat=vat, gross=amount,
         ))
         session.add(OrderEvent(order_id=order.id, kind="credit_note", amount=amount, by_id=by_id,
                                note=f"{note.number}: {reason}", created_at=now))

@@ -3,6 +3,7 @@ under 20 concurrent payments; immutable once issued; the PDF; who may see it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 
 from billing import invoices, orders
 from billing.order_models import ImmutableDocument, Invoice, Payment
-from checkout_support import NOW, SELLER, both, client, confirm, place, session, staff  # noqa: F401
+from checkout_support import EUR_IBAN, NOW, QR_IBAN, SELLER, both, client, confirm, place, session, staff  # noqa: F401
 from common.extensions import db
 from tests.conftest import login
 
@@ -81,6 +82,34 @@ def test_credit_notes_take_back_the_invoice_once_per_key_and_no_more(session):
 
     assert rest.number == "CN-2026-0002" and order.status == "refunded"
     assert [e.kind for e in orders.events(session, order)][-2:] == ["credit_note", "credit_note"]
+
+
+@both
+@pytest.mark.parametrize("slug, iban, amount, line", [
+    # Prices stated net: the line's unit price is the net credited.
+    ("demo-hours-5", EUR_IBAN, 51000, (1, 42500, 42500, 8500, 51000)),
+    ("demo-hours-5", EUR_IBAN, 10000, (1, 8333, 8333, 1667, 10000)),
+    # Prices stated VAT included (CHF 950 at 8.1 %): the unit price is the gross credited.
+    ("toopixel-36", QR_IBAN, 95000, (1, 95000, 87882, 7118, 95000)),
+    ("toopixel-36", QR_IBAN, 10000, (1, 10000, 9251, 749, 10000)),
+], ids=["net-whole", "net-part", "vat-included-whole", "vat-included-part"])
+def test_a_credit_notes_line_states_its_unit_price_on_the_basis_of_the_invoices(session, slug, iban, amount, line):
+    """Positive amounts, like the note's own net, VAT and gross: quantity × unit
+    price gives the net (prices stated net) or the gross (VAT included)."""
+    _account, owner = client(session)
+    order, payment = place(session, owner, slug, iban=iban)
+    confirm(session, payment)
+
+    note = invoices.issue_credit_note(session, order, amount, "Refund", seller=SELLER, key=f"re-{slug}-{amount}",
+                                      now=NOW)
+
+    [stored] = note.lines
+    assert (stored.quantity, stored.unit_price, stored.net, stored.vat, stored.gross) == line
+    assert (note.net, note.vat, note.gross) == (stored.net, stored.vat, stored.gross)
+    [invoice_line] = note.corrects.lines
+    basis = stored.gross if order.price_includes_vat else stored.net
+    assert stored.quantity * stored.unit_price == basis
+    assert (stored.vat_rate_bp, invoice_line.vat_rate_bp) == (order.vat_rate_bp, order.vat_rate_bp)
 
 
 def test_an_order_without_invoice_gets_no_credit_note(session):
@@ -157,6 +186,31 @@ def test_the_invoice_pdf_says_who_what_vat_and_total(client, people, paid_invoic
         assert expected in text, expected
 
 
+def test_the_credit_note_pdf_adds_up_unit_price_net_vat_and_total(client, people, app):
+    """A whole 510.00 taken back of a pack priced 425.00 net: every column of
+    the credit note's PDF says what its invoice said, nothing reads 510 as net."""
+    from billing.models import User
+
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        order, payment = place(db.session, owner)
+        confirm(db.session, payment)
+        note = invoices.issue_credit_note(db.session, order, 51000, "Ordered twice", seller=SELLER, key="re_pdf",
+                                          now=NOW)
+        note_id = note.id
+    login(client, people["owner"])
+
+    text = pdf_text(client.get(f"/portal/invoices/{note_id}.pdf").data)
+
+    assert "Credit note CN-2026-0001" in text and "Corrects invoice" in text and "2026-0001" in text
+    [row] = [line for line in text.splitlines() if "2026-0001: Ordered twice" in line]
+    assert re.findall(r"€[\d,.]+", row) == ["€425.00", "€425.00"]  # unit price excl. VAT, net
+    assert "Unit price excl. VAT" in text and "VAT 20 % on €425.00" in text
+    [credited] = [line for line in text.splitlines() if "Total credited" in line]
+    assert credited.split()[-1] == "€510.00"
+    assert text.count("€510.00") == 1  # the total credited, and nowhere else
+
+
 def test_the_client_space_lists_orders_and_invoices(client, people, paid_invoice):
     invoice_id, order_id = paid_invoice
     login(client, people["owner"])
@@ -165,6 +219,23 @@ def test_the_client_space_lists_orders_and_invoices(client, people, paid_invoice
 
     assert f"/portal/orders/{order_id}" in page and f"/portal/invoices/{invoice_id}.pdf" in page
     assert "2026-0001" in page
+
+
+def test_the_client_space_lists_credit_notes_next_to_the_invoices(app, client, people, paid_invoice):
+    invoice_id, order_id = paid_invoice
+    with app.app_context():
+        order = db.session.get(orders.Order, order_id)
+        note = invoices.issue_credit_note(db.session, order, 10000, "Goodwill", seller=SELLER, key="re_list", now=NOW)
+        note_id = note.id
+    login(client, people["member"])  # any user of the account
+
+    page = client.get("/portal/orders").get_data(as_text=True)
+
+    invoices_part, credit_notes_part = page.split('id="invoices"')[1].split('id="credit-notes"')
+    assert f"/portal/invoices/{invoice_id}.pdf" in invoices_part and "CN-2026-0001" not in invoices_part
+    assert "CN-2026-0001" in credit_notes_part and f"/portal/invoices/{note_id}.pdf" in credit_notes_part
+    assert "€100.00" in credit_notes_part and f"/portal/orders/{order_id}" in credit_notes_part
+    assert "Credit notes" in credit_notes_part.split("</h2>")[0]
 
 
 def test_another_account_sees_no_invoice_and_no_order(app, client, people, paid_invoice):
