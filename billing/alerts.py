@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 from billing import outbox
 from billing.clock import utc
 from billing.ledger_models import BalanceThreshold, Event, Lot, Operation
-from billing.models import Account, Policy, User
+from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
 
-# The default threshold: this share of the last pack granted on the balance.
-DEFAULT_THRESHOLD_PERCENT = 20
+# The default threshold of a policy that says nothing (Policy.low_balance_percent):
+# this share of the last pack granted on the balance.
+DEFAULT_THRESHOLD_PERCENT = DEFAULT_LOW_BALANCE_PERCENT
 
 
 class AlertError(ValueError):
@@ -46,8 +47,8 @@ def expires_within(expires_at: datetime | None, now: datetime, days: int) -> boo
 
 
 def threshold_for(session: Session, account_id: int, policy_id: int, unit: str) -> int:
-    """The account's own threshold for this balance, else the default from
-    its last purchase (or trial) lot."""
+    """The account's own threshold for this balance, else the default: the
+    policy's ``low_balance_percent`` of its last purchase (or trial) lot."""
     own = session.scalar(
         select(BalanceThreshold.units).where(
             BalanceThreshold.account_id == account_id,
@@ -64,7 +65,8 @@ def threshold_for(session: Session, account_id: int, policy_id: int, unit: str) 
         .order_by(Lot.created_at.desc(), Lot.id.desc())
         .limit(1)
     )
-    return default_threshold(last)
+    percent = session.scalar(select(Policy.low_balance_percent).where(Policy.id == policy_id))
+    return default_threshold(last, DEFAULT_THRESHOLD_PERCENT if percent is None else percent)
 
 
 def set_threshold(session: Session, account: Account, policy: Policy, units: int, *, by: User,

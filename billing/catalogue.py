@@ -21,7 +21,9 @@ from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import pricing
-from billing.models import PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized, utcnow
+from billing.models import (
+    DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized, utcnow,
+)
 from billing.rules import OVERAGE_MODES, UNITS, PolicyRule
 
 PRESETS = Path(__file__).resolve().parent / "catalogues"
@@ -134,6 +136,7 @@ POLICY_FIELDS: Spec = {
     "default_kind": (_optional(_slug), None),
     "overage_mode": (_choice(OVERAGE_MODES), "block"),
     "overage_hourly_rate": (_optional(_whole(0)), None),
+    "low_balance_percent": (_whole(0, 100), DEFAULT_LOW_BALANCE_PERCENT),
 }
 KIND_FIELDS: Spec = {
     "slug": (_slug, REQUIRED),

@@ -79,6 +79,11 @@ class Catalogue(Base):
     policies: Mapped[list[Policy]] = relationship(back_populates="catalogue")
 
 
+# The low-balance warning of a balance, unless the account sets its own:
+# this share of the last pack bought on it (billing.alerts).
+DEFAULT_LOW_BALANCE_PERCENT = 20
+
+
 class Policy(Base):
     """The rules that turn work into units: see billing.rules."""
 
@@ -87,6 +92,7 @@ class Policy(Base):
         CheckConstraint("unit IN ('minute', 'credit', 'ticket')", name="policy_unit"),
         CheckConstraint("unit_minutes >= 1 AND step >= 1", name="policy_blocks"),
         CheckConstraint("overage_mode IN ('block', 'ask', 'allow')", name="policy_overage"),
+        CheckConstraint("low_balance_percent >= 0 AND low_balance_percent <= 100", name="policy_low_balance"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -100,6 +106,10 @@ class Policy(Base):
     overage_mode: Mapped[str] = mapped_column(String(10), default="block")
     # Rate at which approved overage is billed (minor units of the catalogue currency).
     overage_hourly_rate: Mapped[int | None]
+    # The default low-balance threshold: this share of the last pack bought
+    # on the balance (0 turns the default warning off).
+    low_balance_percent: Mapped[int] = mapped_column(
+        default=DEFAULT_LOW_BALANCE_PERCENT, server_default=str(DEFAULT_LOW_BALANCE_PERCENT))
 
     catalogue: Mapped[Catalogue] = relationship(back_populates="policies")
     kinds: Mapped[list[RequestKind]] = relationship(

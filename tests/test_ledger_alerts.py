@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from billing import alerts
+from billing.catalogue import PRESETS, CatalogueError, preset_names, read_preset
 from billing.ledger_models import Event
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, buy, charge, days, ledger_app, new_client, pack, person, session, staff, ticket,
@@ -44,7 +47,7 @@ def test_low_balance_is_recorded_once_per_crossing(session):
     charge(session, work, 300)  # 30 credits: 6 left, below 7
     charge(session, work, 310)  # 5 left: still below, no second warning
     [low] = events(session, account, "low_balance")
-    assert (low.units, low.threshold, low.notified_at) == (6, 7, None)
+    assert (low.units, low.threshold, low.notified_at) == (6, 7, NOW)  # its mail is queued at once
     buy(session, account, "toopixel-36")  # 41: above again, the warning re-arms
     charge(session, ticket(session, account, owner), 350)
     assert [e.units for e in events(session, account, "low_balance")] == [6, 6]
@@ -76,3 +79,59 @@ def test_expiry_warnings_once_per_lot(session):
     assert alerts.warn_expiring(session, now=soon + days(1), days=30) == 0
     [warning] = events(session, account, "expiring")
     assert (warning.lot_id, warning.units, warning.due_at) == (lot.id, 180, lot.expires_at)
+
+
+# --- The default threshold comes from the policy --------------------------
+
+@pytest.fixture
+def toopixel_warns_at_half(session):
+    """Too Pixel's policy with a 50 % threshold, for one test of the shared database."""
+    policy = pack(session, "toopixel-36").policy
+    policy.low_balance_percent = 50
+    session.commit()
+    yield policy
+    policy.low_balance_percent = 20
+    session.commit()
+
+
+def test_the_default_threshold_is_the_policys_share_of_the_last_pack(session, toopixel_warns_at_half):
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    assert alerts.threshold_for(session, account.id, toopixel_warns_at_half.id, "credit") == 18
+    work = ticket(session, account, owner)
+    charge(session, work, 170)  # 17 credits: 19 left, not below 18
+    assert events(session, account, "low_balance") == []
+    charge(session, work, 180)  # 18 credits: 18 left, still not below
+    charge(session, work, 190)  # 17 left
+    [low] = events(session, account, "low_balance")
+    assert (low.units, low.threshold) == (17, 18)
+
+
+def test_a_policy_at_zero_percent_has_no_default_warning(session, toopixel_warns_at_half):
+    toopixel_warns_at_half.low_balance_percent = 0
+    session.commit()
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    charge(session, ticket(session, account, owner), 350)
+    assert alerts.threshold_for(session, account.id, toopixel_warns_at_half.id, "credit") == 0
+    assert events(session, account, "low_balance") == []
+
+
+def preset_with(tmp_path, line: str | None) -> Path:
+    """A copy of the Too Pixel preset whose policy has ``line`` added."""
+    text = (PRESETS / "toopixel.toml").read_text()
+    if line is not None:
+        text = text.replace('slug = "toopixel-credits"\n', f'slug = "toopixel-credits"\n{line}\n', 1)
+    (tmp_path / "toopixel.toml").write_text(text)
+    return tmp_path
+
+
+def test_the_catalogue_files_may_set_the_share_and_stay_valid_without_it(tmp_path):
+    for name in preset_names():
+        for policy in read_preset(name).policies.values():
+            assert policy.values["low_balance_percent"] == 20, (name, policy.slug)
+    [policy] = read_preset("toopixel", preset_with(tmp_path, "low_balance_percent = 35")).policies.values()
+    assert policy.values["low_balance_percent"] == 35
+    for wrong in ("low_balance_percent = 101", "low_balance_percent = -1", 'low_balance_percent = "20"'):
+        with pytest.raises(CatalogueError, match="low_balance_percent"):
+            read_preset("toopixel", preset_with(tmp_path, wrong))

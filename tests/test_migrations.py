@@ -18,3 +18,21 @@ def test_upgrade_builds_the_schema_the_models_describe(app):
         assert differences == [], "a model changed without a migration: run `flask db migrate`"
         tables = set(sa.inspect(conn).get_table_names())
     assert {"catalogues", "policies", "request_kinds", "packs", "accounts", "users", "orders"} <= tables
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0007_gives_existing_policies_the_20_percent_they_had(app):
+    from flask_migrate import downgrade, upgrade
+
+    with app.app_context():
+        downgrade(revision="0006")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO catalogues (id, slug, name, tagline, currency, language, position) "
+                                 "VALUES (1, 'old', 'Old', '{}', 'EUR', 'en', 0)"))
+            conn.execute(sa.text("INSERT INTO policies (id, catalogue_id, slug, name, unit, unit_minutes, step, "
+                                 "overage_mode) VALUES (1, 1, 'old-credits', '{}', 'credit', 1, 1, 'block')"))
+        upgrade()
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT low_balance_percent FROM policies")).scalar_one() == 20
+            with pytest.raises(sa.exc.IntegrityError):
+                conn.execute(sa.text("UPDATE policies SET low_balance_percent = 101"))
