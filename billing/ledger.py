@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -331,7 +331,8 @@ def grant(
 
     The lot is valid ``validity_months`` from ``now`` (never without one),
     except that a pack with ``topups_never_expire`` never expires once the
-    account holds a purchase lot of that policy (the registration pack).
+    account holds a purchase lot of that policy (the registration pack) that
+    was not refunded in full.
     A pack with ``rollover_expired`` also grants again, once, the units of
     this owner's lots of that policy that expired unused, with the new
     lot's expiry. Then debts and pending overage requests of the balance are
@@ -354,9 +355,13 @@ def grant(
     quantity = pack.quantity * items
 
     def apply(op: Operation) -> None:
+        # A purchase refunded in full (a refund entry of all it granted) never
+        # registered anybody: the next pack is the registration again.
+        refunded_in_full = exists().where(Entry.lot_id == Lot.id, Entry.kind == "refund",
+                                          Entry.quantity == -Lot.granted)
         registered = session.scalar(
             select(func.count()).where(Lot.account_id == account.id, Lot.policy_id == policy.id,
-                                       Lot.source == "purchase")
+                                       Lot.source == "purchase", ~refunded_in_full)
         )
         if pack.topups_never_expire and registered:
             expires_at = None

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing import ledger
+from billing.clock import add_months
 from billing.ledger_models import Entry, Event, Lot, Operation, Overage
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
@@ -203,6 +204,26 @@ def test_innova_registration_pack_lasts_a_year_and_top_ups_never_expire(session)
     assert registration.expires_at.year == 2027 and top_up.expires_at is None
 
 
+@both
+def test_innova_a_registration_refunded_in_full_registers_nobody(session):
+    account, _ = new_client(session)
+    registration = buy(session, account, "innova-60")
+    ledger.refund(session, registration, by=staff(session), key=key(), now=NOW + days(1))
+    again = buy(session, account, "innova-60", now=NOW + days(2))
+    assert again.expires_at == add_months(NOW + days(2), 12)
+    top_up = buy(session, account, "innova-15", now=NOW + days(3))
+    assert top_up.expires_at is None
+    assert_verified(session, account)
+
+
+def test_innova_a_registration_partly_used_then_refunded_still_counts(session):
+    account, owner = new_client(session)
+    registration = buy(session, account, "innova-60")
+    charge(session, ticket(session, account, owner, kind="consultation"), 15)
+    ledger.refund(session, registration, by=staff(session), key=key(), now=NOW + days(1))
+    assert buy(session, account, "innova-15", now=NOW + days(2)).expires_at is None
+
+
 def test_itsupport_expired_unused_tickets_come_back_once_with_the_next_bundle(session):
     account, owner = new_client(session)
     first = buy(session, account, "itsupport-tickets-20")
@@ -216,6 +237,32 @@ def test_itsupport_expired_unused_tickets_come_back_once_with_the_next_bundle(se
     assert session.scalar(select(func.count()).where(Lot.source == "rollover", Lot.account_id == account.id)) == 1
     assert first.rolled_over == 17
     assert_verified(session, account)
+
+
+# --- Several balances -----------------------------------------------------
+
+@both
+def test_a_new_ticket_defaults_to_the_balance_whose_lots_expire_first(session):
+    account, owner = new_client(session)
+    member = person(session, account, role="member")
+    toopixel = buy(session, account, "toopixel-36")  # 2 years
+    buy(session, account, "innova-60", now=NOW - days(30))  # 1 year, and older
+    digitale = buy(session, account, "digitale-5h")  # 6 months
+    buy(session, account, "itsupport-tickets-20", owner=member, now=NOW - days(200))  # member's, expires first
+    assert len(ledger.balances(session, account.id, now=NOW)) == 4
+    assert ledger.default_balance(session, account.id, owner.id, now=NOW) == (digitale.policy_id, "minute")
+    assert ticket(session, account, owner).policy_id == digitale.policy_id
+    itsupport = pack(session, "itsupport-tickets-20").policy
+    assert ticket(session, account, member).policy_id == itsupport.id  # their own lot expires first
+    # Once the 6-month lot has expired, the next one to expire is Innova's.
+    later = digitale.expires_at
+    innova = pack(session, "innova-60").policy
+    assert ledger.default_balance(session, account.id, owner.id, now=later) == (innova.id, "credit")
+    # Never-expiring lots come last: an adjustment of another balance does not win.
+    ledger.adjust(session, account, pack(session, "webservice-12h").policy, 60, reason="goodwill",
+                  by=staff(session), key=key(), now=NOW)
+    assert ledger.default_balance(session, account.id, owner.id, now=later) == (innova.id, "credit")
+    assert toopixel.expires_at > later
 
 
 # --- Single-user and pooled lots ------------------------------------------
