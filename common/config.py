@@ -1,4 +1,4 @@
-"""Settings: defaults, then instance/.env, then the environment.
+"""Settings: defaults, then a .env beside app.py, then the environment.
 
 Every setting a deployment must get right is checked at start-up; a wrong one
 stops the app with one line that says which and why (ConfigError)."""
@@ -13,12 +13,21 @@ from typing import Any
 
 from babel import Locale
 from babel.numbers import list_currencies
+from limits import parse_many
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 LANGUAGES = ("en", "fr", "es")
 # The payment methods a deployment can offer (shop.payments' providers).
 PAYMENT_METHODS = ("transfer", "cheque", "card")
+# The engines Forfait runs on (its tests cover both); any driver of theirs.
+DATABASE_BACKENDS = ("sqlite", "postgresql")
+# Groupings and placeholders that CLDR lists among its territories: not where an organisation can be.
+NOT_COUNTRIES = frozenset({"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"})
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+            "0": False, "false": False, "no": False, "off": False}
 
 
 class ConfigError(RuntimeError):
@@ -108,6 +117,7 @@ def normalise(config: dict[str, Any]) -> None:
             if url.startswith(prefix):
                 url = "postgresql+psycopg://" + url[len(prefix):]
         config["SQLALCHEMY_DATABASE_URI"] = url
+    database(config["SQLALCHEMY_DATABASE_URI"], "DATABASE_URL" if url else "SQLALCHEMY_DATABASE_URI")
 
     if not config.get("SECRET_KEY") or len(str(config["SECRET_KEY"])) < 16:
         raise ConfigError("SECRET_KEY must be at least 16 characters")
@@ -134,7 +144,7 @@ def normalise(config: dict[str, Any]) -> None:
             raise ConfigError(f"PROVIDER_IBAN is not a valid IBAN: {error}") from None
 
     country = str(config["PROVIDER_COUNTRY"]).upper()
-    if len(country) != 2 or country not in Locale("en").territories:
+    if len(country) != 2 or country in NOT_COUNTRIES or country not in Locale("en").territories:
         raise ConfigError(f"PROVIDER_COUNTRY {country!r} is not an ISO 3166 country code")
     config["PROVIDER_COUNTRY"] = country
 
@@ -161,5 +171,34 @@ def normalise(config: dict[str, Any]) -> None:
     if not 1 <= config["TRANSFER_REMIND_DAYS"] < config["TRANSFER_CANCEL_DAYS"]:
         raise ConfigError("TRANSFER_REMIND_DAYS must be at least 1 and less than TRANSFER_CANCEL_DAYS")
     for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE"):
-        if isinstance(config[key], str):
-            config[key] = config[key].lower() in ("1", "true", "yes", "on")
+        config[key] = boolean(key, config[key])
+
+    # flask-limiter logs a limit it cannot parse and lets every request through:
+    # a typo here would switch off the brake on password guessing.
+    limit = config["LOGIN_RATE_LIMIT"]
+    try:
+        parse_many(limit)
+    except (TypeError, ValueError):
+        raise ConfigError(f"LOGIN_RATE_LIMIT {limit!r} is not a rate limit (such as '10 per minute')") from None
+
+
+def database(url: Any, key: str) -> None:
+    """Refuse a URL SQLAlchemy cannot read or an engine Forfait does not run on.
+    The message never quotes the URL: it may hold a password."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, TypeError, ValueError):
+        raise ConfigError(f"{key} is not a database URL (such as postgresql://user@host/forfait)") from None
+    if backend not in DATABASE_BACKENDS:
+        raise ConfigError(f"{key}: {backend!r} is not a supported database ({' or '.join(DATABASE_BACKENDS)})")
+
+
+def boolean(key: str, value: Any) -> bool:
+    """True or False from a setting; anything but the usual spellings is refused
+    rather than read as False."""
+    if isinstance(value, bool):
+        return value
+    spelling = str(value).strip().lower()
+    if spelling not in BOOLEANS:
+        raise ConfigError(f"{key} {value!r} is not a boolean (1/0, true/false, yes/no, on/off)")
+    return BOOLEANS[spelling]

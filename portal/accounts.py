@@ -27,16 +27,13 @@ from sqlalchemy.orm import Session
 
 from billing import outbox
 from billing.models import Account, User
-from common.config import LANGUAGES
+from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from portal import outbox as delivery
 
 MIN_PASSWORD_LENGTH = 10
 # argon2 takes any length, but hashing megabytes on every login attempt would be a cheap denial of service.
 MAX_PASSWORD_LENGTH = 256
-
-# Groupings and placeholders that CLDR lists among its territories: not where an organisation can be.
-NOT_COUNTRIES = frozenset({"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"})
 
 # The default parameters of argon2-cffi; a hash made with others is upgraded at the next login.
 hasher = PasswordHasher()

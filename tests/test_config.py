@@ -51,6 +51,18 @@ def test_default_database_is_sqlite_in_the_instance_folder(tmp_path):
         ("PROVIDER_COUNTRY", "XX", "PROVIDER_COUNTRY 'XX' is not an ISO 3166 country code"),
         ("SECRET_KEY", "short", "SECRET_KEY must be at least 16 characters"),
         ("MAIL_PORT", "smtp", "MAIL_PORT must be a whole number"),
+        ("DATABASE_URL", "nonsense://", "DATABASE_URL: 'nonsense' is not a supported database (sqlite or postgresql)"),
+        ("DATABASE_URL", "mysql://u@db.example/forfait", "DATABASE_URL: 'mysql' is not a supported database"),
+        ("DATABASE_URL", "db.example/forfait", "DATABASE_URL is not a database URL"),
+        ("MAIL_USE_TLS", "maybe", "MAIL_USE_TLS 'maybe' is not a boolean (1/0, true/false, yes/no, on/off)"),
+        ("MAIL_DELIVER_AT_ONCE", "sometimes", "MAIL_DELIVER_AT_ONCE 'sometimes' is not a boolean"),
+        ("PROVIDER_COUNTRY", "ZZ", "PROVIDER_COUNTRY 'ZZ' is not an ISO 3166 country code"),
+        ("PROVIDER_COUNTRY", "eu", "PROVIDER_COUNTRY 'EU' is not an ISO 3166 country code"),
+        ("PROVIDER_COUNTRY", "QO", "PROVIDER_COUNTRY 'QO' is not an ISO 3166 country code"),
+        ("PROVIDER_COUNTRY", "XA", "PROVIDER_COUNTRY 'XA' is not an ISO 3166 country code"),
+        # A limit flask-limiter cannot parse would switch login rate limiting off.
+        ("LOGIN_RATE_LIMIT", "garbage", "LOGIN_RATE_LIMIT 'garbage' is not a rate limit (such as '10 per minute')"),
+        ("LOGIN_RATE_LIMIT", "", "LOGIN_RATE_LIMIT '' is not a rate limit"),
     ],
 )
 def test_an_invalid_setting_stops_start_up_with_one_clear_line(tmp_path, setting, value, message):
@@ -79,6 +91,39 @@ def test_valid_provider_settings_are_normalised(tmp_path):
     assert app.config["PROVIDER_CURRENCY"] == "CHF"
     assert app.config["PROVIDER_VAT_RATE_BP"] == 810
     assert app.config["PROVIDER_COUNTRY"] == "CH"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("0", False), ("TRUE", True), ("false", False), ("Yes", True), ("no", False),
+     ("on", True), ("OFF", False), (" true ", True), (True, True), (False, False)],
+)
+def test_booleans_accept_the_usual_spellings(value, expected):
+    from app import create_app
+
+    app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      "MAIL_USE_TLS": value, "MAIL_DELIVER_AT_ONCE": value})
+    assert app.config["MAIL_USE_TLS"] is expected
+    assert app.config["MAIL_DELIVER_AT_ONCE"] is expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite://", "sqlite:///forfait.sqlite", "sqlite+pysqlite:///forfait.sqlite",
+     "postgresql+psycopg://u@db.example/forfait"],
+)
+def test_sqlite_and_postgresql_urls_with_or_without_a_driver_are_accepted(url):
+    from app import create_app
+
+    app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": url})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == url
+
+
+def test_the_database_url_never_reaches_the_error_line(tmp_path):
+    """The line goes to logs; the URL may hold a password."""
+    result = flask(tmp_path, "routes", DATABASE_URL="mysql://forfait:s3cret@db.example/forfait")
+    assert result.returncode != 0
+    assert "s3cret" not in result.stderr
 
 
 def test_database_url_from_the_environment_selects_psycopg(tmp_path):
