@@ -177,31 +177,46 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD, **fields):
 
 # ---------------------------------------------------------------- browser
 
-def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if os.path.exists(candidate):
+DEBIAN_CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path(downloaded: str | None = None) -> str | None:
+    """Debian's Chromium when installed, else Playwright's own download
+    (``downloaded``) when present, else None."""
+    for candidate in (*DEBIAN_CHROMIUM, downloaded):
+        if candidate and os.path.exists(candidate):
             return candidate
     return None
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """Debian's Chromium, started the way this closed network needs."""
-    path = chromium_path()
+def chromium_launch_args(base: dict, downloaded: str) -> dict:
+    """``base`` plus the Chromium to start and the flags this closed network
+    needs. Under CI=true, no Chromium at all fails rather than skips."""
+    path = chromium_path(downloaded)
     if path is None and IN_CI:
-        pytest.fail("no Chromium at /usr/bin/chromium (CI=true: `make browser` installs it)")
-    args = dict(browser_type_launch_args)
+        pytest.fail(f"no Chromium: neither Debian's at {DEBIAN_CHROMIUM[0]} nor Playwright's at {downloaded}"
+                    " (CI=true: `make browser` installs one)")
+    args = dict(base)
     if path:
         args["executable_path"] = path
-    args["args"] = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
+    args["args"] = list(BROWSER_ARGS)
     return args
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args, playwright):
+    """Debian's Chromium, or the one `make browser` downloaded where apt-get
+    could not run. Playwright's session (the plugin's fixture, the same
+    sync_playwright() the browser will use) tells where its download lives."""
+    return chromium_launch_args(browser_type_launch_args, playwright.chromium.executable_path)
 
 
 def browser_log_in(page, url: str, email: str, password: str = PASSWORD) -> None:
