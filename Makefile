@@ -1,6 +1,6 @@
 # Two commands set up everything on a fresh machine: `make run` and `make test`.
 # uv installs the locked dependencies (uv.lock) into .venv; it is installed
-# with pip when the machine does not have it yet.
+# with pip when the machine does not have it yet (see $(VENV)/.installed).
 
 SHELL := /bin/bash
 VENV := .venv
@@ -21,9 +21,21 @@ test: install browser system-packages
 
 install: $(VENV)/.installed translations
 
+# Without uv, pip installs it: plainly (a virtualenv, pyenv), else for the
+# user, else past Debian's externally-managed guard (PEP 668), still for the
+# user only. ~/.local/bin is often not on PATH, so uv is then run by its path.
 $(VENV)/.installed: pyproject.toml uv.lock
-	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
-	uv sync --frozen
+	@uv="$(UV)"; \
+	if [ -z "$$uv" ]; then \
+		echo "installing uv with pip"; \
+		python3 -m pip install --quiet uv 2>/dev/null \
+		|| python3 -m pip install --quiet --user uv 2>/dev/null \
+		|| python3 -m pip install --quiet --user --break-system-packages uv \
+		|| exit 1; \
+		uv=$$(command -v uv || echo "$$(python3 -m site --user-base)/bin/uv"); \
+	fi; \
+	echo "$$uv sync --frozen"; \
+	"$$uv" sync --frozen
 	@touch $@
 
 # Compiled catalogues are build output: made from the committed .po files.
