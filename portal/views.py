@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from flask_babel import get_locale
 from flask_login import current_user, login_required
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, null, select, union_all
 
 from billing import alerts, desk, ledger
 from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
@@ -28,6 +28,18 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass(frozen=True)
+class Request:
+    """An overage request awaiting the owner's answer, as the dashboard lists it."""
+
+    id: int
+    ticket_id: int
+    subject: str
+    units: int
+    price: int | None
+    currency: str | None
+
+
 @dataclass
 class BalanceLine:
     """One balance of the account as the dashboard shows it."""
@@ -37,7 +49,7 @@ class BalanceLine:
     units: int          # what the account holds (every lot)
     mine: int           # what the current user's tickets may draw on
     debt: int
-    pending: int        # units asked for beyond the balance, awaiting the owner
+    requests: list[Request]   # units asked for beyond the balance, awaiting the owner
     threshold: int
     next_expiry: datetime | None
     lots: list[Lot]
@@ -45,6 +57,10 @@ class BalanceLine:
     @property
     def net(self) -> int:
         return self.units - self.debt
+
+    @property
+    def pending(self) -> int:
+        return sum(r.units for r in self.requests)
 
     @property
     def low(self) -> bool:
@@ -56,21 +72,44 @@ class BalanceLine:
         return max(self.net, 0) * self.policy.unit_minutes
 
 
+def _known(session, account_id: int) -> tuple[set[tuple[int, str]], dict[tuple[int, str], list[Request]]]:
+    """In one query: every balance the account has held a lot of (used up or
+    expired ones too: ledger.balances() only sees lots that still hold
+    units), and its overage requests awaiting the owner, by balance."""
+    held = (select(Lot.policy_id, Lot.unit, null(), null(), null(), null(), null(), null())
+            .where(Lot.account_id == account_id).group_by(Lot.policy_id, Lot.unit))
+    asked = (select(Ticket.policy_id, Ticket.unit, Overage.id, Overage.ticket_id, Ticket.subject,
+                    Overage.units - Overage.settled, Overage.price, Overage.currency)
+             .join(Overage.ticket).where(Overage.account_id == account_id, Overage.status == "pending"))
+    keys: set[tuple[int, str]] = set()
+    requests: dict[tuple[int, str], list[Request]] = {}
+    for policy_id, unit, overage_id, ticket_id, subject, units, price, currency in session.execute(
+            union_all(held, asked)):
+        keys.add((policy_id, unit))
+        if overage_id is not None:
+            requests.setdefault((policy_id, unit), []).append(
+                Request(overage_id, ticket_id, subject, units, price, currency))
+    for found in requests.values():
+        found.sort(key=lambda r: r.id)
+    return keys, requests
+
+
 def dashboard(account: Account, user, now: datetime) -> dict:
     """Everything the live balance shows: balances, their lots, what expires
-    soon, the low-balance warnings and the recent consumption."""
+    soon, the low-balance warnings, the requests awaiting an answer and the
+    recent consumption. A balance used up (or owing, or asked beyond) stays,
+    at 0 or below: that is when its warning matters most."""
     session = db.session
     lots = desk.lots_of(session, account, now=now)
     mine = {(b.policy_id, b.unit): b.units for b in ledger.balances(session, account.id, now=now, user_id=user.id)}
-    pending = dict(((p, u), n) for p, u, n in session.execute(
-        select(Ticket.policy_id, Ticket.unit, func.sum(Overage.units - Overage.settled))
-        .join(Overage.ticket).where(Overage.account_id == account.id, Overage.status == "pending")
-        .group_by(Ticket.policy_id, Ticket.unit)))
+    keys, requests = _known(session, account.id)
     found = ledger.balances(session, account.id, now=now)
+    seen = {(b.policy_id, b.unit) for b in found}
+    found += [ledger.Balance(policy_id, unit, 0, 0, None) for policy_id, unit in sorted(keys - seen)]
     policies = {p.id: p for p in session.scalars(select(Policy).where(Policy.id.in_({b.policy_id for b in found})))}
     lines = [
         BalanceLine(policy=policies[b.policy_id], unit=b.unit, units=b.units, mine=mine.get((b.policy_id, b.unit), 0),
-                    debt=b.debt, pending=pending.get((b.policy_id, b.unit), 0),
+                    debt=b.debt, requests=requests.get((b.policy_id, b.unit), []),
                     threshold=alerts.threshold_for(session, account.id, b.policy_id, b.unit),
                     next_expiry=b.next_expiry,
                     lots=[lot for lot in lots if (lot.policy_id, lot.unit) == (b.policy_id, b.unit)])
@@ -110,22 +149,32 @@ def home():
     return response
 
 
-# Built once: constructing the statement cost as much as running it.
+# Built once: constructing the statement cost as much as running it. The
+# overages are in it because answering a request writes no ledger operation.
+_OVERAGES = (
+    select(func.max(Overage.id).label("last"), func.count(Overage.decided_at).label("decided"))
+    .where(Overage.account_id == bindparam("account_id"))
+    .subquery()
+)
 _TAG_QUERY = select(
     select(func.max(Operation.id)).where(Operation.account_id == bindparam("account_id")).scalar_subquery(),
     select(func.min(Lot.expires_at))
     .where(Lot.account_id == bindparam("account_id"), Lot.remaining > 0,
            Lot.expires_at > bindparam("now", type_=Lot.expires_at.type)).scalar_subquery(),
-)
+    _OVERAGES.c.last,
+    _OVERAGES.c.decided,
+).select_from(_OVERAGES)
 
 
 def balance_tag(account_id: int, now: datetime) -> str:
     """What the balance looks like, in one small query: the account's last
-    ledger operation and the next expiry still ahead (once it passes, the
-    balance changed without any write), with who asks and in which language.
-    The same tag, the same fragment."""
-    last, expiry = db.session.execute(_TAG_QUERY, {"account_id": account_id, "now": now}).one()
-    state = f"{account_id}:{current_user.id}:{current_user.language}:{get_locale()}:{last}:{expiry}"
+    ledger operation, the next expiry still ahead (once it passes, the
+    balance changed without any write), and its last overage request with
+    how many were answered (an owner's answer is no ledger operation), with
+    who asks and in which language. The same tag, the same fragment."""
+    last, expiry, overage, decided = db.session.execute(_TAG_QUERY, {"account_id": account_id, "now": now}).one()
+    state = (f"{account_id}:{current_user.id}:{current_user.language}:{get_locale()}:{last}:{expiry}"
+             f":{overage}:{decided}")
     return hashlib.blake2b(state.encode(), digest_size=12).hexdigest()
 
 

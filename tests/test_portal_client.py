@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from billing import desk, ledger
 from billing.catalogue import load_preset
 from billing.desk_models import Attachment, TicketMessage
-from billing.ledger_models import Ticket
+from billing.ledger_models import Overage, Ticket
 from billing.models import Account, Pack, User
 from common.extensions import db
 from portal import accounts
@@ -22,6 +22,8 @@ from tests.conftest import PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 NOW = datetime.now(timezone.utc)
+# The tests whose queries differ most between the engines run on both.
+BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
@@ -114,6 +116,90 @@ def test_single_user_lot_is_shown_as_such(app, client, people, world):
     login(client, people["member"])
     page = text(client.get("/portal/"))
     assert "Olive Owner only" in page and "Your tickets may draw on 36 credits" in page
+
+
+def figure(page: str, policy: str) -> str:
+    found = re.search(rf'data-testid="balance-{policy}">(.*?)</strong>', page, re.S)
+    assert found, f"no balance {policy} on the page"
+    return found.group(1).strip()
+
+
+def test_a_used_up_balance_stays_at_zero_with_its_warning(app, client, people, world):
+    log(app, world["ticket"], 360, "all-36")  # 36 credits: every lot at 0
+    login(client, people["member"])
+    page = text(client.get("/portal/"))
+    assert figure(page, "toopixel-credits") == "0 credits"
+    assert "Low balance: less than 7 credits left." in page and "No credit yet" not in page
+    assert "Nothing left on this balance." in page
+    fragment = text(client.get("/portal/balance"))
+    assert figure(fragment, "toopixel-credits") == "0 credits" and "Low balance" in fragment
+
+
+def test_a_debt_shows_below_zero(app, client, people, world):
+    with app.app_context():
+        db.session.get(Ticket, world["ticket"]).policy.overage_mode = "allow"
+        db.session.commit()
+    log(app, world["ticket"], 400, "debt-40")  # 40 credits on 36
+    login(client, people["owner"])
+    page = text(client.get("/portal/"))
+    assert figure(page, "toopixel-credits") == "−4 credits"
+    assert "4 credits owed: the next pack pays it first." in page and "Low balance" in page
+
+
+@pytest.fixture
+def asked(app, people, world):
+    """Acme's 3 h of Digitale Artiste used up by a 200-minute ticket: 20 min
+    asked beyond the balance, awaiting the owner."""
+    with app.app_context():
+        load_preset(db.session, "digitale")
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "digitale-3h"))
+        ledger.grant(db.session, owner.account, pack, key="digitale-3h", now=NOW)
+        ticket = desk.open_ticket(db.session, owner.account, owner, "New page", "Please.", now=NOW,
+                                  policy=pack.policy, kind="production")
+        ticket_id = ticket.id
+    log(app, ticket_id, 200, "ask-200")
+    with app.app_context():
+        [overage] = db.session.get(Ticket, ticket_id).overages
+        assert overage.status == "pending"
+        return {"ticket": ticket_id, "overage": overage.id}
+
+
+@BOTH
+def test_a_pending_overage_is_on_the_dashboard_with_its_answer(app, client, people, asked):
+    login(client, people["member"])
+    page = text(client.get("/portal/"))
+    assert figure(page, "digitale-minutes") == "0 min" and "Low balance: less than 36 min left." in page
+    assert "20 min beyond the balance await the owner's answer." in page
+    assert f'href="/portal/tickets/{asked["ticket"]}"' in page
+    assert f'/portal/overages/{asked["overage"]}/approve' not in page  # members do not answer
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/portal/")})
+    login(client, people["owner"])
+    page = text(client.get("/portal/"))
+    assert "20 min beyond the balance await your answer." in page and "Approve: billed €21.67" in page
+    assert f'action="/portal/overages/{asked["overage"]}/decline"' in page
+    response = post_form(client, f"/portal/overages/{asked['overage']}/approve", {"next": "/portal/"})
+    assert response.status_code == 302 and response.headers["Location"] == "/portal/"
+    page = text(client.get("/portal/"))
+    assert "await your answer" not in page and figure(page, "digitale-minutes") == "0 min"
+
+
+@BOTH
+@pytest.mark.parametrize("answer", ["approve", "decline"])
+def test_answering_an_overage_changes_the_live_balance_tag(app, client, people, asked, answer):
+    login(client, people["owner"])
+    first = client.get("/portal/balance")
+    assert "await your answer" in text(first)
+    tag = first.headers["ETag"]
+    assert client.get("/portal/balance", headers={"If-None-Match": tag}).status_code == 304
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        decide = ledger.approve_overage if answer == "approve" else ledger.decline_overage
+        decide(db.session, db.session.get(Overage, asked["overage"]), by=owner, now=NOW)
+    moved = client.get("/portal/balance", headers={"If-None-Match": tag})
+    assert moved.status_code == 200 and moved.headers["ETag"] != tag
+    assert "await your answer" not in text(moved)
+    assert client.get("/portal/balance", headers={"If-None-Match": moved.headers["ETag"]}).status_code == 304
 
 
 # --- Tickets ----------------------------------------------------------------
