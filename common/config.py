@@ -86,6 +86,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "ATTACHMENT_FOLDER": os.path.join(instance_path, "attachments"),
         "ATTACHMENT_MAX_BYTES": 10_000_000,
         "ATTACHMENT_MAX_FILES": 5,
+        # The largest request body read: every attachment at its limit plus
+        # 1 MB for the form. Werkzeug answers a bigger one 413 before it
+        # spools anything to disk; raise it with the two settings above.
+        "MAX_CONTENT_LENGTH": 10_000_000 * 5 + 1_000_000,
         "ATTACHMENT_TYPES": "image/png,image/jpeg,image/gif,application/pdf,text/plain,text/csv,application/zip",
         # How long a pool invitation's link works.
         "INVITATION_MAX_AGE_HOURS": 72,

@@ -9,7 +9,10 @@ import re
 from datetime import datetime, timezone
 
 import pytest
+from flask import Request
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
 from billing import desk, ledger
 from billing.catalogue import load_preset
@@ -18,7 +21,7 @@ from billing.ledger_models import Overage, Ticket
 from billing.models import Account, Pack, User
 from common.extensions import db
 from portal import accounts
-from tests.conftest import PASSWORD, csrf_token, login, post_form
+from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 NOW = datetime.now(timezone.utc)
@@ -237,6 +240,34 @@ def test_a_refused_file_is_said_and_nothing_is_written(app, client, people, worl
     assert response.status_code == 422 and "files of this type are not accepted" in text(response)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(TicketMessage)) == before
+
+
+def test_an_oversized_upload_is_refused_with_413_before_it_is_read(app, client, people, world, monkeypatch):
+    config = app.config
+    # Every file allowed, each at its limit, still fits.
+    assert config["MAX_CONTENT_LENGTH"] > config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"]
+    login(client, people["member"])
+    page = text(client.get("/portal/tickets/new"))
+    balance = re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1)
+    spooled = []
+    monkeypatch.setattr(Request, "_get_file_stream", lambda *args, **kwargs: spooled.append(args) or io.BytesIO())
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Ticket))
+    # Encoded in memory (the test client would spool a body this big to a file of its own).
+    boundary, body = encode_multipart(MultiDict({
+        "csrf_token": CSRF_META.search(page).group(1), "subject": "Huge", "description": "Big file",
+        "balance": balance, "criticality": "normal",
+        "files": FileStorage(io.BytesIO(PNG + b"\0" * config["MAX_CONTENT_LENGTH"]), "huge.png", "files",
+                             "image/png")}))
+    response = client.post("/portal/tickets/new", data=body,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 413
+    assert "Upload too large" in text(response) and "The file you sent is larger than we accept." in text(response)
+    assert spooled == []  # not a byte of it reached a temporary file
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Ticket)) == before
+    folder = __import__("pathlib").Path(config["ATTACHMENT_FOLDER"])
+    assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
 
 
 def test_thread_hides_internal_notes_from_clients(client, people, world):
