@@ -106,7 +106,12 @@ def invite():
 def revoke(invitation_id: int):
     invitation = get_invitation(invitation_id)
     desk.revoke(db.session, invitation, by=current_user._get_current_object(), now=_now())
-    flash(_("The invitation to %(email)s is withdrawn.", email=invitation.email), "success")
+    if invitation.accepted_at is not None:
+        # Accepted while the owner's page was open: too late to withdraw.
+        flash(_("%(email)s already accepted this invitation: remove them from the list if they should not be "
+                "here.", email=invitation.email), "error")
+    else:
+        flash(_("The invitation to %(email)s is withdrawn.", email=invitation.email), "success")
     return redirect(url_for("pool.index"))
 
 

@@ -16,7 +16,7 @@ from werkzeug.test import encode_multipart
 
 from billing import desk, ledger
 from billing.catalogue import load_preset
-from billing.desk_models import Attachment, TicketMessage
+from billing.desk_models import Attachment, Invitation, TicketMessage
 from billing.ledger_models import Overage, Ticket
 from billing.models import Account, Pack, User
 from common.extensions import db
@@ -370,6 +370,59 @@ def test_invite_accept_and_remove(app, client, people, world, smtp_server):  # n
     refused = guest.get("/portal/")
     assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
     assert login(guest, "new@example.com").status_code == 422
+
+
+def invitation_path(smtp_server, email: str) -> str:  # noqa: F811
+    link = smtp_server.last_link(email, "/invitations/")
+    return "/invitations/" + link.split("/invitations/", 1)[1]
+
+
+def test_an_owner_withdraws_an_invitation_and_its_link_says_so(app, client, people, world, smtp_server):  # noqa: F811
+    login(client, people["owner"])
+    assert post_form(client, "/portal/people/invitations", {"email": "late@example.com", "role": "member"}
+                     ).status_code == 302
+    path = invitation_path(smtp_server, "late@example.com")
+    with app.app_context():
+        invitation_id = db.session.scalar(select(Invitation.id).where(Invitation.email == "late@example.com"))
+    revoke = f"/portal/people/invitations/{invitation_id}/revoke"
+    assert f'action="{revoke}"' in text(client.get("/portal/people"))
+
+    member = app.test_client()
+    login(member, people["member"])
+    assert post_form(member, revoke).status_code == 403
+    guest = app.test_client()
+    assert "Join Acme" in text(guest.get(path))  # still valid
+
+    response = post_form(client, revoke)
+    assert response.status_code == 302 and response.headers["Location"] == "/portal/people"
+    page = text(client.get("/portal/people"))
+    assert "The invitation to late@example.com is withdrawn." in page and f'action="{revoke}"' not in page
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).revoked_at is not None
+    link = guest.get(path)
+    assert link.status_code == 400 and "This invitation was withdrawn." in text(link)
+    accepted = post_form(guest, path, {"name": "Late", "password": PASSWORD, "confirm": PASSWORD, "language": "en"})
+    assert accepted.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == "late@example.com")) is None
+
+
+def test_an_invitation_already_accepted_is_not_said_withdrawn(app, client, people, world, smtp_server):  # noqa: F811
+    login(client, people["owner"])
+    post_form(client, "/portal/people/invitations", {"email": "quick@example.com", "role": "member"})
+    path = invitation_path(smtp_server, "quick@example.com")
+    with app.app_context():
+        invitation_id = db.session.scalar(select(Invitation.id).where(Invitation.email == "quick@example.com"))
+    guest = app.test_client()
+    assert post_form(guest, path, {"name": "Quick", "password": PASSWORD, "confirm": PASSWORD, "language": "en"}
+                     ).status_code == 302
+    # The owner's page was open before the invitation was accepted.
+    response = post_form(client, f"/portal/people/invitations/{invitation_id}/revoke")
+    assert response.status_code == 302
+    page = text(client.get("/portal/people"))
+    assert "withdrawn" not in page and "quick@example.com already accepted this invitation" in page
+    home = guest.get("/portal/")
+    assert home.status_code == 200 and "<h1>Acme</h1>" in text(home)  # still in the pool
 
 
 def test_only_owners_invite_and_remove(client, people, world, app):
