@@ -67,6 +67,11 @@ class TrialTaken(OrderError):
     """The account or the email address has had its free trial."""
 
 
+class MoneyReceived(OrderError):
+    """The order has received part of its money: it is not cancelled.
+    ``params["received"]`` is what arrived, in minor units."""
+
+
 @contextmanager
 def _transaction(session: Session) -> Iterator[None]:
     """Commit once when the block ends, however it returns; on any error roll
@@ -465,7 +470,13 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
 
 def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, by: User | None = None) -> Order:
     """Cancel an order still waiting for its money, with a reason the client
-    reads. Its awaited payments are cancelled; cancelling twice is harmless."""
+    reads. Its awaited payments are cancelled; cancelling twice is harmless.
+
+    An order that has received part of its money is refused (MoneyReceived):
+    that money is owed to the client, as the pack once the rest arrives or
+    back, and a cancelled order would take it off every page staff read.
+    A transfer or a cheque goes back by hand, from the bank: nothing here
+    records that yet, so the order stays open, awaiting the rest."""
     now = utc(now)
     reason = (reason or "").strip()
     with _transaction(session):
@@ -480,6 +491,10 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
         if current.status != "pending":
             raise OrderError(N_("Order %(number)d is %(status)s: only an unpaid order can be cancelled."),
                              number=current.id, status=current.status)
+        already = received(session, current.id)
+        if already:
+            raise MoneyReceived(N_("Order %(number)d cannot be cancelled: %(received)s has already been received "
+                                   "for it. It stays open, awaiting the rest."), number=current.id, received=already)
         _cancel(session, current, reason, now, by)
         return current
 
@@ -574,14 +589,20 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
 def cancel_overdue(session: Session, *, now: datetime, days: int, reason: Callable[[Order], str]) -> list[Order]:
     """Cancel the orders still unpaid ``days`` days after they were placed,
     each with ``reason(order)`` (in the client's language); the cancelled
-    ones are returned for the mail. Run it as often as you like."""
+    ones are returned for the mail. An order that has received part of its
+    money is left open (see ``cancel_order``). Run it as often as you like."""
     now = utc(now)
     cancelled = []
+    nothing_received = ~exists().where(Payment.order_id == Order.id, Payment.status == "confirmed")
     for order_id in session.scalars(select(Order.id).where(
-            Order.id.in_(_waiting_since(now - timedelta(days=days)).with_only_columns(Order.id)))).all():
+            Order.id.in_(_waiting_since(now - timedelta(days=days)).with_only_columns(Order.id)),
+            nothing_received)).all():
         order = session.get(Order, order_id)
         before = order.status
-        order = cancel_order(session, order, reason=reason(order), now=now)
+        try:
+            order = cancel_order(session, order, reason=reason(order), now=now)
+        except MoneyReceived:
+            continue  # some arrived since the query: no longer overdue
         if before == "pending" and order.status == "cancelled":
             cancelled.append(order)
     return cancelled

@@ -213,6 +213,8 @@ def cancel(order_id: int):
     if form.validate_on_submit():
         try:
             payments.cancel(order, reason=form.reason.data, now=_now(), by=current_user._get_current_object())
+        except orders.MoneyReceived:
+            pass  # the page says so in place of the form, from what was received
         except orders.OrderError as error:
             form.reason.errors.append(_(error.message, **error.params))
         else:

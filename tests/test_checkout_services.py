@@ -14,6 +14,7 @@ from billing import ledger, orders
 from billing.ledger_models import Lot, Operation
 from billing.models import Order
 from billing.order_models import Invoice, OrderEvent, Payment, TrialClaim
+from billing.outbox import OutboxMessage
 from checkout_support import NOW, QR_IBAN, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from common.extensions import db
 
@@ -283,6 +284,47 @@ def test_reminders_and_cancellations_happen_once_at_their_day(session):
     assert orders.cancel_overdue(session, now=NOW + timedelta(days=20), days=14, reason=reason) == []
     assert order.status == "cancelled"
     assert [e.kind for e in orders.events(session, order)] == ["placed", "reminded", "cancelled"]
+
+
+@both
+def test_a_partly_paid_order_is_reminded_once_but_never_cancelled_by_the_clock(session):
+    """The money received is owed to the client, as a pack or back: the order
+    stays open, on the staff page, awaiting the rest."""
+    _account, owner = client(session)
+    order, payment = place(session, owner)
+    _account2, owner2 = client(session)
+    unpaid, _unpaid_payment = place(session, owner2)
+    confirm(session, payment, amount=30000, by=staff(session), now=NOW + timedelta(days=1))
+    rest = orders.awaited_payment(session, order)
+
+    assert orders.remind_due(session, now=NOW + timedelta(days=7), days=7) == [order, unpaid]
+    assert orders.remind_due(session, now=NOW + timedelta(days=8), days=7) == []
+    reason = lambda order: "No payment"  # noqa: E731
+    assert orders.cancel_overdue(session, now=NOW + timedelta(days=14), days=14, reason=reason) == [unpaid]
+    assert orders.cancel_overdue(session, now=NOW + timedelta(days=90), days=14, reason=reason) == []
+
+    assert (order.status, order.cancelled_at, rest.status) == ("pending", None, "pending")
+    assert orders.awaited(session) == [(order, rest)] and orders.received(session, order.id) == 30000
+    assert [e.kind for e in orders.events(session, order)] == ["placed", "payment", "reminded"]
+
+
+@both
+@pytest.mark.parametrize("by_staff", [True, False], ids=["staff", "job"])
+def test_an_order_that_received_money_cannot_be_cancelled(session, by_staff):
+    _account, owner = client(session)
+    order, payment = place(session, owner)
+    clerk = staff(session)
+    confirm(session, payment, amount=30000, by=clerk)
+    rest = orders.awaited_payment(session, order)
+    queued = count(session, OutboxMessage)
+
+    with pytest.raises(orders.MoneyReceived) as refused:
+        orders.cancel_order(session, order, reason="Client gave up", now=NOW, by=clerk if by_staff else None)
+
+    assert "already been received" in refused.value.message
+    assert refused.value.params == {"number": order.id, "received": 30000}
+    assert (order.status, order.cancel_reason, session.get(Payment, rest.id).status) == ("pending", "", "pending")
+    assert count(session, OrderEvent, OrderEvent.kind == "cancelled") == 0 and count(session, OutboxMessage) == queued
 
 
 # --- The trial ----------------------------------------------------------------

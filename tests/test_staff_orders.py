@@ -58,6 +58,16 @@ def confirm(client, order: dict, amount: str, day: str | None = None):
                      {"amount": amount, "received_on": day or today()})
 
 
+def subjects(smtp_server, address: str = "owner@example.com") -> list[str]:  # noqa: F811
+    return [mail["Subject"] for mail in smtp_server.to(address)]
+
+
+def mail(smtp_server, subject: str, address: str = "owner@example.com"):  # noqa: F811
+    """The one mail to ``address`` with ``subject`` (the order's own, "Your order N", comes first)."""
+    [found] = [message for message in smtp_server.to(address) if message["Subject"] == subject]
+    return found
+
+
 def credited(app, order: dict) -> int:
     with app.app_context():
         return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(timezone.utc)))
@@ -107,9 +117,8 @@ def test_the_exact_amount_credits_invoices_and_mails_the_invoice(app, staff_clie
     assert response.status_code == 302 and response.headers["Location"] == "/portal/staff/orders"
     assert status(app, order) == "paid" and credited(app, order) == 300
     assert f"Order {order['id']} is paid: credited and invoiced." in text(staff_client.get("/portal/staff/orders"))
-    [mail] = smtp_server.to("owner@example.com")
-    assert mail["Subject"] == f"Payment received for order {order['id']}"
-    [pdf] = list(mail.iter_attachments())
+    paid = mail(smtp_server, f"Payment received for order {order['id']}")
+    [pdf] = list(paid.iter_attachments())
     assert pdf.get_filename() == "2026-0001.pdf" or pdf.get_filename().endswith("-0001.pdf")
     assert pdf.get_content().startswith(b"%PDF")
 
@@ -120,7 +129,8 @@ def test_a_double_click_credits_once(app, staff_client, order, smtp_server):  # 
 
     assert again.status_code == 302
     assert "already confirmed by Sam Staff: nothing changed" in text(staff_client.get("/portal/staff/orders"))
-    assert credited(app, order) == 300 and len(smtp_server.to("owner@example.com")) == 1
+    assert credited(app, order) == 300
+    assert subjects(smtp_server) == [f"Your order {order['id']}", f"Payment received for order {order['id']}"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Lot)) == 1
         assert db.session.scalar(select(func.count()).select_from(Invoice)) == 1
@@ -175,9 +185,24 @@ def test_staff_cancel_with_a_reason_and_the_client_is_told(app, staff_client, or
     done = post_form(staff_client, f"/portal/staff/orders/{order['id']}/cancel", {"reason": "Ordered twice"})
 
     assert done.status_code == 302 and status(app, order) == "cancelled"
-    [mail] = smtp_server.to("owner@example.com")
-    assert "Ordered twice" in mail.get_body(preferencelist=("plain",)).get_content()
+    cancelled = mail(smtp_server, f"Your order {order['id']} is cancelled")
+    assert "Ordered twice" in cancelled.get_body(preferencelist=("plain",)).get_content()
     assert f'id="order-{order["id"]}"' not in text(staff_client.get("/portal/staff/orders"))
+
+
+def test_staff_cannot_cancel_an_order_that_received_money(app, staff_client, order, smtp_server):  # noqa: F811
+    confirm(staff_client, order, "300")
+    message = f"Order {order['id']} cannot be cancelled: €300.00 has already been received for it"
+    page = text(staff_client.get(f"/portal/orders/{order['id']}"))
+    assert message in page and f"/portal/staff/orders/{order['id']}/cancel" not in page  # no button that fails
+    before = snapshot(app)
+
+    refused = post_form(staff_client, f"/portal/staff/orders/{order['id']}/cancel", {"reason": "Client gave up"})
+
+    assert refused.status_code == 422 and text(refused).count(message) == 1
+    assert snapshot(app) == before and status(app, order) == "pending"
+    assert f"Your order {order['id']} is cancelled" not in subjects(smtp_server)
+    assert f'id="order-{order["id"]}"' in text(staff_client.get("/portal/staff/orders"))  # still awaiting the rest
 
 
 def test_unknown_payments_and_orders_are_404(staff_client, order):
@@ -207,11 +232,29 @@ def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server): 
     assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""
     assert status(app, order) == "cancelled"
 
-    subjects = [mail["Subject"] for mail in smtp_server.to("owner@example.com")]
-    assert subjects == [f"Reminder: order {order['id']} is waiting for your payment",
-                        f"Your order {order['id']} is cancelled"]
+    assert subjects(smtp_server) == [f"Your order {order['id']}",
+                                     f"Reminder: order {order['id']} is waiting for your payment",
+                                     f"Your order {order['id']} is cancelled"]
     with app.app_context():
         assert db.session.get(Order, order["id"]).cancel_reason == "No payment arrived within 14 days."
+
+
+def test_a_partly_paid_order_is_reminded_once_and_never_cancelled_by_the_jobs(app, staff_client, order, runner,
+                                                                            smtp_server):  # noqa: F811
+    confirm(staff_client, order, "300")
+    with app.app_context():
+        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=30)
+        db.session.commit()
+
+    assert runner.invoke(args=["orders", "remind"]).output == f"{order['id']}\towner@example.com\n"
+    assert runner.invoke(args=["orders", "remind"]).output == ""
+    assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""
+
+    assert status(app, order) == "pending"
+    page = text(staff_client.get("/portal/staff/orders"))
+    assert f'id="order-{order["id"]}"' in page and "of €510.00" in page
+    assert subjects(smtp_server) == [f"Your order {order['id']}",
+                                     f"Reminder: order {order['id']} is waiting for your payment"]
 
 
 def test_the_jobs_refuse_to_run_without_knowing_the_sites_address(app, order, runner):
