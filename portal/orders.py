@@ -164,15 +164,18 @@ def confirm(payment_id: int):
             form.amount.errors.append(_(error.message, **error.params))
     if amount is None or form.errors:
         return _order_page(payment.order, confirm_form=_dated(form), status=INVALID)
-    # Noon of the day received, or now when that is still ahead: one clock
-    # reading, so that "received" is never a microsecond after "now".
+    # Noon of the day received, or now when that is today and noon is still
+    # ahead: one clock reading, so that "received" is never a microsecond
+    # after "now". A later day stays as typed, for the service to refuse.
     now = _now()
     received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
+    if form.received_on.data <= now.date():
+        received_at = min(received_at, now)
     try:
-        outcome = payments.confirm(payment, now=now, amount=amount, received_at=min(received_at, now),
+        outcome = payments.confirm(payment, now=now, amount=amount, received_at=received_at,
                                    by=current_user._get_current_object())
     except orders.OrderError as error:
-        target = form[error.field] if error.field in ("amount", "received_on") else form.amount
+        target = form.received_on if error.field == "received_at" else form.amount
         target.errors.append(_(error.message, **error.params))
         return _order_page(payment.order, confirm_form=form, status=INVALID)
     flash(_outcome_message(outcome), "success" if outcome.status in ("paid", "partial") else "info")
