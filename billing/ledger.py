@@ -509,8 +509,13 @@ def _overages_of(session: Session, ticket: Ticket) -> list[Overage]:
 
 
 def _owe(session: Session, op: Operation, ticket: Ticket, shortfall: int, status: str, now: datetime) -> None:
-    """Grow the ticket's open request or debt, or open one."""
-    overage = next((o for o in _overages_of(session, ticket) if o.status == status), None)
+    """Grow the ticket's open request, or open one; record a new debt.
+
+    A request is one question to the owner, however often it grows. Each
+    charge that goes beyond the balance under ``allow`` records its own
+    debt, dated by the charge: the statement tells what was owed at any
+    moment from these rows."""
+    overage = None if status == "debt" else next((o for o in _overages_of(session, ticket) if o.status == status), None)
     if overage is None:
         rate, currency = _overage_rate(session, ticket) if status == "pending" else (None, None)
         overage = Overage(account_id=ticket.account_id, ticket=ticket, status=status, units=0, settled=0,

@@ -6,6 +6,16 @@ with exit code 2 and nothing on stdout.
     flask ledger statement ACCOUNT --from DATE --to DATE [--csv]
                                             BALANCE UNIT DATE MOVEMENT LOT TICKET UNITS DETAIL
     flask ledger expire [--warn-days N]     expiry entries for lapsed lots, expiry warnings
+
+A statement has, per balance: "opening" (the balance net of debt on the
+first day), the movements, "closing" (the same on the last day). MOVEMENT is
+grant, consume (per ticket, undated), debt (charged beyond the balance under
+an ``allow`` policy), debt-paid (what a grant paid of a debt), expire,
+refund or adjust: their UNITS add up from opening to closing. Then
+overage-pending, overage-approved (DETAIL ends with the amount billed, when
+known) and overage-declined, whose UNITS were asked beyond the balance and
+never moved it. An account without any balance prints its opening and
+closing (0) with BALANCE and UNIT empty.
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ class ModelLot:
     # Units neither consumed nor revoked: lapsing does not change them.
     left: int
     rolled: int = 0
+    # Refunded before anything was consumed: a registration that never was.
+    refunded_whole: bool = False
 
     def usable(self, now: datetime) -> bool:
         return self.left > 0 and (self.expires_at is None or self.expires_at > now)
@@ -148,7 +150,7 @@ def machine(app, setting: str):
             chosen: Pack = self.packs[which % len(self.packs)]
             op = ledger.grant(self.session, self.account, chosen, key=key("grant"), now=self.now, items=items)
             lot = op.lot
-            registered = any(l.source == "purchase" for l in self.model.lots.values())
+            registered = any(l.source == "purchase" and not l.refunded_whole for l in self.model.lots.values())
             expected = None if (chosen.topups_never_expire and registered) else (
                 add_months(self.now, chosen.validity_months) if chosen.validity_months else None)
             assert lot.expires_at == expected and lot.granted == chosen.quantity * items
@@ -206,7 +208,9 @@ def machine(app, setting: str):
                 shortfall = delta - self.model.draw(work.id, delta, self.now)
                 if shortfall:
                     status = "pending" if self.model.mode == "ask" else "debt"
-                    open_one = next((o for o in self.model.owed if o.ticket == work.id and o.status == status), None)
+                    # A request grows; each charge beyond the balance is a debt of its own.
+                    open_one = None if status == "debt" else next(
+                        (o for o in self.model.owed if o.ticket == work.id and o.status == status), None)
                     if open_one is None:
                         open_one = Owed(work.id, status, 0)
                         self.model.owed.append(open_one)
@@ -236,6 +240,7 @@ def machine(app, setting: str):
                     ledger.refund(self.session, stored, by=self.clerk, key=key("refund"), now=self.now)
                 return
             ledger.refund(self.session, stored, by=self.clerk, key=key("refund"), now=self.now)
+            lot.refunded_whole = lot.left == stored.granted
             lot.left = 0
 
         @rule(quantity=st.integers(-40, 40).filter(bool))

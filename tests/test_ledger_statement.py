@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 import re
 import io
-from datetime import date
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
 from billing import ledger
-from billing.statement import statement
+from billing.statement import rows, statement
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, both, buy, charge, days, key, ledger_app, new_client, person, session, staff, ticket,
-    two_months,
+    NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
+    ticket, two_months,
 )
 
 FEBRUARY = (date(2026, 2, 1), date(2026, 2, 28))
@@ -54,6 +54,139 @@ def test_a_statement_before_anything_happened_is_empty(session):
 @pytest.fixture
 def runner(ledger_app):
     return ledger_app.test_cli_runner()
+
+
+# --- Debts and overage requests -------------------------------------------
+
+JANUARY, MARCH = (date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 3, 1), date(2026, 3, 31))
+
+
+@pytest.fixture
+def toopixel_allows_overage(session):
+    """Too Pixel's policy under ``allow``, for one test of the shared database."""
+    policy = pack(session, "toopixel-36").policy
+    policy.overage_mode = "allow"
+    session.commit()
+    yield
+    policy.overage_mode = "block"
+    session.commit()
+
+
+def adds_up(report) -> None:
+    """Opening plus the movements that move the balance gives closing, in every balance."""
+    lines = rows(report)
+    for part in report.sections:
+        mine = [line for line in lines if line[0] == part.policy_slug and line[1] == part.unit]
+        moving = [int(line[6]) for line in mine[1:-1] if not line[3].startswith("overage-")]
+        assert int(mine[0][6]) + sum(moving) == int(mine[-1][6]), mine
+
+
+def at_end(period: tuple[date, date]):
+    return datetime.combine(period[1] + timedelta(days=1), time(), timezone.utc) - timedelta(microseconds=1)
+
+
+@both
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_debts_count_in_the_opening_and_closing_balances(session):
+    account, owner = new_client(session)
+    balance_at_end = []  # what the ledger read at the end of January, February, March
+    buy(session, account, "toopixel-36")
+    first = ticket(session, account, owner)
+    charge(session, first, 400, now=NOW + days(5))  # 40 credits: 4 owed
+    balance_at_end.append(held(session, account, "toopixel-36", now=at_end(JANUARY)))
+    second = ticket(session, account, owner, "toopixel-36", now=NOW + days(29))
+    charge(session, second, 100, now=NOW + days(29))  # 3 February: 10 more owed
+    balance_at_end.append(held(session, account, "toopixel-36", now=at_end(FEBRUARY)))
+    fresh = buy(session, account, "toopixel-36", now=NOW + days(56))  # 2 March: pays the 14 first
+    balance_at_end.append(held(session, account, "toopixel-36", now=at_end(MARCH)))
+    assert balance_at_end == [-4, -14, 22]
+    later = NOW + days(90)
+    january, february, march = (statement(session, account, *when, now=later) for when in (JANUARY, FEBRUARY, MARCH))
+    for report, closing in zip((january, february, march), balance_at_end):
+        [part] = report.sections
+        assert part.closing == closing
+        adds_up(report)
+    [part] = january.sections
+    assert (part.opening, part.total(part.grants), part.consumed, part.closing, part.closing_debt) == (0, 36, 36, -4, 4)
+    assert [(m.units, m.ticket_id, m.at) for m in part.debts] == [(-4, first.id, NOW + days(5))]
+    [part] = february.sections
+    assert (part.opening, part.closing, [m.units for m in part.debts], part.grants) == (-4, -14, [-10], [])
+    [part] = march.sections
+    assert (part.opening, part.total(part.grants), part.consumed, part.closing) == (-14, 36, 14, 22)
+    assert [(m.units, m.ticket_id) for m in part.debts_paid] == [(4, first.id), (10, second.id)]
+    assert part.debts == [] and fresh.remaining == 22
+    assert_verified(session, account)
+
+
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_a_debt_that_grows_counts_from_each_charge(session):
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    work = ticket(session, account, owner)
+    charge(session, work, 400, now=NOW + days(5))  # 4 owed in January
+    charge(session, work, 500, now=NOW + days(30))  # 10 more in February
+    assert sorted((o.status, o.units) for o in work.overages) == [("debt", 4), ("debt", 10)]
+    [january] = statement(session, account, *JANUARY, now=NOW + days(60)).sections
+    [february] = statement(session, account, *FEBRUARY, now=NOW + days(60)).sections
+    assert (january.closing, february.opening, february.closing) == (-4, -4, -14)
+    charge(session, work, 450, now=NOW + days(31))  # corrected: 5 owed back, from February's debt
+    assert sorted((o.status, o.units) for o in work.overages) == [("debt", 4), ("debt", 5)]
+    assert held(session, account, "toopixel-36", now=NOW + days(31)) == -9
+    assert_verified(session, account)
+
+
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_a_debt_on_an_account_without_lots_is_a_balance_of_its_own(session, runner):
+    account, owner = new_client(session)
+    work = ledger.open_ticket(session, account, owner, "Help", now=NOW, policy=pack(session, "toopixel-36").policy)
+    charge(session, work, 30, now=NOW + days(1))
+    [part] = statement(session, account, *JANUARY, now=NOW + days(40)).sections
+    assert (part.policy_slug, part.opening, part.closing, [m.units for m in part.debts]) == (
+        "toopixel-credits", 0, -3, [-3])
+    result = runner.invoke(args=["ledger", "statement", str(account.id), "--from", "2026-01-01", "--to", "2026-01-31"])
+    assert [line.split("\t") for line in result.output.splitlines()] == [
+        ["toopixel-credits", "credit", "2026-01-01", "opening", "", "", "0", ""],
+        ["toopixel-credits", "credit", "2026-01-06", "debt", "", str(work.id), "-3", "Help"],
+        ["toopixel-credits", "credit", "2026-01-31", "closing", "", "", "-3", ""],
+    ]
+
+
+def test_an_account_without_any_balance_still_has_an_opening_and_a_closing(session, runner):
+    account, _ = new_client(session)
+    assert statement(session, account, *JANUARY, now=NOW).sections == []
+    result = runner.invoke(args=["ledger", "statement", str(account.id), "--from", "2026-01-01", "--to", "2026-01-31"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["\t\t2026-01-01\topening\t\t\t0\t", "\t\t2026-01-31\tclosing\t\t\t0\t"]
+    result = runner.invoke(args=["ledger", "statement", str(account.id), "--from", "2026-01-01", "--to",
+                                 "2026-01-31", "--csv"])
+    assert [row["movement"] for row in csv.DictReader(io.StringIO(result.output))] == ["opening", "closing"]
+
+
+@both
+@pytest.mark.parametrize("answer", ["approve", "decline"])
+def test_overage_requests_are_listed_and_move_no_balance(session, runner, answer):
+    account, owner = new_client(session)
+    buy(session, account, "digitale-3h")
+    work = ticket(session, account, owner)
+    charge(session, work, 200, now=NOW + days(5))  # 20 min beyond the 3 h
+    [request] = work.overages
+    getattr(ledger, f"{answer}_overage")(session, request, by=owner, now=NOW + days(30))  # 4 February
+    later = NOW + days(60)
+    [part] = statement(session, account, *JANUARY, now=later).sections
+    assert (part.opening, part.consumed, part.closing, part.debts) == (0, 180, 0, [])
+    assert [(m.kind, m.units, m.ticket_id) for m in part.overages] == [("overage-pending", -20, work.id)]
+    report = statement(session, account, *FEBRUARY, now=later)
+    [part] = report.sections
+    assert (part.opening, part.closing) == (0, 0)
+    kind = "overage-approved" if answer == "approve" else "overage-declined"
+    assert [(m.kind, m.units, m.at) for m in part.overages] == [(kind, -20, NOW + days(30))]
+    adds_up(report)
+    [line] = [line for line in rows(report) if line[3].startswith("overage-")]
+    detail = "Help (21.67 EUR)" if answer == "approve" else "Help"
+    assert line == ("digitale-minutes", "minute", "2026-02-04", kind, "", str(work.id), "-20", detail)
+    # Asked and answered within one period: the answer only.
+    [part] = statement(session, account, date(2026, 1, 1), date(2026, 2, 28), now=later).sections
+    assert [m.kind for m in part.overages] == [kind]
 
 
 def test_command_line_statement(session, runner):
@@ -147,3 +280,39 @@ def test_the_page_names_each_grant_and_dates_each_ticket(http, february):
     assert "purchase toopixel-36" not in text  # the slug is for the CSV, not for people
     tickets = re.findall(r"<tr><td>([^<]*)</td><td>Ticket #", text)
     assert tickets and all(day.strip() for day in tickets)
+
+
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_the_page_shows_a_debt_and_a_negative_closing(http, session):
+    account, owner = new_client(session)
+    log_in(http, owner.id)  # before anything queues mail, which is sent as the login's request ends
+    buy(session, account, "toopixel-36")
+    work = ticket(session, account, owner)
+    charge(session, work, 400, now=NOW + days(5))
+    text = http.get(page(account.id, **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
+    assert f"Ticket #{work.id} · beyond the balance, owed" in text
+    closing = re.search(r"Closing balance</th><td class=\"units\">([^<]*)</td>", text)
+    assert closing and closing.group(1) == "−4 credits"
+    buy(session, account, "toopixel-36", now=NOW + days(30))
+    text = http.get(page(account.id)).get_data(as_text=True)
+    assert f"Debt of ticket #{work.id} paid from the new credit" in text and "32 credits" in text
+
+
+def test_the_page_of_an_account_without_credit_has_its_opening_and_closing(http, session):
+    account, owner = new_client(session)
+    log_in(http, owner.id)
+    text = http.get(page(account.id)).get_data(as_text=True)
+    assert "Opening balance" in text and "Closing balance" in text and "No credit on this account yet." in text
+
+
+def test_the_page_lists_an_approved_overage_with_its_price(http, session):
+    account, owner = new_client(session)
+    log_in(http, owner.id)
+    buy(session, account, "digitale-3h")
+    work = ticket(session, account, owner)
+    charge(session, work, 200, now=NOW + days(5))
+    [request] = work.overages
+    ledger.approve_overage(session, request, by=owner, now=NOW + days(6))
+    text = http.get(page(account.id, **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
+    assert "20 min beyond the balance approved: billed €21.67." in text
+    assert "Not drawn from the balance." in text
