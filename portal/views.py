@@ -29,7 +29,7 @@ def _now() -> datetime:
 
 
 @dataclass(frozen=True)
-class Request:
+class OverageRequest:
     """An overage request awaiting the owner's answer, as the dashboard lists it."""
 
     id: int
@@ -49,7 +49,7 @@ class BalanceLine:
     units: int          # what the account holds (every lot)
     mine: int           # what the current user's tickets may draw on
     debt: int
-    requests: list[Request]   # units asked for beyond the balance, awaiting the owner
+    requests: list[OverageRequest]   # units asked for beyond the balance, awaiting the owner
     threshold: int
     next_expiry: datetime | None
     lots: list[Lot]
@@ -72,7 +72,7 @@ class BalanceLine:
         return max(self.net, 0) * self.policy.unit_minutes
 
 
-def _known(session, account_id: int) -> tuple[set[tuple[int, str]], dict[tuple[int, str], list[Request]]]:
+def _known(session, account_id: int) -> tuple[set[tuple[int, str]], dict[tuple[int, str], list[OverageRequest]]]:
     """In one query: every balance the account has held a lot of (used up or
     expired ones too: ledger.balances() only sees lots that still hold
     units), and its overage requests awaiting the owner, by balance."""
@@ -82,13 +82,13 @@ def _known(session, account_id: int) -> tuple[set[tuple[int, str]], dict[tuple[i
                     Overage.units - Overage.settled, Overage.price, Overage.currency)
              .join(Overage.ticket).where(Overage.account_id == account_id, Overage.status == "pending"))
     keys: set[tuple[int, str]] = set()
-    requests: dict[tuple[int, str], list[Request]] = {}
+    requests: dict[tuple[int, str], list[OverageRequest]] = {}
     for policy_id, unit, overage_id, ticket_id, subject, units, price, currency in session.execute(
             union_all(held, asked)):
         keys.add((policy_id, unit))
         if overage_id is not None:
             requests.setdefault((policy_id, unit), []).append(
-                Request(overage_id, ticket_id, subject, units, price, currency))
+                OverageRequest(overage_id, ticket_id, subject, units, price, currency))
     for found in requests.values():
         found.sort(key=lambda r: r.id)
     return keys, requests

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from flask import Request
@@ -19,10 +19,14 @@ from billing.catalogue import load_preset
 from billing.desk_models import Attachment, Invitation, TicketMessage
 from billing.ledger_models import Overage, Ticket
 from billing.models import Account, Pack, User
+from billing.order_models import Invoice
+from billing.outbox import OutboxMessage
 from common.extensions import db
 from portal import accounts
+from checkout_support import EUR_IBAN, confirm, place
 from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
+from tests.test_security import snapshot
 
 NOW = datetime.now(timezone.utc)
 # The tests whose queries differ most between the engines run on both.
@@ -32,7 +36,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 @pytest.fixture
 def app_config(smtp_server):  # noqa: F811
-    return smtp_server.config
+    return {**smtp_server.config, "PROVIDER_IBAN": EUR_IBAN}
 
 
 @pytest.fixture
@@ -444,8 +448,9 @@ def test_an_owner_cannot_remove_another_accounts_user(client, people, world, app
 
 # --- Who may see what -------------------------------------------------------------
 
-# (URL, what each role gets): anonymous, member, owner, member of another account, staff.
-# "login": sent to the login page; "own" = the ticket of the member's account.
+# (URL, what each role gets): anonymous, member, owner, owner of another account, staff.
+# "login": sent to the login page; a path: a 302 to exactly that place; a number: that status.
+# Every object in a URL is Acme's: another account's user must get 404, as if it did not exist.
 MATRIX = [
     ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "staff": 404}),
@@ -460,20 +465,63 @@ MATRIX = [
     ("/portal/reports", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/people", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
     ("/portal/buy", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+    ("/portal/accounts/{account}/statement", {"anon": "login", "member": 200, "owner": 200, "other": 404,
+                                              "staff": 200}),
+    ("/portal/orders", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/portal/staff/orders"}),
+    ("/portal/orders/{order}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+    ("/portal/orders/{order}/instructions.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404,
+                                                 "staff": 200}),
+    ("/portal/invoices/{invoice}.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+    ("/portal/staff/orders", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/notifications", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    # Anybody signed in under another address is told the link is not theirs.
+    ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
 ]
+# Cells that do not answer as they should yet, outside this file's reach:
+# each is an expected failure, and the test fails once it is fixed.
+KNOWN_GAPS = {
+    ("/portal/accounts/{account}/statement", "other"):
+        "portal.statement.get_account answers another account's statement 403, not 404",
+}
+# The same, for a POST that carries only the session's CSRF token: forms
+# that need fields answer 422, actions that need none are carried out.
 POSTS = [
-    ("/portal/tickets/{ticket}/messages", {"anon": "login", "other": 404}),
-    ("/portal/tickets/{ticket}/status", {"anon": "login", "other": 404}),
-    ("/portal/tickets/{ticket}/rating", {"anon": "login", "other": 404}),
-    ("/portal/people/invitations", {"anon": "login", "member": 403, "staff": 403}),
-    ("/portal/people/{member}/remove", {"anon": "login", "member": 403, "other": 404, "staff": 403}),
+    ("/portal/tickets/{ticket}/messages", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 422}),
+    # No status chosen: said on the ticket's page.
+    ("/portal/tickets/{ticket}/status", {"anon": "login", "member": "/portal/tickets/{ticket}",
+                                         "owner": "/portal/tickets/{ticket}", "other": 404,
+                                         "staff": "/portal/tickets/{ticket}"}),
+    ("/portal/tickets/{ticket}/rating", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 422}),
+    ("/portal/tickets/new", {"anon": "login", "member": 422, "owner": 422, "other": 422, "staff": 404}),
+    ("/portal/people/invitations", {"anon": "login", "member": 403, "owner": 422, "other": 422, "staff": 403}),
+    ("/portal/people/invitations/{invitation}/revoke", {"anon": "login", "member": 403, "owner": "/portal/people",
+                                                        "other": 404, "staff": 403}),
+    ("/portal/people/{member}/remove", {"anon": "login", "member": 403, "owner": "/portal/people", "other": 404,
+                                        "staff": 403}),
+    ("/portal/overages/{overage}/approve", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
+                                            "other": 404, "staff": 404}),
+    ("/portal/overages/{overage}/decline", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
+                                            "other": 404, "staff": 404}),
+    ("/portal/staff/orders/{order}/cancel", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                             "staff": 422}),
+    ("/portal/staff/payments/{payment}/confirm", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                  "staff": 422}),
+    ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
+                               "other": "/portal/notifications", "staff": "/portal/notifications"}),
+    ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                             "staff": "/portal/staff/mail"}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
 
 
 @pytest.fixture
-def matrix_world(app, people, world):
-    """World, with the Acme ticket resolved and carrying a file."""
+def matrix_world(app, people, world, asked, monkeypatch):
+    """World, with the Acme ticket resolved and carrying a file; Acme's
+    overage request, an order awaiting its transfer, a paid one with its
+    invoice, an invitation waiting, and messages in the outbox (left there:
+    rendering their PDFs would double the time of each cell)."""
+    monkeypatch.setitem(app.config, "MAIL_DELIVER_AT_ONCE", False)
     with app.app_context():
         ticket = db.session.get(Ticket, world["ticket"])
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
@@ -482,7 +530,17 @@ def matrix_world(app, people, world):
         message = desk.post_message(db.session, ticket, owner, "see file", now=NOW,
                                     files=[desk.Upload("a.png", PNG)], rules=rules)
         member = db.session.scalar(select(User).where(User.email == people["member"]))
-        values = {"ticket": world["ticket"], "file": message.attachments[0].id, "member": member.id}
+        load_preset(db.session, "demo")
+        awaited, payment = place(db.session, owner)
+        _paid, settled = place(db.session, owner)
+        confirm(db.session, settled)
+        invoice = db.session.scalar(select(Invoice).where(Invoice.order_id == _paid.id))
+        invitation, token = desk.invite(db.session, owner.account, owner, "invitee@example.com", "member", now=NOW,
+                                        max_age=timedelta(hours=72))
+        values = {"ticket": world["ticket"], "file": message.attachments[0].id, "member": member.id,
+                  "account": world["account"], "order": awaited.id, "payment": payment.id, "invoice": invoice.id,
+                  "overage": asked["overage"], "asked": asked["ticket"], "invitation": invitation.id,
+                  "token": token, "message": db.session.scalar(select(func.max(OutboxMessage.id)))}
     resolve(app, world["ticket"])
     return values
 
@@ -493,15 +551,11 @@ def as_role(client, people, role):
         assert login(client, email).status_code == 302
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("url, expected", MATRIX, ids=[url for url, _ in MATRIX])
-def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, expected):
-    as_role(client, people, role)
-    with client.get(url.format(**matrix_world)) as response:
-        response.get_data()
-    wanted = expected[role]
+def check(response, wanted, values: dict) -> None:
     if wanted == "login":
         assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    elif isinstance(wanted, str):
+        assert (response.status_code, response.headers.get("Location")) == (302, wanted.format(**values))
     else:
         assert response.status_code == wanted
     if wanted == 404:
@@ -509,21 +563,32 @@ def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, ex
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("url, refused", POSTS, ids=[url for url, _ in POSTS])
-def test_who_may_post_to_each_portal_url(client, people, matrix_world, role, url, refused):
+@pytest.mark.parametrize("url, expected", MATRIX, ids=[url for url, _ in MATRIX])
+def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, expected):
     as_role(client, people, role)
-    if role == "anon":
-        token = csrf_token(client, "/login")
-    else:
-        token = csrf_token(client, "/portal/")
+    with client.get(url.format(**matrix_world)) as response:
+        response.get_data()
+    gap = KNOWN_GAPS.get((url, role))
+    if gap is None:
+        check(response, expected[role], matrix_world)
+        return
+    try:
+        check(response, expected[role], matrix_world)
+    except AssertionError:
+        pytest.xfail(gap)
+    pytest.fail(f"fixed: {gap}. Take it off KNOWN_GAPS.")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("url, expected", POSTS, ids=[url for url, _ in POSTS])
+def test_who_may_post_to_each_portal_url(app, client, people, matrix_world, role, url, expected):
+    as_role(client, people, role)
+    token = csrf_token(client, "/login" if role == "anon" else "/portal/")
+    before = snapshot(app)
     response = client.post(url.format(**matrix_world), data={"csrf_token": token})
-    wanted = refused.get(role)
-    if wanted == "login":
-        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
-    elif wanted is not None:
-        assert response.status_code == wanted
-    else:
-        assert response.status_code in (200, 302, 422), response.status_code
+    check(response, expected[role], matrix_world)
+    if expected[role] in ("login", 403, 404):
+        assert snapshot(app) == before  # refused: nothing written
 
 
 def test_the_kinds_follow_the_balance_chosen(app, client, people, world):
