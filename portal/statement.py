@@ -1,7 +1,8 @@
 """The credit statement of an account, as a page and as a CSV download.
 
 Who may read it is decided in one place, ``get_account``: the account's own
-users and staff; anybody else gets a 403, an anonymous visitor the login page.
+users and staff; for anybody else the account does not exist (404, as another
+account's ticket), an anonymous visitor gets the login page.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ def get_account(account_id: int) -> Account:
     if not current_user.is_authenticated:
         abort(login_manager.unauthorized())
     account = db.session.get(Account, account_id)
-    if account is None:
+    if account is None or not (current_user.is_staff or current_user.account_id == account.id):
         abort(404)
-    if not (current_user.is_staff or current_user.account_id == account.id):
-        abort(403)
     return account
 
 

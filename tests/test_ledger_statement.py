@@ -253,7 +253,7 @@ def test_the_page_sends_anonymous_visitors_to_log_in(http, february):
     assert answer.status_code == 302 and answer.headers["Location"].startswith("/login")
 
 
-@pytest.mark.parametrize("who, status", [("member", 200), ("staff", 200), ("stranger", 403)])
+@pytest.mark.parametrize("who, status", [("member", 200), ("staff", 200), ("stranger", 404)])
 def test_the_page_is_for_the_accounts_users_and_staff(http, february, who, status):
     log_in(http, february[who])
     answer = http.get(page(february["account"]))

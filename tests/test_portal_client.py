@@ -478,12 +478,6 @@ MATRIX = [
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
 ]
-# Cells that do not answer as they should yet, outside this file's reach:
-# each is an expected failure, and the test fails once it is fixed.
-KNOWN_GAPS = {
-    ("/portal/accounts/{account}/statement", "other"):
-        "portal.statement.get_account answers another account's statement 403, not 404",
-}
 # The same, for a POST that carries only the session's CSRF token: forms
 # that need fields answer 422, actions that need none are carried out.
 POSTS = [
@@ -568,15 +562,7 @@ def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, ex
     as_role(client, people, role)
     with client.get(url.format(**matrix_world)) as response:
         response.get_data()
-    gap = KNOWN_GAPS.get((url, role))
-    if gap is None:
-        check(response, expected[role], matrix_world)
-        return
-    try:
-        check(response, expected[role], matrix_world)
-    except AssertionError:
-        pytest.xfail(gap)
-    pytest.fail(f"fixed: {gap}. Take it off KNOWN_GAPS.")
+    check(response, expected[role], matrix_world)
 
 
 @pytest.mark.parametrize("role", ROLES)
