@@ -86,10 +86,10 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "ATTACHMENT_FOLDER": os.path.join(instance_path, "attachments"),
         "ATTACHMENT_MAX_BYTES": 10_000_000,
         "ATTACHMENT_MAX_FILES": 5,
-        # The largest request body read: every attachment at its limit plus
-        # 1 MB for the form. Werkzeug answers a bigger one 413 before it
-        # spools anything to disk; raise it with the two settings above.
-        "MAX_CONTENT_LENGTH": 10_000_000 * 5 + 1_000_000,
+        # The largest request body read; by default (None) every attachment
+        # at its limit plus 1 MB for the form (normalise). Werkzeug answers a
+        # bigger one 413 before it spools anything to disk.
+        "MAX_CONTENT_LENGTH": None,
         "ATTACHMENT_TYPES": "image/png,image/jpeg,image/gif,application/pdf,text/plain,text/csv,application/zip",
         # How long a pool invitation's link works.
         "INVITATION_MAX_AGE_HOURS": 72,
@@ -167,7 +167,9 @@ def normalise(config: dict[str, Any]) -> None:
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS"):
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "MAX_CONTENT_LENGTH"):
+        if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):
+            config[key] = config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"] + 1_000_000
         try:
             config[key] = int(config[key])
         except (TypeError, ValueError):

@@ -145,3 +145,15 @@ def test_money_keeps_a_currency_code_apart_from_the_digits(app):
             assert money(95000, "EUR") == "€950.00"
         with force_locale("fr"):
             assert money(150000, "CHF") == "1\u202f500,00\u00a0CHF"
+
+
+@pytest.mark.parametrize("settings, limit", [
+    ({}, 10_000_000 * 5 + 1_000_000),
+    ({"ATTACHMENT_MAX_BYTES": "2000000", "ATTACHMENT_MAX_FILES": "3"}, 2_000_000 * 3 + 1_000_000),
+    ({"MAX_CONTENT_LENGTH": "123456"}, 123_456),
+])
+def test_the_request_size_limit_follows_the_attachment_settings(settings, limit):
+    from app import create_app
+
+    app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+    assert app.config["MAX_CONTENT_LENGTH"] == limit
