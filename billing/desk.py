@@ -6,7 +6,9 @@ Like billing.ledger, every write service receives the session, takes ``now``
 raises, so nothing is half-written. No Flask here: settings (attachment
 limits and folder, invitation lifetime) come in as arguments. Errors a user
 can cause raise DeskError (or billing.ledger's LedgerError from the ledger)
-with a message a view shows as it is; ``field`` names the form field to blame.
+whose message is a gettext message id, marked with ``N_`` and filled with
+its ``params``: a view shows ``_(error.message, **error.params)`` in the
+user's language; ``field`` names the form field to blame.
 
 Who may act is checked here too (a client only within their account, staff
 anywhere) so that the command line and the views share one rule. Views still
@@ -31,7 +33,7 @@ from sqlalchemy.orm import Session
 from billing import ledger, outbox
 from billing.clock import utc
 from billing.desk_models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
-from billing.ledger import LedgerError, NotAllowed
+from billing.ledger import N_, LedgerError, NotAllowed
 from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
 from billing.models import Account, Policy, User
 from billing.rules import Charge, Gettext, Ngettext, _english, unit_label, units
@@ -50,12 +52,15 @@ CRITICALITY_RANK = case({c: i for i, c in enumerate(reversed(CRITICALITIES))}, v
 
 
 class DeskError(ValueError):
-    """The desk refused a request; the message is meant for the user."""
+    """The desk refused a request. ``message`` is a gettext message id with
+    ``params`` (a view shows ``_(message, **params)``; ``str()`` is the
+    English sentence); ``field`` names the form field to blame, if any."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, field: str | None = None, **params: object) -> None:
+        super().__init__(message % params if params else message)
         self.message = message
         self.field = field
+        self.params = params
 
 
 # --- Sanitising -------------------------------------------------------------
@@ -234,17 +239,17 @@ def open_ticket(
         raise NotAllowed("only a user of the account opens its tickets")
     subject = (subject or "").strip()
     if not 1 <= len(subject) <= MAX_SUBJECT:
-        raise DeskError(f"a subject of 1 to {MAX_SUBJECT} characters is needed", "subject")
+        raise DeskError(N_("Write a subject of 1 to %(max)d characters."), "subject", max=MAX_SUBJECT)
     body = _body(description, "description")
     if criticality not in CRITICALITIES:
-        raise DeskError(f"criticality is one of {', '.join(CRITICALITIES)}", "criticality")
+        raise DeskError(N_("Choose a criticality from the list."), "criticality")
     if policy is not None:
         unit = unit or policy.unit
         if not any((b.policy_id, b.unit) == (policy.id, unit) for b in drawable(session, account, user, now=now)):
-            raise DeskError("this balance has nothing left for you to draw from", "balance")
+            raise DeskError(N_("This balance has nothing left for you to draw from."), "balance")
     kind = kind or None
     if policy is not None and kind is not None and kind not in {k.slug for k in policy.kinds}:
-        raise DeskError("choose a request kind of this balance", "kind")
+        raise DeskError(N_("Choose a request kind of this balance."), "kind")
     saved: list[Path] = []
     try:
         ticket = ledger.open_ticket(session, account, user, subject, now=now, kind=kind, policy=policy, unit=unit,
@@ -288,7 +293,7 @@ def post_message(
     if internal and not author.is_staff:
         raise NotAllowed("only staff write internal notes")
     if ticket.status == "closed":
-        raise DeskError("this ticket is closed: open a new one", "body")
+        raise DeskError(N_("This ticket is closed: open a new one."), "body")
     text = _body(body, "body")
     saved: list[Path] = []
     try:
@@ -315,10 +320,10 @@ def post_message(
 def _body(text: str, field: str) -> str:
     text = (text or "").strip()
     if len(text) > MAX_BODY:
-        raise DeskError(f"a message has at most {MAX_BODY} characters", field)
+        raise DeskError(N_("A message has at most %(max)d characters."), field, max=MAX_BODY)
     clean = sanitise(text)
     if not clean:
-        raise DeskError("write a message", field)
+        raise DeskError(N_("Write a message."), field)
     return clean
 
 
@@ -337,17 +342,19 @@ def check_upload(upload: Upload, rules: AttachmentRules) -> str:
     the rules accept it; else DeskError naming the file."""
     name = Path((upload.filename or "").replace("\\", "/")).name.strip()
     if not name:
-        raise DeskError("a file without a name was sent", "files")
+        raise DeskError(N_("A file without a name was sent: choose the file again."), "files")
     if not upload.content:
-        raise DeskError(f"{name} is empty", "files")
+        raise DeskError(N_("The file %(name)s is empty."), "files", name=name)
     if len(upload.content) > rules.max_bytes:
-        raise DeskError(f"{name} is larger than {rules.max_bytes // 1_000_000} MB", "files")
+        raise DeskError(N_("The file %(name)s is larger than %(max)d MB."), "files", name=name,
+                        max=rules.max_bytes // 1_000_000)
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if content_type not in rules.types:
-        raise DeskError(f"{name}: files of this type are not accepted", "files")
+        raise DeskError(N_("The file %(name)s is refused: files of this type are not accepted."), "files",
+                        name=name)
     magic = _MAGIC.get(content_type)
     if magic and not upload.content.startswith(magic):
-        raise DeskError(f"{name} is not the kind of file its name says", "files")
+        raise DeskError(N_("The file %(name)s is not the kind of file its name says."), "files", name=name)
     return content_type
 
 
@@ -359,9 +366,9 @@ def _attach(session: Session, message: TicketMessage, files: Sequence[Upload], r
     if not files:
         return []
     if rules is None:
-        raise DeskError("attachments are not accepted here", "files")
+        raise DeskError(N_("Attachments are not accepted here."), "files")
     if len(files) > rules.max_files:
-        raise DeskError(f"at most {rules.max_files} files per message", "files")
+        raise DeskError(N_("Too many files: a message takes %(max)d at most."), "files", max=rules.max_files)
     checked = [(upload, check_upload(upload, rules)) for upload in files]
     rules.folder.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
@@ -402,7 +409,7 @@ def set_status(session: Session, ticket: Ticket, status: str, *, by: User, now: 
     now = utc(now)
     _check_sees(by, ticket)
     if status not in TICKET_STATUSES:
-        raise DeskError(f"status is one of {', '.join(TICKET_STATUSES)}", "status")
+        raise DeskError(N_("Choose a status from the list."), "status")
     if status == ticket.status:
         return ticket
     if not by.is_staff and (ticket.status, status) not in CLIENT_MOVES:
@@ -435,7 +442,7 @@ def assign(session: Session, ticket: Ticket, staff: User | None, *, by: User, no
 def set_criticality(session: Session, ticket: Ticket, criticality: str, *, by: User, now: datetime) -> Ticket:
     _check_sees(by, ticket)
     if criticality not in CRITICALITIES:
-        raise DeskError(f"criticality is one of {', '.join(CRITICALITIES)}", "criticality")
+        raise DeskError(N_("Choose a criticality from the list."), "criticality")
     with _transaction(session):
         ticket.criticality = criticality
         ticket.updated_at = utc(now)
@@ -447,7 +454,7 @@ def set_staff_note(session: Session, ticket: Ticket, note: str, *, by: User, now
     _check_staff(by)
     note = (note or "").strip()
     if len(note) > MAX_BODY:
-        raise DeskError(f"a note has at most {MAX_BODY} characters", "staff_note")
+        raise DeskError(N_("A note has at most %(max)d characters."), "staff_note", max=MAX_BODY)
     with _transaction(session):
         ticket.staff_note = note
         ticket.updated_at = utc(now)
@@ -461,11 +468,11 @@ def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = No
     now = utc(now)
     _check_staff(by)
     if ticket.status == "closed":
-        raise DeskError("this ticket is closed already", "status")
+        raise DeskError(N_("This ticket is closed already."), "status")
     if note is not None:
         note = note.strip()
         if len(note) > MAX_BODY:
-            raise DeskError(f"a note has at most {MAX_BODY} characters", "staff_note")
+            raise DeskError(N_("A note has at most %(max)d characters."), "staff_note", max=MAX_BODY)
     with _transaction(session):
         if note is not None:
             ticket.staff_note = note
@@ -491,12 +498,12 @@ def rate(session: Session, ticket: Ticket, user: User, rating: int, comment: str
     if user.is_staff:
         raise NotAllowed("clients rate their tickets, staff do not")
     if ticket.status not in DONE_STATUSES:
-        raise DeskError("a ticket is rated once it is resolved", "rating")
+        raise DeskError(N_("A ticket is rated once it is resolved."), "rating")
     if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
-        raise DeskError("choose a rating from 1 to 5", "rating")
+        raise DeskError(N_("Choose a rating from 1 to 5."), "rating")
     comment = (comment or "").strip()
     if len(comment) > MAX_NOTE:
-        raise DeskError(f"a comment has at most {MAX_NOTE} characters", "comment")
+        raise DeskError(N_("A comment has at most %(max)d characters."), "comment", max=MAX_NOTE)
     with _transaction(session):
         ticket.rating = rating
         ticket.rating_comment = comment
@@ -524,7 +531,7 @@ def preview(ticket: Ticket, minutes: int, billable: bool = True) -> Preview:
     """Pure: the charge now and after ``minutes`` more (billable or not); no
     database, so the desk's form can call it on every keystroke."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
-        raise DeskError("minutes must be a whole number, 0 or more", "minutes")
+        raise DeskError(N_("Enter whole minutes, 0 or more."), "minutes")
     rule = ticket.policy.rule()
     before = units(rule, ticket.billable_minutes, ticket.kind)
     after = units(rule, ticket.billable_minutes + (minutes if billable else 0), ticket.kind)
@@ -566,12 +573,12 @@ def log_time(
     now = utc(now)
     _check_staff(staff)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_ENTRY_MINUTES:
-        raise DeskError(f"minutes must be a whole number from 1 to {MAX_ENTRY_MINUTES}", "minutes")
+        raise DeskError(N_("Enter whole minutes, from 1 to %(max)d."), "minutes", max=MAX_ENTRY_MINUTES)
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
-        raise DeskError(f"a note has at most {MAX_NOTE} characters", "note")
+        raise DeskError(N_("A note has at most %(max)d characters."), "note", max=MAX_NOTE)
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - 5:
-        raise DeskError("an idempotency key is required", "key")
+        raise DeskError(N_("The form was out of date: check the figures and save again."), "key")
     with _transaction(session):
         # The ledger's lock, taken before anything is read: two entries
         # logged at once both count.
@@ -579,13 +586,14 @@ def log_time(
         done = session.scalar(select(TimeEntry).where(TimeEntry.key == key))
         if done is not None:
             if done.ticket_id != ticket.id:
-                raise LedgerError(f"the key {key!r} was already used on another ticket")
+                raise LedgerError(N_("The key %(key)s was already used on another ticket: check the figures and save "
+                                      "again."), key=key)
             session.commit()
             return done
         current = session.get(Ticket, ticket.id, populate_existing=True)
         assert current is not None
         if current.status == "closed":
-            raise DeskError("this ticket is closed: no more time can be logged on it", "minutes")
+            raise DeskError(N_("This ticket is closed: no more time can be logged on it."), "minutes")
         entry = TimeEntry(ticket=current, staff=staff, minutes=minutes, billable=bool(billable), note=note, key=key,
                           created_at=now)
         session.add(entry)
@@ -624,13 +632,13 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
     _check_owner(by, account)
     email = (email or "").strip().lower()
     if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
-        raise DeskError("enter a valid email address", "email")
+        raise DeskError(N_("Enter a valid email address."), "email")
     if role not in INVITATION_ROLES:
-        raise DeskError("the role is owner or member", "role")
+        raise DeskError(N_("Choose a role from the list."), "role")
     existing = session.scalar(select(User).where(User.email == email))
     if existing is not None and not (existing.account_id == account.id and existing.removed_at is not None):
-        raise DeskError("this address already has access to Forfait" if existing.account_id != account.id
-                        else "this person is already in your pool", "email")
+        raise DeskError(N_("This address already has access to Forfait.") if existing.account_id != account.id
+                        else N_("This person is already in your pool."), "email")
     token = secrets.token_urlsafe(32)
     try:
         for old in session.scalars(select(Invitation).where(
@@ -656,8 +664,15 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
 class InvitationInvalid(DeskError):
     """The link is unknown, used, revoked or expired (``reason``)."""
 
+    MESSAGES = {
+        "unknown": N_("This invitation link is not valid: it was not copied completely."),
+        "accepted": N_("This invitation was already accepted. Log in with your email and password."),
+        "revoked": N_("This invitation was withdrawn."),
+        "expired": N_("This invitation has expired: ask for a new one."),
+    }
+
     def __init__(self, reason: str) -> None:
-        super().__init__(f"this invitation is {reason}")
+        super().__init__(self.MESSAGES[reason])
         self.reason = reason
 
 
@@ -691,14 +706,14 @@ def accept(session: Session, token: str, *, now: datetime,
         user = session.scalar(select(User).where(User.email == invitation.email))
         if user is not None:
             if user.account_id != invitation.account_id or user.removed_at is None:
-                raise DeskError("this address already has access to Forfait", "email")
+                raise DeskError(N_("This address already has access to Forfait."), "email")
             user.removed_at = None
         else:
             if new_user is None:
-                raise DeskError("choose your name and password", "password")
+                raise DeskError(N_("Choose your name and password."), "password")
             user = new_user(invitation)
             if user.email != invitation.email:
-                raise DeskError("the invitation is for another address", "email")
+                raise DeskError(N_("This invitation is for another address."), "email")
             user.account_id = invitation.account_id
             session.add(user)
         user.role = invitation.role
@@ -731,7 +746,7 @@ def remove_user(session: Session, account: Account, user: User, *, by: User, now
         owners = session.scalar(select(func.count()).where(
             User.account_id == account.id, User.role == "owner", User.removed_at.is_(None)))
         if owners <= 1:
-            raise DeskError("the account needs at least one owner: make someone else owner first", "user")
+            raise DeskError(N_("The account needs at least one owner: make someone else owner first."), "user")
     with _transaction(session):
         user.removed_at = now
     return user

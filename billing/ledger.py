@@ -19,8 +19,9 @@ Every write service
 
 Reads never depend on the expiry job: a lot is usable while
 ``expires_at > now`` and it holds units, whatever has been written since.
-Errors a user can cause raise LedgerError (or a subclass) with a message a
-view can show as it is.
+Errors a user can cause raise LedgerError (or a subclass); those a view
+shows carry a gettext message id marked with ``N_`` and its ``params``, which
+the view translates (``_(error.message, **error.params)``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,21 @@ from billing.rules import RuleError, units
 MAX_KEY_LENGTH = 200
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction (pybabel's default keywords): a view
+    translates it, since billing has no Flask and no request language."""
+    return message
+
+
 class LedgerError(ValueError):
-    """The ledger refused a request; the message is meant for the user."""
+    """The ledger refused a request. ``message`` is a gettext message id
+    with ``params`` (a view shows ``_(message, **params)``; ``str()`` is the
+    English sentence)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 class InsufficientBalance(LedgerError):
@@ -599,6 +613,13 @@ def _give_back(session: Session, op: Operation, ticket: Ticket, amount: int, now
 
 # --- Overage answers ------------------------------------------------------
 
+# Why an overage request cannot be answered again, by its status.
+ANSWERED = {
+    "approved": N_("This request was already approved."),
+    "declined": N_("This request was already declined."),
+}
+
+
 def _decide(session: Session, overage: Overage, status: str, by: User, now: datetime) -> Overage:
     now = utc(now)
     if by is None or not by.is_owner or by.account_id != overage.account_id:
@@ -609,7 +630,7 @@ def _decide(session: Session, overage: Overage, status: str, by: User, now: date
         assert current is not None
         if current.status != status:
             if current.status != "pending":
-                raise LedgerError(f"this request is already {current.status}")
+                raise LedgerError(ANSWERED.get(current.status, N_("This request no longer waits for an answer.")))
             current.status = status
             current.decided_at = now
             current.decided_by_id = by.id

@@ -279,12 +279,12 @@ def log_time(ticket_id: int):
         return _page(ticket, INVALID, time_form=typed, errors=errors)
     except desk.DeskError as error:
         db.session.refresh(ticket)
-        errors[error.field if error.field in ("minutes", "note") else "minutes"] = error.message
+        errors[error.field if error.field in ("minutes", "note") else "minutes"] = _(error.message, **error.params)
         return _page(ticket, INVALID, time_form=typed, errors=errors)
     except ledger.LedgerError as error:
         db.session.refresh(ticket)
         typed.pop("key")
-        errors["minutes"] = str(error)
+        errors["minutes"] = _(error.message, **error.params)
         return _page(ticket, INVALID, time_form=typed, errors=errors)
     db.session.refresh(ticket)
     flash(_("%(minutes)d min logged on #%(number)d. The ticket now costs %(units)s.", minutes=entry.minutes,
@@ -317,7 +317,7 @@ def reply(ticket_id: int):
         desk.post_message(db.session, ticket, _me(), body, now=_now(), internal=internal,
                           files=_uploads(), rules=_rules())
     except desk.DeskError as error:
-        return _page(ticket, INVALID, errors={"body": error.message}, reply_body=body)
+        return _page(ticket, INVALID, errors={"body": _(error.message, **error.params)}, reply_body=body)
     flash(_("Internal note added.") if internal else _("Reply sent to the client."), "success")
     return redirect(url_for("desk.show", ticket_id=ticket.id) + "#thread-end")
 
@@ -343,7 +343,7 @@ def set_status(ticket_id: int):
         if request.form.get("status"):
             desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=_now())
     except desk.DeskError as error:
-        flash(error.message, "error")
+        flash(_(error.message, **error.params), "error")
     else:
         flash(_("#%(number)d saved.", number=ticket.id), "success")
     return redirect(url_for("desk.show", ticket_id=ticket.id))
@@ -356,6 +356,6 @@ def resolve(ticket_id: int):
     try:
         desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=_now())
     except desk.DeskError as error:
-        return _page(ticket, INVALID, errors={"staff_note": error.message})
+        return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")
     return redirect(url_for("desk.show", ticket_id=ticket.id))

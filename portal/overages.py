@@ -47,7 +47,7 @@ def _answer(overage_id: int, decide, done: str):
     try:
         decide(db.session, overage, by=current_user._get_current_object(), now=datetime.now(timezone.utc))
     except ledger.LedgerError as error:
-        flash(str(error), "error")
+        flash(_(error.message, **error.params), "error")
     else:
         flash(done, "success")
     return redirect(_back(overage))

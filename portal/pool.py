@@ -90,7 +90,7 @@ def invite():
         invitation, token = desk.invite(db.session, current_user.account, current_user._get_current_object(),
                                         form.email.data, form.role.data, now=_now(), max_age=max_age)
     except desk.DeskError as error:
-        form.email.errors = [*form.email.errors, error.message]
+        form.email.errors = [*form.email.errors, _(error.message, **error.params)]
         return _page(form, INVALID)
     if not delivery.deliver_now(delivery.queued(f"invitation:{invitation.id}")):
         flash(_("The invitation is saved but the email could not be sent just now: we will try again shortly."),
@@ -122,7 +122,7 @@ def remove(user_id: int):
     try:
         desk.remove_user(db.session, current_user.account, user, by=current_user._get_current_object(), now=_now())
     except desk.DeskError as error:
-        flash(error.message, "error")
+        flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
         abort(404)
     else:
@@ -161,7 +161,7 @@ def accept(token: str):
         except accounts.AccountError as error:
             form[error.field].errors = [*form[error.field].errors, error.message]
         except desk.DeskError as error:
-            form.name.errors = [*form.name.errors, error.message]
+            form.name.errors = [*form.name.errors, _(error.message, **error.params)]
         else:
             login_user(user)
             flash(_("Welcome to %(account)s.", account=user.account.name), "success")

@@ -243,9 +243,9 @@ def new():
                 criticality=form.criticality.data, files=_uploads(), rules=_rules())
         except desk.DeskError as error:
             target = form[error.field] if error.field in form else form.subject
-            target.errors = [*target.errors, error.message]
+            target.errors = [*target.errors, _(error.message, **error.params)]
         except ledger.LedgerError as error:
-            form.subject.errors = [*form.subject.errors, str(error)]
+            form.subject.errors = [*form.subject.errors, _(error.message, **error.params)]
         else:
             flash(_("Ticket #%(number)d is open. We will answer here and by email.", number=ticket.id), "success")
             return redirect(url_for("tickets.show", ticket_id=ticket.id))
@@ -290,7 +290,7 @@ def reply(ticket_id: int):
                               files=_uploads(), rules=_rules())
         except desk.DeskError as error:
             target = form[error.field] if error.field in form else form.body
-            target.errors = [*target.errors, error.message]
+            target.errors = [*target.errors, _(error.message, **error.params)]
         except ledger.NotAllowed:
             abort(403)
         else:
@@ -305,7 +305,7 @@ def set_status(ticket_id: int):
     try:
         desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=_now())
     except desk.DeskError as error:
-        flash(error.message, "error")
+        flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
         abort(403)
     else:
@@ -322,7 +322,7 @@ def rate(ticket_id: int):
             desk.rate(db.session, ticket, current_user._get_current_object(), int(form.rating.data),
                       form.comment.data or "", now=_now())
         except desk.DeskError as error:
-            form.rating.errors = [*form.rating.errors, error.message]
+            form.rating.errors = [*form.rating.errors, _(error.message, **error.params)]
         except ledger.NotAllowed:
             abort(403)
         else:
