@@ -21,7 +21,7 @@ from typing import Any
 
 import nh3
 
-from flask import Flask, current_app, url_for
+from flask import Flask, current_app, has_request_context, url_for
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -307,6 +307,10 @@ def deliver_queued() -> None:
     session = db.session
     keys = session.info.pop("outbox", None)
     if not keys or not current_app.config["MAIL_DELIVER_AT_ONCE"]:
+        return
+    if not has_request_context() and not current_app.config.get("SERVER_NAME"):
+        # A command cannot build the links without SERVER_NAME: trying would
+        # only spend the messages' attempts. `flask jobs run` sends them.
         return
     try:
         # Anything left uncommitted is not ours to save; the queued rows,

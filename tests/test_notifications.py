@@ -470,3 +470,17 @@ def test_the_worker_runs_the_duties_again_and_again_then_stops(app, french, smtp
     assert result.exit_code == 0, result.output
     assert "mail\t2\tmessage(s) sent, 0 failed (retried later)" in result.output.splitlines()
     assert sorted(m["To"] for m in smtp_server.messages) == ["odile@example.fr", "odile@example.fr", "sam@example.com"]
+
+
+def test_a_command_without_the_sites_address_leaves_its_mail_to_the_job(app, french, smtp_server):  # noqa: F811
+    app.config["SERVER_NAME"] = None
+    with app.app_context():  # as a command runs: no request to build the links from
+        placed_now("odile@example.fr")
+    with app.app_context():
+        message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "order_received"))
+        assert (message.status, message.attempts, message.last_error) == ("pending", 0, "")
+    assert smtp_server.messages == []
+    app.config["SERVER_NAME"] = "forfait.example"
+    with app.app_context():
+        assert run_once()[-1].count == 1
+    assert [m["To"] for m in smtp_server.messages] == ["odile@example.fr"]
