@@ -53,9 +53,14 @@ CRITICALITY_LABELS = {
 }
 
 
+# The same status in staff's words: a ticket waits for the client, not for them.
+STAFF_STATUS_LABELS = {**STATUS_LABELS, "waiting": _l("Waiting for the client")}
+
+
 @bp.app_template_global()
 def ticket_status(status: str) -> str:
-    return str(STATUS_LABELS.get(status, status))
+    labels = STAFF_STATUS_LABELS if current_user.is_authenticated and current_user.is_staff else STATUS_LABELS
+    return str(labels.get(status, status))
 
 
 @bp.app_template_global()

@@ -492,6 +492,12 @@ def test_status_and_criticality(app, staff_client):
     post_form(staff_client, f"/desk/tickets/{ticket_id}/status", {"status": "waiting", "criticality": "high"})
     with app.app_context():
         assert (ticket(ticket_id).status, ticket(ticket_id).criticality) == ("waiting", "high")
+    # Staff read that it waits for the client; the client, that it waits for them.
+    desk_page = staff_client.get(f"/desk/tickets/{ticket_id}").get_data(as_text=True)
+    assert "Waiting for the client" in desk_page and "Waiting for you" not in desk_page
+    owner = app.test_client()
+    login(owner, "owner@example.com")
+    assert "Waiting for you" in owner.get(f"/portal/tickets/{ticket_id}").get_data(as_text=True)
     response = post_form(staff_client, f"/desk/tickets/{ticket_id}/status", {"status": "nonsense"})
     assert response.status_code == 302
     assert "Choose a status from the list." in staff_client.get(response.headers["Location"]).get_data(as_text=True)
