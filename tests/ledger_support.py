@@ -67,6 +67,17 @@ def pack(session: Session, slug: str) -> Pack:
     return found
 
 
+@pytest.fixture
+def toopixel_allows_overage(session):
+    """Too Pixel's policy under ``allow``, for one test of the shared database."""
+    policy = pack(session, "toopixel-36").policy
+    policy.overage_mode = "allow"
+    session.commit()
+    yield
+    policy.overage_mode = "block"
+    session.commit()
+
+
 def person(session: Session, account: Account | None, role: str | None = "owner", staff: bool = False) -> User:
     n = next(_serial)
     user = User(account=account, email=f"user{n}@example.com", name=f"User {n}", password_hash="-",

@@ -14,7 +14,7 @@ from billing.clock import add_months
 from billing.ledger_models import Entry, Event, Lot, Operation, Overage
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
-    ticket,
+    ticket, toopixel_allows_overage,
 )
 
 
@@ -343,17 +343,6 @@ def test_ask_answered_by_buying_a_pack(session):
     assert (request.status, request.settled) == ("purchased", 20)
     assert fresh.remaining == 280
     assert_verified(session, account)
-
-
-@pytest.fixture
-def toopixel_allows_overage(session):
-    """Too Pixel's policy under ``allow``, for one test of the shared database."""
-    policy = pack(session, "toopixel-36").policy
-    policy.overage_mode = "allow"
-    session.commit()
-    yield
-    policy.overage_mode = "block"
-    session.commit()
 
 
 @pytest.mark.usefixtures("toopixel_allows_overage")

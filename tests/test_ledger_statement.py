@@ -13,7 +13,7 @@ from billing import ledger
 from billing.statement import rows, statement
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
-    ticket, two_months,
+    ticket, toopixel_allows_overage, two_months,
 )
 
 FEBRUARY = (date(2026, 2, 1), date(2026, 2, 28))
@@ -59,17 +59,6 @@ def runner(ledger_app):
 # --- Debts and overage requests -------------------------------------------
 
 JANUARY, MARCH = (date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 3, 1), date(2026, 3, 31))
-
-
-@pytest.fixture
-def toopixel_allows_overage(session):
-    """Too Pixel's policy under ``allow``, for one test of the shared database."""
-    policy = pack(session, "toopixel-36").policy
-    policy.overage_mode = "allow"
-    session.commit()
-    yield
-    policy.overage_mode = "block"
-    session.commit()
 
 
 def adds_up(report) -> None:
