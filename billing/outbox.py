@@ -307,11 +307,12 @@ def sent(session: Session, message: OutboxMessage, *, now: datetime, scrub: Sequ
     session.commit()
 
 
-def failed(session: Session, message: OutboxMessage, error: str, *, now: datetime) -> None:
-    """This try failed: try again after the back-off, or give up after MAX_ATTEMPTS."""
+def failed(session: Session, message: OutboxMessage, error: str, *, now: datetime, final: bool = False) -> None:
+    """This try failed: try again after the back-off, or give up after
+    MAX_ATTEMPTS (at once when ``final``: no later try can succeed)."""
     message.claimed_until = None
     message.last_error = error[:2000]
-    if message.attempts >= MAX_ATTEMPTS:
+    if final or message.attempts >= MAX_ATTEMPTS:
         message.status = "failed"
     else:
         message.next_attempt_at = utc(now) + backoff(message.attempts)

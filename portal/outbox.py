@@ -12,6 +12,7 @@ what fails waits for ``deliver_due`` (`flask jobs run`) and its back-off.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -192,6 +193,7 @@ def _invitation(message: outbox.OutboxMessage) -> Context:
             "link": url_for("pool.accept", token=token, _external=True), "hours": message.payload.get("hours")}
 
 
+@functools.cache
 def _kinds() -> dict[str, Kind]:
     from portal.accounts import RESET, VERIFY
 
@@ -276,7 +278,9 @@ def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, l
             message = session.get(outbox.OutboxMessage, message_id, populate_existing=True)
             current_app.logger.warning("message %s (%s to %s) not sent: %s", message.id, message.kind,
                                        message.email, error)
-            outbox.failed(session, message, f"{type(error).__name__}: {error}", now=clock())
+            # What it speaks of is gone: trying again cannot help.
+            outbox.failed(session, message, f"{type(error).__name__}: {error}", now=clock(),
+                          final=isinstance(error, Gone))
             done["failed"] += 1
         else:
             outbox.sent(session, message, now=clock(), scrub=_kinds()[message.kind].scrub)
@@ -293,8 +297,8 @@ def deliver_now(keys: list[str]) -> bool:
     """Send these queued messages at once, for a person waiting for one (a
     link to confirm an address); True when every one went. A failure stays
     queued and is retried by the job."""
-    queued = db.session.info.get("outbox", [])
-    db.session.info["outbox"] = [key for key in queued if key not in keys]
+    waiting = db.session.info.get("outbox", [])
+    db.session.info["outbox"] = [key for key in waiting if key not in keys]
     if not keys:
         return True
     done = deliver_due(keys=keys)

@@ -484,3 +484,15 @@ def test_a_command_without_the_sites_address_leaves_its_mail_to_the_job(app, fre
     with app.app_context():
         assert run_once()[-1].count == 1
     assert [m["To"] for m in smtp_server.messages] == ["odile@example.fr"]
+
+
+def test_a_message_about_something_gone_fails_at_once_without_retries(app, french, smtp_server):  # noqa: F811
+    app.config["MAIL_DELIVER_AT_ONCE"] = False
+    with app.app_context():
+        odile = user("odile@example.fr")
+        outbox.enqueue(db.session, "payment_confirmed", "order:999", [odile], now=now(), payload={"order_id": 999})
+        db.session.commit()
+        assert delivery.deliver_due() == {"sent": 0, "failed": 1, "skipped": 0}
+        message = db.session.scalar(select(OutboxMessage))
+        assert (message.status, message.attempts) == ("failed", 1) and "Order 999 no longer exists" in message.last_error
+    assert smtp_server.messages == []
