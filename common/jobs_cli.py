@@ -65,23 +65,18 @@ def _cancel(now: datetime) -> Done:
 
 
 def _reconcile(now: datetime) -> Done:
+    from common.stripe_cli import reconcile_all
     from shop import payments
-    from shop.payments import card
 
     provider = payments.get("card")
     if provider is None or provider.unavailable_reason():
         return Done("stripe", 0, "not configured")
-    errors = []
-    settled = 0
-    for payment in card.open_payments():
-        try:
-            card.settle(payment, now=now)
-            settled += 1
-        except (card.Busy, card.StripeFailed) as error:
-            errors.append(f"payment {payment.id}: {error}")
+    done = reconcile_all(now)
+    errors = [f"payment {payment.id}: {reason}" for payment, reason, ok in done if not ok]
+    checked = len(done) - len(errors)
     if errors:
-        return Done("stripe", settled, "payment(s) checked; " + "; ".join(errors), ok=False)
-    return Done("stripe", settled, "payment(s) checked")
+        return Done("stripe", checked, "payment(s) checked; " + "; ".join(errors), ok=False)
+    return Done("stripe", checked, "payment(s) checked")
 
 
 def _deliver(now: datetime) -> Done:

@@ -13,6 +13,7 @@ prints ``error`` and the reason, and the command exits 1 after the others.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import click
 from flask import Flask
@@ -28,7 +29,6 @@ stripe_cli = ScriptGroup("stripe", help="Card payments with Stripe.")
 def reconcile(ctx: click.Context) -> None:
     """Re-check every open card payment with Stripe: PAYMENT_ID ORDER_ID OUTCOME."""
     from shop import payments
-    from shop.payments import card
 
     provider = payments.get("card")
     if provider is None:
@@ -37,14 +37,26 @@ def reconcile(ctx: click.Context) -> None:
         raise ScriptError(provider.unavailable_reason())
     can_link()
     failed = False
-    for payment in card.open_payments():
-        try:
-            outcome = card.settle(payment, now=datetime.now(timezone.utc))
-        except (card.Busy, card.StripeFailed) as error:
-            outcome, failed = f"error\t{error}", True
-        click.echo(f"{payment.id}\t{payment.order_id}\t{outcome}")
+    for payment, outcome, ok in reconcile_all(datetime.now(timezone.utc)):
+        failed = failed or not ok
+        said = outcome if ok else f"error\t{outcome}"
+        click.echo(f"{payment.id}\t{payment.order_id}\t{said}")
     if failed:
         ctx.exit(1)
+
+
+def reconcile_all(now: datetime) -> list[tuple[Any, str, bool]]:
+    """Settle every open card payment with what Stripe says: (payment,
+    outcome or the reason Stripe could not be asked, whether it was asked)."""
+    from shop.payments import card
+
+    done = []
+    for payment in card.open_payments():
+        try:
+            done.append((payment, card.settle(payment, now=now), True))
+        except (card.Busy, card.StripeFailed) as error:
+            done.append((payment, str(error), False))
+    return done
 
 
 def init_app(app: Flask) -> None:
