@@ -308,6 +308,8 @@ def deliver_now(keys: list[str]) -> bool:
 def deliver_queued() -> None:
     """Send what this unit of work queued, if it was committed. Never raises:
     a message that cannot go now waits for the job."""
+    if not db.session.registry.has():
+        return  # this request never opened a session: nothing was queued
     session = db.session
     keys = session.info.pop("outbox", None)
     if not keys or not current_app.config["MAIL_DELIVER_AT_ONCE"]:
