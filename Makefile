@@ -64,11 +64,13 @@ browser:
 		$(BIN)/playwright install chromium; \
 	fi
 
-# Debian packages Python cannot bring: Pango for WeasyPrint's PDFs, DejaVu
-# fonts for them, and for the tests zbarimg (QR codes read back) and
-# pdftoppm/pdftotext (PDFs turned into images and text). Installed only when
+# Debian packages Python cannot bring: Pango and HarfBuzz-Subset for
+# WeasyPrint's PDFs (without the latter it warns, and the suite treats
+# warnings as errors), DejaVu fonts for them, and for the tests zbarimg
+# (QR codes read back) and pdftoppm/pdftotext (PDFs turned into images and
+# text). Installed only when
 # missing, and only as root.
-SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core zbar-tools poppler-utils
+SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core zbar-tools poppler-utils
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
