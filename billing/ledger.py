@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, object_session
 
 from billing import alerts, outbox
 from billing.clock import add_months, utc
-from billing.ledger_models import Entry, Event, Lot, Operation, Overage, Ticket
+from billing.ledger_models import Entry, Event, Lot, Operation, Overage, OverageChange, Ticket
 from billing.models import Account, Order, Pack, Policy, User
 from billing.pricing import round_half_up
 from billing.rules import RuleError, units
@@ -438,7 +438,7 @@ def _settle(session: Session, op: Operation, account_id: int, policy_id: int, un
     ).all()
     for overage in open_overages:
         lots = _lots_to_draw(session, _for_ticket(overage.ticket), overage.outstanding, now)
-        overage.settled += _take(op, lots, overage.outstanding, now, overage.ticket)
+        _change(op, overage, now, settled=_take(op, lots, overage.outstanding, now, overage.ticket))
         if overage.outstanding == 0:
             overage.status = "purchased" if overage.status == "pending" else "paid"
         _reprice(overage)
@@ -535,7 +535,7 @@ def _owe(session: Session, op: Operation, ticket: Ticket, shortfall: int, status
         overage = Overage(account_id=ticket.account_id, ticket=ticket, status=status, units=0, settled=0,
                           hourly_rate=rate, currency=currency, created_at=now)
         session.add(overage)
-    overage.units += shortfall
+    _change(op, overage, now, units=shortfall)
     _reprice(overage)
     if status == "pending":
         session.flush()
@@ -547,6 +547,17 @@ def _owe(session: Session, op: Operation, ticket: Ticket, shortfall: int, status
         outbox.enqueue(session, "overage_request", event.key, outbox.owners(session, ticket.account_id), now=now,
                        payload={"overage_id": overage.id, "ticket_id": ticket.id, "units": overage.outstanding},
                        account_id=ticket.account_id)
+
+
+def _change(op: Operation, overage: Overage, now: datetime, *, units: int = 0, settled: int = 0) -> None:
+    """Move an overage's units or settled and date the move: the only place
+    either happens, so an overage always equals the sum of its changes."""
+    if units == 0 and settled == 0:
+        return
+    overage.units += units
+    overage.settled += settled
+    object_session(op).add(OverageChange(overage=overage, operation=op, status=overage.status, units=units,
+                                         settled=settled, created_at=now))
 
 
 def _overage_rate(session: Session, ticket: Ticket) -> tuple[int | None, str | None]:
@@ -582,7 +593,7 @@ def _give_back(session: Session, op: Operation, ticket: Ticket, amount: int, now
         cut = min(overage.outstanding, left) if overage.status in ("pending", "debt", "declined", "approved") else 0
         if cut == 0:
             continue
-        overage.units -= cut
+        _change(op, overage, now, units=-cut)
         left -= cut
         if overage.outstanding == 0 and overage.status in ("pending", "debt"):
             overage.status = ("purchased" if overage.status == "pending" else "paid") if overage.settled else "withdrawn"

@@ -177,6 +177,8 @@ class Ticket(Base):
     # units(billable_minutes, kind): what the ticket costs, whether drawn
     # from lots or left as an overage.
     units_charged: Mapped[int] = mapped_column(default=0)
+    # Opened under a subscription: it draws nothing, and units_charged stays 0.
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The desk (billing.desk): how urgent, who works it, when it moved.
     criticality: Mapped[str] = mapped_column(String(10), default="normal")
@@ -236,6 +238,36 @@ class Overage(Base):
     @property
     def outstanding(self) -> int:
         return self.units - self.settled
+
+
+class OverageChange(Base):
+    """One immutable, dated change of an overage's ``units`` or ``settled``,
+    written with it by billing.ledger (``_change``): an overage's units and
+    settled are the sums of its changes, so what was owed at any moment is
+    the sum of the changes before it (``flask ledger verify`` proves the
+    sums)."""
+
+    __tablename__ = "overage_changes"
+    __table_args__ = (
+        CheckConstraint(_within("status", OVERAGE_STATUSES), name="overage_change_status"),
+        CheckConstraint("units != 0 OR settled != 0", name="overage_change_moves"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    overage_id: Mapped[int] = mapped_column(ForeignKey("overages.id"), index=True)
+    # None for the rows migration 0011 wrote for the overages it found.
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_operations.id"))
+    # The overage's status as the change was made, before any move it caused
+    # (to paid, withdrawn...): a debt's changes say ``debt`` even once it is
+    # withdrawn, which the overage itself no longer tells.
+    status: Mapped[str] = mapped_column(String(10))
+    # Signed deltas.
+    units: Mapped[int]
+    settled: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    overage: Mapped[Overage] = relationship()
+    operation: Mapped[Operation | None] = relationship()
 
 
 class BalanceThreshold(Base):
