@@ -15,11 +15,16 @@ then under an ``allow`` policy. So a statement of last month reads what
 happened since last month, not the account's whole history, and the closing
 balance of an account in debt is negative.
 
-A debt (an Overage row, status ``debt`` or ``paid``: one per charge beyond
-the balance) counts from the charge that recorded it; what a later grant
-paid of it counts from that grant's entries. A correction that reduced a
-debt leaves no dated trace: the debt counts as if it had always been the
-smaller one.
+A debt (an Overage under ``allow``: one per charge beyond the balance) is
+read from its dated changes (OverageChange), never from what it holds now:
+what was owed at a moment is the sum of the changes before it. Each change
+in the period is a movement: the charge that recorded the debt (negative),
+a correction of the ticket's time that reduced it, and what a grant paid of
+it (both positive); one line per operation and ticket. So a debt charged in
+February and reduced by a correction in March weighs its full amount on
+February's closing and shows the reduction in March. A debt older than
+migration 0011 has one change, dated when the debt was recorded, of what it
+held when the migration ran: its history before was never written down.
 
 The movements between opening and closing add up to the difference, so a
 settled debt shows twice: the units the grant took from its lot for the
@@ -42,7 +47,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from billing.clock import utc
-from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
+from billing.ledger_models import Entry, Lot, Operation, Overage, OverageChange, Ticket
 from billing.models import Account, Pack, Policy, Translated
 
 
@@ -57,7 +62,7 @@ OVERAGE_LINES = {"pending": "overage-pending", "approved": "overage-approved", "
 @dataclass(frozen=True)
 class Movement:
     at: datetime
-    # grant, consume, expire, refund, adjust, debt, debt-paid; or one of
+    # grant, consume, expire, refund, adjust, debt, debt-reduced, debt-paid; or one of
     # OVERAGE_LINES, whose units are what was asked beyond the balance and
     # do not move it.
     kind: str
@@ -98,8 +103,10 @@ class Section:
     closing_debt: int = 0
     grants: list[Movement] = field(default_factory=list)
     consumption: list[TicketUse] = field(default_factory=list)
-    # Units charged beyond the balance as a debt (negative), and what grants paid of it (positive).
+    # Units charged beyond the balance as a debt (negative), what corrections
+    # took off it and what grants paid of it (positive).
     debts: list[Movement] = field(default_factory=list)
+    debts_reduced: list[Movement] = field(default_factory=list)
     debts_paid: list[Movement] = field(default_factory=list)
     expiries: list[Movement] = field(default_factory=list)
     refunds: list[Movement] = field(default_factory=list)
@@ -142,19 +149,25 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         select(Lot.id, Lot.policy_id, Lot.unit, Lot.source, Lot.pack_id, Lot.remaining, Lot.expires_at)
         .where(Lot.account_id == account.id)
     )}
-    # Every debt (it weighs on the balance until paid, and a paid one on the
-    # balances before), and the requests asked or answered in the period.
+    # The requests asked or answered in the period.
     overages = session.execute(
         select(Overage.ticket_id, Overage.status, Overage.units, Overage.settled, Overage.price, Overage.currency,
                Overage.created_at, Overage.decided_at, Ticket.policy_id, Ticket.unit, Ticket.subject)
         .join(Ticket, Ticket.id == Overage.ticket_id)
-        .where(Overage.account_id == account.id, or_(
-            Overage.status.in_(DEBT_STATUSES),
-            and_(Overage.status.in_(tuple(OVERAGE_LINES)), or_(
-                and_(Overage.created_at >= since, Overage.created_at < until),
-                and_(Overage.decided_at >= since, Overage.decided_at < until))),
-        ))
+        .where(Overage.account_id == account.id, Overage.status.in_(tuple(OVERAGE_LINES)), or_(
+            and_(Overage.created_at >= since, Overage.created_at < until),
+            and_(Overage.decided_at >= since, Overage.decided_at < until)))
         .order_by(Overage.id)
+    ).all()
+    # Every change of a debt until the end: the debt before the period weighs on its opening.
+    debt_changes = session.execute(
+        select(OverageChange.overage_id, OverageChange.operation_id, OverageChange.units, OverageChange.settled,
+               OverageChange.created_at, Overage.ticket_id, Ticket.policy_id, Ticket.unit, Ticket.subject)
+        .join(Overage, Overage.id == OverageChange.overage_id)
+        .join(Ticket, Ticket.id == Overage.ticket_id)
+        .where(Overage.account_id == account.id, OverageChange.status.in_(DEBT_STATUSES),
+               OverageChange.created_at < until)
+        .order_by(OverageChange.created_at, OverageChange.id)
     ).all()
     pack_rows = session.execute(
         select(Pack.id, Pack.slug, Pack.name).where(Pack.id.in_({lot.pack_id for lot in lots.values() if lot.pack_id}))
@@ -163,7 +176,7 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
     pack_names = {row.id: row.name for row in pack_rows}
     policies = {policy.id: policy for policy in session.scalars(
         select(Policy).where(Policy.id.in_({lot.policy_id for lot in lots.values()}
-                                           | {overage.policy_id for overage in overages})))}
+                                           | {overage.policy_id for overage in (*overages, *debt_changes)})))}
     sections: dict[tuple[int, str], Section] = {}
 
     def section(policy_id: int, unit: str) -> Section:
@@ -182,36 +195,21 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
     for lot in lots.values():
         section(lot.policy_id, lot.unit).closing += lot.remaining - after_end.get(lot.id, 0)
 
-    # What grants paid of a debt: the units they drew for its ticket (not a charge).
-    debt_tickets = {overage.ticket_id for overage in overages if overage.status in DEBT_STATUSES}
-    paid_after_end = dict(session.execute(
-        select(Entry.ticket_id, -func.sum(Entry.quantity))
-        .join(Operation, Operation.id == Entry.operation_id)
-        .where(Entry.account_id == account.id, Entry.effective_at >= until, Entry.kind == "consume",
-               Operation.kind != "charge", Entry.ticket_id.in_(debt_tickets))
-        .group_by(Entry.ticket_id)
-    ).all()) if debt_tickets else {}
-    paid_in_period: dict[int, dict[int, list]] = defaultdict(dict)  # ticket -> operation -> [at, units]
-
     moved = session.execute(
-        select(Entry.kind, Entry.quantity, Entry.lot_id, Entry.ticket_id, Entry.effective_at, Operation.note,
-               Operation.id, Operation.kind)
+        select(Entry.kind, Entry.quantity, Entry.lot_id, Entry.ticket_id, Entry.effective_at, Operation.note)
         .join(Operation, Operation.id == Entry.operation_id)
         .where(Entry.account_id == account.id, Entry.effective_at >= since, Entry.effective_at < until)
         .order_by(Entry.effective_at, Entry.id)
     ).all()
     used: dict[tuple[tuple[int, str], int], int] = defaultdict(int)
     last_used: dict[tuple[tuple[int, str], int], datetime] = {}
-    for kind, quantity, lot_id, ticket_id, at, note, operation_id, operation_kind in moved:
+    for kind, quantity, lot_id, ticket_id, at, note in moved:
         lot = lots[lot_id]
         part = section(lot.policy_id, lot.unit)
         part.opening -= quantity
         if kind == "consume":
             used[((lot.policy_id, lot.unit), ticket_id)] += -quantity
             last_used[((lot.policy_id, lot.unit), ticket_id)] = at
-            if ticket_id in debt_tickets and operation_kind != "charge":
-                paid = paid_in_period[ticket_id].setdefault(operation_id, [at, 0])
-                paid[1] += -quantity
             continue
         detail = note or packs.get(lot.pack_id, "")
         movement = Movement(at, kind, quantity, lot_id, ticket_id, detail)
@@ -246,50 +244,38 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
                 TicketUse(ticket_id, subjects[ticket_id], units, last_used[(balance, ticket_id)]))
     for part in sections.values():
         part.opening += part.closing
-    _debts(overages, paid_in_period, paid_after_end, since, until, section)
+    _debts(debt_changes, since, section)
     _requests(overages, since, until, section)
     for part in sections.values():
         part.opening -= part.opening_debt
         part.closing -= part.closing_debt
-        for movements in (part.debts, part.debts_paid, part.overages):
+        for movements in (part.debts, part.debts_reduced, part.debts_paid, part.overages):
             movements.sort(key=lambda m: (m.at, m.ticket_id or 0))
     ordered = sorted(sections.values(), key=lambda s: (s.policy_slug, s.unit))
     return Statement(account.id, account.name, start, end, ordered)
 
 
-def _debts(overages: list, paid_in_period: dict[int, dict[int, list]], paid_after_end: dict[int, int],
-           since: datetime, until: datetime, section: Callable[[int, str], Section]) -> None:
-    """Each ticket's debt at the start and at the end of the period, the
-    debts charged in it and what grants paid of them."""
-    tickets: dict[int, list] = defaultdict(list)
-    for overage in overages:
-        if overage.status in DEBT_STATUSES and overage.units > 0:
-            tickets[overage.ticket_id].append(overage)
-    for ticket_id, debts in tickets.items():
-        first = debts[0]
-        part = section(first.policy_id, first.unit)
-        # Settled in all: what grants paid, at most (a ticket's other requests
-        # bought by a pack draw the same way; they are consumption only).
-        settled = sum(debt.settled for debt in debts)
-        paid_ops = sorted(paid_in_period.get(ticket_id, {}).values(), key=lambda paid: paid[0])
-        after_end = min(paid_after_end.get(ticket_id, 0), settled)
-        after_start = min(paid_after_end.get(ticket_id, 0) + sum(units for _, units in paid_ops), settled)
-
-        def owed(moment: datetime, paid_since: int) -> int:
-            charged = sum(debt.units for debt in debts if debt.created_at < moment)
-            return max(charged - (settled - paid_since), 0)
-
-        part.opening_debt += owed(since, after_start)
-        part.closing_debt += owed(until, after_end)
-        for debt in debts:
-            if since <= debt.created_at < until:
-                part.debts.append(Movement(debt.created_at, "debt", -debt.units, None, ticket_id, first.subject))
-        budget = after_start - after_end
-        for at, units in paid_ops:
-            taken = min(units, budget)
-            budget -= taken
-            if taken:
-                part.debts_paid.append(Movement(at, "debt-paid", taken, None, ticket_id, first.subject))
+def _debts(changes: list, since: datetime, section: Callable[[int, str], Section]) -> None:
+    """What was owed at the start and at the end of the period, from the
+    debts' changes until its end, and those in it as movements."""
+    lines: dict[tuple, list] = {}
+    for change in changes:
+        part = section(change.policy_id, change.unit)
+        owed = change.units - change.settled
+        part.closing_debt += owed
+        if change.created_at < since:
+            part.opening_debt += owed
+            continue
+        # A row of 0011 has no operation: it is a line of its own.
+        made_by = change.operation_id if change.operation_id is not None else f"overage {change.overage_id}"
+        for kind, units in (("debt" if change.units > 0 else "debt-reduced", -change.units),
+                            ("debt-paid", change.settled)):
+            if units:
+                line = lines.setdefault((kind, made_by, change.ticket_id), [part, change, 0])
+                line[2] += units
+    for (kind, _, ticket_id), (part, first, units) in lines.items():
+        movements = {"debt": part.debts, "debt-reduced": part.debts_reduced, "debt-paid": part.debts_paid}[kind]
+        movements.append(Movement(first.created_at, kind, units, None, ticket_id, first.subject))
 
 
 def _requests(overages: list, since: datetime, until: datetime, section: Callable[[int, str], Section]) -> None:
@@ -347,7 +333,7 @@ def rows(report: Statement) -> list[tuple[str, ...]]:
             line(grant.at.date().isoformat(), "grant", grant.units, grant.lot_id, detail=grant.detail)
         for use in part.consumption:
             line("", "consume", -use.units, ticket=use.ticket_id, detail=use.subject)
-        for movements in (part.debts, part.debts_paid):
+        for movements in (part.debts, part.debts_reduced, part.debts_paid):
             for movement in movements:
                 dated(movement)
         for kind, movements in (("expire", part.expiries), ("refund", part.refunds), ("adjust", part.adjustments)):

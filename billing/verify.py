@@ -1,6 +1,7 @@
 """``flask ledger verify``: invariants 1 to 6 of DESIGN.md, checked across
 the whole database from the entries up, independently of the services that
-wrote them. Every breach is one line that names the rows to look at."""
+wrote them, and that every overage is the sum of its dated changes. Every
+breach is one line that names the rows to look at."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Select, case, func, inspect, select
 from sqlalchemy.orm import Session
 
-from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
+from billing.ledger_models import Entry, Lot, Operation, Overage, OverageChange, Ticket
 from billing.models import Policy
 from billing.rules import RuleError, units
 
@@ -35,6 +36,7 @@ def verify(session: Session, account_id: int | None = None) -> Report:
     _tickets_match_the_rule(session, report, account_id)
     _consumption_in_order_and_never_after_expiry(session, report, account_id)
     _every_entry_has_a_unique_key(session, report, account_id)
+    _overages_match_their_changes(session, report, account_id)
     for name, model in (("lots", Lot), ("entries", Entry), ("tickets", Ticket), ("operations", Operation),
                         ("overages", Overage)):
         report.counts[name] = session.scalar(_of(select(func.count()).select_from(model), model, account_id)) or 0
@@ -103,6 +105,28 @@ def _tickets_match_the_rule(session: Session, report: Report, account_id: int | 
             report.breaches.append(
                 f"ticket {ticket.id}: charged {ticket.units_charged} {ticket.unit}(s) but consumed "
                 f"{consumed.get(ticket.id, 0)} and owes {owed[ticket.id]}"
+            )
+
+
+def _overages_match_their_changes(session: Session, report: Report, account_id: int | None) -> None:
+    """An overage's units and settled are the sums of its dated changes,
+    which the statement reads the debts from."""
+    sums = (
+        select(OverageChange.overage_id, func.sum(OverageChange.units).label("units"),
+               func.sum(OverageChange.settled).label("settled"))
+        .group_by(OverageChange.overage_id)
+        .subquery()
+    )
+    rows = session.execute(_of(
+        select(Overage.id, Overage.units, Overage.settled, sums.c.units, sums.c.settled)
+        .outerjoin(sums, sums.c.overage_id == Overage.id)
+        .order_by(Overage.id), Overage, account_id
+    ))
+    for overage_id, total, settled, changed_total, changed_settled in rows:
+        if (total, settled) != (changed_total or 0, changed_settled or 0):
+            report.breaches.append(
+                f"overage {overage_id}: {total} unit(s), {settled} settled, but its changes sum to "
+                f"{changed_total or 0} and {changed_settled or 0}"
             )
 
 

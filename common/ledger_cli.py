@@ -10,8 +10,9 @@ with exit code 2 and nothing on stdout.
 A statement has, per balance: "opening" (the balance net of debt on the
 first day), the movements, "closing" (the same on the last day). MOVEMENT is
 grant, consume (per ticket, undated), debt (charged beyond the balance under
-an ``allow`` policy), debt-paid (what a grant paid of a debt), expire,
-refund or adjust: their UNITS add up from opening to closing. Then
+an ``allow`` policy), debt-reduced (what a correction of the ticket's time
+took off a debt), debt-paid (what a grant paid of a debt), expire, refund or
+adjust: their UNITS add up from opening to closing. Then
 overage-pending, overage-approved (DETAIL ends with the amount billed, when
 known) and overage-declined, whose UNITS were asked beyond the balance and
 never moved it. An account without any balance prints its opening and

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from billing.ledger_models import Entry, Lot
+from billing import ledger
+from billing.ledger_models import Entry, Lot, Overage, OverageChange
 from common.extensions import db
-from ledger_support import NOW, buy, charge, days, new_client, ticket, two_months
+from ledger_support import NOW, buy, charge, days, key, new_client, pack, staff, ticket, two_months
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -57,3 +59,64 @@ def test_expire_writes_expiries_and_warnings(app, runner):
     assert runner.invoke(args=["ledger", "expire"]).output.splitlines() == ["expired\t1 lot(s)", "warned\t1 lot(s)"]
     assert runner.invoke(args=["ledger", "expire"]).output.splitlines() == ["expired\t0 lot(s)", "warned\t0 lot(s)"]
     assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+
+
+def debts_and_a_request(session):
+    """A debt paid in part, a debt corrected away, and a pending request."""
+    account, owner = new_client(session)
+    pack(session, "toopixel-36").policy.overage_mode = "allow"
+    buy(session, account, "toopixel-36")
+    first, second = ticket(session, account, owner), ticket(session, account, owner)
+    charge(session, first, 400, now=NOW + days(1))  # 4 owed
+    charge(session, second, 100, now=NOW + days(2))  # 10 owed
+    charge(session, second, 0, now=NOW + days(3))  # withdrawn
+    ledger.adjust(session, account, pack(session, "toopixel-36").policy, 2, reason="goodwill", by=staff(session),
+                  key=key(), now=NOW + days(3))  # pays 2 of the 4
+    buy(session, account, "digitale-3h", now=NOW + days(4))
+    charge(session, ticket(session, account, owner, "digitale-3h"), 200, now=NOW + days(5))  # 20 min asked
+    return account
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_verify_finds_an_overage_that_disagrees_with_its_changes(app, runner):
+    with app.app_context():
+        session = db.session
+        account, owner = new_client(session)
+        pack(session, "toopixel-36").policy.overage_mode = "allow"
+        buy(session, account, "toopixel-36")
+        charge(session, ticket(session, account, owner), 400, now=NOW + days(1))
+        [debt] = session.scalars(select(Overage).where(Overage.account_id == account.id)).all()
+        debt_id = debt.id
+    assert runner.invoke(args=["ledger", "verify"]).exit_code == 0
+    with app.app_context():
+        db.session.execute(sa.text(
+            "INSERT INTO overage_changes (overage_id, operation_id, status, units, settled, created_at) "
+            "VALUES (:overage, NULL, 'debt', 1, 0, :at)"), {"overage": debt_id, "at": NOW + days(2)})
+        db.session.commit()
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"overage {debt_id}: 4 unit(s), 0 settled, but its changes sum to 5 and 0"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_0011_gives_each_overage_one_change_of_what_it_holds(app, runner):
+    from flask_migrate import downgrade, upgrade
+
+    with app.app_context():
+        account = debts_and_a_request(db.session)
+        before = sorted(db.session.execute(
+            select(Overage.id, Overage.status, Overage.units, Overage.settled, Overage.created_at)
+            .where(Overage.account_id == account.id)).all())
+        assert [row.status for row in before] == ["debt", "withdrawn", "pending"]
+        db.session.remove()
+        downgrade(revision="0010")
+        upgrade()
+        changes = db.session.execute(
+            select(OverageChange.overage_id, OverageChange.status, OverageChange.units, OverageChange.settled,
+                   OverageChange.created_at, OverageChange.operation_id).order_by(OverageChange.id)).all()
+    # The withdrawn debt holds nothing: it has no change to date.
+    assert changes == [(row.id, row.status, row.units, row.settled, row.created_at, None)
+                       for row in before if row.status != "withdrawn"]
+    assert changes[0][2:4] == (4, 2)
+    result = runner.invoke(args=["ledger", "verify"])
+    assert result.exit_code == 0, result.output

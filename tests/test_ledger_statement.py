@@ -305,3 +305,60 @@ def test_the_page_lists_an_approved_overage_with_its_price(http, session):
     text = http.get(page(account.id, **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
     assert "20 min beyond the balance approved: billed €21.67." in text
     assert "Not drawn from the balance." in text
+
+
+@both
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_a_debt_reduced_by_a_correction_shows_in_the_month_of_the_correction(session, http):
+    account, owner = new_client(session)
+    log_in(http, owner.id)  # before anything queues mail, which is sent as the login's request ends
+    buy(session, account, "toopixel-36")
+    work = ticket(session, account, owner)
+    charge(session, work, 400, now=NOW + days(29))  # 3 February: 36 drawn, 4 owed
+    charge(session, work, 380, now=NOW + days(64))  # 10 March: corrected, 2 of the debt taken off
+    charge(session, work, 380, now=NOW + days(65))  # the same time again moves nothing
+    buy(session, account, "toopixel-36", now=NOW + days(91))  # 6 April: pays the 2 still owed first
+    april = (date(2026, 4, 1), date(2026, 4, 30))
+    later = NOW + days(120)
+    reports = [statement(session, account, *when, now=later) for when in (FEBRUARY, MARCH, april)]
+    for report in reports:
+        adds_up(report)
+    february, march, april_ = (report.sections[0] for report in reports)
+    assert (february.opening, february.consumed, february.closing, february.closing_debt) == (36, 36, -4, 4)
+    assert [(m.kind, m.units, m.ticket_id, m.at) for m in february.debts] == [("debt", -4, work.id, NOW + days(29))]
+    assert (march.opening, march.opening_debt, march.closing, march.closing_debt) == (-4, 4, -2, 2)
+    assert [(m.kind, m.units, m.ticket_id, m.at) for m in march.debts_reduced] == [
+        ("debt-reduced", 2, work.id, NOW + days(64))]
+    assert (march.debts, march.debts_paid, march.consumption, march.grants) == ([], [], [], [])
+    assert (april_.opening, april_.total(april_.grants), april_.consumed, april_.closing) == (-2, 36, 2, 34)
+    assert [(m.units, m.ticket_id) for m in april_.debts_paid] == [(2, work.id)]
+    assert (april_.debts_reduced, april_.opening_debt, april_.closing_debt) == ([], 2, 0)
+    [march_line] = [line for line in rows(reports[1]) if line[3] == "debt-reduced"]
+    assert march_line == ("toopixel-credits", "credit", "2026-03-10", "debt-reduced", "", str(work.id), "2", "Help")
+    text = http.get(page(account.id, **{"from": "2026-03-01", "to": "2026-03-31"})).get_data(as_text=True)
+    assert f"Debt reduced by a correction on ticket #{work.id}" in text
+    closing = re.search(r"Closing balance</th><td class=\"units\">([^<]*)</td>", text)
+    assert closing and closing.group(1) == "−2 credits"
+    csv_text = http.get(page(account.id, **{"from": "2026-03-01", "to": "2026-03-31", "format": "csv"}))
+    assert f"toopixel-credits,credit,2026-03-10,debt-reduced,,{work.id},2,Help" in csv_text.get_data(as_text=True)
+    assert_verified(session, account)
+
+
+@pytest.mark.usefixtures("toopixel_allows_overage")
+def test_the_closing_of_each_month_is_the_balance_read_at_its_end(session):
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    work = ticket(session, account, owner)
+    read = []
+    charge(session, work, 450, now=NOW + days(29))  # 9 owed in February
+    read.append(held(session, account, "toopixel-36", now=at_end(FEBRUARY)))
+    charge(session, work, 300, now=NOW + days(64))  # corrected in March: the 9 owed and 6 drawn given back
+    read.append(held(session, account, "toopixel-36", now=at_end(MARCH)))
+    assert read == [-9, 6]
+    later = NOW + days(120)
+    closings = [statement(session, account, *when, now=later).sections[0].closing for when in (FEBRUARY, MARCH)]
+    assert closings == read
+    [march] = statement(session, account, *MARCH, now=later).sections
+    assert [m.units for m in march.debts_reduced] == [9] and march.consumed == -6
+    assert [o.status for o in work.overages] == ["withdrawn"]
+    assert_verified(session, account)
