@@ -21,8 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from billing import wording
 from billing.clock import utc
-from billing.models import Order, localized
+from billing.models import Order
 from billing.order_models import DocumentCounter, Invoice, InvoiceLine, OrderEvent
 from billing.pricing import split_vat
 
@@ -87,9 +88,12 @@ def issue_invoice(session: Session, order: Order, *, seller: Seller, now: dateti
     existing = session.scalar(select(Invoice).where(Invoice.key == key))
     if existing is not None:
         return existing
+    # Before the document: what the line reads may load rows, and that flush would issue it unfinished.
+    description = wording.invoice_line(order)
     invoice = _document(session, order, "invoice", key, seller, now, order.net, order.vat, note)
     invoice.lines.append(InvoiceLine(
-        position=1, description=localized(order.pack.name, order.language), quantity=order.quantity,
+        # An overage's bill is one item: its quantity counts the units its unit price covers together.
+        position=1, description=description, quantity=1 if order.overage_id else order.quantity,
         unit_price=order.unit_price, vat_rate_bp=order.vat_rate_bp, net=order.net, vat=order.vat,
         gross=order.total,
     ))

@@ -598,6 +598,7 @@ def _give_back(session: Session, op: Operation, ticket: Ticket, amount: int, now
         if overage.outstanding == 0 and overage.status in ("pending", "debt"):
             overage.status = ("purchased" if overage.status == "pending" else "paid") if overage.settled else "withdrawn"
         _reprice(overage)
+        overage_billing.follow(session, overage, op, now)
         if left == 0:
             return
     drawn = session.execute(
@@ -631,7 +632,8 @@ ANSWERED = {
 }
 
 
-def _decide(session: Session, overage: Overage, status: str, by: User, now: datetime) -> Overage:
+def _decide(session: Session, overage: Overage, status: str, by: User, now: datetime,
+            methods: tuple[str, ...] = (), iban: str = "") -> Overage:
     now = utc(now)
     if by is None or not by.is_owner or by.account_id != overage.account_id:
         raise NotAllowed("only the account's owner answers an overage request")
@@ -646,6 +648,8 @@ def _decide(session: Session, overage: Overage, status: str, by: User, now: date
             current.decided_at = now
             current.decided_by_id = by.id
             _reprice(current)
+            if status == "approved":
+                overage_billing.bill(session, current, by=by, now=now, methods=methods, iban=iban)
         session.commit()
         return current
     except BaseException:
@@ -653,11 +657,14 @@ def _decide(session: Session, overage: Overage, status: str, by: User, now: date
         raise
 
 
-def approve_overage(session: Session, overage: Overage, *, by: User, now: datetime) -> Overage:
+def approve_overage(session: Session, overage: Overage, *, by: User, now: datetime,
+                    methods: tuple[str, ...] = ("transfer", "cheque"), iban: str = "") -> Overage:
     """The owner accepts that the units still asked for are billed at the
     request's hourly rate (``price``). They are not drawn from any lot and a
-    later grant no longer covers them. Approving twice is harmless."""
-    return _decide(session, overage, "approved", by, now)
+    later grant no longer covers them. In the same transaction the bill is
+    placed (billing.overage_billing: ``methods`` the shop offers, ``iban``
+    the provider's). Approving twice is harmless: one answer, one bill."""
+    return _decide(session, overage, "approved", by, now, methods, iban)
 
 
 def decline_overage(session: Session, overage: Overage, *, by: User, now: datetime) -> Overage:
@@ -821,3 +828,8 @@ def open_ticket(
     else:
         session.flush()
     return ticket
+
+
+# The bill of an approved overage is an order, and orders stand on the ledger:
+# imported once the ledger is whole.
+from billing import overage_billing  # noqa: E402

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint, event,
+    JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
 from billing.rules import KindRule, PolicyRule
+
+if TYPE_CHECKING:
+    from billing.ledger_models import Overage
 
 # Text a provider writes once per language: {"en": "...", "fr": "..."}.
 Translated = dict[str, Any]
@@ -268,7 +272,8 @@ ORDER_METHODS = ("card", "transfer", "cheque", "free")
 
 
 class Order(Base):
-    """A request to buy a pack. Its payments are billing.order_models.Payment
+    """A request to buy a pack, or the bill of an approved overage
+    (billing.overage_billing). Its payments are billing.order_models.Payment
     rows: a separate state machine, and the order is paid when its confirmed
     payments cover ``total``. The price is copied from the pack when the
     order is placed, so that a catalogue edit never changes what was sold."""
@@ -279,12 +284,25 @@ class Order(Base):
         CheckConstraint("status IN ('pending', 'paid', 'cancelled', 'refunded')", name="order_status"),
         CheckConstraint("method IN ('card', 'transfer', 'cheque', 'free')", name="order_method"),
         CheckConstraint("net >= 0 AND vat >= 0 AND total = net + vat", name="order_amounts"),
+        CheckConstraint("(pack_id IS NULL) != (overage_id IS NULL)", name="order_item"),
+        # One bill of an overage awaits its money at a time: approving twice,
+        # or two owners at once, places one. A bill replaced after a
+        # correction is cancelled, so its successor can wait in turn.
+        Index("ix_orders_overage_pending", "overage_id", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    pack_id: Mapped[int] = mapped_column(ForeignKey("packs.id"))
+    # What is ordered: a pack, or the bill of an overage; exactly one of them.
+    pack_id: Mapped[int | None] = mapped_column(ForeignKey("packs.id"))
+    # use_alter: orders → overages → tickets → subscriptions → orders is a
+    # cycle, which create_all can only build with one key added afterwards.
+    overage_id: Mapped[int | None] = mapped_column(ForeignKey("overages.id", use_alter=True))
     placed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Items of the pack; for an overage, the units billed, which its
+    # ``unit_price`` covers together (the overage may shrink later; the bill
+    # keeps what it billed).
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     method: Mapped[str] = mapped_column(String(20), default="transfer")
@@ -308,7 +326,8 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
 
-    pack: Mapped[Pack] = relationship()
+    pack: Mapped[Pack | None] = relationship()
+    overage: Mapped[Overage | None] = relationship()
     account: Mapped[Account] = relationship()
     placed_by: Mapped[User | None] = relationship()
 

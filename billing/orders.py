@@ -456,7 +456,9 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
                                                          Payment.status.in_(("created", "pending")))):
         waiting.status = "cancelled"  # covered by what arrived: nothing more is awaited
     _log(session, order, "paid", now, by=by, amount=order.total)
-    if not order.pack.unlimited:
+    if order.overage_id is not None:
+        pass  # the bill of an overage grants nothing: its units were used already
+    elif not order.pack.unlimited:
         # A subscription grants no units: the paid order is its period.
         ledger.grant(session, order.account, order.pack, key=f"order:{order.id}:grant", now=now, order=order,
                      owner=order.placed_by if sold_per_user(order.pack) else None, by=by,

@@ -3,8 +3,10 @@ before, and buys a pack or accepts billing at the hourly rate).
 
 Staff log time beyond an ``ask`` balance: billing.ledger records a pending
 request and the desk mails the account's owners. Here an owner approves it
-(billed at the request's hourly rate) or declines it; buying a pack covers
-it by itself (billing.ledger.grant settles pending requests first).
+(billed at the request's hourly rate: billing.overage_billing places the
+order, which the owner pays from its page like any other) or declines it;
+buying a pack covers it by itself (billing.ledger.grant settles pending
+requests first).
 ``get_overage`` is the one loader: anonymous → login, another account's
 request → 404, a member who is not an owner → 403.
 """
@@ -13,15 +15,34 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
 
-from billing import ledger
+from billing import ledger, overage_billing, wording
 from billing.ledger_models import Overage
+from billing.models import Order
+from billing.order_models import Payment
 from common.extensions import db, login_manager
+from common.i18n import money
+from shop import payments
 
 bp = Blueprint("overages", __name__, url_prefix="/portal/overages")
+
+
+@bp.app_template_filter("order_title")
+def order_title_filter(order: Order) -> str:
+    """What the order is for (a pack, an overage's bill), in the page's or the mail's language."""
+    return wording.title(order, str(get_locale()))
+
+
+@bp.app_template_global()
+def overage_bill(overage: Overage) -> Order | None:
+    """The order billing an approved overage, for the pages that link to it."""
+    return overage_billing.current_bill(db.session, overage.id)
 
 
 def get_overage(overage_id: int) -> Overage:
@@ -42,24 +63,55 @@ def _back(overage: Overage) -> str:
     return url_for("tickets.show", ticket_id=overage.ticket_id)
 
 
-def _answer(overage_id: int, decide, done: str):
+def _answer(overage_id: int, decide, done):
     overage = get_overage(overage_id)
     try:
         decide(db.session, overage, by=current_user._get_current_object(), now=datetime.now(timezone.utc))
     except ledger.LedgerError as error:
         flash(_(error.message, **error.params), "error")
     else:
-        flash(done, "success")
+        flash(done(overage), "success")
     return redirect(_back(overage))
+
+
+def _approve(session, overage: Overage, *, by, now: datetime) -> None:
+    offered = tuple(provider.identifier for provider in payments.enabled(overage.currency or "", overage.price or 0))
+    iban = current_app.config["PROVIDER_IBAN"]
+    ledger.approve_overage(session, overage, by=by, now=now, methods=offered, iban=iban)
+    order = overage_billing.current_bill(session, overage.id)
+    payment = None if order is None else session.scalar(
+        select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))
+    if payment is None:
+        return
+    # A card bill: its Stripe session is opened now, so that the order page offers to pay.
+    provider = payments.get(payment.provider)
+    try:
+        provider.prepare(order, payment)
+        provider.execute(session, payment, now=now, return_url=url_for("orders.show", order_id=order.id,
+                                                                      _external=True))
+    except payments.PaymentError:
+        # Stripe could not be asked, which cancelled that order: the bill is paid by transfer instead.
+        overage_billing.bill_by_transfer(session, overage, by=by, now=now, iban=iban)
+
+
+def _approved(overage: Overage) -> str:
+    order = overage_billing.current_bill(db.session, overage.id)
+    if order is None:
+        return _("Approved: no hourly rate is set for this balance, so we will quote the time beyond it and "
+                 "send you the bill.")
+    link = Markup('<a href="{}">{}</a>').format(
+        url_for("orders.show", order_id=order.id),
+        _("Pay %(amount)s for ticket #%(number)d", amount=money(order.total, order.currency),
+          number=overage.ticket_id))
+    return Markup("{} {}").format(_("Approved: the time beyond your balance is billed at the hourly rate."), link)
 
 
 @bp.post("/<int:overage_id>/approve")
 def approve(overage_id: int):
-    return _answer(overage_id, ledger.approve_overage,
-                   _("Approved: the time beyond your balance will be billed at the hourly rate."))
+    return _answer(overage_id, _approve, _approved)
 
 
 @bp.post("/<int:overage_id>/decline")
 def decline(overage_id: int):
     return _answer(overage_id, ledger.decline_overage,
-                   _("Declined: nothing beyond your balance will be charged for this ticket."))
+                   lambda _overage: _("Declined: nothing beyond your balance will be charged for this ticket."))

@@ -43,11 +43,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from billing import ledger, orders
+from billing import ledger, orders, wording
 from billing.clock import utc
 from billing.invoices import InvoiceError
 from billing.ledger_models import Lot
-from billing.models import Account, Order, localized
+from billing.models import Account, Order
 from billing.order_models import Payment
 from common.extensions import db
 from shop import payments
@@ -97,14 +97,13 @@ class Card(PaymentProvider):
     def execute(self, session: Session, payment: Payment, *, now: datetime, return_url: str) -> str | None:
         """One Checkout Session for the payment; the buyer is sent to its page."""
         order = payment.order
-        name = localized(order.pack.name, order.language)
         ids = {"order_id": str(order.id), "payment_id": str(payment.id)}
         params: dict[str, Any] = {
             "mode": "payment",
             # The order's gross as one line: its quantity and VAT are on our invoice.
             "line_items": [{"quantity": 1, "price_data": {
                 "currency": payment.currency.lower(), "unit_amount": payment.amount,
-                "product_data": {"name": f"{name} × {order.quantity}" if order.quantity > 1 else name}}}],
+                "product_data": {"name": wording.title(order, order.language)}}}],
             "client_reference_id": order.reference,
             "metadata": ids,
             # Also on the PaymentIntent, so staff looking at a payment in Stripe's dashboard see the order.
