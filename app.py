@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.notifications import bp as notifications_bp
     from portal.overages import bp as overages_bp
     from portal.statement import bp as statement_bp
+    from portal.subscription import bp as subscription_bp
     from portal.orders import bp as orders_bp
     from portal.pool import bp as pool_bp
     from portal.tickets import bp as tickets_bp
@@ -80,4 +81,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(desk_bp)
     app.register_blueprint(overages_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(subscription_bp)
     return app

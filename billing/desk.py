@@ -22,7 +22,7 @@ import mimetypes
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,13 +30,14 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from billing import ledger, outbox
+from billing import ledger, outbox, subscriptions
 from billing.clock import utc
 from billing.desk_models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
 from billing.ledger import N_, LedgerError, NotAllowed
 from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
 from billing.models import Account, Policy, User
-from billing.rules import Charge, Gettext, Ngettext, _english, unit_label, units
+from billing.rules import Charge, Gettext, Ngettext, _english, explain, unit_label, units
+from billing.subscription_models import Subscription
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
@@ -124,8 +125,23 @@ def _check_owner(user: User | None, account: Account) -> User:
 # --- Reading ----------------------------------------------------------------
 
 def cost(ticket: Ticket) -> Charge:
-    """What the ticket costs so far and every fact to explain it (rules.explain)."""
-    return units(ticket.policy.rule(), ticket.billable_minutes, ticket.kind)
+    """What the ticket costs so far and every fact to explain it
+    (rules.explain): nothing under a subscription, whatever the time."""
+    return _cost(ticket, ticket.billable_minutes)
+
+
+def _cost(ticket: Ticket, minutes: int) -> Charge:
+    charge = units(ticket.policy.rule(), minutes, ticket.kind)
+    return replace(charge, units=0) if ticket.subscription_id is not None else charge
+
+
+def describe_cost(ticket: Ticket, gettext: Gettext = lambda s: s, ngettext: Ngettext = _english) -> str:
+    """``27 min → 3 blocks of 10 min → 3 credits``, or ``95 min → covered by
+    the subscription``."""
+    if ticket.subscription_id is not None:
+        return " → ".join([gettext("%(num)d min") % {"num": ticket.billable_minutes},
+                           gettext("covered by the subscription")])
+    return explain(cost(ticket), gettext, ngettext)
 
 
 def tickets(session: Session, account_id: int | None, *, status: str | None = None,
@@ -226,11 +242,14 @@ def open_ticket(
     criticality: str = "normal",
     files: Sequence[Upload] = (),
     rules: AttachmentRules | None = None,
+    subscription: Subscription | None = None,
 ) -> Ticket:
     """Open a ticket with its first message (and files) in one transaction.
 
-    ``policy``/``unit`` choose the balance (default: the one of this user
-    whose lots expire first); the user must hold units of it. ``kind`` is a
+    ``policy``/``unit`` choose the balance, or ``subscription`` the account's
+    running subscription (default: the subscription when one covers new
+    tickets, since it costs nothing, else the balance of this user whose
+    lots expire first); the user must hold units of a balance. ``kind`` is a
     request kind of that policy (default: the policy's).
     """
     now = utc(now)
@@ -243,7 +262,15 @@ def open_ticket(
     body = _body(description, "description")
     if criticality not in CRITICALITIES:
         raise DeskError(N_("Choose a criticality from the list."), "criticality")
-    if policy is not None:
+    if subscription is not None:
+        covering = subscriptions.covering(session, account.id, now=now)
+        if covering is None or covering.id != subscription.id:
+            raise DeskError(N_("Your subscription no longer covers new tickets."), "balance")
+    elif policy is None:
+        subscription = subscriptions.covering(session, account.id, now=now)
+    if subscription is not None:
+        policy = subscription.pack.policy
+    elif policy is not None:
         unit = unit or policy.unit
         if not any((b.policy_id, b.unit) == (policy.id, unit) for b in drawable(session, account, user, now=now)):
             raise DeskError(N_("This balance has nothing left for you to draw from."), "balance")
@@ -253,7 +280,7 @@ def open_ticket(
     saved: list[Path] = []
     try:
         ticket = ledger.open_ticket(session, account, user, subject, now=now, kind=kind, policy=policy, unit=unit,
-                                    commit=False)
+                                    subscription=subscription, commit=False)
         ticket.criticality = criticality
         ticket.updated_at = now
         message = TicketMessage(ticket=ticket, author=user, body=body, internal=False, created_at=now)
@@ -532,9 +559,8 @@ def preview(ticket: Ticket, minutes: int, billable: bool = True) -> Preview:
     database, so the desk's form can call it on every keystroke."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 0:
         raise DeskError(N_("Enter whole minutes, 0 or more."), "minutes")
-    rule = ticket.policy.rule()
-    before = units(rule, ticket.billable_minutes, ticket.kind)
-    after = units(rule, ticket.billable_minutes + (minutes if billable else 0), ticket.kind)
+    before = _cost(ticket, ticket.billable_minutes)
+    after = _cost(ticket, ticket.billable_minutes + (minutes if billable else 0))
     return Preview(added=minutes, billable=billable, before=before, after=after)
 
 

@@ -41,6 +41,7 @@ from billing.ledger_models import Entry, Event, Lot, Operation, Overage, Overage
 from billing.models import Account, Order, Pack, Policy, User
 from billing.pricing import round_half_up
 from billing.rules import RuleError, units
+from billing.subscription_models import Subscription
 
 MAX_KEY_LENGTH = 200
 
@@ -484,8 +485,10 @@ def charge_ticket_to(
             after = units(current.policy.rule(), total, current.kind).units
         except RuleError as error:
             raise LedgerError(str(error)) from None
-        delta = after - current.units_charged
         current.billable_minutes = total
+        if current.subscription_id is not None:
+            return  # the subscription covers it: nothing to draw, whatever the time
+        delta = after - current.units_charged
         current.units_charged = after
         if delta == 0:
             return
@@ -797,19 +800,23 @@ def open_ticket(
     kind: str | None = None,
     policy: Policy | None = None,
     unit: str | None = None,
+    subscription: Subscription | None = None,
     commit: bool = True,
 ) -> Ticket:
     """Open a ticket drawing from ``policy`` (default: the balance of this
-    user that expires first). The ticket desk builds on this: with
-    ``commit=False`` the ticket is flushed, and the caller commits it with
-    its first message."""
+    user that expires first), or covered by ``subscription`` (its pack's
+    policy gives the request kinds; nothing is ever drawn). The ticket desk
+    builds on this: with ``commit=False`` the ticket is flushed, and the
+    caller commits it with its first message."""
     now = utc(now)
     _check_user(user, account.id, "user")
     subject = (subject or "").strip()
     if not subject or len(subject) > 200:
         raise LedgerError("a ticket needs a subject of 1 to 200 characters")
     try:
-        if policy is None:
+        if subscription is not None:
+            policy, unit = subscription.pack.policy, subscription.pack.unit
+        elif policy is None:
             policy_id, unit = default_balance(session, account.id, user.id, now=now)
             policy = session.get(Policy, policy_id)
             assert policy is not None
@@ -821,7 +828,8 @@ def open_ticket(
         session.rollback()
         raise
     ticket = Ticket(account_id=account.id, opened_by_id=user.id, policy_id=policy.id, unit=unit or policy.unit,
-                    kind=kind or policy.default_kind, subject=subject, created_at=now)
+                    kind=kind or policy.default_kind, subject=subject, created_at=now,
+                    subscription_id=subscription.id if subscription is not None else None)
     session.add(ticket)
     if commit:
         session.commit()

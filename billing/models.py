@@ -335,4 +335,4 @@ class Order(Base):
 # The ledger's tables live in billing.ledger_models, payments and invoices in
 # billing.order_models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
-from billing import desk_models, ledger_models, order_models  # noqa: E402,F401
+from billing import desk_models, ledger_models, order_models, subscription_models  # noqa: E402,F401

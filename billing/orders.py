@@ -31,12 +31,13 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing import ledger, outbox, references
+from billing import ledger, outbox, references, subscriptions
 from billing.clock import utc
 from billing.invoices import Seller, issue_invoice
 from billing.ledger_models import Lot
 from billing.models import Account, Order, Pack, User
 from billing.order_models import OrderEvent, Payment, TrialClaim
+from billing.subscription_models import Subscription
 from billing.pricing import Price, split_vat
 
 # One order of a pooled bundle beyond this many items is a typo, not a purchase.
@@ -278,30 +279,40 @@ def place_order(
             raise OrderError(N_("This pack is no longer on sale."), "pack")
         if pack.kind == "trial":
             raise OrderError(N_("The free trial is started, not ordered."), "pack")
-        if pack.unlimited:
-            # Paid, it would grant nothing: the ledger counts units, and
-            # subscriptions have no billing cycle of their own yet.
-            raise OrderError(N_("Subscriptions are set up with us directly for now: write to us and we will start yours."), "pack")
         if by.account_id != account.id:
             raise OrderError(N_("Only a user of the account can order for it."))
+        if pack.unlimited:
+            # Two orders at once would start two subscriptions.
+            ledger.lock_accounts(session, [account.id])
+            refused = subscriptions.refusal(session, account, pack, now=now)
+            if refused is not None:
+                raise OrderError(refused[0], "pack", **refused[1])
         quantity = check_quantity(pack, quantity)
         price = quote(pack, quantity)
         if method not in methods:
             raise OrderError(N_("Choose one of the payment methods offered."), "method")
         if expected_total is not None and expected_total != price.gross:
             raise OrderError(N_("The total has changed: please check the summary and order again."), "total")
-        order = Order(account=account, pack=pack, placed_by=by, quantity=quantity, method=method,
-                      unit_price=pack.price, price_includes_vat=pack.price_includes_vat,
-                      vat_rate_bp=pack.vat_rate_bp, net=price.net, vat=price.vat, total=price.gross,
-                      currency=pack.currency, language=by.language, created_at=now)
-        session.add(order)
-        session.flush()
-        order.reference = references.order_reference(order.id, order.currency, iban)
-        payment = Payment(order=order, provider=method, amount=order.total, currency=order.currency, created_at=now)
-        session.add(payment)
-        session.flush()
-        _log(session, order, "placed", now, by=by, payment=payment, amount=order.total)
-        return order, payment
+        return _new_order(session, account, pack, quantity, price, method, by, now, iban)
+
+
+def _new_order(session: Session, account: Account, pack: Pack, quantity: int, price: Price, method: str, by: User,
+               now: datetime, iban: str, *, by_job: bool = False) -> tuple[Order, Payment]:
+    """The order and its first payment (``created``): in the caller's
+    transaction. ``by_job``: a renewal placed for ``by``, logged as the
+    system's."""
+    order = Order(account=account, pack=pack, placed_by=by, quantity=quantity, method=method,
+                  unit_price=pack.price, price_includes_vat=pack.price_includes_vat,
+                  vat_rate_bp=pack.vat_rate_bp, net=price.net, vat=price.vat, total=price.gross,
+                  currency=pack.currency, language=by.language, created_at=now)
+    session.add(order)
+    session.flush()
+    order.reference = references.order_reference(order.id, order.currency, iban)
+    payment = Payment(order=order, provider=method, amount=order.total, currency=order.currency, created_at=now)
+    session.add(payment)
+    session.flush()
+    _log(session, order, "placed", now, by=None if by_job else by, payment=payment, amount=order.total)
+    return order, payment
 
 
 def await_payment(session: Session, payment: Payment, *, now: datetime, external_id: str | None = None,
@@ -458,8 +469,10 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
     _log(session, order, "paid", now, by=by, amount=order.total)
     if order.overage_id is not None:
         pass  # the bill of an overage grants nothing: its units were used already
-    elif not order.pack.unlimited:
+    elif order.pack.unlimited:
         # A subscription grants no units: the paid order is its period.
+        subscriptions.extend(session, order, now)
+    else:
         ledger.grant(session, order.account, order.pack, key=f"order:{order.id}:grant", now=now, order=order,
                      owner=order.placed_by if sold_per_user(order.pack) else None, by=by,
                      note=f"order #{order.id}", commit=False)
@@ -511,6 +524,7 @@ def _cancel(session: Session, order: Order, reason: str, now: datetime, by: User
         waiting.status = "cancelled"
     _log(session, order, "cancelled", now, by=by, note=reason)
     _tell(session, "order_cancelled", order, now)
+    subscriptions.renewal_dropped(session, order)
 
 
 def close_payment(session: Session, payment: Payment, *, status: str, reason: str, now: datetime) -> tuple[Order, bool]:
@@ -608,3 +622,62 @@ def cancel_overdue(session: Session, *, now: datetime, days: int, reason: Callab
         if before == "pending" and order.status == "cancelled":
             cancelled.append(order)
     return cancelled
+
+
+# --- Subscriptions ----------------------------------------------------------
+
+def cancel_subscription(session: Session, subscription: Subscription, *, by: User, now: datetime,
+                        reason: str) -> Subscription:
+    """The owner stops renewing: tickets stay covered to the end of the
+    month (billing.subscriptions.cancel), and a renewal awaiting payment is
+    cancelled with ``reason``, unless part of its money has arrived (then it
+    stays, as cancel_order says, and pays a period when the rest comes).
+    Cancelling twice changes nothing."""
+    now = utc(now)
+    with _transaction(session):
+        if not by.is_owner or by.account_id != subscription.account_id:
+            raise OrderError(N_("Only an owner of the account cancels its subscription."))
+        ledger.lock_accounts(session, [subscription.account_id])
+        current = session.get(Subscription, subscription.id, populate_existing=True)
+        if current.cancelled_at is not None:
+            return current
+        if current.ends_at is not None and current.ends_at <= now:
+            raise OrderError(N_("This subscription has already ended."))
+        renewal = current.renewal_order
+        if renewal is not None and renewal.status == "pending" and received(session, renewal.id):
+            raise MoneyReceived(N_("Order %(number)d has already received %(received)s for the next period: "
+                                   "write to us to cancel."), number=renewal.id, received=received(session, renewal.id))
+        subscriptions.cancel(current, by_id=by.id, now=now)
+        if renewal is not None and renewal.status == "pending":
+            _cancel(session, renewal, reason, now, by)
+        return current
+
+
+def renew_subscriptions(session: Session, *, now: datetime, days: int, iban: str,
+                        methods: tuple[str, ...]) -> list[tuple[Order, Payment]]:
+    """Place the order for the next period of every subscription whose
+    period ends within ``days`` days: the same pack at today's price, paid
+    the way the last period was when that is a transfer or a cheque still
+    offered, else by the first of ``methods``. Its buyer is the last
+    period's, or an owner when that user has left. The caller asks the
+    provider for the money. Safe beside a second run: the subscription's
+    renewal order is set under the account's lock."""
+    now = utc(now)
+    placed = []
+    for subscription_id in [s.id for s in subscriptions.due_for_renewal(session, now=now, days=days)]:
+        with _transaction(session):
+            account_id = session.scalar(select(Subscription.account_id).where(Subscription.id == subscription_id))
+            ledger.lock_accounts(session, [account_id])
+            current = session.get(Subscription, subscription_id, populate_existing=True)
+            if current.ends_at is not None or current.renewal_order_id is not None:
+                continue  # cancelled, or renewed by another run meanwhile
+            last = current.periods[-1].order
+            stayed = last.placed_by is not None and last.placed_by.removed_at is None
+            buyer = last.placed_by if stayed else outbox.owners(session, current.account_id)[0]
+            method = last.method if last.method in MANUAL_METHODS and last.method in methods else methods[0]
+            pack = current.pack
+            order, payment = _new_order(session, current.account, pack, 1, quote(pack, 1), method, buyer, now, iban,
+                                        by_job=True)
+            current.renewal_order_id = order.id
+            placed.append((order, payment))
+    return placed

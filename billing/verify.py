@@ -78,7 +78,8 @@ def _lots_match_their_entries(session: Session, report: Report, account_id: int 
 
 def _tickets_match_the_rule(session: Session, report: Report, account_id: int | None) -> None:
     """Invariant 2: what a ticket was charged is units(billable minutes, kind)
-    of its policy, drawn from lots or still owed (overage, debt)."""
+    of its policy, drawn from lots or still owed (overage, debt); a ticket
+    a subscription covers is charged nothing, whatever its time."""
     consumed = dict(session.execute(_of(
         select(Entry.ticket_id, -func.sum(Entry.quantity)).where(Entry.kind == "consume").group_by(Entry.ticket_id),
         Entry, account_id
@@ -91,7 +92,8 @@ def _tickets_match_the_rule(session: Session, report: Report, account_id: int | 
     rules = {policy.id: policy.rule() for policy in session.scalars(select(Policy))}
     for ticket in session.scalars(_of(select(Ticket).order_by(Ticket.id), Ticket, account_id)):
         try:
-            due = units(rules[ticket.policy_id], ticket.billable_minutes, ticket.kind).units
+            due = 0 if ticket.subscription_id is not None else \
+                units(rules[ticket.policy_id], ticket.billable_minutes, ticket.kind).units
         except RuleError as error:
             report.breaches.append(f"ticket {ticket.id}: its policy cannot price it: {error}")
             continue

@@ -72,6 +72,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_DELIVER_AT_ONCE": True,
         # Days before a lot expires that its users are warned.
         "EXPIRY_WARNING_DAYS": 30,
+        # Days before a subscription's period ends that the next one is ordered.
+        "SUBSCRIPTION_RENEW_DAYS": 7,
         "STRIPE_SECRET_KEY": "",
         "STRIPE_PUBLISHABLE_KEY": "",
         "STRIPE_WEBHOOK_SECRET": "",
@@ -167,7 +169,8 @@ def normalise(config: dict[str, Any]) -> None:
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "MAX_CONTENT_LENGTH"):
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
+                "MAX_CONTENT_LENGTH"):
         if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):
             config[key] = config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"] + 1_000_000
         try:

@@ -4,6 +4,9 @@ contract of common/cli.py (English, one record a line, tab-separated).
     flask jobs run                  DUTY COUNT WHAT     (one pass, then exit)
     flask jobs worker [--interval SECONDS] [--runs N]
 
+The duties, in order: expire, warn (lots expiring), renew (order the next
+period of subscriptions), remind, cancel (overdue transfers), stripe, mail.
+
 Run ``jobs run`` every minute from cron or a systemd timer. Each duty is
 idempotent and safe beside a second run at the same moment: expiry entries
 re-read their lots under the account's lock, warnings and reminders are
@@ -64,6 +67,12 @@ def _cancel(now: datetime) -> Done:
     return Done("cancel", len(payments.cancel_overdue(now)), "order(s) cancelled")
 
 
+def _renew(now: datetime) -> Done:
+    from shop import payments
+
+    return Done("renew", len(payments.renew_subscriptions(now)), "subscription renewal(s) ordered")
+
+
 def _reconcile(now: datetime) -> Done:
     from common.stripe_cli import reconcile_all
     from shop import payments
@@ -94,7 +103,7 @@ def _deliver(now: datetime) -> Done:
     return Done("mail", sent, f"message(s) sent, {failed} failed (retried later)")
 
 
-DUTIES: tuple[Callable[[datetime], Done], ...] = (_expire, _warn, _remind, _cancel, _reconcile, _deliver)
+DUTIES: tuple[Callable[[datetime], Done], ...] = (_expire, _warn, _renew, _remind, _cancel, _reconcile, _deliver)
 
 
 def run_once(now: datetime | None = None) -> list[Done]:

@@ -29,7 +29,6 @@ from sqlalchemy import select
 from billing import desk, ledger
 from billing.ledger_models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
-from billing.rules import explain
 from portal import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
@@ -193,7 +192,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
         "other_minutes": sum(e.minutes for e in entries if not e.billable),
         "charge": desk.cost(ticket),
-        "explanation": explain(desk.cost(ticket), _gettext, _ngettext),
+        "explanation": desk.describe_cost(ticket, _gettext, _ngettext),
         "taken": desk.tickets_taken_note(ticket),
         "balance": _balance(ticket),
         "overages": [o for o in ticket.overages if o.outstanding or o.status in ("approved", "declined")],

@@ -26,11 +26,11 @@ from wtforms import MultipleFileField, RadioField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from billing import desk, ledger
+from billing import desk, ledger, subscriptions
 from billing.desk_models import Attachment
 from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
-from billing.rules import explain
+from billing.subscription_models import Subscription
 from common.extensions import db, login_manager
 from common.fragments import wants_fragment
 from portal.auth import INVALID
@@ -83,7 +83,7 @@ def _ngettext(singular: str, plural: str, num: int) -> str:
 
 def explanation(ticket: Ticket) -> str:
     """``27 min → 3 blocks of 10 min → 3 credits`` in the reader's language."""
-    return explain(desk.cost(ticket), _gettext, _ngettext)
+    return desk.describe_cost(ticket, _gettext, _ngettext)
 
 
 # ------------------------------------------------------------------ loaders
@@ -159,31 +159,50 @@ class RatingForm(FlaskForm):
     comment = TextAreaField(_l("Comment (optional)"), validators=[Length(max=desk.MAX_NOTE)])
 
 
-def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None, str | None]:
-    """Fill the balance and kind choices; the chosen policy and unit."""
+# The balance choice that opens the ticket under the account's subscription.
+SUBSCRIPTION = "subscription"
+
+
+def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None, str | None, Subscription | None]:
+    """Fill the balance and kind choices; what the ticket may draw from (the
+    choices), the chosen policy and unit, and the subscription when it is
+    the choice. A running subscription comes first: its tickets cost nothing."""
     account, user = current_user.account, current_user._get_current_object()
     drawable = desk.drawable(db.session, account, user, now=now)
+    covering = subscriptions.covering(db.session, account.id, now=now)
     policies = {p.id: p for p in db.session.scalars(
         select(Policy).where(Policy.id.in_({b.policy_id for b in drawable})))}
     locale = str(_current_locale())
-    form.balance.choices = [
+    choices = [
         SelectChoice(_balance_value(b.policy_id, b.unit),
          f"{localized(policies[b.policy_id].name, locale)} · {_quantity(b.units, b.unit)}"
          + (" · " + _("first to expire on %(day)s", day=_day(b.next_expiry)) if b.next_expiry else ""))
         for b in drawable
     ]
-    chosen = form.balance.data or request.args.get("balance") or (form.balance.choices[0].value if drawable else None)
+    if covering is not None:
+        choices.insert(0, SelectChoice(SUBSCRIPTION, _("%(name)s · nothing is drawn, until %(day)s",
+                                                       name=localized(covering.pack.name, locale),
+                                                       day=_day(covering.covered_until))))
+    form.balance.choices = choices
+    chosen = form.balance.data or request.args.get("balance") or (choices[0].value if choices else None)
     match = next((b for b in drawable if _balance_value(b.policy_id, b.unit) == chosen), None)
-    if match is None and drawable:
+    subscription = covering if match is None else None
+    if subscription is None and match is None and drawable:
         match = drawable[0]
-    policy = policies[match.policy_id] if match else None
-    form.balance.data = _balance_value(match.policy_id, match.unit) if match else None
+    if subscription is not None:
+        policy, unit = subscription.pack.policy, subscription.pack.unit
+        form.balance.data = SUBSCRIPTION
+    elif match is not None:
+        policy, unit = policies[match.policy_id], match.unit
+        form.balance.data = _balance_value(match.policy_id, match.unit)
+    else:
+        policy = unit = form.balance.data = None
     kinds = policy.kinds if policy else []
     form.kind.choices = [SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
                          for k in kinds]
     if kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug
-    return drawable, policy, match.unit if match else None
+    return choices, policy, unit, subscription
 
 
 def _current_locale():
@@ -234,7 +253,7 @@ def new():
         abort(404)
     now = _now()
     form = TicketForm()
-    drawable, policy, unit = _balances_for(form, now)
+    drawable, policy, unit, subscription = _balances_for(form, now)
     if request.method == "GET" and wants_fragment():
         # Another balance was chosen: only the kinds differ.
         response = make_response(render_block("portal/ticket_new.html", "kind_field", form=form, policy=policy))
@@ -244,7 +263,8 @@ def new():
         try:
             ticket = desk.open_ticket(
                 db.session, current_user.account, current_user._get_current_object(), form.subject.data,
-                form.description.data, now=now, policy=policy, unit=unit, kind=form.kind.data or None,
+                form.description.data, now=now, policy=None if subscription else policy, unit=unit,
+                subscription=subscription, kind=form.kind.data or None,
                 criticality=form.criticality.data, files=_uploads(), rules=_rules())
         except desk.DeskError as error:
             target = form[error.field] if error.field in form else form.subject

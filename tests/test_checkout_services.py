@@ -230,16 +230,6 @@ def test_a_pack_sold_per_user_goes_to_the_buyer_and_a_pooled_one_to_everyone(ses
     assert owners == {10: owner.id, 20: None}
 
 
-@both
-def test_a_subscription_is_refused_before_anything_is_written(session):
-    """Paid, it would grant no units: not sold online until subscriptions have a cycle."""
-    _account, owner = client(session)
-    with pytest.raises(orders.OrderError) as refused:
-        place(session, owner, "demo-unlimited")
-    assert refused.value.field == "pack"
-    assert count(session, Order) == 0 and count(session, Invoice) == 0
-
-
 # --- Cancelling, reminding ----------------------------------------------------
 
 @both
