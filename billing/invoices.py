@@ -66,18 +66,31 @@ def next_number(session: Session, series: str, year: int) -> tuple[int, str]:
 
 def _document(session: Session, order: Order, kind: str, key: str, seller: Seller, now: datetime,
               net: int, vat: int, note: str, corrects: Invoice | None = None) -> Invoice:
-    buyer = order.placed_by or order.account.users[0]
     sequence, number = next_number(session, kind, now.year)
     document = Invoice(
         kind=kind, series=kind, year=now.year, sequence=sequence, number=number, key=key,
         order=order, account_id=order.account_id, corrects=corrects, issued_at=now, language=order.language,
         currency=order.currency, net=net, vat=vat, gross=net + vat,
         seller_name=seller.name, seller_address=seller.address, seller_email=seller.email,
-        seller_vat_id=seller.vat_id, buyer_name=order.account.name, buyer_country=order.account.country,
-        buyer_email=buyer.email, note=note,
+        seller_vat_id=seller.vat_id, note=note, **_buyer(order, corrects),
     )
     session.add(document)
     return document
+
+
+BUYER_FIELDS = ("buyer_name", "buyer_country", "buyer_email", "buyer_address", "buyer_vat_id")
+
+
+def _buyer(order: Order, corrects: Invoice | None) -> dict[str, str]:
+    """The buyer's block: the account's details as they are now for an
+    invoice; for a credit note, those of the invoice it corrects, since it
+    takes back what that invoice billed to whom it billed it."""
+    if corrects is not None:
+        return {field: getattr(corrects, field) for field in BUYER_FIELDS}
+    account = order.account
+    buyer = order.placed_by or account.users[0]
+    return {"buyer_name": account.name, "buyer_country": account.country, "buyer_email": buyer.email,
+            "buyer_address": account.address, "buyer_vat_id": account.vat_id}
 
 
 def issue_invoice(session: Session, order: Order, *, seller: Seller, now: datetime, note: str = "") -> Invoice:

@@ -215,6 +215,10 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
+    # What its invoices say of it besides the name and country, as the client
+    # writes it (billing.accounts checks both); empty until the owner gives them.
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    vat_id: Mapped[str] = mapped_column(String(40), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")

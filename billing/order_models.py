@@ -155,6 +155,8 @@ class Invoice(Base):
     buyer_name: Mapped[str] = mapped_column(String(200))
     buyer_country: Mapped[str] = mapped_column(String(2))
     buyer_email: Mapped[str] = mapped_column(String(254))
+    buyer_address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    buyer_vat_id: Mapped[str] = mapped_column(String(40), default="", server_default="")
     # Paid by (a transfer, a card...), or why the credit note was issued.
     note: Mapped[str] = mapped_column(Text, default="")
 
