@@ -8,7 +8,7 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 from portal.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, countries, normalise_email
@@ -68,3 +68,12 @@ class ForgotPasswordForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password, confirm = _new_password_fields(_l("New password"))
+
+
+class InvoicingForm(FlaskForm):
+    """What the account's invoices say besides its name and country; the
+    rules (lines, the VAT ID per country) are billing.accounts'."""
+
+    address = TextAreaField(_l("Postal address"), render_kw={"rows": 4},
+                            description=_l("Street, postcode and town, as they should appear on the invoice."))
+    vat_id = StringField(_l("VAT ID"), description=_l("Optional: your intra-community or national VAT number."))

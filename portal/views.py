@@ -1,5 +1,5 @@
-"""The client portal's home: the dashboard of an account, and its live
-balance; staff get the back office's home."""
+"""The client portal's home: the dashboard of an account, its live
+balance and its invoicing details; staff get the back office's home."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import bindparam, func, null, select, union_all
 
+from billing import accounts as billing_accounts
 from billing import alerts, desk, ledger
 from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
 from common.extensions import db
+from portal.auth import INVALID, owner_required
+from portal.forms import InvoicingForm
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -221,3 +225,37 @@ def buy():
                 (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]
     sections.sort(key=lambda section: section[0].id not in held)
     return render_template("portal/buy.html", sections=sections, held=held)
+
+
+def _invoicing_page(form: InvoicingForm | None = None, status: int = 200):
+    account = current_user.account
+    if form is None:
+        form = InvoicingForm(formdata=None, address=account.address, vat_id=account.vat_id)
+    return render_template("portal/invoicing.html", account=account, form=form,
+                           country=get_locale().territories.get(account.country, account.country)), status
+
+
+@bp.get("/invoicing")
+@login_required
+def invoicing():
+    """What the account's invoices say of it: everyone in the account reads
+    it, its owners change it."""
+    if current_user.is_staff:
+        abort(404)
+    return _invoicing_page()
+
+
+@bp.post("/invoicing")
+@owner_required
+def save_invoicing():
+    form = InvoicingForm()
+    if not form.validate_on_submit():
+        return _invoicing_page(form, INVALID)
+    try:
+        billing_accounts.set_invoicing_details(db.session, current_user.account, address=form.address.data,
+                                               vat_id=form.vat_id.data)
+    except billing_accounts.InvoicingError as error:
+        form[error.field].errors = [*form[error.field].errors, _(error.message, **error.params)]
+        return _invoicing_page(form, INVALID)
+    flash(_("Your invoicing details are saved: the next invoices will carry them."), "success")
+    return redirect(url_for("portal.invoicing"))

@@ -20,13 +20,14 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
+from billing import accounts as billing_accounts
 from billing import orders
 from billing.catalogue import active_pack, offer
 from billing.models import Pack
 from common.extensions import db, htmx, login_manager
 from portal import accounts
 from portal.auth import INVALID, send_verification
-from portal.forms import SignupForm
+from portal.forms import InvoicingForm, SignupForm
 from shop import payments
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
@@ -67,7 +68,19 @@ def _quantity(pack: Pack, text: str | None) -> int:
     return orders.check_quantity(pack, int(text))
 
 
-def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200):
+def _invoicing_form(formdata: bool) -> InvoicingForm | None:
+    """The address and VAT ID fields for an owner whose invoices would carry
+    no address yet: filled in at checkout, they are saved with the order."""
+    if not (current_user.is_authenticated and current_user.is_owner) or current_user.account.address:
+        return None
+    if formdata:
+        # The outer form checks the CSRF token, as for the account fields.
+        return InvoicingForm(prefix="invoice", meta={"csrf": False})
+    return InvoicingForm(formdata=None, prefix="invoice", vat_id=current_user.account.vat_id)
+
+
+def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
+          invoicing: InvoicingForm | None = None):
     account = current_user.account if current_user.is_authenticated and not current_user.is_staff else None
     price = orders.quote(pack, quantity) if quantity else None
     providers = payments.enabled(pack.currency, price.gross) if price else []
@@ -75,6 +88,8 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "offer": offer(pack, str(get_locale())),
         "form": form,
         "signup": signup,
+        "account": account,
+        "invoicing": invoicing or _invoicing_form(formdata=False),
         "quantity": quantity,
         "price": price,
         "providers": providers,
@@ -117,6 +132,7 @@ def order(slug: str):
     form = CheckoutForm()
     # The outer form checks the CSRF token; the account fields ride along in the same POST.
     signup = None if current_user.is_authenticated else SignupForm(prefix="account", meta={"csrf": False})
+    invoicing = _invoicing_form(formdata=True)
     quantity = 0
     problems: list[tuple[str, str]] = []
     try:
@@ -132,10 +148,11 @@ def order(slug: str):
         problems.append((error.field or "total", _translated(error)))
     form_valid = form.validate_on_submit()
     signup_valid = signup is None or signup.validate()
-    if problems or not form_valid or not signup_valid:
+    invoicing_valid = invoicing is None or _invoicing_valid(invoicing)
+    if problems or not form_valid or not signup_valid or not invoicing_valid:
         for field, message in problems:
             form[field].errors = [*form[field].errors, message]
-        return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID)
+        return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID, invoicing)
 
     if signup is not None:
         try:
@@ -148,6 +165,10 @@ def order(slug: str):
         send_verification(user)
     buyer = current_user._get_current_object()
     try:
+        if invoicing is not None:
+            # Left to place_order's transaction: saved with the order or not at all.
+            billing_accounts.set_invoicing_details(db.session, buyer.account, address=invoicing.address.data,
+                                                   vat_id=invoicing.vat_id.data, commit=False)
         placed, payment = orders.place_order(
             db.session, buyer.account, pack, quantity=quantity, method=form.method.data, methods=tuple(offered),
             by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
@@ -157,11 +178,23 @@ def order(slug: str):
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except orders.OrderError as error:
         form[error.field or "total"].errors = [_translated(error)]
-        return _page(pack, form, None, quantity, INVALID)
+        return _page(pack, form, None, quantity, INVALID, invoicing)
     except payments.PaymentError as error:
         flash(str(error), "error")
         return redirect(url_for("orders.show", order_id=placed.id))
     return redirect(target or url_for("orders.show", order_id=placed.id))
+
+
+def _invoicing_valid(invoicing: InvoicingForm) -> bool:
+    """Whether the address and VAT ID typed would be saved; if not, the
+    reason is under its field."""
+    try:
+        billing_accounts.invoicing_details(current_user.account.country, invoicing.address.data,
+                                           invoicing.vat_id.data)
+    except billing_accounts.InvoicingError as error:
+        invoicing[error.field].errors = [*invoicing[error.field].errors, _(error.message, **error.params)]
+        return False
+    return True
 
 
 @bp.post("/<slug>/trial")

@@ -464,6 +464,7 @@ MATRIX = [
                                              "staff": 200}),
     ("/portal/reports", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/people", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+    ("/portal/invoicing", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
     ("/portal/buy", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
     ("/portal/accounts/{account}/statement", {"anon": "login", "member": 200, "owner": 200, "other": 404,
                                               "staff": 200}),
@@ -493,6 +494,9 @@ POSTS = [
                                                         "other": 404, "staff": 403}),
     ("/portal/people/{member}/remove", {"anon": "login", "member": 403, "owner": "/portal/people", "other": 404,
                                         "staff": 403}),
+    # Empty fields clear the details of the poster's own account.
+    ("/portal/invoicing", {"anon": "login", "member": 403, "owner": "/portal/invoicing",
+                           "other": "/portal/invoicing", "staff": 403}),
     ("/portal/overages/{overage}/approve", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
                                             "other": 404, "staff": 404}),
     ("/portal/overages/{overage}/decline", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
