@@ -14,7 +14,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import bindparam, func, null, select, union_all
 
 from billing import accounts as billing_accounts
-from billing import alerts, desk, ledger
+from billing import alerts, desk, ledger, subscriptions
 from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
 from common.extensions import db
@@ -132,6 +132,7 @@ def dashboard(account: Account, user, now: datetime) -> dict:
         "expiring": [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= soon],
         "recent": recent,
         "now": now,
+        "subscription": subscriptions.current(session, account.id, now=now),
     }
 
 

@@ -9,10 +9,10 @@ refusal is a message under its field and a 4xx, with nothing written.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user
@@ -21,7 +21,7 @@ from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
 from billing import accounts as billing_accounts
-from billing import orders
+from billing import orders, subscriptions
 from billing.catalogue import active_pack, offer
 from billing.models import Pack
 from common.extensions import db, htmx, login_manager
@@ -54,7 +54,10 @@ def _pack_or_404(slug: str) -> Pack:
 
 
 def _translated(error: orders.OrderError) -> str:
-    return _(error.message, **error.params)
+    # Dates (a subscription's end) are written the reader's way.
+    params = {name: format_date(value, "long") if isinstance(value, date) else value
+              for name, value in error.params.items()}
+    return _(error.message, **params)
 
 
 def _quantity(pack: Pack, text: str | None) -> int:
@@ -79,6 +82,15 @@ def _invoicing_form(formdata: bool) -> InvoicingForm | None:
     return InvoicingForm(formdata=None, prefix="invoice", vat_id=current_user.account.vat_id)
 
 
+def _subscription_refused(pack: Pack, account) -> str | None:
+    """Why this account may not subscribe now (it does already, or waits
+    after cancelling), shown before any form is filled in."""
+    if not pack.unlimited or account is None:
+        return None
+    refused = subscriptions.refusal(db.session, account, pack, now=_now())
+    return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
+
+
 def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
           invoicing: InvoicingForm | None = None):
     account = current_user.account if current_user.is_authenticated and not current_user.is_staff else None
@@ -95,6 +107,7 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "providers": providers,
         "registration_pack": pack.registration_first and orders.is_first_purchase(db.session, account, pack),
         "allows_quantity": orders.allows_quantity(pack),
+        "refused": _subscription_refused(pack, account),
     }
     template = "shop/_checkout_summary.html" if htmx and htmx.target == "checkout-summary" else "shop/checkout.html"
     response = make_response(render_template(template, **context), status)
@@ -108,7 +121,7 @@ def start(slug: str):
     if pack.kind == "trial":
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())))
     form = CheckoutForm(formdata=None)
-    if pack.price is None or pack.unlimited:
+    if pack.price is None:
         return _page(pack, form, None, 0)
     signup = None if current_user.is_authenticated else SignupForm(formdata=None, prefix="account")
     form.method.data = request.args.get("method")
@@ -125,7 +138,7 @@ def start(slug: str):
 @bp.post("/<slug>")
 def order(slug: str):
     pack = _pack_or_404(slug)
-    if pack.kind == "trial" or pack.price is None or pack.unlimited:
+    if pack.kind == "trial" or pack.price is None:
         abort(400)
     if current_user.is_authenticated and current_user.is_staff:
         abort(403)
@@ -177,7 +190,8 @@ def order(slug: str):
         target = provider.execute(db.session, payment, now=_now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except orders.OrderError as error:
-        form[error.field or "total"].errors = [_translated(error)]
+        # A refusal of the pack itself (a subscription already running) shows by the total.
+        form[error.field if error.field in form else "total"].errors = [_translated(error)]
         return _page(pack, form, None, quantity, INVALID, invoicing)
     except payments.PaymentError as error:
         flash(str(error), "error")
