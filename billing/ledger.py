@@ -679,8 +679,9 @@ def decline_overage(session: Session, overage: Overage, *, by: User, now: dateti
 # --- Refund, adjust, expire -----------------------------------------------
 
 def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: datetime, note: str = "",
-           commit: bool = True) -> Operation:
-    """Revoke what is unused of an unexpired lot (a refunded purchase).
+           commit: bool = True, quantity: int | None = None) -> Operation:
+    """Revoke what is unused of an unexpired lot (a refunded purchase), or
+    ``quantity`` of it (a partial refund: billing.refunds says how many).
 
     What tickets consumed from it stays consumed: the refund covers the
     unused units only, so their charges stand. Those units were paid for and
@@ -691,6 +692,8 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
     now = utc(now)
     if by is not None and not by.is_staff:
         raise NotAllowed("only staff refund a lot")
+    if quantity is not None:
+        _whole(quantity, "quantity", 1)
 
     def apply(op: Operation) -> None:
         current = session.get(Lot, lot.id, populate_existing=True)
@@ -699,7 +702,9 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
             raise LedgerError(f"lot #{current.id} expired on {current.expires_at:%Y-%m-%d}: nothing to refund")
         if current.remaining == 0:
             raise LedgerError(f"lot #{current.id} has nothing left to refund")
-        _post(op, current, "refund", -current.remaining, now)
+        if quantity is not None and quantity > current.remaining:
+            raise LedgerError(f"lot #{current.id} has only {current.remaining} unit(s) left to refund")
+        _post(op, current, "refund", -(quantity or current.remaining), now)
 
     return _write(session, apply, key=key, kind="refund", now=now, account_id=lot.account_id, by=by, note=note,
                   commit=commit)
