@@ -188,7 +188,8 @@ class StripeServer:
         charge = dict(self.charges[id])
         if "refunds" in params.get("expand", []):
             charge["refunds"] = {"object": "list", "has_more": False, "url": f"/v1/charges/{id}/refunds",
-                                 "data": [r for r in self.refunds.values() if r["charge"] == id]}
+                                 # Newest first, as Stripe lists them.
+                                 "data": [r for r in reversed(self.refunds.values()) if r["charge"] == id]}
         return 200, charge
 
     def create_refund(self, params: dict) -> tuple[int, dict]:
@@ -280,7 +281,7 @@ class StripeServer:
         refund_id = self._id("re")
         refund = {"id": refund_id, "object": "refund", "amount": amount, "currency": charge["currency"],
                   "charge": charge_id, "payment_intent": charge["payment_intent"], "status": status,
-                  "metadata": metadata or {}}
+                  "metadata": metadata or {}, "created": int(time.time())}
         self.refunds[refund_id] = refund
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]

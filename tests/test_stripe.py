@@ -8,6 +8,7 @@ one mail, whatever the order in which Stripe's news arrives."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -20,7 +21,7 @@ from billing import ledger
 from billing.catalogue import load_preset
 from billing.ledger_models import Entry, Lot
 from billing.models import Order
-from billing.order_models import Invoice, Payment
+from billing.order_models import Invoice, OrderEvent, Payment
 from checkout_support import NOW, both
 from common.extensions import db
 from portal import accounts
@@ -470,19 +471,84 @@ def test_a_full_refund_revokes_the_unused_part_of_the_lot_and_issues_a_credit_no
         assert db.session.get(Order, order.id).status == "refunded"
 
 
-def test_a_partial_refund_is_a_credit_note_and_the_rest_revokes_the_lot(app, client, shop, stripe_server):
+@both
+def test_a_partial_refund_takes_back_its_share_of_the_units_once_however_often_stripe_says_it(app, client, shop,
+                                                                                            stripe_server):
     order, _payment, charge = pay_and_settle(app, client, stripe_server)
     stripe_server.refund(charge, 10000)
-    assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
-    assert lot_of(app, order) == (300, [("grant", 300)])  # a gesture: the credit stays
+    for _delivery in range(2):
+        assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
+    # €100.00 of €510.00: 58.8 of the 300 minutes, rounded up.
+    assert lot_of(app, order) == (241, [("grant", 300), ("refund", -59)])
 
     stripe_server.refund(charge, 41000)
-    assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
-    assert lot_of(app, order) == (0, [("grant", 300), ("refund", -300)])
+    for _delivery in range(2):
+        assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
+    assert lot_of(app, order) == (0, [("grant", 300), ("refund", -59), ("refund", -241)])
     with app.app_context():
         notes = db.session.scalars(select(Invoice.gross).where(Invoice.kind == "credit_note")
                                    .order_by(Invoice.id)).all()
         assert notes == [10000, 41000] and db.session.get(Order, order.id).status == "refunded"
+    verified = app.test_cli_runner().invoke(args=["ledger", "verify"])
+    assert verified.exit_code == 0 and verified.output.startswith("ok\t"), verified.output
+
+
+def test_refunds_stripe_tells_of_together_are_taken_oldest_first(app, client, shop, stripe_server):
+    order, _payment, charge = pay_and_settle(app, client, stripe_server)
+    stripe_server.refund(charge, 10000)
+    stripe_server.refund(charge, 41000)  # the first webhook lost: Stripe's next tells of both, newest first
+
+    assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
+
+    assert lot_of(app, order) == (0, [("grant", 300), ("refund", -59), ("refund", -241)])
+    with app.app_context():
+        notes = db.session.scalars(select(Invoice.gross).where(Invoice.kind == "credit_note")
+                                   .order_by(Invoice.id)).all()
+        assert notes == [10000, 41000]
+
+
+def test_staff_refund_a_card_order_from_its_page_through_stripe_once(app, client, shop, stripe_server):
+    order, _payment, charge = pay_and_settle(app, client, stripe_server)
+    staff = app.test_client()
+    login(staff, "staff@example.com")
+    page = staff.get(f"/portal/orders/{order.id}").get_data(as_text=True)
+    assert "The money goes back to the card through Stripe." in page
+    token = re.search(r'name="token" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+    form = {"amount": "204.00", "reason": "Slow answer", "token": token}
+
+    first = post_form(staff, f"/portal/staff/orders/{order.id}/refund", form)
+    again = post_form(staff, f"/portal/staff/orders/{order.id}/refund", form)
+
+    assert (first.status_code, again.status_code) == (302, 302)
+    created = [r for r in stripe_server.requests if (r.method, r.path) == ("POST", "/v1/refunds")]
+    assert len(created) == 2 and len({r.idempotency_key for r in created}) == 1 and len(stripe_server.refunds) == 1
+    assert created[0].params["amount"] == "20400" and created[0].params["metadata"]["note"] == "Slow answer"
+    # 40 % of the money: 40 % of the 300 minutes, once.
+    assert lot_of(app, order) == (180, [("grant", 300), ("refund", -120)])
+    assert outcome(deliver(client, stripe_server, "charge.refunded", charge)) == "refunded"
+    assert lot_of(app, order) == (180, [("grant", 300), ("refund", -120)])
+    with app.app_context():
+        (note,) = db.session.scalars(select(Invoice).where(Invoice.kind == "credit_note")).all()
+        event = db.session.scalar(select(OrderEvent).where(OrderEvent.kind == "credit_note"))
+        assert (note.gross, note.note, event.by.email) == (20400, "Slow answer", "staff@example.com")
+    page = staff.get(first.headers["Location"]).get_data(as_text=True)
+    assert "€204.00 refunded, credit note" in page and "2 h taken back" in page
+
+
+def test_a_card_refund_stripe_refuses_is_said_and_writes_nothing(app, client, shop, stripe_server):
+    order, _payment, _charge = pay_and_settle(app, client, stripe_server)
+    staff = app.test_client()
+    login(staff, "staff@example.com")
+    page = staff.get(f"/portal/orders/{order.id}").get_data(as_text=True)
+    token = re.search(r'name="token" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+    stripe_server.failing = 402
+    before = snapshot(app)
+
+    refused = post_form(staff, f"/portal/staff/orders/{order.id}/refund",
+                        {"amount": "10.00", "reason": "Goodwill", "token": token})
+
+    assert refused.status_code == 422 and "Stripe refused the refund" in refused.get_data(as_text=True)
+    assert snapshot(app) == before
 
 
 def test_staff_refund_through_stripe_once_per_click(app, client, shop, stripe_server):

@@ -19,15 +19,17 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from billing import orders
-from billing.invoices import Seller, issue_credit_note
+from sqlalchemy import select
+
+from billing import orders, refunds
+from billing.invoices import Seller
 from billing.models import Order, User
-from billing.order_models import Invoice, Payment
+from billing.order_models import Payment
 from common.extensions import db
 from shop.payments.base import PaymentError, PaymentProvider
 
-__all__ = ["PaymentError", "PaymentProvider", "cancel", "cancel_overdue", "configured", "confirm", "credit_note",
-           "enabled", "get", "register", "remind_due", "seller", "statuses"]
+__all__ = ["PaymentError", "PaymentProvider", "cancel", "cancel_overdue", "configured", "confirm", "enabled", "get",
+           "refund", "register", "remind_due", "renew_subscriptions", "seller", "statuses"]
 
 _registry: dict[str, type[PaymentProvider]] = {}
 
@@ -106,11 +108,41 @@ def cancel_overdue(now: datetime) -> list[Order]:
     return orders.cancel_overdue(db.session, now=now, days=days, reason=reason)
 
 
-def credit_note(order: Order, amount: int, reason: str, *, key: str, now: datetime, by: User | None = None,
-                commit: bool = True) -> Invoice:
-    """A credit note for ``amount`` of the order's invoice (a refund), once per ``key``."""
-    return issue_credit_note(db.session, order, amount, reason, seller=seller(), key=key, now=now,
-                             by_id=by.id if by else None, commit=commit)
+def renew_subscriptions(now: datetime) -> list[Order]:
+    """Order the next period of each subscription ending within
+    SUBSCRIPTION_RENEW_DAYS, by transfer or cheque (whichever is offered:
+    a card is not charged without its holder), and send its instructions."""
+    config = current_app.config
+    manual = tuple(p.identifier for p in configured() if p.manual and p.unavailable_reason() is None)
+    if not manual:
+        return []
+    placed = orders.renew_subscriptions(db.session, now=now, days=config["SUBSCRIPTION_RENEW_DAYS"],
+                                        iban=config["PROVIDER_IBAN"], methods=manual)
+    for order, payment in placed:
+        get(payment.provider).execute(db.session, payment, now=now, return_url="")
+    return [order for order, _payment in placed]
+
+
+def refund(order: Order, amount: int, reason: str, *, key: str, now: datetime, by: User) -> refunds.Refund:
+    """Staff refund ``amount`` of a paid order (billing.refunds): a credit
+    note and its share of the units, once per ``key``. A card's money goes
+    back through Stripe; a transfer's or a cheque's is sent back by hand."""
+    charged = db.session.scalar(select(Payment).where(Payment.order_id == order.id, Payment.provider == "card",
+                                                      Payment.status == "confirmed"))
+    if charged is None:
+        return refunds.refund_order(db.session, order, amount, reason, by=by, now=now, key=key, seller=seller())
+    # Checked before Stripe is asked: money sent back cannot be refused afterwards.
+    refunds.check(db.session, order, amount, reason, by=by)
+    db.session.rollback()  # only read: no transaction held while Stripe answers
+    provider = get("card")
+    if provider is None:
+        raise PaymentError(_("Card payments are not set up."))
+    refund_id = provider.refund(db.session, charged, amount, reason.strip(), now=now, by=by, key=key)
+    recorded = refunds.done(db.session, f"stripe:{refund_id}")
+    if recorded is None:  # Stripe paid it back, but the credit note failed: the payment is flagged
+        raise PaymentError(_("Stripe refunded the money, but the credit note could not be issued: see the "
+                             "flagged payments."))
+    return refunds.Refund(recorded.note, recorded.units)
 
 
 # The providers of this package register themselves on import.

@@ -72,8 +72,8 @@ class PaymentProvider:
 
     def refund(self, session: Session, payment: Payment, amount: int, reason: str, *, now: datetime) -> None:
         """Send ``amount`` back to the payer. Providers that cannot (a
-        transfer is refunded by hand from the bank) raise PaymentError; the
-        credit note is ``shop.payments.credit_note``'s either way."""
+        transfer is refunded by hand from the bank) raise PaymentError, and
+        ``shop.payments.refund`` records the credit note and the units."""
         raise PaymentError(f"{self.identifier} payments are refunded by hand, from the bank")
 
 

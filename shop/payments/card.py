@@ -20,9 +20,9 @@ the others find it done.
     open, or a delayed debit processing    nothing yet
 
 A flag stays on the staff page (billing.orders.flagged) until the money
-goes back. Refunds: one credit note per Stripe refund; once the charge is
-refunded in full, the unused part of the lot is revoked as well (a partial
-refund is a gesture: the credit stays).
+goes back. Refunds: one credit note per Stripe refund, and with it its
+share of the lot's units (billing.refunds: in proportion to the money,
+rounded up, from what is still unused), in one transaction.
 """
 
 from __future__ import annotations
@@ -43,11 +43,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from billing import ledger, orders, wording
+from billing import ledger, orders, refunds, wording
 from billing.clock import utc
 from billing.invoices import InvoiceError
-from billing.ledger_models import Lot
-from billing.models import Account, Order
+from billing.models import Account, Order, User
 from billing.order_models import Payment
 from common.extensions import db
 from shop import payments
@@ -132,28 +131,33 @@ class Card(PaymentProvider):
         return {"checkout_url": payment.info.get("checkout_url"),
                 "check_url": url_for("stripe.back", session_id=payment.external_id)}
 
-    def refund(self, session: Session, payment: Payment, amount: int, reason: str, *, now: datetime) -> None:
+    def refund(self, session: Session, payment: Payment, amount: int, reason: str, *, now: datetime,
+               by: User | None = None, key: str = "") -> str:
         """Refund ``amount`` of a confirmed card payment through Stripe, and
-        record it at once (the webhook that follows finds it done)."""
+        record it at once (the webhook that follows finds it done), as made
+        by ``by``. Returns Stripe's id of the refund."""
         if payment.status != "confirmed" or not payment.external_id:
             raise PaymentError(_("Only a confirmed card payment can be refunded."))
         # The same refund asked again (a double click, a retry) repeats the
         # key, and Stripe answers with the first refund instead of paying
-        # twice. A second refund of the same amount within Stripe's 24 hours
-        # of idempotency needs another reason.
-        digest = hashlib.sha256(reason.encode()).hexdigest()[:16]
+        # twice: ``key`` is the form's, else the amount and the reason say it
+        # (a second refund of the same amount within Stripe's 24 hours of
+        # idempotency then needs another reason).
+        digest = key or hashlib.sha256(reason.encode()).hexdigest()[:16]
+        metadata = {"order_id": str(payment.order_id), "payment_id": str(payment.id), "note": reason}
+        if by is not None:
+            metadata["by"] = str(by.id)
         client = self.client()
         try:
             checkout = client.v1.checkout.sessions.retrieve(payment.external_id)
             refund = client.v1.refunds.create(
                 params={"payment_intent": checkout.payment_intent, "amount": amount,
-                        "reason": "requested_by_customer",
-                        "metadata": {"order_id": str(payment.order_id), "payment_id": str(payment.id),
-                                     "note": reason}},
+                        "reason": "requested_by_customer", "metadata": metadata},
                 options={"idempotency_key": f"forfait-refund-{payment.id}-{amount}-{digest}"})
         except stripe.StripeError as error:
             raise StripeFailed(_("Stripe refused the refund: %(error)s", error=error.user_message or error)) from error
         settle_refunds(refund.charge, now=now)
+        return refund.id
 
 
 def idempotency_key(payment: Payment) -> str:
@@ -276,12 +280,12 @@ def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
 
 
 def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
-    """Ask Stripe about a refunded charge and record its refunds: a credit
-    note per refund (once each, by the refund's id) and, once the charge is
-    refunded in full, the unused part of the lot revoked (once, by the
-    charge's id), in one transaction. Money that was never credited (a
-    flagged payment) just clears the flag. Returns refunded, flagged or
-    unknown (not a charge of ours)."""
+    """Ask Stripe about a refunded charge and record its refunds, oldest
+    first: a credit note per refund and its share of the lot's units
+    (billing.refunds.record, once each by the refund's id), in one
+    transaction. Money that was never credited (a flagged payment) just
+    clears the flag. Returns refunded, flagged or unknown (not a charge of
+    ours)."""
     client = _card().client()
     try:
         charge = client.v1.charges.retrieve(charge_id, params={"expand": ["refunds"]})
@@ -292,22 +296,26 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     if payment is None:
         return "unknown"
     # A pending refund is money on its way back; a failed one never left.
-    refunds = [refund for refund in charge.refunds.data if refund.status in ("succeeded", "pending")]
-    order = payment.order
-    with _holding(order.account_id, wait=wait):
+    # Oldest first, as each share is computed from the ones before: Stripe
+    # lists the newest first, and refunds of the same second in that order.
+    found_refunds = sorted((refund for refund in reversed(charge.refunds.data)
+                            if refund.status in ("succeeded", "pending")),
+                           key=lambda refund: getattr(refund, "created", 0) or 0)
+    with _holding(payment.order.account_id, wait=wait):
         payment = db.session.get(Payment, payment.id, populate_existing=True)
         if payment.status != "confirmed":
             orders.note_payment(db.session, payment, {"flag": None, "refunded": charge.amount_refunded})
             return "refunded"
+        order = db.session.get(Order, payment.order_id, populate_existing=True)
         try:
-            for refund in refunds:
+            for refund in found_refunds:
                 with force_locale(order.language):
                     reason = refund.metadata.get("note") or _("Refunded to the card (%(id)s)", id=refund.id)
-                payments.credit_note(order, refund.amount, reason, key=f"stripe:{refund.id}", now=now, commit=False)
-            if charge.refunded:
-                _revoke(order, charge.id, now)
+                refunds.record(db.session, order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
+                               seller=payments.seller(), by=_staff(refund.metadata.get("by")))
             db.session.commit()
-        except InvoiceError as error:
+        except (InvoiceError, orders.OrderError, ledger.LedgerError) as error:
+            db.session.rollback()
             log.error("stripe: charge %s of payment %s cannot be credited: %s", charge.id, payment.id, error)
             orders.note_payment(db.session, payment, {"flag": {
                 "reason": "refund", "amount": charge.amount_refunded, "currency": payment.currency,
@@ -316,11 +324,7 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     return "refunded"
 
 
-def _revoke(order: Order, charge_id: str, now: datetime) -> None:
-    """What is left of the order's lot goes with the money, in the caller's
-    transaction; what tickets already consumed stays consumed."""
-    lot = db.session.scalar(select(Lot).where(Lot.order_id == order.id, Lot.source == "purchase"))
-    if lot is None or lot.remaining == 0 or (lot.expires_at is not None and lot.expires_at <= utc(now)):
-        return  # a subscription (no lot), or nothing left to take back
-    ledger.refund(db.session, lot, by=None, key=f"stripe:{charge_id}:revoke", now=now,
-                  note=f"order #{order.id} refunded by card", commit=False)
+def _staff(user_id: str | None) -> User | None:
+    """The staff member a refund's metadata names (Forfait's own refunds), if any."""
+    user = db.session.get(User, int(user_id)) if user_id and user_id.isdigit() else None
+    return user if user is not None and user.is_staff else None
