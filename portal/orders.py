@@ -1,5 +1,6 @@
 """Orders in the client space (orders, invoices, credit notes, PDFs) and
-the staff page of orders awaiting a transfer or a cheque.
+the staff page of orders awaiting a transfer or a cheque; staff refund a
+paid order from its page.
 
 Who may see an order or an invoice is decided in one place each,
 ``get_order`` and ``get_invoice``: the account's users and staff. Anybody
@@ -8,18 +9,19 @@ else gets a 404, as if it did not exist; an anonymous visitor the login page.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, time, timezone
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import DateField, HiddenField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Regexp
 
-from billing import orders, references
+from billing import orders, references, refunds
 from billing.models import Order
 from billing.order_models import Invoice, Payment
 from common.extensions import db, login_manager
@@ -43,6 +45,15 @@ class ConfirmForm(FlaskForm):
 
 class CancelForm(FlaskForm):
     reason = TextAreaField(_l("Reason, for the client"), validators=[DataRequired(), Length(max=500)])
+
+
+class RefundForm(FlaskForm):
+    amount = StringField(_l("Amount to refund"), validators=[DataRequired()])
+    reason = TextAreaField(_l("Reason, on the credit note"), validators=[DataRequired(), Length(max=500)])
+    # Drawn when the form is shown and part of the refund's key: the same
+    # form sent twice (a double click, a reload) is one refund.
+    token = HiddenField(validators=[Regexp(r"\A[0-9a-f]{32}\Z",
+                                           message=_l("This form has expired: check it and send it again."))])
 
 
 def _now() -> datetime:
@@ -98,9 +109,10 @@ def show(order_id: int):
 
 
 def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_form: CancelForm | None = None,
-                status: int = 200):
+                status: int = 200, refund_form: RefundForm | None = None):
     """The order, its payments and documents; while it waits, how to pay
-    (for the client) or the forms to confirm or cancel it (for staff)."""
+    (for the client) or the forms to confirm or cancel it (for staff); once
+    paid, the form to refund it (for staff)."""
     payment = orders.awaited_payment(db.session, order)
     provider = payments.get(payment.provider) if payment else None
     if confirm_form is None:
@@ -112,6 +124,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
         received=orders.received(db.session, order.id), events=orders.events(db.session, order),
         documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
         confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
+        refund=_refund_context(order, refund_form) if current_user.is_staff and order.status == "paid" else None,
     )
     return page, status
 
@@ -224,3 +237,88 @@ def cancel(order_id: int):
             flash(_("Order %(number)d is cancelled; the client was told why.", number=order.id), "success")
             return redirect(url_for("orders.staff"))
     return _order_page(order, cancel_form=form, status=INVALID)
+
+
+def _refund_context(order: Order, form: RefundForm | None) -> dict | None:
+    """The refund form of a paid order and what it would take back; None once all is credited."""
+    left = refunds.left_to_credit(db.session, order)
+    if not left:
+        return None
+    if form is None:
+        form = RefundForm(formdata=None, amount=_plain(left, order.currency))
+    if form.token.errors or not form.token.data:
+        form.token.data = secrets.token_hex(16)
+    return {"form": form, "left": left, "by_card": order.method == "card",
+            **_units(order, form.amount.data or "")}
+
+
+def _units(order: Order, typed: str) -> dict:
+    """What the refund's units line says for the amount typed: the units it
+    takes back (none: ``unit`` None is a subscription), or why that amount
+    cannot be refunded."""
+    lot = refunds.lot_of(db.session, order)
+    found = {"unit": lot.unit if lot is not None else None, "units": 0, "units_error": None}
+    try:
+        amount = orders.parse_amount(typed, order.currency)
+        refunds.check_amount(db.session, order, amount)
+    except orders.OrderError as error:
+        found["units_error"] = _(error.message, **error.params)
+        return found
+    found["units"] = refunds.revocable(db.session, order, amount, now=_now())
+    return found
+
+
+@bp.get("/staff/orders/<int:order_id>/refund/units")
+@staff_required
+def refund_units(order_id: int):
+    """The units line again for the amount being typed (htmx)."""
+    order = db.session.get(Order, order_id)
+    if order is None:
+        abort(404)
+    return render_template("portal/order_refund_units.html", order=order,
+                           **_units(order, request.args.get("amount", "")[:50]))
+
+
+@bp.post("/staff/orders/<int:order_id>/refund")
+@staff_required
+def refund(order_id: int):
+    order = db.session.get(Order, order_id)
+    if order is None:
+        abort(404)
+    form = RefundForm()
+    amount = None
+    if form.validate_on_submit():
+        try:
+            amount = orders.parse_amount(form.amount.data, order.currency)
+        except orders.OrderError as error:
+            form.amount.errors.append(_(error.message, **error.params))
+    if amount is None or form.errors:
+        return _order_page(order, refund_form=form, status=INVALID)
+    try:
+        done = payments.refund(order, amount, form.reason.data, key=f"order:{order.id}:refund:{form.token.data}",
+                               now=_now(), by=current_user._get_current_object())
+    except orders.OrderError as error:
+        if error.field is None:  # about the order, which may show no refund form to say it on
+            flash(_(error.message, **error.params), "error")
+        else:
+            (form.reason if error.field == "reason" else form.amount).errors.append(_(error.message, **error.params))
+        return _order_page(order, refund_form=form, status=INVALID)
+    except payments.PaymentError as error:
+        form.amount.errors.append(str(error))
+        return _order_page(order, refund_form=form, status=INVALID)
+    flash(_refund_message(order, done), "info" if done.duplicate else "success")
+    return redirect(url_for("orders.show", order_id=order.id))
+
+
+def _refund_message(order: Order, done: refunds.Refund) -> str:
+    note = done.note
+    if done.duplicate:
+        return _("This refund was already recorded (credit note %(number)s): nothing changed.", number=note.number)
+    amount = money(note.gross, note.currency)
+    if not done.units:
+        return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; no units taken back.",
+                 number=order.id, amount=amount, note=note.number)
+    lot = refunds.lot_of(db.session, order)
+    units = current_app.jinja_env.filters["quantity"](done.units, lot.unit)
+    return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; %(units)s taken back.",
+             number=order.id, amount=amount, note=note.number, units=units)

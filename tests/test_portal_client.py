@@ -474,6 +474,8 @@ MATRIX = [
                                                  "staff": 200}),
     ("/portal/invoices/{invoice}.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
     ("/portal/staff/orders", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/staff/orders/{order}/refund/units", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                   "staff": 200}),
     ("/portal/notifications", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
@@ -505,6 +507,8 @@ POSTS = [
                                              "staff": 422}),
     ("/portal/staff/payments/{payment}/confirm", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                   "staff": 422}),
+    ("/portal/staff/orders/{order}/refund", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                             "staff": 422}),
     ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
                                "other": "/portal/notifications", "staff": "/portal/notifications"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
