@@ -254,7 +254,7 @@ def _refund_context(order: Order, form: RefundForm | None) -> dict | None:
 
 def _units(order: Order, typed: str) -> dict:
     """What the refund's units line says for the amount typed: the units it
-    takes back (none: ``unit`` None is a subscription), or why that amount
+    takes back (``unit`` None: the order granted none), or why that amount
     cannot be refunded."""
     lot = refunds.lot_of(db.session, order)
     found = {"unit": lot.unit if lot is not None else None, "units": 0, "units_error": None}
