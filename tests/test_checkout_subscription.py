@@ -47,6 +47,7 @@ def subscribe(client, app, people, staff_client) -> Subscription:
     assert 'name="method"' in checkout and "cancel at any time" in checkout
     placed = post_form(client, "/checkout/demo-unlimited", {"method": "transfer", "quantity": "1", "total": "17880"})
     assert placed.status_code == 302, re.findall(r'class="[^"]*error[^"]*"[^>]*>([^<]+)', text(placed))
+    assert "Your subscription period starts as soon as the money arrives." in text(client.get(placed.location))
     with app.app_context():
         order = db.session.scalar(select(Order).order_by(Order.id.desc()))
         payment_id = db.session.scalar(select(Payment.id).where(Payment.order_id == order.id))
@@ -54,6 +55,8 @@ def subscribe(client, app, people, staff_client) -> Subscription:
     confirmed = post_form(staff_client, f"/portal/staff/payments/{payment_id}/confirm",
                           {"amount": "178.80", "received_on": datetime.now(timezone.utc).date().isoformat()})
     assert confirmed.status_code == 302, text(confirmed)
+    paid = text(client.get(placed.location))
+    assert "the subscription period it pays has started" in paid and "credited" not in paid
     with app.app_context():
         return db.session.scalar(select(Subscription))
 

@@ -356,7 +356,7 @@ def test_jobs_run_twice_changes_nothing_the_second_time(app, french, smtp_server
     first = runner.invoke(args=["jobs", "run"])
     assert first.exit_code == 0, first.output
     assert [line.split("\t")[0] for line in first.output.splitlines()] == [
-        "expire", "warn", "remind", "cancel", "stripe", "mail"]
+        "expire", "warn", "renew", "remind", "cancel", "stripe", "mail"]
     before = len(smtp_server.messages)
     with app.app_context():
         operations = db.session.scalar(select(func.count()).select_from(Operation))
