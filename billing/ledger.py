@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -370,10 +370,11 @@ def grant(
     quantity = pack.quantity * items
 
     def apply(op: Operation) -> None:
-        # A purchase refunded in full (a refund entry of all it granted) never
-        # registered anybody: the next pack is the registration again.
-        refunded_in_full = exists().where(Entry.lot_id == Lot.id, Entry.kind == "refund",
-                                          Entry.quantity == -Lot.granted)
+        # A purchase refunded in full (refunds, in one or several, of all it
+        # granted) never registered anybody: the next pack is the registration again.
+        revoked = (select(func.coalesce(-func.sum(Entry.quantity), 0))
+                   .where(Entry.lot_id == Lot.id, Entry.kind == "refund").scalar_subquery())
+        refunded_in_full = revoked == Lot.granted
         registered = session.scalar(
             select(func.count()).where(Lot.account_id == account.id, Lot.policy_id == policy.id,
                                        Lot.source == "purchase", ~refunded_in_full)

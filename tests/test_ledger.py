@@ -216,6 +216,14 @@ def test_innova_a_registration_refunded_in_full_registers_nobody(session):
     assert_verified(session, account)
 
 
+def test_innova_a_registration_refunded_in_two_parts_registers_nobody(session):
+    account, _ = new_client(session)
+    registration = buy(session, account, "innova-60")
+    ledger.refund(session, registration, by=staff(session), key=key(), now=NOW + days(1), quantity=20)
+    ledger.refund(session, registration, by=staff(session), key=key(), now=NOW + days(1))
+    assert buy(session, account, "innova-60", now=NOW + days(2)).expires_at == add_months(NOW + days(2), 12)
+
+
 def test_innova_a_registration_partly_used_then_refunded_still_counts(session):
     account, owner = new_client(session)
     registration = buy(session, account, "innova-60")
