@@ -22,13 +22,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing import ledger
+from billing import ledger, subscriptions
 from billing.clock import utc
 from billing.invoices import Seller, credited, issue_credit_note
 from billing.ledger_models import Entry, Lot, Operation
 from billing.models import Order, User
 from billing.order_models import Invoice
-from billing.orders import N_, OrderError, _transaction
+from billing.orders import N_, OrderError, _cancel, _transaction
 
 
 # --- The rule (pure) ----------------------------------------------------------
@@ -144,6 +144,10 @@ def record(session: Session, order: Order, amount: int, reason: str, *, key: str
     if units:
         ledger.refund(session, lot_of(session, order), by=by, key=_revoke_key(key), now=now, quantity=units,
                       note=f"order #{order.id}: {note.number}", commit=False)
+    if order.status == "refunded":
+        renewal = subscriptions.refunded(session, order, now)
+        if renewal is not None:
+            _cancel(session, renewal, note.note, now, by)
     return Refund(note, units)
 
 

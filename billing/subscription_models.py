@@ -16,8 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from billing.clock import UTCDateTime
 from billing.models import Account, Base, Order, Pack, User
 
-# Why a subscription ended: the client cancelled it, or a renewal was never paid.
-END_REASONS = ("cancelled", "lapsed")
+# Why a subscription ended: the client cancelled it, a renewal was never
+# paid, or the period running was refunded.
+END_REASONS = ("cancelled", "lapsed", "refunded")
 
 
 class Subscription(Base):
@@ -29,7 +30,8 @@ class Subscription(Base):
         CheckConstraint("paid_until > started_at", name="subscription_period"),
         CheckConstraint("ends_at IS NULL OR (ends_at >= started_at AND end_reason IS NOT NULL)",
                         name="subscription_end"),
-        CheckConstraint("end_reason IS NULL OR end_reason IN ('cancelled', 'lapsed')", name="subscription_reason"),
+        CheckConstraint("end_reason IS NULL OR end_reason IN ('cancelled', 'lapsed', 'refunded')",
+                        name="subscription_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

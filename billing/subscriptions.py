@@ -8,7 +8,8 @@ stops the renewals; tickets stay covered to the end of the calendar month
 (UTC) of the cancellation, or to the end of the period paid if that is
 later: the client never loses time paid for. A renewal left unpaid until
 its order is cancelled lets the subscription lapse at the end of its last
-period; only a cancellation by the client starts the waiting time.
+period; a period refunded in full stops it at once. Only a cancellation by
+the client starts the waiting time.
 
 No Flask and no commit here: billing.orders calls these in its own
 transactions (place, pay, cancel, renew).
@@ -157,6 +158,26 @@ def renewal_dropped(session: Session, order: Order) -> None:
     subscription.renewal_order_id = None
     subscription.ends_at = subscription.paid_until
     subscription.end_reason = "lapsed"
+
+
+def refunded(session: Session, order: Order, now: datetime) -> Order | None:
+    """``order``, a period, was refunded in full: a period not begun yet is
+    taken off, one running ends the subscription now (with no waiting time:
+    the client did not cancel). Returns the renewal order awaiting payment,
+    which the caller cancels. In the caller's transaction."""
+    now = utc(now)
+    period = session.scalar(select(SubscriptionPeriod).where(SubscriptionPeriod.order_id == order.id))
+    if period is None or period.ends_at <= now:
+        return None  # a period over: money back, nothing to stop
+    subscription = period.subscription
+    if period.starts_at > now:
+        subscription.paid_until = period.starts_at
+        return None
+    renewal = subscription.renewal_order
+    subscription.ends_at = now
+    subscription.end_reason = "refunded"
+    subscription.renewal_order_id = None
+    return renewal if renewal is not None and renewal.status == "pending" else None
 
 
 def due_for_renewal(session: Session, *, now: datetime, days: int) -> list[Subscription]:

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from billing import desk, ledger, orders, subscriptions
+from billing import desk, ledger, orders, refunds, subscriptions
 from billing.ledger_models import Entry, Lot, Ticket
 from billing.models import Order
 from billing.order_models import Invoice
 from billing.subscription_models import Subscription, SubscriptionPeriod
-from checkout_support import EUR_IBAN, NOW, both, client, confirm, pack, person, place, session, staff  # noqa: F401
+from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from common.extensions import db
 
 METHODS = ("transfer", "cheque", "card")
@@ -241,3 +241,38 @@ def test_verify_passes_with_subscription_tickets(app, session):
     assert count(session, SubscriptionPeriod) == 1
     result = app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exit_code == 0, result.output
+
+
+@both
+def test_a_running_period_refunded_in_full_ends_the_subscription_with_no_wait(session):
+    _account, owner = client(session)
+    running = subscribe(session, owner)
+    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
+                                                     methods=METHODS)
+    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    first = running.periods[0].order
+    refunds.refund_order(session, first, 10000, "Goodwill", by=staff(session), now=at("2026-02-02 09:00"),
+                         key="part", seller=SELLER)
+    assert running.ends_at is None and renewal.status == "pending"  # a part back: the period stands
+
+    refunds.refund_order(session, first, 7880, "Not satisfied", by=staff(session), now=at("2026-02-02 10:00"),
+                         key="rest", seller=SELLER)
+    assert (running.ends_at, running.end_reason, running.cancelled_at) == (at("2026-02-02 10:00"), "refunded", None)
+    assert (renewal.status, renewal.cancel_reason) == ("cancelled", "Not satisfied")
+    with pytest.raises(ledger.LedgerError):
+        ticket(session, owner, at("2026-02-02 11:00"))
+    assert subscribe(session, owner, now=at("2026-02-03 09:00")).id != running.id
+
+
+@both
+def test_a_period_paid_ahead_and_refunded_is_taken_off(session):
+    _account, owner = client(session)
+    running = subscribe(session, owner)
+    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
+                                                     methods=METHODS)
+    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    confirm(session, payment, now=at("2026-02-01 09:00"))
+    assert running.paid_until == at("2026-03-05 09:00")
+    refunds.refund_order(session, renewal, renewal.total, "Paid twice", by=staff(session), now=at("2026-02-02 09:00"),
+                         key="ahead", seller=SELLER)
+    assert (running.paid_until, running.ends_at) == (at("2026-02-05 09:00"), None)

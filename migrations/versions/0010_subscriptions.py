@@ -30,7 +30,7 @@ def upgrade():
     sa.Column('renewal_order_id', sa.Integer(), nullable=True),
     sa.CheckConstraint('paid_until > started_at', name=op.f('ck_subscriptions_subscription_period')),
     sa.CheckConstraint('ends_at IS NULL OR (ends_at >= started_at AND end_reason IS NOT NULL)', name=op.f('ck_subscriptions_subscription_end')),
-    sa.CheckConstraint("end_reason IS NULL OR end_reason IN ('cancelled', 'lapsed')", name=op.f('ck_subscriptions_subscription_reason')),
+    sa.CheckConstraint("end_reason IS NULL OR end_reason IN ('cancelled', 'lapsed', 'refunded')", name=op.f('ck_subscriptions_subscription_reason')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_subscriptions_account_id_accounts')),
     sa.ForeignKeyConstraint(['cancelled_by_id'], ['users.id'], name=op.f('fk_subscriptions_cancelled_by_id_users')),
     sa.ForeignKeyConstraint(['pack_id'], ['packs.id'], name=op.f('fk_subscriptions_pack_id_packs')),
