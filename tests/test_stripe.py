@@ -22,6 +22,7 @@ from billing.catalogue import load_preset
 from billing.ledger_models import Entry, Lot
 from billing.models import Order
 from billing.order_models import Invoice, OrderEvent, Payment
+from billing.subscription_models import Subscription
 from checkout_support import NOW, both
 from common.extensions import db
 from portal import accounts
@@ -194,6 +195,25 @@ def test_a_webhook_delivered_twice_credits_once(app, client, shop, stripe_server
     order, payment = placed(app)
     assert (order.status, payment.status, payment.amount) == ("paid", "confirmed", 51000)
     assert len(paid_mails(smtp_server)) == 1
+
+
+def test_a_subscription_paid_by_card_starts_one_period_however_often_stripe_says_it(app, client, shop,
+                                                                                   stripe_server, smtp_server):
+    login(client, "owner@example.com")
+    assert post_form(client, "/checkout/demo-unlimited", {"method": "card", "total": "17880"}).status_code == 302
+    order, payment = placed(app)
+    stripe_server.pay(payment.external_id)
+
+    for _ in range(2):
+        deliver(client, stripe_server, "checkout.session.completed", payment.external_id)
+    assert client.get(f"/stripe/return?session_id={payment.external_id}").status_code == 302
+
+    with app.app_context():
+        running = db.session.scalar(select(Subscription))
+        assert [p.order_id for p in running.periods] == [order.id] and running.ends_at is None
+    assert counts(app) == {"lots": 0, "invoices": 1, "credit_notes": 0}
+    assert len(paid_mails(smtp_server)) == 1
+    assert "Active" in client.get("/portal/subscription").get_data(as_text=True)
 
 
 @both
