@@ -636,7 +636,7 @@ def cancel_subscription(session: Session, subscription: Subscription, *, by: Use
     now = utc(now)
     with _transaction(session):
         if not by.is_owner or by.account_id != subscription.account_id:
-            raise OrderError(N_("Only an owner of the account cancels its subscription."))
+            raise OrderError(N_("Only an owner of the account can cancel its subscription."))
         ledger.lock_accounts(session, [subscription.account_id])
         current = session.get(Subscription, subscription.id, populate_existing=True)
         if current.cancelled_at is not None:

@@ -92,7 +92,7 @@ def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) ->
     running = current(session, account.id, now=now, catalogue_id=pack.catalogue_id)
     if running is not None:
         if running.ends_at is None:
-            return N_("You already subscribe: it renews on %(date)s."), {"date": running.paid_until.date()}
+            return N_("You are already subscribed: your subscription renews on %(date)s."), {"date": running.paid_until.date()}
         return N_("Your subscription runs until %(date)s: subscribe again after that."), {
             "date": running.ends_at.date()}
     waiting = session.scalar(
@@ -103,7 +103,7 @@ def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) ->
         .limit(1)
     )
     if waiting is not None:
-        return N_("Order %(number)d for a subscription already waits for its payment."), {"number": waiting}
+        return N_("Subscription order %(number)d is already awaiting payment."), {"number": waiting}
     allowed = may_subscribe_from(session, account.id, pack)
     if allowed is not None and now < allowed:
         return N_("You cancelled your subscription: you may subscribe again from %(date)s."), {

@@ -180,7 +180,7 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
         for b in drawable
     ]
     if covering is not None:
-        choices.insert(0, SelectChoice(SUBSCRIPTION, _("%(name)s · nothing is drawn, until %(day)s",
+        choices.insert(0, SelectChoice(SUBSCRIPTION, _("%(name)s · nothing drawn from any balance, until %(day)s",
                                                        name=localized(covering.pack.name, locale),
                                                        day=_day(covering.covered_until))))
     form.balance.choices = choices

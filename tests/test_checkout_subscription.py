@@ -92,7 +92,7 @@ def test_subscribe_then_open_free_tickets_from_the_portal(app, client, demo, peo
     assert "covered by the subscription" in shown
 
     again = text(client.get("/checkout/demo-unlimited"))
-    assert "You already subscribe" in again and 'name="method"' not in again
+    assert "You are already subscribed" in again and 'name="method"' not in again
 
 
 def test_only_an_owner_cancels_and_then_subscribing_waits(app, client, demo, people, staff_client):

@@ -196,11 +196,11 @@ def test_cancelling_cancels_the_renewal_awaiting_payment(session):
 def test_a_second_subscription_order_is_refused_while_one_waits_or_runs(session):
     account, owner = client(session)
     first, _payment = place(session, owner, "demo-unlimited")
-    with pytest.raises(orders.OrderError, match=f"Order {first.id} for a subscription already waits"):
+    with pytest.raises(orders.OrderError, match=f"Subscription order {first.id} is already awaiting payment"):
         place(session, owner, "demo-unlimited")
     orders.cancel_order(session, first, reason="changed my mind", now=NOW)
     running = subscribe(session, owner)
-    with pytest.raises(orders.OrderError, match="already subscribe: it renews on 2026-02-05"):
+    with pytest.raises(orders.OrderError, match="already subscribed: your subscription renews on 2026-02-05"):
         subscribe(session, owner)
     assert running is not None and count(session, Subscription, Subscription.account_id == account.id) == 1
 
