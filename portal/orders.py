@@ -162,6 +162,18 @@ def staff():
                            methods=payments.statuses(), today=_now().date(), plain=_plain)
 
 
+def _amount_of(form: ConfirmForm | RefundForm, currency: str) -> int | None:
+    """The amount typed in a staff form, in minor units; None when the form
+    or the amount is wrong (the form then carries the errors)."""
+    if not form.validate_on_submit():
+        return None
+    try:
+        return orders.parse_amount(form.amount.data, currency)
+    except orders.OrderError as error:
+        form.amount.errors.append(_(error.message, **error.params))
+        return None
+
+
 @bp.post("/staff/payments/<int:payment_id>/confirm")
 @staff_required
 def confirm(payment_id: int):
@@ -169,12 +181,7 @@ def confirm(payment_id: int):
     if payment is None:
         abort(404)
     form = ConfirmForm()
-    amount = None
-    if form.validate_on_submit():
-        try:
-            amount = orders.parse_amount(form.amount.data, payment.currency)
-        except orders.OrderError as error:
-            form.amount.errors.append(_(error.message, **error.params))
+    amount = _amount_of(form, payment.currency)
     if amount is None or form.errors:
         return _order_page(payment.order, confirm_form=_dated(form), status=INVALID)
     # Noon of the day received, or now when that is today and noon is still
@@ -286,12 +293,7 @@ def refund(order_id: int):
     if order is None:
         abort(404)
     form = RefundForm()
-    amount = None
-    if form.validate_on_submit():
-        try:
-            amount = orders.parse_amount(form.amount.data, order.currency)
-        except orders.OrderError as error:
-            form.amount.errors.append(_(error.message, **error.params))
+    amount = _amount_of(form, order.currency)
     if amount is None or form.errors:
         return _order_page(order, refund_form=form, status=INVALID)
     try:
