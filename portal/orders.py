@@ -223,6 +223,10 @@ def _outcome_message(outcome: orders.Outcome) -> str:
         return _("Order %(number)d: %(amount)s recorded, %(excess)s more than the total. Flagged below: "
                  "refund or credit the difference.", number=order.id, amount=amount,
                  excess=money(outcome.excess, order.currency))
+    if order.overage_id is not None:
+        return _("Order %(number)d is paid: invoiced.", number=order.id)
+    if order.pack.unlimited:
+        return _("Order %(number)d is paid: its subscription period has started, and it is invoiced.", number=order.id)
     return _("Order %(number)d is paid: credited and invoiced.", number=order.id)
 
 

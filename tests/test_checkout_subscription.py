@@ -55,6 +55,7 @@ def subscribe(client, app, people, staff_client) -> Subscription:
     confirmed = post_form(staff_client, f"/portal/staff/payments/{payment_id}/confirm",
                           {"amount": "178.80", "received_on": datetime.now(timezone.utc).date().isoformat()})
     assert confirmed.status_code == 302, text(confirmed)
+    assert "its subscription period has started" in text(staff_client.get(confirmed.location))
     paid = text(client.get(placed.location))
     assert "the subscription period it pays has started" in paid and "credited" not in paid
     with app.app_context():

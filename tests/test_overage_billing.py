@@ -272,6 +272,7 @@ def test_staff_confirm_the_bill_from_the_staff_page(app):
     response = post_form(client, f"/portal/staff/payments/{payment_id}/confirm",
                          {"amount": "26.00", "received_on": date.today().isoformat()})
     assert response.status_code == 302
+    assert f"Order {order_id} is paid: invoiced." in client.get(response.location).get_data(as_text=True)
     with app.app_context():
         order = db.session.get(Order, order_id)
         assert order.status == "paid"
