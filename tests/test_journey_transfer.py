@@ -1,6 +1,7 @@
 """Browser journeys on Debian's Chromium: buy by transfer (instructions with
 the QR code) → staff confirm in a second browser context → the client sees
-the credit; start the free trial."""
+the credit; start the free trial; subscribe, and open a ticket the
+subscription covers."""
 
 from __future__ import annotations
 
@@ -106,3 +107,36 @@ def test_start_the_free_trial(shop, page: Page):
     with app.app_context():
         assert db.session.scalar(select(User).where(User.email == "olive@example.com")).account_id is not None
         assert db.session.scalar(select(Order.method)) == "free"
+
+
+def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, browser: Browser):
+    url, app = shop
+    page.goto(url + "/packs/demo-unlimited")
+    page.get_by_role("button", name="Subscribe").click()
+    page.get_by_label("Bank transfer").check()
+    sign_up_on_checkout(page)
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_text("Your subscription period starts as soon as the money arrives.")).to_be_visible()
+    expect(page.locator("#pay-amount")).to_have_text("€178.80")
+    reference = page.locator("#pay-reference").inner_text()
+
+    staff_context = browser.new_context()
+    staff_page = staff_context.new_page()
+    log_in(staff_page, url, "staff@example.com")
+    staff_page.goto(url + "/portal/staff/orders")
+    staff_page.get_by_role("searchbox", name="Search").fill(reference)
+    staff_page.get_by_role("button", name="Search").click()
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id))
+    staff_page.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
+    expect(staff_page.get_by_text("its subscription period has started")).to_be_visible()
+    staff_context.close()
+
+    page.get_by_role("link", name="My account").click()
+    expect(page.locator("#subscription-card")).to_contain_text("Unlimited tickets")
+    page.get_by_role("link", name="Open a ticket").first.click()
+    expect(page.get_by_label("Draw from")).to_have_value("subscription")
+    page.get_by_label("Subject").fill("The printer is offline")
+    page.get_by_label("Description").fill("Since this morning.")
+    page.get_by_role("button", name="Open the ticket").click()
+    expect(page.get_by_text("covered by the subscription")).to_be_visible()
