@@ -11,16 +11,17 @@ import json
 import re
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
 import stripe
 from sqlalchemy import func, select
 
-from billing import ledger
+from billing import ledger, orders
 from billing.catalogue import load_preset
-from billing.ledger_models import Entry, Lot
-from billing.models import Order
+from billing.ledger_models import Entry, Lot, Overage
+from billing.models import Order, Pack, User
 from billing.order_models import Invoice, OrderEvent, Payment
 from billing.subscription_models import Subscription
 from checkout_support import NOW, both
@@ -214,6 +215,56 @@ def test_a_subscription_paid_by_card_starts_one_period_however_often_stripe_says
     assert counts(app) == {"lots": 0, "invoices": 1, "credit_notes": 0}
     assert len(paid_mails(smtp_server)) == 1
     assert "Active" in client.get("/portal/subscription").get_data(as_text=True)
+
+
+def card_payer_with_an_overage_request(app, client, stripe_server) -> int:
+    """The owner paid Digitale's 3 hours by card, then a ticket of 200 minutes went beyond them:
+    the request's id."""
+    login(client, "owner@example.com")
+    with app.app_context():
+        load_preset(db.session, "digitale")
+        total = orders.quote(db.session.scalar(select(Pack).where(Pack.slug == "digitale-3h")), 1).gross
+    post_form(client, "/checkout/digitale-3h", {"method": "card", "total": str(total)})
+    _order, payment = placed(app)
+    stripe_server.pay(payment.external_id)
+    assert outcome(deliver(client, stripe_server, "checkout.session.completed", payment.external_id)) == "paid"
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == "owner@example.com"))
+        now = datetime.now(timezone.utc)
+        work = ledger.open_ticket(db.session, owner.account, owner, "Help", now=now)
+        ledger.charge_ticket_to(db.session, work, 200, by=None, key="beyond", now=now)
+        [request] = work.overages
+        assert request.status == "pending" and request.price
+        return request.id
+
+
+def test_a_card_payer_s_overage_bill_is_paid_on_stripe_and_invoiced_once(app, client, shop, stripe_server,
+                                                                         smtp_server):
+    request_id = card_payer_with_an_overage_request(app, client, stripe_server)
+
+    approved = post_form(client, f"/portal/overages/{request_id}/approve")
+    assert approved.status_code == 302
+    bill, payment = placed(app)
+    assert (bill.overage_id, bill.method, payment.status) == (request_id, "card", "pending")
+    assert "Continue to the payment page" in client.get(f"/portal/orders/{bill.id}").get_data(as_text=True)
+    stripe_server.pay(payment.external_id)
+    for _ in range(2):
+        deliver(client, stripe_server, "checkout.session.completed", payment.external_id)
+
+    bill, payment = placed(app)
+    assert (bill.status, payment.status, payment.amount) == ("paid", "confirmed", bill.total)
+    assert counts(app) == {"lots": 1, "invoices": 2, "credit_notes": 0}  # the bill grants nothing
+
+
+def test_stripe_down_when_an_overage_is_approved_bills_it_by_transfer(app, client, shop, stripe_server):
+    request_id = card_payer_with_an_overage_request(app, client, stripe_server)
+    stripe_server.failing = 400
+
+    assert post_form(client, f"/portal/overages/{request_id}/approve").status_code == 302
+    with app.app_context():
+        bills = db.session.scalars(select(Order).where(Order.overage_id == request_id).order_by(Order.id)).all()
+        assert [(b.method, b.status) for b in bills] == [("card", "cancelled"), ("transfer", "pending")]
+        assert db.session.get(Overage, request_id).status == "approved"
 
 
 @both
