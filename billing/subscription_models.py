@@ -60,6 +60,10 @@ class Subscription(Base):
         """Tickets opened before this draw nothing."""
         return self.ends_at if self.ends_at is not None else self.paid_until
 
+    def covers(self, moment: datetime) -> bool:
+        """Whether a ticket opened at ``moment`` draws nothing."""
+        return self.started_at <= moment < self.covered_until
+
 
 class SubscriptionPeriod(Base):
     """A period one paid order bought: once per order."""

@@ -57,10 +57,7 @@ def current(session: Session, account_id: int, *, now: datetime, catalogue_id: i
 def covering(session: Session, account_id: int, *, now: datetime) -> Subscription | None:
     """The subscription a ticket opened at ``now`` would be covered by."""
     found = current(session, account_id, now=now)
-    now = utc(now)
-    if found is None or not found.started_at <= now < found.covered_until:
-        return None
-    return found
+    return found if found is not None and found.covers(utc(now)) else None
 
 
 def last_cancelled(session: Session, account_id: int, catalogue_id: int) -> Subscription | None:

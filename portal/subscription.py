@@ -48,7 +48,7 @@ def _page(status: int = 200):
             select(Invoice).where(Invoice.order_id.in_(order_ids), Invoice.kind == "invoice"))}
     return render_template(
         "portal/subscription.html", subscription=running, now=now, invoices=invoices,
-        covered=running is not None and subscriptions.covering(session, account.id, now=now) is not None,
+        covered=running is not None and running.covers(now),
         cancel_end=running and subscriptions.end_if_cancelled(running, now),
         offers=[(pack, offer(pack, locale), waits[pack.id]) for pack in on_sale],
     ), status
