@@ -644,9 +644,10 @@ def cancel_subscription(session: Session, subscription: Subscription, *, by: Use
         if current.ends_at is not None and current.ends_at <= now:
             raise OrderError(N_("This subscription has already ended."))
         renewal = current.renewal_order
-        if renewal is not None and renewal.status == "pending" and received(session, renewal.id):
+        arrived = received(session, renewal.id) if renewal is not None and renewal.status == "pending" else 0
+        if arrived:
             raise MoneyReceived(N_("Order %(number)d has already received %(received)s for the next period: "
-                                   "write to us to cancel."), number=renewal.id, received=received(session, renewal.id))
+                                   "write to us to cancel."), number=renewal.id, received=arrived)
         subscriptions.cancel(current, by_id=by.id, now=now)
         if renewal is not None and renewal.status == "pending":
             _cancel(session, renewal, reason, now, by)
