@@ -233,9 +233,7 @@ def _outcome_message(outcome: orders.Outcome) -> str:
 @bp.post("/staff/orders/<int:order_id>/cancel")
 @staff_required
 def cancel(order_id: int):
-    order = db.session.get(Order, order_id)
-    if order is None:
-        abort(404)
+    order = get_order(order_id)
     form = CancelForm()
     if form.validate_on_submit():
         try:
@@ -283,9 +281,7 @@ def _units(order: Order, typed: str) -> dict:
 @staff_required
 def refund_units(order_id: int):
     """The units line again for the amount being typed (htmx)."""
-    order = db.session.get(Order, order_id)
-    if order is None:
-        abort(404)
+    order = get_order(order_id)
     return render_template("portal/order_refund_units.html", order=order,
                            **_units(order, request.args.get("amount", "")[:50]))
 
@@ -293,9 +289,7 @@ def refund_units(order_id: int):
 @bp.post("/staff/orders/<int:order_id>/refund")
 @staff_required
 def refund(order_id: int):
-    order = db.session.get(Order, order_id)
-    if order is None:
-        abort(404)
+    order = get_order(order_id)
     form = RefundForm()
     amount = _amount_of(form, order.currency)
     if amount is None or form.errors:
