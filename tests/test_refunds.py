@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from html import unescape
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +21,7 @@ from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
+from tests.test_staff_orders import staff_client, text  # noqa: F401 (a fixture)
 
 YEAR = datetime.now(timezone.utc).year
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
@@ -79,17 +79,6 @@ def paid(app, people) -> dict:
         order, payment = place(db.session, owner)
         confirm(db.session, payment, now=now())
         return {"id": order.id, "account": owner.account_id}
-
-
-@pytest.fixture
-def staff_client(app, people):
-    client = app.test_client()
-    login(client, people["staff"])
-    return client
-
-
-def text(response) -> str:
-    return unescape(response.get_data(as_text=True))
 
 
 def form_token(client, order: dict) -> str:

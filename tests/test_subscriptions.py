@@ -46,6 +46,14 @@ def at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
 
 
+def renewal_awaiting(session):
+    """The job orders the next period on 1 February and its instructions go out: the order and its payment."""
+    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
+                                                     methods=METHODS)
+    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    return renewal, payment
+
+
 @both
 def test_a_paid_subscription_order_starts_a_month_invoiced_and_grants_no_units(session):
     account, owner = client(session)
@@ -168,9 +176,7 @@ def test_renewal_is_ordered_once_before_the_end_and_paying_it_extends_the_period
 def test_a_renewal_left_unpaid_lapses_with_no_waiting_time(session):
     _account, owner = client(session)
     running = subscribe(session, owner)
-    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
-                                                     methods=METHODS)
-    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    renewal, _payment = renewal_awaiting(session)
     orders.cancel_overdue(session, now=at("2026-03-15 09:00"), days=30, reason=lambda order: "No payment")
 
     assert renewal.status == "cancelled"
@@ -182,9 +188,7 @@ def test_a_renewal_left_unpaid_lapses_with_no_waiting_time(session):
 def test_cancelling_cancels_the_renewal_awaiting_payment(session):
     _account, owner = client(session)
     running = subscribe(session, owner)
-    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
-                                                     methods=METHODS)
-    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    renewal, _payment = renewal_awaiting(session)
     orders.cancel_subscription(session, running, by=owner, now=at("2026-02-02 09:00"), reason="Cancelled by you")
     assert (renewal.status, renewal.cancel_reason) == ("cancelled", "Cancelled by you")
     assert running.ends_at == at("2026-03-01 00:00") and running.end_reason == "cancelled"
@@ -247,9 +251,7 @@ def test_verify_passes_with_subscription_tickets(app, session):
 def test_a_running_period_refunded_in_full_ends_the_subscription_with_no_wait(session):
     _account, owner = client(session)
     running = subscribe(session, owner)
-    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
-                                                     methods=METHODS)
-    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    renewal, _payment = renewal_awaiting(session)
     first = running.periods[0].order
     refunds.refund_order(session, first, 10000, "Goodwill", by=staff(session), now=at("2026-02-02 09:00"),
                          key="part", seller=SELLER)
@@ -268,9 +270,7 @@ def test_a_running_period_refunded_in_full_ends_the_subscription_with_no_wait(se
 def test_a_period_paid_ahead_and_refunded_is_taken_off(session):
     _account, owner = client(session)
     running = subscribe(session, owner)
-    (renewal, payment), = orders.renew_subscriptions(session, now=at("2026-02-01 09:00"), days=7, iban=EUR_IBAN,
-                                                     methods=METHODS)
-    orders.await_payment(session, payment, now=at("2026-02-01 09:00"))
+    renewal, payment = renewal_awaiting(session)
     confirm(session, payment, now=at("2026-02-01 09:00"))
     assert running.paid_until == at("2026-03-05 09:00")
     refunds.refund_order(session, renewal, renewal.total, "Paid twice", by=staff(session), now=at("2026-02-02 09:00"),
