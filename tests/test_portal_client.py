@@ -477,6 +477,8 @@ MATRIX = [
     ("/portal/staff/orders/{order}/refund/units", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                    "staff": 200}),
     ("/portal/notifications", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    # Each user reads their own account's subscription; staff have none.
+    ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
@@ -509,6 +511,8 @@ POSTS = [
                                                   "staff": 422}),
     ("/portal/staff/orders/{order}/refund", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                              "staff": 422}),
+    # Nobody here subscribes: an owner has nothing to cancel.
+    ("/portal/subscription/cancel", {"anon": "login", "member": 403, "owner": 404, "other": 404, "staff": 403}),
     ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
                                "other": "/portal/notifications", "staff": "/portal/notifications"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
