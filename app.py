@@ -35,7 +35,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # One clear line instead of a traceback: the operator knows what to fix.
         raise SystemExit(f"forfait: configuration error: {error}") from None
 
-    from common import cli, errors, i18n
+    from common import errors, i18n, tickets
+    from commands import cli
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -48,12 +49,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
+    tickets.init_app(app)
     cli.init_app(app)
-    from portal import outbox
+    from common.mail import outbox
 
     outbox.init_app(app)
 
-    from portal import demo
+    from commands import demo
     from portal.auth import bp as auth_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp

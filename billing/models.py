@@ -14,10 +14,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
-from billing.rules import KindRule, PolicyRule
+from billing.ledger.rules import KindRule, PolicyRule
 
 if TYPE_CHECKING:
-    from billing.ledger_models import Overage
+    from billing.ledger.models import Overage
 
 # Text a provider writes once per language: {"en": "...", "fr": "..."}.
 Translated = dict[str, Any]
@@ -84,12 +84,12 @@ class Catalogue(Base):
 
 
 # The low-balance warning of a balance, unless the account sets its own:
-# this share of the last pack bought on it (billing.alerts).
+# this share of the last pack bought on it (billing.notifications.alerts).
 DEFAULT_LOW_BALANCE_PERCENT = 20
 
 
 class Policy(Base):
-    """The rules that turn work into units: see billing.rules."""
+    """The rules that turn work into units: see billing.ledger.rules."""
 
     __tablename__ = "policies"
     __table_args__ = (
@@ -270,14 +270,14 @@ class User(Base):
 # pending: waiting for payments to cover the total → paid (credited and
 # invoiced) | cancelled; paid → refunded once credit notes cover the total.
 ORDER_STATUSES = ("pending", "paid", "cancelled", "refunded")
-# How the order is paid: the identifiers of shop.payments' providers, and
+# How the order is paid: the identifiers of common.payments' providers, and
 # ``free`` for the trial.
 ORDER_METHODS = ("card", "transfer", "cheque", "free")
 
 
 class Order(Base):
     """A request to buy a pack, or the bill of an approved overage
-    (billing.overage_billing). Its payments are billing.order_models.Payment
+    (billing.orders.overage_bills). Its payments are billing.orders.models.Payment
     rows: a separate state machine, and the order is paid when its confirmed
     payments cover ``total``. The price is copied from the pack when the
     order is placed, so that a catalogue edit never changes what was sold."""
@@ -311,7 +311,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     method: Mapped[str] = mapped_column(String(20), default="transfer")
     # Minor units of ``currency``: the pack's price per item as stated, and
-    # the order's net, VAT and gross (``total``) from billing.pricing.
+    # the order's net, VAT and gross (``total``) from billing.catalogue.pricing.
     unit_price: Mapped[int] = mapped_column(default=0)
     price_includes_vat: Mapped[bool] = mapped_column(default=False)
     vat_rate_bp: Mapped[int] = mapped_column(default=0)
@@ -319,7 +319,7 @@ class Order(Base):
     vat: Mapped[int] = mapped_column(default=0)
     total: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    # What the payer writes on a transfer or a cheque (billing.references).
+    # What the payer writes on a transfer or a cheque (billing.orders.references).
     reference: Mapped[str | None] = mapped_column(String(40), unique=True)
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
@@ -336,7 +336,10 @@ class Order(Base):
     placed_by: Mapped[User | None] = relationship()
 
 
-# The ledger's tables live in billing.ledger_models, payments and invoices in
+# The ledger's tables live in billing.ledger.models, payments and invoices in
 # billing.order_models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
-from billing import desk_models, ledger_models, order_models, subscription_models  # noqa: E402,F401
+from billing.desk import models as desk_models  # noqa: E402,F401
+from billing.ledger import models as ledger_models  # noqa: E402,F401
+from billing.orders import models as order_models  # noqa: E402,F401
+from billing.subscriptions import models as subscription_models  # noqa: E402,F401

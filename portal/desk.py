@@ -26,14 +26,15 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.ledger_models import CRITICALITIES, Overage, Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.ledger.models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
-from portal import outbox as delivery
+from common.mail import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
-from portal.auth import INVALID, staff_required
-from shop.views import _gettext, _ngettext, quantity
+from common.i18n import quantity, translate, translate_plural
+from common.identity.access import INVALID, staff_required
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -161,7 +162,7 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
         text = " → ".join([added, _("total %(num)d min", num=found.after.minutes),
                            _("not charged: this kind of request is not deducted")])
         return {"text": text, "delta": 0}
-    result = {"text": desk.describe_preview(found, _gettext, _ngettext), "delta": found.delta}
+    result = {"text": desk.describe_preview(found, translate, translate_plural), "delta": found.delta}
     if ticket.unit == "ticket" and found.after.units > max(found.before.units, 1):
         # Seed 004: one ticket is 30 min of work at most; beyond, the subject takes another.
         result["tickets"] = _(
@@ -192,7 +193,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
         "other_minutes": sum(e.minutes for e in entries if not e.billable),
         "charge": desk.cost(ticket),
-        "explanation": desk.describe_cost(ticket, _gettext, _ngettext),
+        "explanation": desk.describe_cost(ticket, translate, translate_plural),
         "taken": desk.tickets_taken_note(ticket),
         "balance": _balance(ticket),
         "overages": [o for o in ticket.overages if o.outstanding or o.status in ("approved", "declined")],

@@ -15,10 +15,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from billing import outbox
+from billing.notifications import outbox
 from common.extensions import db
-from portal import outbox as delivery
-from portal.auth import staff_required
+from common.mail import outbox as delivery
+from common.identity.access import staff_required
 
 bp = Blueprint("notifications", __name__)
 

@@ -21,13 +21,16 @@ from sqlalchemy import select
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from billing import orders, references, refunds
+from billing.orders import services as orders
+from billing.orders import references
+from billing.orders import refunds
 from billing.models import Order
-from billing.order_models import Invoice, Payment
+from billing.orders.models import Invoice, Payment
 from common.extensions import db, login_manager
 from common.i18n import money, to_decimal
-from portal.auth import INVALID, staff_required
-from shop import documents, payments
+from common.identity.access import INVALID, staff_required
+from common import documents
+from common import payments
 
 bp = Blueprint("orders", __name__, url_prefix="/portal")
 

@@ -3,7 +3,7 @@ before, and buys a pack or accepts billing at the hourly rate).
 
 Staff log time beyond an ``ask`` balance: billing.ledger records a pending
 request and the desk mails the account's owners. Here an owner approves it
-(billed at the request's hourly rate: billing.overage_billing places the
+(billed at the request's hourly rate: billing.orders.overage_bills places the
 order, which the owner pays from its page like any other) or declines it;
 buying a pack covers it by itself (billing.ledger.grant settles pending
 requests first).
@@ -22,13 +22,15 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
-from billing import ledger, overage_billing, wording
-from billing.ledger_models import Overage
+from billing.ledger import services as ledger
+from billing.orders import overage_bills as overage_billing
+from billing.orders import wording
+from billing.ledger.models import Overage
 from billing.models import Order
-from billing.order_models import Payment
+from billing.orders.models import Payment
 from common.extensions import db, login_manager
 from common.i18n import money
-from shop import payments
+from common import payments
 
 bp = Blueprint("overages", __name__, url_prefix="/portal/overages")
 

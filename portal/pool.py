@@ -1,7 +1,7 @@
 """The people of an account's pool: the list, the owner's invitations (a
 link by email that expires) and removals, and the page where an invited
 person accepts. A removed user is refused from their next request on
-(portal.auth.load_user)."""
+(common.identity.access.load_user)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from billing import desk, ledger
-from billing.desk_models import Invitation
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.desk.models import Invitation
 from billing.models import User
 from common.config import LANGUAGES
 from common.extensions import db
-from portal import accounts
-from portal import outbox as delivery
-from portal.auth import INVALID, owner_required
-from portal.forms import _email_field, _new_password_fields
+from common.identity import accounts
+from common.mail import outbox as delivery
+from common.identity.access import INVALID, owner_required
+from common.identity.forms import _email_field, _new_password_fields
 
 bp = Blueprint("pool", __name__)
 

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from billing.models import Account
-from billing.statement import CSV_HEADER, StatementError, rows, statement
+from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
 from common.extensions import db, login_manager
 
 bp = Blueprint("statement", __name__, url_prefix="/portal")

@@ -13,10 +13,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from billing import orders, subscriptions
-from billing.catalogue import offer
+from billing.orders import services as orders
+from billing.subscriptions import services as subscriptions
+from billing.catalogue.offers import offer
 from billing.models import Pack
-from billing.order_models import Invoice
+from billing.orders.models import Invoice
 from common.extensions import db
 
 bp = Blueprint("subscription", __name__, url_prefix="/portal/subscription")

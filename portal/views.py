@@ -13,13 +13,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import bindparam, func, null, select, union_all
 
-from billing import accounts as billing_accounts
-from billing import alerts, desk, ledger, subscriptions
-from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
+from billing.accounts import invoicing as billing_accounts
+from billing.notifications import alerts
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.subscriptions import services as subscriptions
+from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
 from common.extensions import db
-from portal.auth import INVALID, owner_required
-from portal.forms import InvoicingForm
+from common.identity.access import INVALID, owner_required
+from common.identity.forms import InvoicingForm
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -217,7 +220,7 @@ def buy():
         abort(404)
     from itertools import groupby
 
-    from billing.catalogue import active_packs
+    from billing.catalogue.offers import active_packs
 
     held = set(db.session.scalars(
         select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id).where(Lot.account_id == current_user.account_id)

@@ -2,7 +2,7 @@
 who creates the account on the same form; and the free trial.
 
 The price never comes from the browser: the summary is computed by
-billing.pricing, and the total it showed comes back only to be compared
+billing.catalogue.pricing, and the total it showed comes back only to be compared
 (billing.orders refuses an order whose total changed meanwhile). Every
 refusal is a message under its field and a 4xx, with nothing written.
 """
@@ -20,15 +20,16 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
-from billing import accounts as billing_accounts
-from billing import orders, subscriptions
-from billing.catalogue import active_pack, offer
+from billing.accounts import invoicing as billing_accounts
+from billing.orders import services as orders
+from billing.subscriptions import services as subscriptions
+from billing.catalogue.offers import active_pack, offer
 from billing.models import Pack
 from common.extensions import db, htmx, login_manager
-from portal import accounts
-from portal.auth import INVALID, send_verification
-from portal.forms import InvoicingForm, SignupForm
-from shop import payments
+from common.identity import accounts
+from common.identity.access import INVALID, send_verification
+from common.identity.forms import InvoicingForm, SignupForm
+from common import payments
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 

@@ -1,5 +1,5 @@
 """Stripe talking to Forfait: the webhook, and the page the buyer comes back
-to after paying. Both are triggers only: shop.payments.card fetches the
+to after paying. Both are triggers only: common.payments.card fetches the
 object from Stripe and acts on that, never on what the request carried.
 
 The webhook answers, so that Stripe knows whether to deliver again:
@@ -22,8 +22,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from common.extensions import csrf
-from shop import payments
-from shop.payments import card
+from common import payments
+from common.payments import card
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Lot, Ticket
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Lot, Ticket
 from billing.models import Account, Pack, User
-from billing.verify import verify
+from billing.ledger.verify import verify
 from common.extensions import db
 from conftest import make_app
 

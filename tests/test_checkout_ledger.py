@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger
-from billing.ledger_models import Lot, Operation
+from billing.ledger import services as ledger
+from billing.ledger.models import Lot, Operation
 from checkout_support import NOW, both, client, pack, session  # noqa: F401 - session is a fixture
 
 _keys = iter(range(1, 1_000_000))

@@ -12,14 +12,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from billing import accounts as billing_accounts
-from billing import invoices, orders
-from billing.catalogue import load_preset
+from billing.accounts import invoicing as billing_accounts
+from billing.orders import invoices
+from billing.orders import services as orders
+from billing.catalogue.offers import load_preset
 from billing.models import Account, Order, User
-from billing.order_models import Invoice
+from billing.orders.models import Invoice
 from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, place, session  # noqa: F401
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD, csrf_token, login, post_form
 from tests.test_security import snapshot
 

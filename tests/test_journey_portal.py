@@ -14,12 +14,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Ticket
 from billing.models import Pack, User
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.conftest import browser_log_in as log_in
 

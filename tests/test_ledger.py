@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger
+from billing.ledger import services as ledger
 from billing.clock import add_months
-from billing.ledger_models import Entry, Event, Lot, Operation, Overage
+from billing.ledger.models import Entry, Event, Lot, Operation, Overage
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
     ticket, toopixel_allows_overage,

@@ -9,8 +9,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from billing import ledger
-from billing.statement import rows, statement
+from billing.ledger import services as ledger
+from billing.ledger.statement import rows, statement
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
     ticket, toopixel_allows_overage, two_months,

@@ -15,11 +15,12 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger, references
-from billing.ledger_models import Lot, Overage, Ticket
+from billing.ledger import services as ledger
+from billing.orders import references
+from billing.ledger.models import Lot, Overage, Ticket
 from billing.models import Order, Pack, User
-from billing.order_models import Invoice, Payment
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice, Payment
+from billing.notifications.outbox import OutboxMessage
 from checkout_support import EUR_IBAN, confirm
 from common.extensions import db
 from conftest import login, post_form
@@ -219,7 +220,7 @@ def app_config() -> dict:
 
 
 def test_the_owner_approves_pays_from_the_order_page_and_others_see_nothing(app):
-    from portal import accounts
+    from common.identity import accounts
 
     client = app.test_client()
     with app.app_context():
@@ -263,7 +264,7 @@ def test_staff_confirm_the_bill_from_the_staff_page(app):
         ledger.approve_overage(session, request, by=owner, now=NOW)
         [order] = bills(session, request)
         payment_id, order_id, reference, request_id = payment_of(session, order).id, order.id, order.reference, request.id
-        from portal import accounts
+        from common.identity import accounts
         email = f"{key('sam')}@example.com"
         accounts.create_staff(session, "Sam Staff", email, "pw-1234567890")
     login(client, email, "pw-1234567890")

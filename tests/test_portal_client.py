@@ -14,15 +14,16 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.desk_models import Attachment, Invitation, TicketMessage
-from billing.ledger_models import Overage, Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.desk.models import Attachment, Invitation, TicketMessage
+from billing.ledger.models import Overage, Ticket
 from billing.models import Account, Pack, User
-from billing.order_models import Invoice
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice
+from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from checkout_support import EUR_IBAN, confirm, place
 from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing.catalogue import active_pack, load_preset, preset_names
+from billing.catalogue.offers import active_pack, load_preset, preset_names
 from billing.models import utcnow
 from common.extensions import db
 
