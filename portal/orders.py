@@ -21,6 +21,7 @@ from sqlalchemy import select
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
+from billing.errors import BillingError
 from billing.orders import services as orders
 from billing.orders import references
 from billing.orders import refunds
@@ -172,7 +173,7 @@ def _amount_of(form: ConfirmForm | RefundForm, currency: str) -> int | None:
         return None
     try:
         return orders.parse_amount(form.amount.data, currency)
-    except orders.OrderError as error:
+    except BillingError as error:
         form.amount.errors.append(_(error.message, **error.params))
         return None
 
@@ -197,7 +198,7 @@ def confirm(payment_id: int):
     try:
         outcome = payments.confirm(payment, now=now, amount=amount, received_at=received_at,
                                    by=current_user._get_current_object())
-    except orders.OrderError as error:
+    except BillingError as error:
         target = form.received_on if error.field == "received_at" else form.amount
         target.errors.append(_(error.message, **error.params))
         return _order_page(payment.order, confirm_form=form, status=INVALID)
@@ -243,7 +244,7 @@ def cancel(order_id: int):
             payments.cancel(order, reason=form.reason.data, now=_now(), by=current_user._get_current_object())
         except orders.MoneyReceived:
             pass  # the page says so in place of the form, from what was received
-        except orders.OrderError as error:
+        except BillingError as error:
             form.reason.errors.append(_(error.message, **error.params))
         else:
             flash(_("Order %(number)d is cancelled; the client was told why.", number=order.id), "success")
@@ -273,7 +274,7 @@ def _units(order: Order, typed: str) -> dict:
     try:
         amount = orders.parse_amount(typed, order.currency)
         refunds.check_amount(db.session, order, amount)
-    except orders.OrderError as error:
+    except BillingError as error:
         found["units_error"] = _(error.message, **error.params)
         return found
     found["units"] = refunds.revocable(db.session, order, amount, now=_now())
@@ -300,7 +301,7 @@ def refund(order_id: int):
     try:
         done = payments.refund(order, amount, form.reason.data, key=f"order:{order.id}:refund:{form.token.data}",
                                now=_now(), by=current_user._get_current_object())
-    except orders.OrderError as error:
+    except BillingError as error:
         if error.field is None:  # about the order, which may show no refund form to say it on
             flash(_(error.message, **error.params), "error")
         else:

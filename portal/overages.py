@@ -22,6 +22,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
+from billing.errors import BillingError
 from billing.ledger import services as ledger
 from billing.orders import overage_bills as overage_billing
 from billing.orders import wording
@@ -69,7 +70,7 @@ def _answer(overage_id: int, decide, done):
     overage = get_overage(overage_id)
     try:
         decide(db.session, overage, by=current_user._get_current_object(), now=datetime.now(timezone.utc))
-    except ledger.LedgerError as error:
+    except BillingError as error:
         flash(_(error.message, **error.params), "error")
     else:
         flash(done(overage), "success")
@@ -79,7 +80,7 @@ def _answer(overage_id: int, decide, done):
 def _approve(session, overage: Overage, *, by, now: datetime) -> None:
     offered = tuple(provider.identifier for provider in payments.enabled(overage.currency or "", overage.price or 0))
     iban = current_app.config["PROVIDER_IBAN"]
-    ledger.approve_overage(session, overage, by=by, now=now, methods=offered, iban=iban)
+    overage_billing.approve(session, overage, by=by, now=now, methods=offered, iban=iban)
     order = overage_billing.current_bill(session, overage.id)
     payment = None if order is None else session.scalar(
         select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))

@@ -25,7 +25,7 @@ from common.extensions import db
 from common.identity import accounts
 from common.mail import outbox as delivery
 from common.identity.access import INVALID, owner_required
-from common.identity.forms import _email_field, _new_password_fields
+from common.identity.forms import email_field, new_password_fields
 
 bp = Blueprint("pool", __name__)
 
@@ -37,7 +37,7 @@ def _now() -> datetime:
 
 
 class InviteForm(FlaskForm):
-    email = _email_field()
+    email = email_field()
     role = SelectField(_l("Role"), choices=[SelectChoice("member", ROLE_LABELS["member"]), SelectChoice("owner", ROLE_LABELS["owner"])],
                        default="member",
                        description=_l("Owners also invite and remove people and answer overage requests."))
@@ -45,7 +45,7 @@ class InviteForm(FlaskForm):
 
 class AcceptForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
-    password, confirm = _new_password_fields(_l("Choose a password"))
+    password, confirm = new_password_fields(_l("Choose a password"))
     language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
                                     SelectChoice("es", "Español")])
 
@@ -156,7 +156,7 @@ def accept(token: str):
         else form.validate_on_submit()
     if ready:
         try:
-            user = desk.accept(db.session, token, now=now, new_user=lambda inv: accounts._new_user(
+            user = desk.accept(db.session, token, now=now, new_user=lambda inv: accounts.new_user(
                 inv.email, form.name.data, form.password.data, form.language.data
                 if form.language.data in LANGUAGES else "en"))
         except accounts.AccountError as error:

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from billing.errors import BillingError
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from billing.catalogue.offers import offer
@@ -73,7 +74,7 @@ def cancel():
     try:
         done = orders.cancel_subscription(db.session, running, by=current_user._get_current_object(), now=_now(),
                                           reason=_("The subscription was cancelled."))
-    except orders.OrderError as error:
+    except BillingError as error:
         flash(_(error.message, **error.params), "error")
         return _page(409)
     flash(_("Your subscription is cancelled. Your tickets stay covered until %(date)s.",

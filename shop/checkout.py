@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
+from billing.errors import BillingError, N_
 from billing.accounts import invoicing as billing_accounts
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
@@ -30,6 +31,7 @@ from common.identity import accounts
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
 from common import payments
+from shop import ordering
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
@@ -54,7 +56,7 @@ def _pack_or_404(slug: str) -> Pack:
     return pack
 
 
-def _translated(error: orders.OrderError) -> str:
+def _translated(error: BillingError) -> str:
     # Dates (a subscription's end) are written the reader's way.
     params = {name: format_date(value, "long") if isinstance(value, date) else value
               for name, value in error.params.items()}
@@ -67,7 +69,7 @@ def _quantity(pack: Pack, text: str | None) -> int:
         return 1
     text = (text or str(pack.min_quantity)).strip()
     if not text.isdecimal() or len(text) > 6:
-        raise orders.OrderError(orders.N_("Enter a whole number of items, such as %(min)d."), "quantity",
+        raise orders.OrderError(N_("Enter a whole number of items, such as %(min)d."), "quantity",
                                 min=pack.min_quantity)
     return orders.check_quantity(pack, int(text))
 
@@ -154,10 +156,10 @@ def order(slug: str):
         price = orders.quote(pack, quantity)
         offered = [provider.identifier for provider in payments.enabled(pack.currency, price.gross)]
         if form.method.data not in offered:
-            raise orders.OrderError(orders.N_("Choose one of the payment methods offered."), "method")
+            raise orders.OrderError(N_("Choose one of the payment methods offered."), "method")
         if not (form.total.data or "").isdecimal() or int(form.total.data) != price.gross:
             raise orders.OrderError(
-                orders.N_("The total has changed: please check the summary and order again."), "total")
+                N_("The total has changed: please check the summary and order again."), "total")
     except orders.OrderError as error:
         problems.append((error.field or "total", _translated(error)))
     form_valid = form.validate_on_submit()
@@ -168,32 +170,32 @@ def order(slug: str):
             form[field].errors = [*form[field].errors, message]
         return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID, invoicing)
 
-    if signup is not None:
-        try:
-            user = accounts.register(db.session, signup.organisation.data, signup.name.data, signup.email.data,
-                                     signup.password.data, signup.language.data, signup.country.data)
-        except accounts.AccountError as error:
-            signup[error.field].errors.append(error.message)
-            return _page(pack, form, signup, quantity, INVALID)
-        login_user(user)
-        send_verification(user)
-    buyer = current_user._get_current_object()
+    new_account = None if signup is None else ordering.NewAccount(
+        signup.organisation.data, signup.name.data, signup.email.data, signup.password.data, signup.language.data,
+        signup.country.data)
     try:
-        if invoicing is not None:
-            # Left to place_order's transaction: saved with the order or not at all.
-            billing_accounts.set_invoicing_details(db.session, buyer.account, address=invoicing.address.data,
-                                                   vat_id=invoicing.vat_id.data, commit=False)
-        placed, payment = orders.place_order(
-            db.session, buyer.account, pack, quantity=quantity, method=form.method.data, methods=tuple(offered),
-            by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
+        buyer, placed, payment = ordering.order(
+            db.session, pack, buyer=current_user._get_current_object() if signup is None else None,
+            new_account=new_account,
+            invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
+            quantity=quantity, method=form.method.data, methods=tuple(offered), now=_now(),
+            iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
+    except accounts.AccountError as error:
+        assert signup is not None
+        signup[error.field].errors.append(error.message)
+        return _page(pack, form, signup, quantity, INVALID)
+    except BillingError as error:
+        # A refusal of the pack itself (a subscription already running) shows by the total.
+        form[error.field if error.field in form else "total"].errors = [_translated(error)]
+        return _page(pack, form, signup, quantity, INVALID, invoicing)
+    if signup is not None:
+        login_user(buyer)
+        send_verification(buyer)
+    try:
         provider = payments.get(payment.provider)
         provider.prepare(placed, payment)
         target = provider.execute(db.session, payment, now=_now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
-    except orders.OrderError as error:
-        # A refusal of the pack itself (a subscription already running) shows by the total.
-        form[error.field if error.field in form else "total"].errors = [_translated(error)]
-        return _page(pack, form, None, quantity, INVALID, invoicing)
     except payments.PaymentError as error:
         flash(str(error), "error")
         return redirect(url_for("orders.show", order_id=placed.id))

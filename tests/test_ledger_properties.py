@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
+from billing.orders import overage_bills
 from billing.ledger import services as ledger
 from billing.clock import add_months
 from billing.ledger.models import Entry, Lot, Overage, OverageChange, Ticket
@@ -329,7 +330,7 @@ def machine(app, setting: str):
             work = next(t for t in self.tickets if t.id == owed.ticket)
             self.session.refresh(work)
             request = next(o for o in work.overages if o.status == "pending")
-            answer = ledger.approve_overage if approve else ledger.decline_overage
+            answer = overage_bills.approve if approve else ledger.decline_overage
             answer(self.session, request, by=self.owner, now=self.now)
             owed.status = "approved" if approve else "declined"
 

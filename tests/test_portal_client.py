@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from billing.orders import overage_bills
 from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
@@ -202,7 +203,7 @@ def test_answering_an_overage_changes_the_live_balance_tag(app, client, people, 
     assert client.get("/portal/balance", headers={"If-None-Match": tag}).status_code == 304
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
-        decide = ledger.approve_overage if answer == "approve" else ledger.decline_overage
+        decide = overage_bills.approve if answer == "approve" else ledger.decline_overage
         decide(db.session, db.session.get(Overage, asked["overage"]), by=owner, now=NOW)
     moved = client.get("/portal/balance", headers={"If-None-Match": tag})
     assert moved.status_code == 200 and moved.headers["ETag"] != tag

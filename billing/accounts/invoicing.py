@@ -15,8 +15,9 @@ from stdnum.ch import vat as swiss_vat
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 
-from billing.ledger.services import N_
+from billing.errors import BillingError, N_
 from billing.models import Account
+from billing.transaction import atomic
 
 # What fits the buyer's block of an invoice beside the seller's.
 MAX_ADDRESS_LINES = 6
@@ -33,16 +34,11 @@ EU_VAT_PREFIXES = {code.upper(): "EL" if code == "gr" else code.upper()
 _FREE_VAT_ID = re.compile(r"[0-9A-Z][0-9A-Z .\-/]*")
 
 
-class InvoicingError(ValueError):
+class InvoicingError(BillingError):
     """Invoicing details refused. ``message`` is a gettext message id with
     ``params`` (a view shows ``_(message, **params)``); ``field`` is
     ``address`` or ``vat_id``."""
 
-    def __init__(self, message: str, field: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.field = field
-        self.params = params
 
 
 def clean_address(text: str | None) -> str:
@@ -98,11 +94,9 @@ def invoicing_details(country: str, address: str | None, vat_id: str | None) -> 
     return clean_address(address), clean_vat_id(country, vat_id)
 
 
-def set_invoicing_details(session: Session, account: Account, *, address: str | None, vat_id: str | None,
-                          commit: bool = True) -> None:
+def set_invoicing_details(session: Session, account: Account, *, address: str | None, vat_id: str | None) -> None:
     """Check and store the account's address and VAT ID; both are optional
-    (empty clears them). On a refusal nothing changes. ``commit=False``
-    leaves them to the caller's transaction (an order placed with them)."""
-    account.address, account.vat_id = invoicing_details(account.country, address, vat_id)
-    if commit:
-        session.commit()
+    (empty clears them). On a refusal nothing changes. In a caller's unit of
+    work (an order placed with them) it joins it."""
+    with atomic(session):
+        account.address, account.vat_id = invoicing_details(account.country, address, vat_id)

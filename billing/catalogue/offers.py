@@ -20,19 +20,20 @@ from babel.numbers import list_currencies
 from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from billing.errors import BillingError
 from billing.catalogue import pricing
 from billing.models import (
     DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized, utcnow,
 )
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
 
-PRESETS = Path(__file__).resolve().parent / "catalogues"
+PRESETS = Path(__file__).resolve().parent / "presets"
 # Every text a buyer reads exists in each language the shop offers.
 LANGUAGES = ("en", "fr", "es")
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(BillingError):
     """A preset that cannot be loaded; the message names the file and the field."""
 
 

@@ -2,8 +2,9 @@
 log and what it costs, ratings, and the people of an account's pool.
 
 Like billing.ledger, every write service receives the session, takes ``now``
-(timezone-aware) and commits once on success; on an error it rolls back and
-raises, so nothing is half-written. No Flask here: settings (attachment
+(timezone-aware) and runs as one unit of work (billing.transaction.atomic):
+it commits once on success; on an error it rolls back and raises, so nothing
+is half-written. No Flask here: settings (attachment
 limits and folder, invitation lifetime) come in as arguments. Errors a user
 can cause raise DeskError (or billing.ledger's LedgerError from the ledger)
 whose message is a gettext message id, marked with ``N_`` and filled with
@@ -20,8 +21,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,15 +30,18 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError, N_
 from billing.ledger import services as ledger
 from billing.notifications import outbox
 from billing.subscriptions import services as subscriptions
 from billing.clock import utc
 from billing.desk.models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
-from billing.ledger.services import N_, LedgerError, NotAllowed
+from billing.ledger.services import LedgerError, NotAllowed
 from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
 from billing.models import Account, Policy, User
-from billing.ledger.rules import Charge, Gettext, Ngettext, _english, explain, unit_label, units
+from billing.orders import overage_bills
+from billing.transaction import atomic
+from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
 from billing.subscriptions.models import Subscription
 
 MAX_SUBJECT = 200
@@ -54,16 +57,11 @@ DONE_STATUSES = ("resolved", "closed")
 CRITICALITY_RANK = case({c: i for i, c in enumerate(reversed(CRITICALITIES))}, value=Ticket.criticality)
 
 
-class DeskError(ValueError):
+class DeskError(BillingError):
     """The desk refused a request. ``message`` is a gettext message id with
     ``params`` (a view shows ``_(message, **params)``; ``str()`` is the
     English sentence); ``field`` names the form field to blame, if any."""
 
-    def __init__(self, message: str, field: str | None = None, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.field = field
-        self.params = params
 
 
 # --- Sanitising -------------------------------------------------------------
@@ -80,17 +78,6 @@ def sanitise(body: str) -> str:
     thread shows line breaks as typed (white-space: pre-wrap)."""
     return nh3.clean(body, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow").strip()
-
-
-@contextmanager
-def _transaction(session: Session) -> Iterator[None]:
-    """Commit what the block did, or roll all of it back and raise."""
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
 
 
 # --- Who may do what --------------------------------------------------------
@@ -137,7 +124,7 @@ def _cost(ticket: Ticket, minutes: int) -> Charge:
     return replace(charge, units=0) if ticket.subscription_id is not None else charge
 
 
-def describe_cost(ticket: Ticket, gettext: Gettext = lambda s: s, ngettext: Ngettext = _english) -> str:
+def describe_cost(ticket: Ticket, gettext: Gettext = lambda s: s, ngettext: Ngettext = english_plural) -> str:
     """``27 min → 3 blocks of 10 min → 3 credits``, or ``95 min → covered by
     the subscription``."""
     if ticket.subscription_id is not None:
@@ -281,23 +268,22 @@ def open_ticket(
         raise DeskError(N_("Choose a request kind of this balance."), "kind")
     saved: list[Path] = []
     try:
-        ticket = ledger.open_ticket(session, account, user, subject, now=now, kind=kind, policy=policy, unit=unit,
-                                    subscription=subscription, commit=False)
-        ticket.criticality = criticality
-        ticket.updated_at = now
-        message = TicketMessage(ticket=ticket, author=user, body=body, internal=False, created_at=now)
-        session.add(message)
-        session.flush()
-        saved = _attach(session, message, files, rules, now)
-        event = f"ticket:{ticket.id}:opened"
-        outbox.enqueue(session, "ticket_opened", event, [user], now=now, payload={"ticket_id": ticket.id},
-                       account_id=account.id)
-        outbox.enqueue(session, "ticket_opened_staff", event, outbox.staff(session), now=now,
-                       payload={"ticket_id": ticket.id}, account_id=account.id)
-        session.commit()
+        with atomic(session):
+            ticket = ledger.open_ticket(session, account, user, subject, now=now, kind=kind, policy=policy,
+                                        unit=unit, subscription=subscription)
+            ticket.criticality = criticality
+            ticket.updated_at = now
+            message = TicketMessage(ticket=ticket, author=user, body=body, internal=False, created_at=now)
+            session.add(message)
+            session.flush()
+            saved = _attach(session, message, files, rules, now)
+            event = f"ticket:{ticket.id}:opened"
+            outbox.enqueue(session, "ticket_opened", event, [user], now=now, payload={"ticket_id": ticket.id},
+                           account_id=account.id)
+            outbox.enqueue(session, "ticket_opened_staff", event, outbox.staff(session), now=now,
+                           payload={"ticket_id": ticket.id}, account_id=account.id)
         return ticket
     except BaseException:
-        session.rollback()
         _unlink(saved)
         raise
 
@@ -326,22 +312,21 @@ def post_message(
     text = _body(body, "body")
     saved: list[Path] = []
     try:
-        message = TicketMessage(ticket=ticket, author=author, body=text, internal=internal, created_at=now)
-        session.add(message)
-        session.flush()
-        saved = _attach(session, message, files, rules, now)
-        if author.is_staff and not internal and ticket.first_response_at is None:
-            ticket.first_response_at = now
-        if author.is_staff and not internal:
-            outbox.enqueue(session, "staff_reply", f"message:{message.id}", [ticket.opened_by], now=now,
-                           payload={"ticket_id": ticket.id, "message_id": message.id}, account_id=ticket.account_id)
-        if not author.is_staff and ticket.status == "waiting":
-            ticket.status = "open"
-        ticket.updated_at = now
-        session.commit()
+        with atomic(session):
+            message = TicketMessage(ticket=ticket, author=author, body=text, internal=internal, created_at=now)
+            session.add(message)
+            session.flush()
+            saved = _attach(session, message, files, rules, now)
+            if author.is_staff and not internal and ticket.first_response_at is None:
+                ticket.first_response_at = now
+            if author.is_staff and not internal:
+                outbox.enqueue(session, "staff_reply", f"message:{message.id}", [ticket.opened_by], now=now,
+                               payload={"ticket_id": ticket.id, "message_id": message.id}, account_id=ticket.account_id)
+            if not author.is_staff and ticket.status == "waiting":
+                ticket.status = "open"
+            ticket.updated_at = now
         return message
     except BaseException:
-        session.rollback()
         _unlink(saved)
         raise
 
@@ -443,7 +428,7 @@ def set_status(session: Session, ticket: Ticket, status: str, *, by: User, now: 
         return ticket
     if not by.is_staff and (ticket.status, status) not in CLIENT_MOVES:
         raise NotAllowed("only staff move a ticket there")
-    with _transaction(session):
+    with atomic(session):
         ticket.status = status
         if status == "resolved":
             ticket.resolved_at = now
@@ -462,7 +447,7 @@ def assign(session: Session, ticket: Ticket, staff: User | None, *, by: User, no
     _check_staff(by)
     if staff is not None:
         _check_staff(staff)
-    with _transaction(session):
+    with atomic(session):
         ticket.assigned_to_id = staff.id if staff is not None else None
         ticket.updated_at = utc(now)
     return ticket
@@ -472,7 +457,7 @@ def set_criticality(session: Session, ticket: Ticket, criticality: str, *, by: U
     _check_sees(by, ticket)
     if criticality not in CRITICALITIES:
         raise DeskError(N_("Choose a criticality from the list."), "criticality")
-    with _transaction(session):
+    with atomic(session):
         ticket.criticality = criticality
         ticket.updated_at = utc(now)
     return ticket
@@ -484,7 +469,7 @@ def set_staff_note(session: Session, ticket: Ticket, note: str, *, by: User, now
     note = (note or "").strip()
     if len(note) > MAX_BODY:
         raise DeskError(N_("A note has at most %(max)d characters."), "staff_note", max=MAX_BODY)
-    with _transaction(session):
+    with atomic(session):
         ticket.staff_note = note
         ticket.updated_at = utc(now)
     return ticket
@@ -502,7 +487,7 @@ def resolve(session: Session, ticket: Ticket, *, by: User, note: str | None = No
         note = note.strip()
         if len(note) > MAX_BODY:
             raise DeskError(N_("A note has at most %(max)d characters."), "staff_note", max=MAX_BODY)
-    with _transaction(session):
+    with atomic(session):
         if note is not None:
             ticket.staff_note = note
         if ticket.status != "resolved":
@@ -533,7 +518,7 @@ def rate(session: Session, ticket: Ticket, user: User, rating: int, comment: str
     comment = (comment or "").strip()
     if len(comment) > MAX_NOTE:
         raise DeskError(N_("A comment has at most %(max)d characters."), "comment", max=MAX_NOTE)
-    with _transaction(session):
+    with atomic(session):
         ticket.rating = rating
         ticket.rating_comment = comment
         ticket.rated_at = utc(now)
@@ -566,7 +551,7 @@ def preview(ticket: Ticket, minutes: int, billable: bool = True) -> Preview:
     return Preview(added=minutes, billable=billable, before=before, after=after)
 
 
-def describe_preview(found: Preview, gettext: Gettext = lambda s: s, ngettext: Ngettext = _english) -> str:
+def describe_preview(found: Preview, gettext: Gettext = lambda s: s, ngettext: Ngettext = english_plural) -> str:
     """``+15 min → total 27 min → 3 credits, 1 more than now``."""
     added = gettext("+%(num)d min") % {"num": found.added}
     if not found.billable:
@@ -607,7 +592,7 @@ def log_time(
         raise DeskError(N_("A note has at most %(max)d characters."), "note", max=MAX_NOTE)
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - 5:
         raise DeskError(N_("The form was out of date: check the figures and save again."), "key")
-    with _transaction(session):
+    with atomic(session):
         # The ledger's lock, taken before anything is read: two entries
         # logged at once both count.
         ledger.lock_accounts(session, [ticket.account_id])
@@ -616,7 +601,6 @@ def log_time(
             if done.ticket_id != ticket.id:
                 raise LedgerError(N_("The key %(key)s was already used on another ticket: check the figures and save "
                                       "again."), key=key)
-            session.commit()
             return done
         current = session.get(Ticket, ticket.id, populate_existing=True)
         assert current is not None
@@ -632,7 +616,8 @@ def log_time(
                 .where(TimeEntry.ticket_id == current.id, TimeEntry.billable.is_(True))
             )
             entry.operation = ledger.charge_ticket_to(session, current, int(total), by=staff, key=f"time:{key}",
-                                                      now=now, commit=False)
+                                                      now=now)
+            overage_bills.follow_correction(session, entry.operation, now)
         current.updated_at = now
     return entry
 
@@ -668,25 +653,21 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
         raise DeskError(N_("This address already has access to Forfait.") if existing.account_id != account.id
                         else N_("This person is already in your pool."), "email")
     token = secrets.token_urlsafe(32)
-    try:
-        for old in session.scalars(select(Invitation).where(
-                Invitation.account_id == account.id, Invitation.email == email,
-                Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))):
-            old.revoked_at = now
-        invitation = Invitation(account_id=account.id, email=email, role=role, token_hash=_token_hash(token),
-                                invited_by_id=by.id, created_at=now, expires_at=now + max_age)
-        session.add(invitation)
-        session.flush()
-        # The token rides in the queued message until it is sent, then is forgotten.
-        outbox.enqueue_address(session, "invitation", f"invitation:{invitation.id}", email, by.language, now=now,
-                               payload={"invitation_id": invitation.id, "token": token,
-                                        "hours": int(max_age.total_seconds() // 3600)},
-                               account_id=account.id)
-        session.commit()
-        return invitation, token
-    except BaseException:
-        session.rollback()
-        raise
+    with atomic(session):
+            for old in session.scalars(select(Invitation).where(
+                    Invitation.account_id == account.id, Invitation.email == email,
+                    Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))):
+                old.revoked_at = now
+            invitation = Invitation(account_id=account.id, email=email, role=role, token_hash=_token_hash(token),
+                                    invited_by_id=by.id, created_at=now, expires_at=now + max_age)
+            session.add(invitation)
+            session.flush()
+            # The token rides in the queued message until it is sent, then is forgotten.
+            outbox.enqueue_address(session, "invitation", f"invitation:{invitation.id}", email, by.language, now=now,
+                                   payload={"invitation_id": invitation.id, "token": token,
+                                            "hours": int(max_age.total_seconds() // 3600)},
+                                   account_id=account.id)
+    return invitation, token
 
 
 class InvitationInvalid(DeskError):
@@ -730,7 +711,7 @@ def accept(session: Session, token: str, *, now: datetime,
     """
     now = utc(now)
     invitation = invitation_for(session, token, now=now)
-    with _transaction(session):
+    with atomic(session):
         user = session.scalar(select(User).where(User.email == invitation.email))
         if user is not None:
             if user.account_id != invitation.account_id or user.removed_at is None:
@@ -754,7 +735,7 @@ def accept(session: Session, token: str, *, now: datetime,
 
 def revoke(session: Session, invitation: Invitation, *, by: User, now: datetime) -> Invitation:
     _check_owner(by, invitation.account)
-    with _transaction(session):
+    with atomic(session):
         if invitation.accepted_at is None and invitation.revoked_at is None:
             invitation.revoked_at = utc(now)
     return invitation
@@ -775,7 +756,7 @@ def remove_user(session: Session, account: Account, user: User, *, by: User, now
             User.account_id == account.id, User.role == "owner", User.removed_at.is_(None)))
         if owners <= 1:
             raise DeskError(N_("The account needs at least one owner: make someone else owner first."), "user")
-    with _transaction(session):
+    with atomic(session):
         user.removed_at = now
     return user
 

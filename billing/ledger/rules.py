@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Mapping
 
+from billing.errors import BillingError
+
 Unit = Literal["minute", "credit", "ticket"]
 UNITS: tuple[Unit, ...] = ("minute", "credit", "ticket")
 OverageMode = Literal["block", "ask", "allow"]
 OVERAGE_MODES: tuple[OverageMode, ...] = ("block", "ask", "allow")
 
 
-class RuleError(ValueError):
+class RuleError(BillingError):
     """Input the rule cannot price: the message is meant for the user."""
 
 
@@ -121,11 +123,11 @@ Gettext = Callable[[str], str]
 Ngettext = Callable[[str, str, int], str]
 
 
-def _english(singular: str, plural: str, n: int) -> str:
+def english_plural(singular: str, plural: str, n: int) -> str:
     return singular if n == 1 else plural
 
 
-def unit_label(unit: Unit, n: int, ngettext: Ngettext = _english) -> str:
+def unit_label(unit: Unit, n: int, ngettext: Ngettext = english_plural) -> str:
     # Spelled out so that message extraction sees every form.
     if unit == "minute":
         return ngettext("%(num)d minute", "%(num)d minutes", n) % {"num": n}
@@ -134,7 +136,7 @@ def unit_label(unit: Unit, n: int, ngettext: Ngettext = _english) -> str:
     return ngettext("%(num)d ticket", "%(num)d tickets", n) % {"num": n}
 
 
-def explain(charge: Charge, gettext: Gettext = lambda s: s, ngettext: Ngettext = _english) -> str:
+def explain(charge: Charge, gettext: Gettext = lambda s: s, ngettext: Ngettext = english_plural) -> str:
     """One line a client can check by hand: ``27 min → 3 blocks of 10 min → 3 credits``.
 
     Translation functions are passed in so that this module stays free of Flask.

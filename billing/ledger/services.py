@@ -2,12 +2,10 @@
 the answers to an overage request.
 
 Every write service
-- receives the session and owns the transaction: it commits once on
-  success; on any error it rolls back and raises, so nothing is half-written.
-  ``grant`` and ``refund`` also take ``commit=False`` for a caller that owns
-  the transaction (checkout marks an order paid, grants and invoices in one):
-  they then lock, check the key and flush, but leave the commit to the
-  caller; an error once the write started rolls the whole transaction back;
+- runs as one unit of work (billing.transaction.atomic): alone it commits
+  once on success and on any error rolls back and raises, so nothing is
+  half-written; inside a caller's unit (checkout marks an order paid, grants
+  and invoices in one) it joins it and the caller's unit commits;
 - takes ``now``, a timezone-aware datetime, so that tests and jobs choose the
   clock;
 - takes an idempotency ``key``: called again with a key it has seen, it
@@ -35,6 +33,7 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from billing.errors import BillingError, N_
 from billing.notifications import alerts
 from billing.notifications import outbox
 from billing.clock import add_months, utc
@@ -42,26 +41,18 @@ from billing.ledger.models import Entry, Event, Lot, Operation, Overage, Overage
 from billing.models import Account, Order, Pack, Policy, User
 from billing.catalogue.pricing import round_half_up
 from billing.ledger.rules import RuleError, units
+from billing.transaction import atomic, in_unit_of_work
 from billing.subscriptions.models import Subscription
 
 MAX_KEY_LENGTH = 200
 
 
-def N_(message: str) -> str:
-    """Marks a message for extraction (pybabel's default keywords): a view
-    translates it, since billing has no Flask and no request language."""
-    return message
 
-
-class LedgerError(ValueError):
+class LedgerError(BillingError):
     """The ledger refused a request. ``message`` is a gettext message id
     with ``params`` (a view shows ``_(message, **params)``; ``str()`` is the
     English sentence)."""
 
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.params = params
 
 
 class InsufficientBalance(LedgerError):
@@ -236,37 +227,33 @@ def _write(
     order_id: int | None = None,
     by: User | None = None,
     note: str = "",
-    commit: bool = True,
 ) -> Operation:
-    """Run ``apply`` as one idempotent, serialised transaction; with
-    ``commit=False``, as part of the caller's (flushed, not committed)."""
+    """Run ``apply`` as one idempotent, serialised unit of work (the caller's,
+    if one is open)."""
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise LedgerError(f"an idempotency key of 1 to {MAX_KEY_LENGTH} characters is required")
     try:
-        lock_accounts(session, [*lock, *([account_id] if account_id is not None else [])])
-        done = _existing(session, key, kind, account_id, ticket_id)
-        if done is None:
-            done = Operation(key=key, kind=kind, account_id=account_id, ticket_id=ticket_id, order_id=order_id,
-                             by_id=by.id if by is not None else None, note=note, created_at=now)
-            session.add(done)
-            session.flush()  # a key taken meanwhile fails here, before any work
-            apply(done)
-            session.flush()
-        if commit:
-            session.commit()
+        with atomic(session):
+            lock_accounts(session, [*lock, *([account_id] if account_id is not None else [])])
+            done = _existing(session, key, kind, account_id, ticket_id)
+            if done is None:
+                done = Operation(key=key, kind=kind, account_id=account_id, ticket_id=ticket_id, order_id=order_id,
+                                 by_id=by.id if by is not None else None, note=note, created_at=now)
+                session.add(done)
+                session.flush()  # a key taken meanwhile fails here, before any work
+                apply(done)
+                session.flush()
         return done
     except IntegrityError:
         # The same key committed meanwhile by a writer we did not wait for
-        # (another account): that call's result is ours. A caller's
-        # transaction is lost with the rollback: it must start again.
-        session.rollback()
-        done = _existing(session, key, kind, account_id, ticket_id) if commit else None
+        # (another account): that call's result is ours. A caller's unit of
+        # work is lost with the rollback: it must start again.
+        if in_unit_of_work(session):
+            raise
+        done = _existing(session, key, kind, account_id, ticket_id)
         if done is None:
             raise
         return done
-    except BaseException:
-        session.rollback()
-        raise
 
 
 def _post(op: Operation, lot: Lot, kind: str, quantity: int, at: datetime, ticket: Ticket | None = None) -> Entry:
@@ -336,7 +323,6 @@ def grant(
     owner: User | None = None,
     by: User | None = None,
     note: str = "",
-    commit: bool = True,
 ) -> Operation:
     """Grant ``pack`` to the account: a trial or a purchase lot.
 
@@ -393,7 +379,7 @@ def grant(
         _settle(session, op, account.id, policy.id, unit, now)
 
     return _write(session, apply, key=key, kind="grant", now=now, account_id=account.id,
-                  order_id=order.id if order is not None else None, by=by, note=note, commit=commit)
+                  order_id=order.id if order is not None else None, by=by, note=note)
 
 
 def _roll_over(session: Session, op: Operation, new: Lot, now: datetime) -> Lot | None:
@@ -451,7 +437,6 @@ def _settle(session: Session, op: Operation, account_id: int, policy_id: int, un
 
 def charge_ticket_to(
     session: Session, ticket: Ticket, total_billable_minutes: int, *, by: User | None, key: str, now: datetime,
-    commit: bool = True,
 ) -> Operation:
     """Set the ticket's billable time to ``total_billable_minutes`` and move
     its balance by ``units(total_after) - units(total_before)``: rounding
@@ -474,8 +459,8 @@ def charge_ticket_to(
     with the lot. They count as expired units of the lot, so a pack with
     ``rollover_expired`` brings them back like the rest.
 
-    ``commit=False`` joins the caller's transaction (billing.desk.log_time
-    writes the time entry and its charge in one), as for ``grant``.
+    Inside a caller's unit of work it joins it (billing.desk.log_time writes
+    the time entry and its charge in one).
     """
     now = utc(now)
     total = _whole(total_billable_minutes, "billable minutes", 0)
@@ -504,7 +489,7 @@ def charge_ticket_to(
         alerts.note_balance(session, op, current.account_id, current.policy_id, current.unit, before, later, now)
 
     return _write(session, apply, key=key, kind="charge", now=now, account_id=ticket.account_id,
-                  ticket_id=ticket.id, by=by, commit=commit)
+                  ticket_id=ticket.id, by=by)
 
 
 def _draw(session: Session, op: Operation, ticket: Ticket, wanted: int, now: datetime) -> None:
@@ -603,7 +588,6 @@ def _give_back(session: Session, op: Operation, ticket: Ticket, amount: int, now
         if overage.outstanding == 0 and overage.status in ("pending", "debt"):
             overage.status = ("purchased" if overage.status == "pending" else "paid") if overage.settled else "withdrawn"
         _reprice(overage)
-        overage_billing.follow(session, overage, op, now)
         if left == 0:
             return
     drawn = session.execute(
@@ -637,12 +621,11 @@ ANSWERED = {
 }
 
 
-def _decide(session: Session, overage: Overage, status: str, by: User, now: datetime,
-            methods: tuple[str, ...] = (), iban: str = "") -> Overage:
+def _decide(session: Session, overage: Overage, status: str, by: User, now: datetime) -> Overage:
     now = utc(now)
     if by is None or not by.is_owner or by.account_id != overage.account_id:
         raise NotAllowed("only the account's owner answers an overage request")
-    try:
+    with atomic(session):
         lock_accounts(session, [overage.account_id])
         current = session.get(Overage, overage.id, populate_existing=True)
         assert current is not None
@@ -653,23 +636,16 @@ def _decide(session: Session, overage: Overage, status: str, by: User, now: date
             current.decided_at = now
             current.decided_by_id = by.id
             _reprice(current)
-            if status == "approved":
-                overage_billing.bill(session, current, by=by, now=now, methods=methods, iban=iban)
-        session.commit()
-        return current
-    except BaseException:
-        session.rollback()
-        raise
+    return current
 
 
-def approve_overage(session: Session, overage: Overage, *, by: User, now: datetime,
-                    methods: tuple[str, ...] = ("transfer", "cheque"), iban: str = "") -> Overage:
+def approve_overage(session: Session, overage: Overage, *, by: User, now: datetime) -> Overage:
     """The owner accepts that the units still asked for are billed at the
     request's hourly rate (``price``). They are not drawn from any lot and a
-    later grant no longer covers them. In the same transaction the bill is
-    placed (billing.orders.overage_bills: ``methods`` the shop offers, ``iban``
-    the provider's). Approving twice is harmless: one answer, one bill."""
-    return _decide(session, overage, "approved", by, now, methods, iban)
+    later grant no longer covers them. The bill is not the ledger's: the
+    owner approves through billing.orders.overage_bills.approve, which
+    places it in the same unit of work. Approving twice is one answer."""
+    return _decide(session, overage, "approved", by, now)
 
 
 def decline_overage(session: Session, overage: Overage, *, by: User, now: datetime) -> Overage:
@@ -681,7 +657,7 @@ def decline_overage(session: Session, overage: Overage, *, by: User, now: dateti
 # --- Refund, adjust, expire -----------------------------------------------
 
 def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: datetime, note: str = "",
-           commit: bool = True, quantity: int | None = None) -> Operation:
+           quantity: int | None = None) -> Operation:
     """Revoke what is unused of an unexpired lot (a refunded purchase), or
     ``quantity`` of it (a partial refund: billing.orders.refunds says how many).
 
@@ -708,8 +684,7 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
             raise LedgerError(f"lot #{current.id} has only {current.remaining} unit(s) left to refund")
         _post(op, current, "refund", -(quantity or current.remaining), now)
 
-    return _write(session, apply, key=key, kind="refund", now=now, account_id=lot.account_id, by=by, note=note,
-                  commit=commit)
+    return _write(session, apply, key=key, kind="refund", now=now, account_id=lot.account_id, by=by, note=note)
 
 
 def adjust(
@@ -808,43 +783,32 @@ def open_ticket(
     policy: Policy | None = None,
     unit: str | None = None,
     subscription: Subscription | None = None,
-    commit: bool = True,
 ) -> Ticket:
     """Open a ticket drawing from ``policy`` (default: the balance of this
     user that expires first), or covered by ``subscription`` (its pack's
     policy gives the request kinds; nothing is ever drawn). The ticket desk
-    builds on this: with ``commit=False`` the ticket is flushed, and the
-    caller commits it with its first message."""
+    builds on this: in its unit of work the ticket is flushed, and committed
+    with its first message."""
     now = utc(now)
     _check_user(user, account.id, "user")
     subject = (subject or "").strip()
     if not subject or len(subject) > 200:
         raise LedgerError("a ticket needs a subject of 1 to 200 characters")
-    try:
-        if subscription is not None:
-            policy, unit = subscription.pack.policy, subscription.pack.unit
-        elif policy is None:
-            policy_id, unit = default_balance(session, account.id, user.id, now=now)
-            policy = session.get(Policy, policy_id)
-            assert policy is not None
-        policy.rule().kind(kind)
-    except RuleError as error:
-        session.rollback()
-        raise LedgerError(str(error)) from None
-    except BaseException:
-        session.rollback()
-        raise
-    ticket = Ticket(account_id=account.id, opened_by_id=user.id, policy_id=policy.id, unit=unit or policy.unit,
-                    kind=kind or policy.default_kind, subject=subject, created_at=now,
-                    subscription_id=subscription.id if subscription is not None else None)
-    session.add(ticket)
-    if commit:
-        session.commit()
-    else:
+    with atomic(session):
+        try:
+            if subscription is not None:
+                policy, unit = subscription.pack.policy, subscription.pack.unit
+            elif policy is None:
+                policy_id, unit = default_balance(session, account.id, user.id, now=now)
+                policy = session.get(Policy, policy_id)
+                assert policy is not None
+            policy.rule().kind(kind)
+        except RuleError as error:
+            raise LedgerError(str(error)) from None
+        ticket = Ticket(account_id=account.id, opened_by_id=user.id, policy_id=policy.id, unit=unit or policy.unit,
+                        kind=kind or policy.default_kind, subject=subject, created_at=now,
+                        subscription_id=subscription.id if subscription is not None else None)
+        session.add(ticket)
         session.flush()
     return ticket
 
-
-# The bill of an approved overage is an order, and orders stand on the ledger:
-# imported once the ledger is whole.
-from billing.orders import overage_bills as overage_billing  # noqa: E402

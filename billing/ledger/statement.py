@@ -46,12 +46,13 @@ from babel.numbers import get_currency_precision
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError
 from billing.clock import utc
 from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange, Ticket
 from billing.models import Account, Pack, Policy, Translated
 
 
-class StatementError(ValueError):
+class StatementError(BillingError):
     """A period that makes no sense; the message is for the user."""
 
 

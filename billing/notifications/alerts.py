@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError
 from billing.notifications import outbox
 from billing.clock import utc
 from billing.ledger.models import BalanceThreshold, Event, Lot, Operation
@@ -27,7 +28,7 @@ from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
 DEFAULT_THRESHOLD_PERCENT = DEFAULT_LOW_BALANCE_PERCENT
 
 
-class AlertError(ValueError):
+class AlertError(BillingError):
     """A threshold the caller may not set, or cannot have; the message is for the user."""
 
 

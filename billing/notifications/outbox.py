@@ -24,6 +24,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, a
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from billing.errors import BillingError
 from billing.clock import UTCDateTime, utc
 from billing.models import Base, User
 
@@ -110,7 +111,7 @@ class Preference(Base):
     enabled: Mapped[bool]
 
 
-class OutboxError(ValueError):
+class OutboxError(BillingError):
     """Something the caller may not do; the message is for the user."""
 
 

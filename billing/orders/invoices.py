@@ -21,17 +21,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError
 from billing.orders import wording
 from billing.clock import utc
 from billing.models import Order
 from billing.orders.models import DocumentCounter, Invoice, InvoiceLine, OrderEvent
 from billing.catalogue.pricing import split_vat
+from billing.transaction import atomic
 
 # One series per kind of document, each numbered from 1 every year.
 PREFIX = {"invoice": "", "credit_note": "CN-"}
 
 
-class InvoiceError(ValueError):
+class InvoiceError(BillingError):
     """A document that cannot be issued; the message is meant for the user."""
 
 
@@ -121,17 +123,17 @@ def credited(session: Session, invoice: Invoice) -> int:
 
 
 def issue_credit_note(session: Session, order: Order, amount: int, reason: str, *, seller: Seller, key: str,
-                      now: datetime, by_id: int | None = None, commit: bool = True) -> Invoice:
+                      now: datetime, by_id: int | None = None) -> Invoice:
     """A credit note taking back ``amount`` (gross, minor units) of the
     order's invoice, with its VAT in the invoice's proportion. Idempotent by
     ``key`` (a Stripe refund id): the same key returns the same note.
 
     The order becomes ``refunded`` once credit notes cover its total.
-    ``commit=False`` leaves the commit to a caller that also revokes the lot.
+    In a caller's unit of work (a refund that also revokes the lot) it joins it.
     """
     now = utc(now)
     reason = (reason or "").strip()
-    try:
+    with atomic(session):
         existing = session.scalar(select(Invoice).where(Invoice.key == key))
         if existing is not None:
             if existing.order_id != order.id:
@@ -165,9 +167,4 @@ def issue_credit_note(session: Session, order: Order, amount: int, reason: str, 
         if amount == left:
             order.status = "refunded"
         session.flush()
-        if commit:
-            session.commit()
-        return note
-    except BaseException:
-        session.rollback()
-        raise
+    return note

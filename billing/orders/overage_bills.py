@@ -25,16 +25,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.errors import N_
 from billing.ledger import services as ledger
 from billing.orders import services as orders
 from billing.orders import references
 from billing.clock import utc
 from billing.orders.invoices import Seller, credited, issue_credit_note
-from billing.ledger.models import Lot, Operation, Overage
+from billing.ledger.models import Lot, Operation, Overage, OverageChange
 from billing.models import Order, Pack, User
 from billing.orders.models import Invoice, Payment
 from billing.catalogue.pricing import split_vat
-from billing.orders.wording import N_, money, translate
+from billing.orders.wording import money, translate
+from billing.transaction import atomic
 
 REPLACED = N_("The time of ticket #%(ticket)d was corrected: a new bill for %(amount)s replaces this one.")
 NOTHING_LEFT = N_("The time of ticket #%(ticket)d was corrected: nothing is left to bill.")
@@ -63,12 +65,42 @@ def bill(session: Session, overage: Overage, *, by: User, now: datetime, methods
                   by=by, now=now)
 
 
+def approve(session: Session, overage: Overage, *, by: User, now: datetime,
+            methods: tuple[str, ...] = ("transfer", "cheque"), iban: str = "") -> Overage:
+    """The owner approves the overage (billing.ledger.approve_overage) and,
+    in the same unit of work, its bill is placed (``methods`` the shop
+    offers, ``iban`` the provider's). Approving twice is harmless: one
+    answer, one bill."""
+    now = utc(now)
+    with atomic(session):
+        ledger.lock_accounts(session, [overage.account_id])
+        current = session.get(Overage, overage.id, populate_existing=True)
+        assert current is not None
+        was = current.status
+        current = ledger.approve_overage(session, current, by=by, now=now)
+        if was == "pending":
+            bill(session, current, by=by, now=now, methods=methods, iban=iban)
+    return current
+
+
+def follow_correction(session: Session, op: Operation, now: datetime) -> None:
+    """After a charge that gave units back (a correction of a ticket's time,
+    billing.desk.log_time, in its unit of work): each approved overage the
+    correction cut gets a bill that matches what it now asks for. The
+    ledger records the cuts as overage changes of the operation."""
+    cut = session.scalars(select(Overage).join(OverageChange, OverageChange.overage_id == Overage.id)
+                          .where(OverageChange.operation_id == op.id, OverageChange.units < 0)
+                          .order_by(OverageChange.id)).unique().all()
+    for overage in cut:
+        follow(session, overage, op, now)
+
+
 def bill_by_transfer(session: Session, overage: Overage, *, by: User, now: datetime, iban: str) -> Order | None:
     """Bill again, to be paid by transfer, an approved overage whose bill is
     gone (a card payment that could not be started cancels its order).
     Owns its transaction."""
     now = utc(now)
-    with orders._transaction(session):
+    with atomic(session):
         ledger.lock_accounts(session, [overage.account_id])
         current = session.get(Overage, overage.id, populate_existing=True)
         if current.status != "approved":
@@ -78,8 +110,7 @@ def bill_by_transfer(session: Session, overage: Overage, *, by: User, now: datet
 
 def follow(session: Session, overage: Overage, op: Operation, now: datetime) -> None:
     """Make the bill of an approved overage match what it now asks for,
-    after a correction cut its units (billing.ledger, in the correction's
-    transaction)."""
+    after a correction cut its units."""
     if overage.status != "approved":
         return
     placed = current_bill(session, overage.id)
@@ -104,7 +135,7 @@ def _replace(session: Session, overage: Overage, placed: Order, op: Operation, n
                            amount=money(price.gross, placed.currency, placed.language))
     else:
         reason = translate(NOTHING_LEFT, placed.language, ticket=overage.ticket_id)
-    orders._cancel(session, placed, reason, now, op.by)
+    orders.mark_cancelled(session, placed, reason, now, op.by)
     # The replaced bill leaves the pending index before its successor enters it.
     session.flush()
     if overage.outstanding:
@@ -128,7 +159,7 @@ def _credit(session: Session, overage: Overage, paid: Order, now: datetime, op: 
     seller = Seller(name=invoice.seller_name, address=invoice.seller_address, email=invoice.seller_email,
                     vat_id=invoice.seller_vat_id)
     issue_credit_note(session, paid, back, reason, seller=seller, key=f"overage:{overage.id}:units:{overage.units}",
-                      now=now, by_id=op.by_id, commit=False)
+                      now=now, by_id=op.by_id)
 
 
 def _place(session: Session, overage: Overage, *, placed_by: User | None, method: str, reference, by: User | None,
@@ -149,9 +180,9 @@ def _place(session: Session, overage: Overage, *, placed_by: User | None, method
                       currency=order.currency, created_at=now)
     session.add(payment)
     session.flush()
-    orders._log(session, order, "placed", now, by=by, payment=payment, amount=order.total)
+    orders.log_event(session, order, "placed", now, by=by, payment=payment, amount=order.total)
     if manual:
-        orders._tell(session, "order_received", order, now, payment_id=payment.id)
+        orders.tell_buyer(session, "order_received", order, now, payment_id=payment.id)
     return order
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import string
 
+from billing.errors import BillingError
+
 RF_MAX_PAYLOAD = 21
 QR_REFERENCE_LENGTH = 27
 # The QR-IID range of the bank code in a Swiss or Liechtenstein IBAN: such an
@@ -24,7 +26,7 @@ _ALPHANUMERIC = re.compile(r"[0-9A-Z]+")
 _MOD10_TABLE = (0, 9, 4, 6, 8, 2, 7, 1, 3, 5)
 
 
-class ReferenceError(ValueError):
+class ReferenceError(BillingError):
     """A payload that cannot become a reference."""
 
 

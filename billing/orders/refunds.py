@@ -29,7 +29,9 @@ from billing.orders.invoices import Seller, credited, issue_credit_note
 from billing.ledger.models import Entry, Lot, Operation
 from billing.models import Order, User
 from billing.orders.models import Invoice
-from billing.orders.services import N_, OrderError, _cancel, _transaction
+from billing.errors import N_
+from billing.orders.services import OrderError, mark_cancelled
+from billing.transaction import atomic
 
 
 # --- The rule (pure) ----------------------------------------------------------
@@ -141,14 +143,14 @@ def record(session: Session, order: Order, amount: int, reason: str, *, key: str
     check(session, order, amount, reason, by=by)
     units = revocable(session, order, amount, now=now)
     note = issue_credit_note(session, order, amount, reason, seller=seller, key=key, now=now,
-                             by_id=by.id if by is not None else None, commit=False)
+                             by_id=by.id if by is not None else None)
     if units:
         ledger.refund(session, lot_of(session, order), by=by, key=_revoke_key(key), now=now, quantity=units,
-                      note=f"order #{order.id}: {note.number}", commit=False)
+                      note=f"order #{order.id}: {note.number}")
     if order.status == "refunded":
         renewal = subscriptions.refunded(session, order, now)
         if renewal is not None:
-            _cancel(session, renewal, note.note, now, by)
+            mark_cancelled(session, renewal, note.note, now, by)
     return Refund(note, units)
 
 
@@ -159,7 +161,7 @@ def refund_order(session: Session, order: Order, amount: int, reason: str, *, by
     transaction, once per ``key``. The money itself goes back outside
     Forfait (a transfer from the bank); a card's goes through Stripe
     (common.payments.card), whose settling calls ``record``."""
-    with _transaction(session):
+    with atomic(session):
         if by is None:
             raise OrderError(N_("Only staff refund an order."))
         ledger.lock_accounts(session, [order.account_id])

@@ -10,8 +10,9 @@ issued. ``confirm_payment`` re-reads the payment under the account's lock
 and returns early when it is already confirmed: a webhook and a return page
 racing, a double click or two staff at once credit once.
 
-Every service receives the session, takes ``now`` (aware) and owns its
-transaction: it commits once, or rolls back and raises OrderError with a
+Every service receives the session, takes ``now`` (aware) and runs as one
+unit of work (billing.transaction.atomic): it commits once, or rolls back
+and raises a BillingError (OrderError, or the ledger's LedgerError) with a
 message meant for the user, so nothing is half-written. No Flask here:
 the messages each step owes the client are queued in its transaction
 (billing.notifications.outbox) and delivered by common.mail.outbox.
@@ -20,8 +21,7 @@ the messages each step owes the client are queued in its transaction
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -31,10 +31,12 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError, N_
 from billing.ledger import services as ledger
 from billing.notifications import outbox
 from billing.orders import references
 from billing.subscriptions import services as subscriptions
+from billing.transaction import atomic
 from billing.clock import utc
 from billing.orders.invoices import Seller, issue_invoice
 from billing.ledger.models import Lot
@@ -49,22 +51,12 @@ MAX_QUANTITY = 1000
 MANUAL_METHODS = ("transfer", "cheque")
 
 
-def N_(message: str) -> str:
-    """Marks a message for extraction (pybabel's default keywords): a view
-    translates it, since billing has no Flask and no request language."""
-    return message
 
-
-class OrderError(ValueError):
+class OrderError(BillingError):
     """A request the order services refused. ``message`` is a gettext
     message id with ``params`` (a view shows ``_(message, **params)``);
     ``field`` names the form field to blame, if any."""
 
-    def __init__(self, message: str, field: str | None = None, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.field = field
-        self.params = params
 
 
 class TrialTaken(OrderError):
@@ -74,21 +66,6 @@ class TrialTaken(OrderError):
 class MoneyReceived(OrderError):
     """The order has received part of its money: it is not cancelled.
     ``params["received"]`` is what arrived, in minor units."""
-
-
-@contextmanager
-def _transaction(session: Session) -> Iterator[None]:
-    """Commit once when the block ends, however it returns; on any error roll
-    back and raise, a ledger refusal as an OrderError the user can read."""
-    try:
-        yield
-        session.commit()
-    except ledger.LedgerError as error:
-        session.rollback()
-        raise OrderError(str(error)) from None
-    except BaseException:
-        session.rollback()
-        raise
 
 
 # --- Rules (pure) -----------------------------------------------------------
@@ -239,13 +216,13 @@ def events(session: Session, order: Order) -> list[OrderEvent]:
 
 # --- Placing ----------------------------------------------------------------
 
-def _log(session: Session, order: Order, kind: str, now: datetime, *, by: User | None = None,
+def log_event(session: Session, order: Order, kind: str, now: datetime, *, by: User | None = None,
          payment: Payment | None = None, amount: int | None = None, note: str = "") -> None:
     session.add(OrderEvent(order_id=order.id, payment_id=payment.id if payment else None, kind=kind, amount=amount,
                            by_id=by.id if by else None, note=note, created_at=now))
 
 
-def _tell(session: Session, kind: str, order: Order, now: datetime, **payload) -> None:
+def tell_buyer(session: Session, kind: str, order: Order, now: datetime, **payload) -> None:
     """Queue ``kind`` for the buyer (whatever their preferences: it is their
     order) and the account's owners, in the caller's transaction."""
     buyer = [order.placed_by] if order.placed_by is not None else []
@@ -277,7 +254,7 @@ def place_order(
     executes it. ``iban`` is the provider's, for the reference's kind.
     """
     now = utc(now)
-    with _transaction(session):
+    with atomic(session):
         if pack.retired_at is not None:
             raise OrderError(N_("This pack is no longer on sale."), "pack")
         if pack.kind == "trial":
@@ -314,7 +291,7 @@ def _new_order(session: Session, account: Account, pack: Pack, quantity: int, pr
     payment = Payment(order=order, provider=method, amount=order.total, currency=order.currency, created_at=now)
     session.add(payment)
     session.flush()
-    _log(session, order, "placed", now, by=None if by_job else by, payment=payment, amount=order.total)
+    log_event(session, order, "placed", now, by=None if by_job else by, payment=payment, amount=order.total)
     return order, payment
 
 
@@ -322,7 +299,7 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
                   info: dict | None = None) -> Payment:
     """The provider has asked for the money (instructions shown, a Stripe
     session created): the payment is pending. Nothing else changes."""
-    with _transaction(session):
+    with atomic(session):
         current = session.get(Payment, payment.id, populate_existing=True)
         if current is None:
             raise OrderError(N_("There is no such payment."))
@@ -332,7 +309,7 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
             current.info = {**current.info, **(info or {})}
             if current.provider in MANUAL_METHODS:
                 # How to pay, for whoever waits on a transfer or a cheque.
-                _tell(session, "order_received", current.order, utc(now), payment_id=current.id)
+                tell_buyer(session, "order_received", current.order, utc(now), payment_id=current.id)
         return current
 
 
@@ -348,7 +325,7 @@ def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now
 
 
 def _start_trial(session: Session, account: Account, pack: Pack, by: User, now: datetime) -> Order:
-    with _transaction(session):
+    with atomic(session):
         if pack.kind != "trial" or pack.retired_at is not None:
             raise OrderError(N_("This pack is not a free trial on offer."), "pack")
         if by.account_id != account.id:
@@ -367,11 +344,11 @@ def _start_trial(session: Session, account: Account, pack: Pack, by: User, now: 
         session.flush()
         session.add(TrialClaim(catalogue_id=pack.catalogue_id, account_id=account.id, email=by.email,
                                order_id=order.id, created_at=now))
-        _log(session, order, "placed", now, by=by, amount=0)
-        _log(session, order, "paid", now, by=by, amount=0)
+        log_event(session, order, "placed", now, by=by, amount=0)
+        log_event(session, order, "paid", now, by=by, amount=0)
         ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
-                     note="free trial", commit=False)
-        _tell(session, "trial_started", order, now)
+                     note="free trial")
+        tell_buyer(session, "trial_started", order, now)
         return order
 
 
@@ -422,7 +399,7 @@ def confirm_payment(
     """
     now = utc(now)
     received_at = utc(received_at) if received_at is not None else now
-    with _transaction(session):
+    with atomic(session):
         if by is not None and not by.is_staff:
             raise OrderError(N_("Only staff confirm a payment by hand."))
         if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
@@ -439,7 +416,7 @@ def confirm_payment(
         current.confirmed_at = now
         current.confirmed_by_id = by.id if by else None
         session.flush()
-        _log(session, order, "payment", now, by=by, payment=current, amount=current.amount, note=note)
+        log_event(session, order, "payment", now, by=by, payment=current, amount=current.amount, note=note)
         total_received = received(session, order.id)
         paid_here = False
         if order.status in ("pending", "cancelled") and total_received >= order.total:
@@ -454,7 +431,7 @@ def confirm_payment(
                                 currency=order.currency, created_at=now))
             status = "partial"
         elif excess:
-            _log(session, order, "overpaid", now, by=by, payment=current, amount=excess)
+            log_event(session, order, "overpaid", now, by=by, payment=current, amount=excess)
             status = "overpaid"
         else:
             status = "paid"
@@ -469,7 +446,7 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
     for waiting in session.scalars(select(Payment).where(Payment.order_id == order.id,
                                                          Payment.status.in_(("created", "pending")))):
         waiting.status = "cancelled"  # covered by what arrived: nothing more is awaited
-    _log(session, order, "paid", now, by=by, amount=order.total)
+    log_event(session, order, "paid", now, by=by, amount=order.total)
     if order.overage_id is not None:
         pass  # the bill of an overage grants nothing: its units were used already
     elif order.pack.unlimited:
@@ -478,10 +455,10 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
     else:
         ledger.grant(session, order.account, order.pack, key=f"order:{order.id}:grant", now=now, order=order,
                      owner=order.placed_by if sold_per_user(order.pack) else None, by=by,
-                     note=f"order #{order.id}", commit=False)
+                     note=f"order #{order.id}")
     if order.total > 0:
         issue_invoice(session, order, seller=seller, now=now, note=order.method)
-    _tell(session, "payment_confirmed", order, now)
+    tell_buyer(session, "payment_confirmed", order, now)
 
 
 # --- Cancelling and reminding -----------------------------------------------
@@ -497,7 +474,7 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
     records that yet, so the order stays open, awaiting the rest."""
     now = utc(now)
     reason = (reason or "").strip()
-    with _transaction(session):
+    with atomic(session):
         if by is not None and not by.is_staff:
             raise OrderError(N_("Only staff cancel an order."))
         if not reason:
@@ -513,11 +490,11 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
         if already:
             raise MoneyReceived(N_("Order %(number)d cannot be cancelled: %(received)s has already been received "
                                    "for it. It stays open, awaiting the rest."), number=current.id, received=already)
-        _cancel(session, current, reason, now, by)
+        mark_cancelled(session, current, reason, now, by)
         return current
 
 
-def _cancel(session: Session, order: Order, reason: str, now: datetime, by: User | None) -> None:
+def mark_cancelled(session: Session, order: Order, reason: str, now: datetime, by: User | None) -> None:
     """Cancelled, with nothing awaited any more: in the caller's transaction."""
     order.status = "cancelled"
     order.cancelled_at = now
@@ -525,8 +502,8 @@ def _cancel(session: Session, order: Order, reason: str, now: datetime, by: User
     for waiting in session.scalars(select(Payment).where(Payment.order_id == order.id,
                                                          Payment.status.in_(("created", "pending")))):
         waiting.status = "cancelled"
-    _log(session, order, "cancelled", now, by=by, note=reason)
-    _tell(session, "order_cancelled", order, now)
+    log_event(session, order, "cancelled", now, by=by, note=reason)
+    tell_buyer(session, "order_cancelled", order, now)
     subscriptions.renewal_dropped(session, order)
 
 
@@ -540,7 +517,7 @@ def close_payment(session: Session, payment: Payment, *, status: str, reason: st
     if status not in ("failed", "cancelled"):
         raise ValueError(f"a payment closes as failed or cancelled, not {status!r}")
     now = utc(now)
-    with _transaction(session):
+    with atomic(session):
         current = _locked_payment(session, payment)
         order = session.get(Order, current.order_id, populate_existing=True)
         if current.status not in ("created", "pending"):
@@ -551,7 +528,7 @@ def close_payment(session: Session, payment: Payment, *, status: str, reason: st
             Payment.order_id == order.id, Payment.status.in_(("created", "pending")))))
         if order.status != "pending" or still_awaited:
             return order, False
-        _cancel(session, order, reason, now, None)
+        mark_cancelled(session, order, reason, now, None)
         return order, True
 
 
@@ -559,7 +536,7 @@ def note_payment(session: Session, payment: Payment, info: dict) -> Payment:
     """Merge ``info`` into what the provider keeps on ``payment``; a key
     given None is removed. ``info["flag"]`` puts the payment on the staff
     page (``flagged``) until it is removed, e.g. once the money went back."""
-    with _transaction(session):
+    with atomic(session):
         current = _locked_payment(session, payment)
         merged = {**current.info, **info}
         current.info = {key: value for key, value in merged.items() if value is not None}
@@ -588,7 +565,7 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
     reminded yet: each is marked reminded (once) and returned for the
     reminder mail. Run it as often as you like."""
     now = utc(now)
-    with _transaction(session):
+    with atomic(session):
         due = []
         waiting = _waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))
         for order in list(session.scalars(waiting)):
@@ -598,9 +575,9 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
             if taken.rowcount != 1:
                 continue
             order.reminded_at = now
-            _log(session, order, "reminded", now)
+            log_event(session, order, "reminded", now)
             awaited = awaited_payment(session, order)
-            _tell(session, "order_reminder", order, now, payment_id=awaited.id if awaited else None)
+            tell_buyer(session, "order_reminder", order, now, payment_id=awaited.id if awaited else None)
             due.append(order)
         return due
 
@@ -637,7 +614,7 @@ def cancel_subscription(session: Session, subscription: Subscription, *, by: Use
     stays, as cancel_order says, and pays a period when the rest comes).
     Cancelling twice changes nothing."""
     now = utc(now)
-    with _transaction(session):
+    with atomic(session):
         if not by.is_owner or by.account_id != subscription.account_id:
             raise OrderError(N_("Only an owner of the account can cancel its subscription."))
         ledger.lock_accounts(session, [subscription.account_id])
@@ -653,7 +630,7 @@ def cancel_subscription(session: Session, subscription: Subscription, *, by: Use
                                    "write to us to cancel."), number=renewal.id, received=arrived)
         subscriptions.cancel(current, by_id=by.id, now=now)
         if renewal is not None and renewal.status == "pending":
-            _cancel(session, renewal, reason, now, by)
+            mark_cancelled(session, renewal, reason, now, by)
         return current
 
 
@@ -669,7 +646,7 @@ def renew_subscriptions(session: Session, *, now: datetime, days: int, iban: str
     now = utc(now)
     placed = []
     for subscription_id in [s.id for s in subscriptions.due_for_renewal(session, now=now, days=days)]:
-        with _transaction(session):
+        with atomic(session):
             account_id = session.scalar(select(Subscription.account_id).where(Subscription.id == subscription_id))
             ledger.lock_accounts(session, [account_id])
             current = session.get(Subscription, subscription_id, populate_existing=True)

@@ -16,14 +16,11 @@ from pathlib import Path
 from babel.numbers import format_currency, get_currency_precision
 from babel.support import NullTranslations, Translations
 
+from billing.errors import N_
 from billing.models import Order, localized
 
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
 
-
-def N_(message: str) -> str:
-    """Marks a message for extraction (pybabel's default keywords)."""
-    return message
 
 
 OVERAGE_TITLE = N_("Overage on ticket #%(ticket)d: %(minutes)d min")

@@ -22,14 +22,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from billing.errors import N_
 from billing.clock import add_months, utc
 from billing.models import Account, Order, Pack
 from billing.subscriptions.models import Subscription, SubscriptionPeriod
 
-
-def N_(message: str) -> str:
-    """Marks a message for extraction; billing.orders raises it as an OrderError."""
-    return message
 
 
 def end_of_month(moment: datetime) -> datetime:

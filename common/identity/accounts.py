@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from billing.notifications import outbox
 from billing.models import Account, User
+from billing.transaction import atomic
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from common.mail import outbox as delivery
@@ -78,14 +79,14 @@ def register(session: Session, organisation: str, name: str, email: str, passwor
     if country not in dict(countries(Locale("en"))):
         raise AccountError("country", _l("Choose a country from the list."))
     account = Account(name=_text("organisation", organisation), country=country)
-    owner = _new_user(email, name, password, language, role="owner", account=account)
+    owner = new_user(email, name, password, language, role="owner", account=account)
     return _add(session, owner)
 
 
 def create_staff(session: Session, name: str, email: str, password: str, language: str = "en") -> User:
     """A member of the provider's team: no account, sees the back office.
     The operator vouches for the address, so it counts as verified."""
-    staff = _new_user(email, name, password, language, is_staff=True, email_verified_at=_now())
+    staff = new_user(email, name, password, language, is_staff=True, email_verified_at=_now())
     return _add(session, staff)
 
 
@@ -103,20 +104,20 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if user is None or user.removed_at is not None:
         return None
     if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
-        session.commit()
+        with atomic(session):
+            user.password_hash = hasher.hash(password)
     return user
 
 
 def set_password(session: Session, user: User, password: str) -> None:
     """Also invalidates every reset link sent before (they carry the old hash's fingerprint)."""
-    user.password_hash = _hash_password(password)
-    session.commit()
+    with atomic(session):
+        user.password_hash = _hash_password(password)
 
 
 def mark_email_verified(session: Session, user: User) -> None:
-    user.email_verified_at = _now()
-    session.commit()
+    with atomic(session):
+        user.email_verified_at = _now()
 
 
 # ------------------------------------------------------------ signed links
@@ -160,8 +161,8 @@ def send_password_reset(user: User) -> bool:
 
 def _send_link(user: User, kind: str) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
-    keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=_now())
-    db.session.commit()
+    with atomic(db.session):
+        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=_now())
     return delivery.deliver_now(keys)
 
 
@@ -185,7 +186,7 @@ def _text(field: str, value: str, limit: int = 200) -> str:
     return value
 
 
-def _new_user(email: str, name: str, password: str, language: str, **fields: Any) -> User:
+def new_user(email: str, name: str, password: str, language: str, **fields: Any) -> User:
     # The forms check the same; services are also called from the command line.
     try:
         validate_email(email.strip(), check_deliverability=False)
@@ -198,17 +199,19 @@ def _new_user(email: str, name: str, password: str, language: str, **fields: Any
 
 
 def _add(session: Session, user: User) -> User:
-    """Insert and commit; a taken email (even one taken by a concurrent
-    request a moment ago) becomes an AccountError and nothing is kept."""
-    session.add(user)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        if find_user(session, user.email) is None:
-            raise
-        raise AccountError("email", _l("An account already uses this email address. "
-                                       "Log in, or reset your password if you forgot it.")) from None
+    """Insert, as a unit of work of its own or the caller's (checkout); a
+    taken email (even one taken by a concurrent request a moment ago) becomes
+    an AccountError and nothing of the unit is kept."""
+    taken = AccountError("email", _l("An account already uses this email address. "
+                                     "Log in, or reset your password if you forgot it."))
+    with atomic(session):
+        if find_user(session, user.email) is not None:
+            raise taken
+        session.add(user)
+        try:
+            session.flush()
+        except IntegrityError:
+            raise taken from None
     return user
 
 

@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 from common.identity.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, countries, normalise_email
 
 
-def _email_field(label=None) -> EmailField:
+def email_field(label=None) -> EmailField:
     return EmailField(
         label or _l("Email"),
         validators=[DataRequired(), Email(), Length(max=254)],
@@ -22,7 +22,7 @@ def _email_field(label=None) -> EmailField:
     )
 
 
-def _new_password_fields(label) -> tuple[PasswordField, PasswordField]:
+def new_password_fields(label) -> tuple[PasswordField, PasswordField]:
     password = PasswordField(
         label,
         validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
@@ -39,8 +39,8 @@ class SignupForm(FlaskForm):
     organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=200)],
                                description=_l("The company or association the support is for."))
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
-    email = _email_field()
-    password, confirm = _new_password_fields(_l("Password"))
+    email = email_field()
+    password, confirm = new_password_fields(_l("Password"))
     language = SelectField(_l("Language"), validators=[DataRequired()])
     country = SelectField(_l("Country"), validators=[DataRequired()])
 
@@ -56,18 +56,18 @@ class SignupForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    email = _email_field()
+    email = email_field()
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     remember = BooleanField(_l("Keep me logged in on this device"))
     next = HiddenField()
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = _email_field(_l("The email you log in with"))
+    email = email_field(_l("The email you log in with"))
 
 
 class ResetPasswordForm(FlaskForm):
-    password, confirm = _new_password_fields(_l("New password"))
+    password, confirm = new_password_fields(_l("New password"))
 
 
 class InvoicingForm(FlaskForm):

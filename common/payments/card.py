@@ -43,12 +43,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from billing.errors import BillingError
 from billing.ledger import services as ledger
 from billing.orders import services as orders
 from billing.orders import refunds
 from billing.orders import wording
 from billing.clock import utc
-from billing.orders.invoices import InvoiceError
 from billing.models import Account, Order, User
 from billing.orders.models import Payment
 from common.extensions import db
@@ -276,7 +276,7 @@ def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
             orders.note_payment(db.session, payment, {"flag": {
                 "reason": problem, "amount": checkout.amount_total, "currency": (checkout.currency or "").upper(),
                 "stripe": checkout.id, "at": utc(now).isoformat()}})
-        db.session.commit()
+        db.session.rollback()  # flagged already, or just now by its own unit of work: the lock goes
         return "flagged"
     outcome = payments.confirm(payment, now=now, amount=checkout.amount_total, note=f"Stripe {checkout.id}")
     return outcome.status
@@ -285,8 +285,8 @@ def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
 def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     """Ask Stripe about a refunded charge and record its refunds, oldest
     first: a credit note per refund and its share of the lot's units
-    (billing.orders.refunds.record, once each by the refund's id), in one
-    transaction. Money that was never credited (a flagged payment) just
+    (billing.orders.refunds.record, once each by the refund's id, each its
+    own unit of work). Money that was never credited (a flagged payment) just
     clears the flag. Returns refunded, flagged or unknown (not a charge of
     ours)."""
     client = _card().client()
@@ -316,9 +316,8 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
                     reason = refund.metadata.get("note") or _("Refunded to the card (%(id)s)", id=refund.id)
                 refunds.record(db.session, order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
                                seller=payments.seller(), by=_staff(refund.metadata.get("by")))
-            db.session.commit()
-        except (InvoiceError, orders.OrderError, ledger.LedgerError) as error:
-            db.session.rollback()
+        except BillingError as error:
+            # Each refund is a unit of work: the one refused wrote nothing, those before it stay.
             log.error("stripe: charge %s of payment %s cannot be credited: %s", charge.id, payment.id, error)
             orders.note_payment(db.session, payment, {"flag": {
                 "reason": "refund", "amount": charge.amount_refunded, "currency": payment.currency,

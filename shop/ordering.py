@@ -1,0 +1,56 @@
+"""Checkout's unit of work: a visitor's new account (when they have none
+yet), the invoicing details given with the order, and the order itself are
+written together or not at all. A refused order leaves no account behind, and
+a taken email leaves no order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from billing.accounts import invoicing as billing_accounts
+from billing.models import Order, Pack, User
+from billing.orders import services as orders
+from billing.orders.models import Payment
+from billing.transaction import atomic
+from common.identity import accounts
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """What the sign-up part of the checkout form says."""
+
+    organisation: str
+    name: str
+    email: str
+    password: str
+    language: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Invoicing:
+    address: str
+    vat_id: str
+
+
+def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
+          invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
+          iban: str, expected_total: int) -> tuple[User, Order, Payment]:
+    """Place the order for ``buyer``, or for the owner of ``new_account``
+    opened in the same unit of work. Raises AccountError (the sign-up's
+    fields) or a BillingError (the order's), with nothing written."""
+    with atomic(session):
+        if buyer is None:
+            assert new_account is not None
+            buyer = accounts.register(session, new_account.organisation, new_account.name, new_account.email,
+                                      new_account.password, new_account.language, new_account.country)
+        if invoicing is not None:
+            billing_accounts.set_invoicing_details(session, buyer.account, address=invoicing.address,
+                                                   vat_id=invoicing.vat_id)
+        placed, payment = orders.place_order(session, buyer.account, pack, quantity=quantity, method=method,
+                                             methods=methods, by=buyer, now=now, iban=iban,
+                                             expected_total=expected_total)
+    return buyer, placed, payment
