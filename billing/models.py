@@ -4,7 +4,7 @@ command line can use them with any session."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -14,6 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
+from billing import clock
 from billing.ledger.rules import KindRule, PolicyRule
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ def _sqlite_enforces_foreign_keys(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -219,7 +217,7 @@ class Account(Base):
     # writes it (billing.accounts checks both); empty until the owner gives them.
     address: Mapped[str] = mapped_column(Text, default="", server_default="")
     vat_id: Mapped[str] = mapped_column(String(40), default="", server_default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
 
@@ -243,7 +241,7 @@ class User(Base):
     role: Mapped[str | None] = mapped_column(String(10))
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # Removed from the pool by an owner (billing.desk.remove_user): the row
     # stays for the history (tickets, ledger), the person loses all access.
     removed_at: Mapped[datetime | None]
@@ -324,7 +322,7 @@ class Order(Base):
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     paid_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]

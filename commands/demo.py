@@ -11,13 +11,14 @@ first: running the command again changes nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from billing import clock
 from billing.desk import services as desk
 from billing.orders import services as orders
 from billing.desk.models import TicketMessage
@@ -70,7 +71,7 @@ def users() -> None:
     if pack is None:
         click.echo("history: none, the demo catalogue is not loaded (flask catalogue load demo, then run this again)")
         return
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     order = _paid_order(client, staff, pack, now)
     ticket = _worked_ticket(client, staff, now)
     click.echo(f"history: order #{order.id} paid ({PACK}), ticket #{ticket.id} with "

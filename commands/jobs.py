@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 from flask import Flask, current_app
 
+from billing import clock
 from commands.cli import ScriptGroup
 from common.extensions import db
 
@@ -111,7 +112,7 @@ def run_once(now: datetime | None = None) -> list[Done]:
     queued goes out in the same run). ``now`` is for tests that move the clock."""
     results = []
     for duty in DUTIES:
-        moment = now or datetime.now(timezone.utc)
+        moment = now or clock.now()
         try:
             results.append(duty(moment))
         except Exception as error:  # noqa: BLE001 - one duty failing must not stop the others

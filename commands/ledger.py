@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timezone
+from datetime import date
 
 import click
 from flask import Flask
 
+from billing import clock
 from billing.notifications import alerts
 from billing.ledger import services as ledger
 from billing.models import Account
@@ -71,7 +72,7 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
     if account is None:
         raise ScriptError(f"no account {account_id!r}")
     try:
-        lines = rows(statement(db.session, account, first, last, now=datetime.now(timezone.utc)))
+        lines = rows(statement(db.session, account, first, last, now=clock.now()))
     except StatementError as error:
         raise ScriptError(str(error)) from None
     if as_csv:
@@ -90,7 +91,7 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
               help="Also warn about lots expiring within this many days.")
 def expire_command(warn_days: int) -> None:
     """Write the expiry of every lapsed lot, then record expiry warnings (run it daily)."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     done = ledger.expire(db.session, key=f"expire:{now.isoformat()}", now=now)
     click.echo(f"expired\t{len(done.entries)} lot(s)")
     click.echo(f"warned\t{alerts.warn_expiring(db.session, now=now, days=warn_days)} lot(s)")

@@ -9,11 +9,11 @@ cancelled once.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import click
 from flask import Flask, current_app
 
+from billing import clock
 from billing.models import Order
 from commands.cli import ScriptError, ScriptGroup
 
@@ -38,7 +38,7 @@ def remind() -> None:
     from common import payments
 
     can_link()
-    _echo(payments.remind_due(datetime.now(timezone.utc)))
+    _echo(payments.remind_due(clock.now()))
 
 
 @orders_cli.command("cancel-overdue")
@@ -47,7 +47,7 @@ def cancel_overdue() -> None:
     from common import payments
 
     can_link()
-    _echo(payments.cancel_overdue(datetime.now(timezone.utc)))
+    _echo(payments.cancel_overdue(clock.now()))
 
 
 def init_app(app: Flask) -> None:

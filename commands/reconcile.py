@@ -12,12 +12,13 @@ prints ``error`` and the reason, and the command exits 1 after the others.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import click
 from flask import Flask
 
+from billing import clock
 from commands.cli import ScriptError, ScriptGroup
 from commands.orders import can_link
 
@@ -37,7 +38,7 @@ def reconcile(ctx: click.Context) -> None:
         raise ScriptError(provider.unavailable_reason())
     can_link()
     failed = False
-    for payment, outcome, ok in reconcile_all(datetime.now(timezone.utc)):
+    for payment, outcome, ok in reconcile_all(clock.now()):
         failed = failed or not ok
         said = outcome if ok else f"error\t{outcome}"
         click.echo(f"{payment.id}\t{payment.order_id}\t{said}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 
 from flask import (
@@ -26,6 +25,7 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
+from billing import clock
 from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, Overage, Ticket
@@ -49,9 +49,6 @@ KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 def _staff_only() -> None:
     """Every view of the desk: staff only (login for anonymous, 403 for clients)."""
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _me() -> User:
@@ -107,7 +104,7 @@ def queue():
         .order_by(Account.name)).all()
     return _fragment_or_page(
         "desk/queue.html", "queue_list", tickets=found, status=status, who=who, account_id=account_id,
-        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=_now(),
+        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=clock.now(),
         back=request.full_path if request.query_string else request.path)
 
 
@@ -131,10 +128,10 @@ def assign(ticket_id: int):
             abort(400)
     else:
         staff = None
-    desk.assign(db.session, ticket, staff, by=_me(), now=_now())
+    desk.assign(db.session, ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
         response = make_response(render_template("desk/_row.html", ticket=ticket, staff=_staff_members(),
-                                                 now=_now(), back=request.form.get("next", "")))
+                                                 now=clock.now(), back=request.form.get("next", "")))
         response.vary.add("HX-Request")
         return response
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
@@ -178,7 +175,7 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
 
 def _balance(ticket: Ticket) -> ledger.Balance:
     """The balance the ticket draws from, as far as its opener's lots go."""
-    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=_now(),
+    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
                           user_id=ticket.opened_by_id)
 
 
@@ -268,7 +265,7 @@ def log_time(ticket_id: int):
     debt_before = _outstanding(ticket, "debt")
     try:
         entry = desk.log_time(db.session, ticket, _me(), minutes, typed["billable"], typed["note"],
-                              f"desk:{typed['key']}", _now())
+                              f"desk:{typed['key']}", clock.now())
     except ledger.InsufficientBalance as error:
         db.session.refresh(ticket)
         errors["minutes"] = _(
@@ -314,7 +311,7 @@ def reply(ticket_id: int):
     body = request.form.get("body", "")
     internal = request.form.get("internal") == "1"
     try:
-        desk.post_message(db.session, ticket, _me(), body, now=_now(), internal=internal,
+        desk.post_message(db.session, ticket, _me(), body, now=clock.now(), internal=internal,
                           files=_uploads(), rules=_rules())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"body": _(error.message, **error.params)}, reply_body=body)
@@ -339,9 +336,9 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     try:
         if request.form.get("criticality"):
-            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=_now())
+            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=clock.now())
         if request.form.get("status"):
-            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=_now())
+            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     else:
@@ -354,7 +351,7 @@ def resolve(ticket_id: int):
     """Resolved, with the note printed on the intervention report."""
     ticket = get_ticket(ticket_id)
     try:
-        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=_now())
+        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")

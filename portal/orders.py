@@ -21,6 +21,7 @@ from sqlalchemy import select
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
+from billing import clock
 from billing.errors import BillingError
 from billing.orders import services as orders
 from billing.orders import references
@@ -59,9 +60,6 @@ class RefundForm(FlaskForm):
     token = HiddenField(validators=[Regexp(r"\A[0-9a-f]{32}\Z",
                                            message=_l("This form has expired: check it and send it again."))])
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _visible(model: type[Order] | type[Invoice], row_id: int):
@@ -121,7 +119,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
     provider = payments.get(payment.provider) if payment else None
     if confirm_form is None:
         confirm_form = ConfirmForm(formdata=None, amount=_plain(payment.amount, payment.currency) if payment else "",
-                                   received_on=_now().date())
+                                   received_on=clock.now().date())
     page = render_template(
         "portal/order.html", order=order, payment=payment, provider=provider,
         pending=provider.pending_context(order, payment) if provider else {},
@@ -163,7 +161,7 @@ def staff():
     return render_template("portal/orders_staff.html", search=search,
                            awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
                            flagged=orders.flagged(db.session),
-                           methods=payments.statuses(), today=_now().date(), plain=_plain)
+                           methods=payments.statuses(), today=clock.now().date(), plain=_plain)
 
 
 def _amount_of(form: ConfirmForm | RefundForm, currency: str) -> int | None:
@@ -191,7 +189,7 @@ def confirm(payment_id: int):
     # Noon of the day received, or now when that is today and noon is still
     # ahead: one clock reading, so that "received" is never a microsecond
     # after "now". A later day stays as typed, for the service to refuse.
-    now = _now()
+    now = clock.now()
     received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
     if form.received_on.data <= now.date():
         received_at = min(received_at, now)
@@ -210,7 +208,7 @@ def _dated(form: ConfirmForm) -> ConfirmForm:
     """WTForms' own message for a date it cannot read says nothing of the format."""
     if form.received_on.errors and form.received_on.data is None:
         form.received_on.errors = [_("Enter the date as on the bank statement, such as %(day)s.",
-                                     day=_now().date().isoformat())]
+                                     day=clock.now().date().isoformat())]
     return form
 
 
@@ -241,7 +239,7 @@ def cancel(order_id: int):
     form = CancelForm()
     if form.validate_on_submit():
         try:
-            payments.cancel(order, reason=form.reason.data, now=_now(), by=current_user._get_current_object())
+            payments.cancel(order, reason=form.reason.data, now=clock.now(), by=current_user._get_current_object())
         except orders.MoneyReceived:
             pass  # the page says so in place of the form, from what was received
         except BillingError as error:
@@ -277,7 +275,7 @@ def _units(order: Order, typed: str) -> dict:
     except BillingError as error:
         found["units_error"] = _(error.message, **error.params)
         return found
-    found["units"] = refunds.revocable(db.session, order, amount, now=_now())
+    found["units"] = refunds.revocable(db.session, order, amount, now=clock.now())
     return found
 
 
@@ -300,7 +298,7 @@ def refund(order_id: int):
         return _order_page(order, refund_form=form, status=INVALID)
     try:
         done = payments.refund(order, amount, form.reason.data, key=f"order:{order.id}:refund:{form.token.data}",
-                               now=_now(), by=current_user._get_current_object())
+                               now=clock.now(), by=current_user._get_current_object())
     except BillingError as error:
         if error.field is None:  # about the order, which may show no refund form to say it on
             flash(_(error.message, **error.params), "error")

@@ -13,7 +13,7 @@ request → 404, a member who is not an owner → 403.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import get_locale
@@ -22,6 +22,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
+from billing import clock
 from billing.errors import BillingError
 from billing.ledger import services as ledger
 from billing.orders import overage_bills as overage_billing
@@ -69,7 +70,7 @@ def _back(overage: Overage) -> str:
 def _answer(overage_id: int, decide, done):
     overage = get_overage(overage_id)
     try:
-        decide(db.session, overage, by=current_user._get_current_object(), now=datetime.now(timezone.utc))
+        decide(db.session, overage, by=current_user._get_current_object(), now=clock.now())
     except BillingError as error:
         flash(_(error.message, **error.params), "error")
     else:

@@ -9,7 +9,7 @@ anonymous visitor the login page. Attachments and reports go through it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from flask import (
@@ -25,6 +25,7 @@ from wtforms import MultipleFileField, RadioField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from billing import clock
 from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.subscriptions import services as subscriptions
@@ -39,9 +40,6 @@ from common.identity.access import INVALID
 from common import documents
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 # ------------------------------------------------------------------ loaders
@@ -209,7 +207,7 @@ def index():
 def new():
     if current_user.is_staff:
         abort(404)
-    now = _now()
+    now = clock.now()
     form = TicketForm()
     drawable, policy, unit, subscription = _balances_for(form, now)
     if request.method == "GET" and wants_fragment():
@@ -268,7 +266,7 @@ def reply(ticket_id: int):
     form = ReplyForm()
     if form.validate_on_submit():
         try:
-            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=_now(),
+            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=clock.now(),
                               internal=current_user.is_staff and request.form.get("internal") == "1",
                               files=_uploads(), rules=_rules())
         except desk.DeskError as error:
@@ -286,7 +284,7 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     status = request.form.get("status", "")
     try:
-        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=_now())
+        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
@@ -303,7 +301,7 @@ def rate(ticket_id: int):
     if form.validate_on_submit():
         try:
             desk.rate(db.session, ticket, current_user._get_current_object(), int(form.rating.data),
-                      form.comment.data or "", now=_now())
+                      form.comment.data or "", now=clock.now())
         except desk.DeskError as error:
             form.rating.errors = [*form.rating.errors, _(error.message, **error.params)]
         except ledger.NotAllowed:

@@ -9,7 +9,7 @@ refusal is a message under its field and a 4xx, with nothing written.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
+from billing import clock
 from billing.errors import BillingError, N_
 from billing.accounts import invoicing as billing_accounts
 from billing.orders import services as orders
@@ -42,9 +43,6 @@ class CheckoutForm(FlaskForm):
     # The total the summary showed, in minor units: compared, never used.
     total = HiddenField()
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _pack_or_404(slug: str) -> Pack:
@@ -90,7 +88,7 @@ def _subscription_refused(pack: Pack, account) -> str | None:
     after cancelling), shown before any form is filled in."""
     if not pack.unlimited or account is None:
         return None
-    refused = subscriptions.refusal(db.session, account, pack, now=_now())
+    refused = subscriptions.refusal(db.session, account, pack, now=clock.now())
     return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
 
 
@@ -178,7 +176,7 @@ def order(slug: str):
             db.session, pack, buyer=current_user._get_current_object() if signup is None else None,
             new_account=new_account,
             invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
-            quantity=quantity, method=form.method.data, methods=tuple(offered), now=_now(),
+            quantity=quantity, method=form.method.data, methods=tuple(offered), now=clock.now(),
             iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
     except accounts.AccountError as error:
         assert signup is not None
@@ -194,7 +192,7 @@ def order(slug: str):
     try:
         provider = payments.get(payment.provider)
         provider.prepare(placed, payment)
-        target = provider.execute(db.session, payment, now=_now(),
+        target = provider.execute(db.session, payment, now=clock.now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except payments.PaymentError as error:
         flash(str(error), "error")
@@ -223,7 +221,7 @@ def trial(slug: str):
         abort(403)
     try:
         started = orders.start_trial(db.session, current_user.account, pack, by=current_user._get_current_object(),
-                                     now=_now())
+                                     now=clock.now())
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),

@@ -20,10 +20,11 @@ from babel.numbers import list_currencies
 from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from billing import clock
 from billing.errors import BillingError
 from billing.catalogue import pricing
 from billing.models import (
-    DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized, utcnow,
+    DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized,
 )
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
 
@@ -451,7 +452,7 @@ def _remove_pack(session: Session, pack: Pack, report: LoadReport) -> None:
         session.delete(pack)
         report.add("deleted", f"pack {pack.slug}")
     elif pack.retired_at is None:
-        pack.retired_at = utcnow()
+        pack.retired_at = clock.now()
         report.add("retired", f"pack {pack.slug}")
 
 

@@ -11,7 +11,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -25,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing import clock
 from billing.notifications import outbox
 from billing.models import Account, User
 from billing.transaction import atomic
@@ -86,7 +86,7 @@ def register(session: Session, organisation: str, name: str, email: str, passwor
 def create_staff(session: Session, name: str, email: str, password: str, language: str = "en") -> User:
     """A member of the provider's team: no account, sees the back office.
     The operator vouches for the address, so it counts as verified."""
-    staff = new_user(email, name, password, language, is_staff=True, email_verified_at=_now())
+    staff = new_user(email, name, password, language, is_staff=True, email_verified_at=clock.now())
     return _add(session, staff)
 
 
@@ -117,7 +117,7 @@ def set_password(session: Session, user: User, password: str) -> None:
 
 def mark_email_verified(session: Session, user: User) -> None:
     with atomic(session):
-        user.email_verified_at = _now()
+        user.email_verified_at = clock.now()
 
 
 # ------------------------------------------------------------ signed links
@@ -162,14 +162,11 @@ def send_password_reset(user: User) -> bool:
 def _send_link(user: User, kind: str) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
     with atomic(db.session):
-        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=_now())
+        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now())
     return delivery.deliver_now(keys)
 
 
 # ------------------------------------------------------------ internals
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _hash_password(password: str) -> str:

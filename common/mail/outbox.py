@@ -16,7 +16,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from html import unescape
 from typing import Any
 
@@ -27,6 +27,7 @@ from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from billing import clock
 from billing.notifications import outbox
 from billing.ledger.models import Lot, Overage, Ticket
 from billing.models import Account, Order, Policy, User
@@ -236,9 +237,6 @@ def _kinds() -> dict[str, Kind]:
 
 # --- Delivery ---------------------------------------------------------------
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 def deliver(message: outbox.OutboxMessage) -> None:
     """Write and send one claimed message; raises on failure (mail.MailError,
@@ -261,10 +259,10 @@ def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, l
     """Try every message that is due (or only those of ``keys``), each claimed
     first so that two workers never send one twice. Returns counts."""
     session = db.session
-    clock = (lambda: now) if now is not None else _now
+    reading = (lambda: now) if now is not None else clock.now
     done = {"sent": 0, "failed": 0, "skipped": 0}
-    for message_id in outbox.due(session, now=clock(), keys=keys, limit=limit):
-        message = outbox.claim(session, message_id, now=clock())
+    for message_id in outbox.due(session, now=reading(), keys=keys, limit=limit):
+        message = outbox.claim(session, message_id, now=reading())
         if message is None:
             done["skipped"] += 1
             continue
@@ -276,11 +274,11 @@ def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, l
             current_app.logger.warning("message %s (%s to %s) not sent: %s", message.id, message.kind,
                                        message.email, error)
             # What it speaks of is gone: trying again cannot help.
-            outbox.failed(session, message, f"{type(error).__name__}: {error}", now=clock(),
+            outbox.failed(session, message, f"{type(error).__name__}: {error}", now=reading(),
                           final=isinstance(error, Gone))
             done["failed"] += 1
         else:
-            outbox.sent(session, message, now=clock(), scrub=_kinds()[message.kind].scrub)
+            outbox.sent(session, message, now=reading(), scrub=_kinds()[message.kind].scrub)
             done["sent"] += 1
     return done
 

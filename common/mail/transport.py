@@ -12,7 +12,6 @@ import hashlib
 import smtplib
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -21,6 +20,8 @@ from typing import Any
 
 from flask import current_app, render_template
 from flask_babel import force_locale
+
+from billing import clock
 
 # Long enough for a slow relay, short enough that a dead one does not hang a request.
 SMTP_TIMEOUT_SECONDS = 15
@@ -58,7 +59,7 @@ def send(to: str, subject: Any, template: str, language: str, *,
     if config.get("PROVIDER_EMAIL"):
         message["Reply-To"] = Address(display_name=config["PROVIDER_NAME"], addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Date"] = format_datetime(clock.now())
     domain = sender.rpartition("@")[2] or "forfait.invalid"
     message["Message-ID"] = (f"<{hashlib.sha256(message_id.encode()).hexdigest()[:32]}@{domain}>" if message_id
                              else make_msgid(domain=domain))
@@ -97,7 +98,7 @@ def _deliver(message: EmailMessage, config: dict[str, Any]) -> None:
 def _write(message: EmailMessage, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # Time first so that a directory listing reads in the order mail was sent.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
     path.write_bytes(message.as_bytes())
     return path
