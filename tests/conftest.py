@@ -219,17 +219,6 @@ def browser_type_launch_args(browser_type_launch_args, playwright):
     return chromium_launch_args(browser_type_launch_args, playwright.chromium.executable_path)
 
 
-def browser_log_in(page, url: str, email: str, password: str = PASSWORD) -> None:
-    """Log in through the login page in a Playwright page, as a person does."""
-    from playwright.sync_api import expect
-
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
 @pytest.fixture
 def live_server(tmp_path) -> Iterator[tuple[str, Flask]]:
     """The real app served over HTTP on a free loopback port, for the browser."""
