@@ -32,6 +32,12 @@ def safe_next(target: str | None, default: str) -> str:
     return default
 
 
+def _one_break(cell: object) -> object:
+    # A bare CR inside a cell is left unquoted by a writer whose lines end
+    # with LF, and splits the row for any reader: line breaks become LF.
+    return cell.replace("\r\n", "\n").replace("\r", "\n") if isinstance(cell, str) else cell
+
+
 class _SafeWriter:
     """csv.writer whose every cell goes through billing.text.spreadsheet_cell."""
 
@@ -39,7 +45,7 @@ class _SafeWriter:
         self._writer = csv.writer(out, **options)
 
     def writerow(self, row) -> Any:
-        return self._writer.writerow([spreadsheet_cell(cell) for cell in row])
+        return self._writer.writerow([_one_break(spreadsheet_cell(cell)) for cell in row])
 
     def writerows(self, rows) -> None:
         for row in rows:
