@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from billing import outbox
 from billing.models import Account, User
+from billing.text import single_line
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from portal import outbox as delivery
@@ -200,7 +201,8 @@ def _hash_password(password: str) -> str:
 
 
 def _text(field: str, value: str, limit: int = 200) -> str:
-    value = value.strip()
+    # A name is one line: it goes into mail headers and CSV rows.
+    value = single_line(value)
     if not 1 <= len(value) <= limit:
         raise AccountError(field, _l("Enter 1 to %(max)d characters.", max=limit))
     return value
