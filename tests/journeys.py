@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import PASSWORD
 from tests.smtp import Inbox
@@ -74,9 +75,11 @@ def fill_log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     expect(page.locator("header.site-header form[action='/logout'] button")).to_be_visible()
 
 
-def staff_page(browser: Browser, url: str, email: str = "staff@example.com") -> Page:
-    """A staff member logged in, in a browser context of their own."""
-    page = browser.new_context().new_page()
+def staff_page(new_context: Callable[[], BrowserContext], url: str, email: str = "staff@example.com") -> Page:
+    """A staff member logged in, in a browser of their own: ``new_context`` is
+    pytest-playwright's fixture, which closes it after the test (an open one
+    would go on polling the server through the next tests)."""
+    page = new_context().new_page()
     log_in(page, url, email)
     return page
 

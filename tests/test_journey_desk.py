@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from billing import ledger
 from billing.catalogue import load_preset
@@ -51,7 +51,7 @@ def world(live_server):
 
 
 @NESTED_PAGES
-def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page, browser: Browser):
+def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page, new_context):
     url, _app = world
     log_in(page, url, "luna@example.com")
     open_ticket(page, "Contact form broken", balance="Webmastering credits")
@@ -59,7 +59,7 @@ def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page
     balance = page.get_by_test_id("balance-toopixel-credits")
     expect(balance).to_have_text("36 credits")
 
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     open_from_desk(staff, "Contact form broken")
     if os.environ.get("FORFAIT_SCREENSHOTS"):  # the ticket page as the queue's link opens it
         staff.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "desk-ticket-from-queue.png"),
@@ -76,12 +76,12 @@ def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page
 
 
 @NESTED_PAGES
-def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, browser: Browser):
+def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, new_context):
     url, _app = world
     log_in(page, url, "luna@example.com")
     open_ticket(page, "Printer offline", balance="Pay per ticket")
 
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     open_from_desk(staff, "Printer offline")
     log_time(staff, 25, "+25 min → total 25 min → 1 ticket, 1 more than now")
     type_minutes(staff, 15)

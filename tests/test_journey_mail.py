@@ -9,7 +9,7 @@ import re
 
 import pytest
 from checkout_support import EUR_IBAN
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from billing.catalogue import load_preset
@@ -46,7 +46,7 @@ def shop(live_server, smtp_server):  # noqa: F811
 
 
 @NESTED_PAGES
-def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, browser: Browser,
+def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, new_context,
                                                                smtp_server):  # noqa: F811
     url, app = shop
     log_in(page, url, "odile@example.fr")  # her language is French: the pages follow
@@ -59,7 +59,7 @@ def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, 
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
 
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     nav(staff, "Payments to confirm")
     staff.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
     expect(staff.get_by_text(f"Order {order_id} is paid: credited and invoiced.")).to_be_visible()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from checkout_support import EUR_IBAN
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from billing import desk, ledger
@@ -61,7 +61,7 @@ def staff_logs(app, subject: str, minutes: int, key: str) -> None:
         desk.log_time(db.session, ticket, staff, minutes, True, "work", key, datetime.now(UTC))
 
 
-def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, page: Page, browser: Browser,
+def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, page: Page, new_context,
                                                                          smtp_server):  # noqa: F811
     url, app = acme
     log_in(page, url, "owner@example.com")
@@ -72,7 +72,7 @@ def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, p
     page.get_by_role("button", name="Send the invitation").click()
     expect(page.get_by_text("Invitation sent to colleague@example.com")).to_be_visible()
 
-    colleague = browser.new_context().new_page()
+    colleague = new_context().new_page()
     follow_mail_link(colleague, smtp_server, "colleague@example.com", "/invitations/")
     expect(colleague.get_by_role("heading", name="Join Acme")).to_be_visible()
     colleague.get_by_label("Your name").fill("Carl Colleague")
@@ -111,7 +111,7 @@ def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, p
 
 
 @NESTED_PAGES
-def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, browser: Browser):
+def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, new_context):
     url, _app = acme
     log_in(page, url, "owner@example.com")
     open_ticket(page, "Update the prices page", "New prices from January.")
@@ -121,7 +121,7 @@ def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, browser: 
     page.evaluate("window.notReloaded = true")
 
     # Staff, in a browser of their own, open the ticket from the desk and log 27 minutes.
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     open_from_desk(staff, "Update the prices page")
     log_time(staff, 27, "3 credits")
 

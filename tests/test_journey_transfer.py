@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from checkout_support import EUR_IBAN
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from billing.catalogue import load_preset
@@ -46,7 +46,7 @@ def shop(live_server):
     return url, app
 
 
-def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, browser: Browser):
+def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, new_context):
     url, app = shop
     start(page, url)
     choose_pack(page, "Team tickets (from 20)")
@@ -67,7 +67,7 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     assert re.fullmatch(r"RF\d\d( \w{1,4})+", reference)
 
     # Staff, in a browser of their own, find the order by its reference and confirm it.
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     nav(staff, "Payments to confirm")
     staff.get_by_role("searchbox", name="Search").fill(reference)
     staff.get_by_role("button", name="Search").click()
@@ -77,7 +77,6 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     expect(row.get_by_label(f"Amount received for order {order_id}")).to_have_value("1140.00")
     row.get_by_role("button", name="Confirm").click()
     expect(staff.get_by_text(f"Order {order_id} is paid: credited and invoiced.")).to_be_visible()
-    staff.context.close()
 
     # The client sees the credit, and the invoice.
     page.get_by_role("link", name="My account").click()
@@ -106,7 +105,7 @@ def test_start_the_free_trial(shop, page: Page):
         assert db.session.scalar(select(Order.method)) == "free"
 
 
-def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, browser: Browser):
+def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, new_context):
     url, app = shop
     start(page, url)
     choose_pack(page, "Unlimited tickets, monthly")
@@ -118,7 +117,7 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
     expect(page.locator("#pay-amount")).to_have_text("€178.80")
     reference = page.locator("#pay-reference").inner_text()
 
-    staff = staff_page(browser, url)
+    staff = staff_page(new_context, url)
     nav(staff, "Payments to confirm")
     staff.get_by_role("searchbox", name="Search").fill(reference)
     staff.get_by_role("button", name="Search").click()
@@ -126,7 +125,6 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
         order_id = db.session.scalar(select(Order.id))
     staff.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
     expect(staff.get_by_text("its subscription period has started")).to_be_visible()
-    staff.context.close()
 
     page.get_by_role("link", name="My account").click()
     expect(page.locator("#subscription-card")).to_contain_text("Unlimited tickets")
