@@ -38,6 +38,7 @@ from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
 from billing.models import Account, Policy, User
 from billing.rules import Charge, Gettext, Ngettext, _english, explain, unit_label, units
 from billing.subscription_models import Subscription
+from billing.text import single_line
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
@@ -256,7 +257,7 @@ def open_ticket(
     _active(user)
     if user.is_staff or user.account_id != account.id:
         raise NotAllowed("only a user of the account opens its tickets")
-    subject = (subject or "").strip()
+    subject = single_line(subject)
     if not 1 <= len(subject) <= MAX_SUBJECT:
         raise DeskError(N_("Write a subject of 1 to %(max)d characters."), "subject", max=MAX_SUBJECT)
     body = _body(description, "description")

@@ -42,6 +42,7 @@ from billing.models import Account, Order, Pack, Policy, User
 from billing.pricing import round_half_up
 from billing.rules import RuleError, units
 from billing.subscription_models import Subscription
+from billing.text import single_line
 
 MAX_KEY_LENGTH = 200
 
@@ -816,7 +817,7 @@ def open_ticket(
     caller commits it with its first message."""
     now = utc(now)
     _check_user(user, account.id, "user")
-    subject = (subject or "").strip()
+    subject = single_line(subject)
     if not subject or len(subject) > 200:
         raise LedgerError("a ticket needs a subject of 1 to 200 characters")
     try:

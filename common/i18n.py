@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from common.extensions import db
+from common.safety import safe_next
 
 bp = Blueprint("i18n", __name__)
 
@@ -69,11 +70,7 @@ def set_language():
     if current_user.is_authenticated:
         current_user.language = lang
         db.session.commit()
-    target = request.form.get("next", "")
-    # Only paths of this site: an absolute URL here would be an open redirect.
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("shop.catalogue")
-    return redirect(target)
+    return redirect(safe_next(request.form.get("next"), url_for("shop.catalogue")))
 
 
 def init_app(app) -> None:

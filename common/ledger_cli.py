@@ -21,7 +21,6 @@ closing (0) with BALANCE and UNIT empty.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date, datetime, timezone
 
@@ -31,6 +30,7 @@ from flask import Flask
 from billing import alerts, ledger
 from billing.models import Account
 from billing.statement import CSV_HEADER, StatementError, rows, statement
+from common.safety import csv_writer
 from billing.verify import verify
 from common.cli import ScriptError, ScriptGroup
 from common.extensions import db
@@ -75,7 +75,7 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
         raise ScriptError(str(error)) from None
     if as_csv:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         writer.writerows(lines)
         click.echo(out.getvalue(), nl=False)

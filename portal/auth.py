@@ -14,6 +14,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from billing.models import User
 from common.extensions import db, limiter, login_manager
+from common.safety import safe_next
 from portal import accounts
 from portal.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 
@@ -77,15 +78,6 @@ def _limited(view: Callable) -> Callable:
     return per_ip(per_email(view))
 
 
-def _local_path(target: str | None) -> str | None:
-    """``target`` if it is a path of this site, else None: an absolute URL
-    would make the login page an open redirect. Browsers read ``//host`` and
-    ``/\\host`` as absolute, and drop tabs and newlines before they read."""
-    if not target or not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
-        return None
-    return target
-
-
 # ------------------------------------------------------------ views
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -112,7 +104,7 @@ def signup():
 @_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
-    target = _local_path(form.next.data) or url_for("portal.home")
+    target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():

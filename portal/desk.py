@@ -32,6 +32,7 @@ from billing.models import Account, User
 from portal import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
+from common.safety import safe_next
 from portal.auth import INVALID, staff_required
 from shop.views import _gettext, _ngettext, quantity
 
@@ -73,13 +74,6 @@ def _fragment_or_page(template: str, block: str, **context):
         response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")
     return response
-
-
-def _local(target: str | None, default: str) -> str:
-    """A path of this site to go back to, never another site."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and target.isprintable():
-        return target
-    return default
 
 
 def _staff_members() -> list[User]:
@@ -138,7 +132,7 @@ def assign(ticket_id: int):
         return response
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
           else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
-    return redirect(_local(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
+    return redirect(safe_next(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
 
 
 # ------------------------------------------------------------------ ticket

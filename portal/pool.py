@@ -19,6 +19,7 @@ from wtforms.validators import DataRequired, Length
 from billing import desk, ledger
 from billing.desk_models import Invitation
 from billing.models import User
+from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
 from portal import accounts
@@ -43,7 +44,7 @@ class InviteForm(FlaskForm):
 
 
 class AcceptForm(FlaskForm):
-    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
     password, confirm = _new_password_fields(_l("Choose a password"))
     language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
                                     SelectChoice("es", "Español")])

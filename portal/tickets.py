@@ -31,6 +31,7 @@ from billing.desk_models import Attachment
 from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
 from billing.subscription_models import Subscription
+from billing.text import single_line
 from common.extensions import db, login_manager
 from common.fragments import wants_fragment
 from portal.auth import INVALID
@@ -137,7 +138,7 @@ def _balance_value(policy_id: int, unit: str) -> str:
 
 
 class TicketForm(FlaskForm):
-    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)],
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)], filters=[single_line],
                           description=_l("One subject per ticket."))
     description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
                                 description=_l("What happens, since when, what you tried."))
