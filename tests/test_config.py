@@ -166,12 +166,12 @@ def test_password_hashes_cost_what_the_settings_say_and_argon2s_defaults_unless_
     from app import create_app
     from portal import accounts
 
-    production = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    production = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     with production.app_context():
         made, default = extract_parameters(accounts.hasher.hash("a long enough secret")), PasswordHasher()
     assert (made.time_cost, made.memory_cost, made.parallelism) == (
         default.time_cost, default.memory_cost, default.parallelism)
-    cheap = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    cheap = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                         "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "16",
                         "PASSWORD_HASH_PARALLELISM": "2"})
     with cheap.app_context():
@@ -190,4 +190,4 @@ def test_a_password_hash_cost_argon2_refuses_stops_start_up(settings, message):
     from app import create_app
 
     with pytest.raises(SystemExit, match=f"^forfait: configuration error: {message}"):
-        create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+        create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
