@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from argon2 import DEFAULT_MEMORY_COST, DEFAULT_PARALLELISM, DEFAULT_TIME_COST
 from babel import Locale
 from babel.numbers import list_currencies
 from limits import parse_many
@@ -83,6 +84,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOGIN_RATE_LIMIT": "10 per minute",
         "TOKEN_MAX_AGE_HOURS": 24,
+        # argon2's cost for password hashes: passes, memory in KiB, lanes
+        # (argon2-cffi's defaults, RFC 9106's low-memory choice). Lower only
+        # where hashing time matters more than guessing cost (the tests).
+        "PASSWORD_HASH_TIME_COST": DEFAULT_TIME_COST,
+        "PASSWORD_HASH_MEMORY_COST": DEFAULT_MEMORY_COST,
+        "PASSWORD_HASH_PARALLELISM": DEFAULT_PARALLELISM,
         # Ticket attachments (billing.desk): stored outside the web root,
         # served only to who may see the ticket.
         "ATTACHMENT_FOLDER": os.path.join(instance_path, "attachments"),
@@ -172,7 +179,8 @@ def normalise(config: dict[str, Any]) -> None:
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
                 "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
-                "MAX_CONTENT_LENGTH"):
+                "MAX_CONTENT_LENGTH", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_COST",
+                "PASSWORD_HASH_PARALLELISM"):
         if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):
             config[key] = config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"] + 1_000_000
         try:
@@ -181,6 +189,10 @@ def normalise(config: dict[str, Any]) -> None:
             raise ConfigError(f"{key} must be a whole number") from None
     if not 1 <= config["TRANSFER_REMIND_DAYS"] < config["TRANSFER_CANCEL_DAYS"]:
         raise ConfigError("TRANSFER_REMIND_DAYS must be at least 1 and less than TRANSFER_CANCEL_DAYS")
+    if config["PASSWORD_HASH_TIME_COST"] < 1 or config["PASSWORD_HASH_PARALLELISM"] < 1:
+        raise ConfigError("PASSWORD_HASH_TIME_COST and PASSWORD_HASH_PARALLELISM must be at least 1")
+    if config["PASSWORD_HASH_MEMORY_COST"] < 8 * config["PASSWORD_HASH_PARALLELISM"]:
+        raise ConfigError("PASSWORD_HASH_MEMORY_COST must be at least 8 KiB per lane (PASSWORD_HASH_PARALLELISM)")
     for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE"):
         config[key] = boolean(key, config[key])
 

@@ -157,3 +157,36 @@ def test_the_request_size_limit_follows_the_attachment_settings(settings, limit)
 
     app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
     assert app.config["MAX_CONTENT_LENGTH"] == limit
+
+
+def test_password_hashes_cost_what_the_settings_say_and_argon2s_defaults_unless_set():
+    from argon2 import PasswordHasher, extract_parameters
+
+    from app import create_app
+    from portal import accounts
+
+    production = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    with production.app_context():
+        made, default = extract_parameters(accounts.hasher.hash("a long enough secret")), PasswordHasher()
+    assert (made.time_cost, made.memory_cost, made.parallelism) == (
+        default.time_cost, default.memory_cost, default.parallelism)
+    cheap = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                        "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "16",
+                        "PASSWORD_HASH_PARALLELISM": "2"})
+    with cheap.app_context():
+        made = extract_parameters(accounts.hasher.hash("a long enough secret"))
+    assert (made.time_cost, made.memory_cost, made.parallelism) == (1, 16, 2)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"PASSWORD_HASH_TIME_COST": "0"}, "PASSWORD_HASH_TIME_COST and PASSWORD_HASH_PARALLELISM must be at least 1"),
+    ({"PASSWORD_HASH_PARALLELISM": "0"}, "PASSWORD_HASH_TIME_COST and PASSWORD_HASH_PARALLELISM must be at least 1"),
+    ({"PASSWORD_HASH_MEMORY_COST": "15", "PASSWORD_HASH_PARALLELISM": "2"},
+     "PASSWORD_HASH_MEMORY_COST must be at least 8 KiB per lane"),
+    ({"PASSWORD_HASH_MEMORY_COST": "lots"}, "PASSWORD_HASH_MEMORY_COST must be a whole number"),
+])
+def test_a_password_hash_cost_argon2_refuses_stops_start_up(settings, message):
+    from app import create_app
+
+    with pytest.raises(SystemExit, match=f"^forfait: configuration error: {message}"):
+        create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
