@@ -22,7 +22,7 @@ from typing import Any
 from flask import current_app, render_template
 from flask_babel import force_locale
 
-from billing.text import single_line
+from billing.text import single_line, write_private
 
 # Long enough for a slow relay, short enough that a dead one does not hang a request.
 SMTP_TIMEOUT_SECONDS = 15
@@ -102,5 +102,5 @@ def _write(message: EmailMessage, folder: Path) -> Path:
     # Time first so that a directory listing reads in the order mail was sent.
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-    path.write_bytes(message.as_bytes())
+    write_private(path, message.as_bytes())
     return path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timezone
-from pathlib import Path
 
 from flask import (
     Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for,
@@ -316,9 +315,7 @@ def reply(ticket_id: int):
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads() -> list[desk.Upload]:

@@ -119,9 +119,7 @@ def get_report(ticket_id: int) -> Ticket:
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads(field_name: str = "files") -> list[desk.Upload]:
