@@ -13,6 +13,10 @@ SOURCES := app.py billing shop portal common templates
 
 .PHONY: run test check install migrate demo browser system-packages translations extract-messages clean
 
+# Outside development Forfait needs its public address (the links it mails
+# are built from it, and other hosts are refused): here, where it serves.
+run migrate demo: export FORFAIT_SERVER_NAME ?= $(HOST):$(PORT)
+
 run: install system-packages migrate demo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 

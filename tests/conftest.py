@@ -313,17 +313,6 @@ def browser_type_launch_args(browser_type_launch_args, playwright):
     return chromium_launch_args(browser_type_launch_args, playwright.chromium.executable_path)
 
 
-def browser_log_in(page, url: str, email: str, password: str = PASSWORD) -> None:
-    """Log in through the login page in a Playwright page, as a person does."""
-    from playwright.sync_api import expect
-
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
 class Dispatcher:
     """The WSGI app of a worker's live server: whichever app the running test put there."""
 
