@@ -224,10 +224,26 @@ def csrf_token(client: FlaskClient, path: str = "/") -> str:
     return found.group(1)
 
 
+CHECKOUT_FORM = re.compile(r"/checkout/[^/?]+")
+FORM_TOKEN = re.compile(r'<input[^>]* name="token" type="hidden" value="([0-9a-f]+)"|'
+                        r'<input[^>]* name="token" value="([0-9a-f]+)"')
+
+
+def form_token(client: FlaskClient, path: str) -> str | None:
+    """The one-time token the form at ``path`` is shown with, if it has one."""
+    found = FORM_TOKEN.search(client.get(path).get_data(as_text=True))
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs):
-    """POST a form the way a browser does: with the CSRF token of the session."""
+    """POST a form the way a browser does: with the CSRF token of the session,
+    and the one-time token a checkout form is shown with."""
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
+    if CHECKOUT_FORM.fullmatch(path.split("?")[0]) and "token" not in data:
+        token = form_token(client, path)
+        if token:
+            data["token"] = token
     return client.post(path, data=data, **kwargs)
 
 
