@@ -44,7 +44,7 @@ PASSWORD = "bench password long enough"
 
 def build(folder: Path):
     app = create_app({
-        "TESTING": False, "SECRET_KEY": "bench-secret-key-0123456789",
+        "TESTING": False, "SECRET_KEY": "bench-secret-key-0123456789", "SERVER_NAME": "localhost",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite'}", "MAIL_FOLDER": str(folder / "mail"),
         "ATTACHMENT_FOLDER": str(folder / "attachments"), "RATELIMIT_STORAGE_URI": "memory://",
         "WTF_CSRF_ENABLED": False,

@@ -319,6 +319,9 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     # What the payer writes on a transfer or a cheque (billing.orders.references).
     reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The one-time token of the checkout form that placed it: the same form
+    # sent twice (a double click, a reload) finds this order again.
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")
@@ -335,7 +338,7 @@ class Order(Base):
 
 
 # The ledger's tables live in billing.ledger.models, payments and invoices in
-# billing.order_models; they share this metadata: importing the models
+# billing.orders.models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
 from billing.desk import models as desk_models  # noqa: E402,F401
 from billing.ledger import models as ledger_models  # noqa: E402,F401

@@ -21,7 +21,6 @@ closing (0) with BALANCE and UNIT empty.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 
@@ -34,6 +33,7 @@ from billing.ledger import services as ledger
 from billing.models import Account
 from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
 from billing.ledger.verify import verify
+from common.safety import csv_writer
 from commands.cli import ScriptError, ScriptGroup
 from common.extensions import db
 
@@ -77,7 +77,7 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
         raise ScriptError(str(error)) from None
     if as_csv:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv_writer(out, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         writer.writerows(lines)
         click.echo(out.getvalue(), nl=False)

@@ -16,6 +16,7 @@ from flask_login import current_user
 from billing.ledger.rules import unit_label
 from billing.models import Translated, localized
 from common.extensions import db
+from common.safety import safe_next
 
 bp = Blueprint("i18n", __name__)
 
@@ -112,11 +113,7 @@ def set_language():
     if current_user.is_authenticated:
         current_user.language = lang
         db.session.commit()
-    target = request.form.get("next", "")
-    # Only paths of this site: an absolute URL here would be an open redirect.
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("shop.catalogue")
-    return redirect(target)
+    return redirect(safe_next(request.form.get("next"), url_for("shop.catalogue")))
 
 
 def init_app(app) -> None:

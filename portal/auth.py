@@ -13,6 +13,7 @@ from common.extensions import db, limiter
 from common.identity import accounts
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -32,15 +33,6 @@ def _limited(view: Callable) -> Callable:
     per_ip = limiter.limit(_attempts_limit, methods=["POST"])
     per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
     return per_ip(per_email(view))
-
-
-def _local_path(target: str | None) -> str | None:
-    """``target`` if it is a path of this site, else None: an absolute URL
-    would make the login page an open redirect. Browsers read ``//host`` and
-    ``/\\host`` as absolute, and drop tabs and newlines before they read."""
-    if not target or not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
-        return None
-    return target
 
 
 # ------------------------------------------------------------ views
@@ -69,7 +61,7 @@ def signup():
 @_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
-    target = _local_path(form.next.data) or url_for("portal.home")
+    target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from pathlib import Path
 
 from flask import (
     Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for,
@@ -35,6 +34,7 @@ from common.extensions import db
 from common.fragments import wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
+from common.safety import safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -71,13 +71,6 @@ def _fragment_or_page(template: str, block: str, **context):
         response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")
     return response
-
-
-def _local(target: str | None, default: str) -> str:
-    """A path of this site to go back to, never another site."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")) and target.isprintable():
-        return target
-    return default
 
 
 def _staff_members() -> list[User]:
@@ -136,7 +129,7 @@ def assign(ticket_id: int):
         return response
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
           else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
-    return redirect(_local(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
+    return redirect(safe_next(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
 
 
 # ------------------------------------------------------------------ ticket
@@ -320,9 +313,7 @@ def reply(ticket_id: int):
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads() -> list[desk.Upload]:

@@ -31,6 +31,7 @@ from billing.ledger.models import Overage
 from billing.models import Order
 from billing.orders.models import Payment
 from common.extensions import db, login_manager
+from common.safety import safe_next
 from common.i18n import money
 from common import payments
 
@@ -61,10 +62,7 @@ def get_overage(overage_id: int) -> Overage:
 
 
 def _back(overage: Overage) -> str:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith(("//", "/\\")) and target.isprintable():
-        return target
-    return url_for("tickets.show", ticket_id=overage.ticket_id)
+    return safe_next(request.form.get("next"), url_for("tickets.show", ticket_id=overage.ticket_id))
 
 
 def _answer(overage_id: int, decide, done):

@@ -21,6 +21,7 @@ from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.desk.models import Invitation
 from billing.models import User
+from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
 from common.identity import accounts
@@ -42,7 +43,7 @@ class InviteForm(FlaskForm):
 
 
 class AcceptForm(FlaskForm):
-    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
     password, confirm = new_password_fields(_l("Choose a password"))
     language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
                                     SelectChoice("es", "Español")])

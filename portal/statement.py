@@ -7,7 +7,6 @@ account's ticket), an anonymous visitor gets the login page.
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date
 
@@ -18,6 +17,7 @@ from flask_login import current_user
 from billing import clock
 from billing.models import Account
 from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
+from common.safety import csv_writer
 from common.extensions import db, login_manager
 
 bp = Blueprint("statement", __name__, url_prefix="/portal")
@@ -61,7 +61,7 @@ def show(account_id: int):
                                problem=str(error), report=None), 400
     if request.args.get("format") == "csv":
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csv_writer(out)
         writer.writerow(CSV_HEADER)
         writer.writerows(rows(report))
         response = make_response(out.getvalue())

@@ -33,6 +33,7 @@ from billing.desk.models import Attachment
 from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
 from billing.subscriptions.models import Subscription
+from billing.text import single_line
 from common.extensions import db, login_manager
 from common.fragments import wants_fragment
 from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
@@ -74,9 +75,7 @@ def get_report(ticket_id: int) -> Ticket:
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads(field_name: str = "files") -> list[desk.Upload]:
@@ -93,7 +92,7 @@ def _balance_value(policy_id: int, unit: str) -> str:
 
 
 class TicketForm(FlaskForm):
-    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)],
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)], filters=[single_line],
                           description=_l("One subject per ticket."))
     description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
                                 description=_l("What happens, since when, what you tried."))

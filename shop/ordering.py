@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.accounts import invoicing as billing_accounts
@@ -38,10 +39,26 @@ class Invoicing:
 
 def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
           invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
-          iban: str, expected_total: int) -> tuple[User, Order, Payment]:
+          iban: str, expected_total: int, key: str) -> tuple[User, Order, Payment]:
     """Place the order for ``buyer``, or for the owner of ``new_account``
     opened in the same unit of work. Raises AccountError (the sign-up's
-    fields) or a BillingError (the order's), with nothing written."""
+    fields) or a BillingError (the order's), with nothing written. ``key``
+    is the checkout form's: the same form sent twice finds the first order
+    (its payment is then no longer ``created``)."""
+    try:
+        return _order(session, pack, buyer=buyer, new_account=new_account, invoicing=invoicing, quantity=quantity,
+                      method=method, methods=methods, now=now, iban=iban, expected_total=expected_total, key=key)
+    except IntegrityError:
+        # The same form sent at the same moment placed it first.
+        placed = orders.placed_under(session, buyer.account, key) if buyer is not None else None
+        if placed is None:
+            raise
+        return buyer, *placed
+
+
+def _order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
+           invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
+           iban: str, expected_total: int, key: str) -> tuple[User, Order, Payment]:
     with atomic(session):
         if buyer is None:
             assert new_account is not None
@@ -52,5 +69,5 @@ def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewA
                                                    vat_id=invoicing.vat_id)
         placed, payment = orders.place_order(session, buyer.account, pack, quantity=quantity, method=method,
                                              methods=methods, by=buyer, now=now, iban=iban,
-                                             expected_total=expected_total)
+                                             expected_total=expected_total, key=key)
     return buyer, placed, payment

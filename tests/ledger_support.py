@@ -2,8 +2,7 @@
 seed presets, a clock.
 
 Most ledger tests only read and write their own account, so a module shares
-one migrated database (per engine) and each test makes a new account: the
-migrations run once a module, not once a test. A test that must see the
+one database (per engine) and each test makes a new account. A test that must see the
 whole database (verify, the expiry job) uses conftest's ``app`` instead."""
 
 from __future__ import annotations
@@ -36,17 +35,18 @@ both = pytest.mark.parametrize("ledger_app", ["sqlite", "postgresql"], indirect=
 
 
 @pytest.fixture(scope="module")
-def ledger_app(request, tmp_path_factory) -> Iterator[Flask]:
+def ledger_app(request, tmp_path_factory, databases) -> Iterator[Flask]:
     """The app on a database shared by the module's tests: SQLite unless
     parametrised (``@both``)."""
     engine = getattr(request, "param", "sqlite")
     folder = tmp_path_factory.mktemp("ledger")
-    url = request.getfixturevalue("pg_server") if engine == "postgresql" else f"sqlite:///{folder / 'ledger.sqlite'}"
+    url = databases.postgresql() if engine == "postgresql" else databases.sqlite(folder, "ledger.sqlite")
     app = make_app(url, folder)
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    databases.drop(url)
 
 
 @pytest.fixture

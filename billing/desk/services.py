@@ -43,6 +43,7 @@ from billing.orders import overage_bills
 from billing.transaction import atomic
 from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
 from billing.subscriptions.models import Subscription
+from billing.text import single_line, without_bidi_controls, write_private
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
@@ -209,12 +210,20 @@ class Upload:
 @dataclass(frozen=True)
 class AttachmentRules:
     """Settings ATTACHMENT_FOLDER, ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES,
-    ATTACHMENT_MAX_FILES."""
+    ATTACHMENT_MAX_FILES, ATTACHMENT_QUOTA_BYTES (what all the files of one
+    account may take together; None: no limit)."""
 
     folder: Path
     max_bytes: int
     types: frozenset[str]
     max_files: int = 5
+    quota: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> AttachmentRules:
+        return cls(folder=Path(settings["ATTACHMENT_FOLDER"]), max_bytes=settings["ATTACHMENT_MAX_BYTES"],
+                   types=frozenset(settings["ATTACHMENT_TYPES"]), max_files=settings["ATTACHMENT_MAX_FILES"],
+                   quota=settings.get("ATTACHMENT_QUOTA_BYTES"))
 
 
 def open_ticket(
@@ -245,7 +254,7 @@ def open_ticket(
     _active(user)
     if user.is_staff or user.account_id != account.id:
         raise NotAllowed("only a user of the account opens its tickets")
-    subject = (subject or "").strip()
+    subject = single_line(subject)
     if not 1 <= len(subject) <= MAX_SUBJECT:
         raise DeskError(N_("Write a subject of 1 to %(max)d characters."), "subject", max=MAX_SUBJECT)
     body = _body(description, "description")
@@ -351,10 +360,17 @@ _MAGIC = {
 }
 
 
+def file_name(sent: str | None) -> str:
+    """The name to keep for a file sent: its last path part, on one line,
+    without bidirectional controls (which make "x<U+202E>fdp.exe" read as
+    "xexe.pdf")."""
+    return single_line(without_bidi_controls(Path((sent or "").replace("\\", "/")).name))[:255]
+
+
 def check_upload(upload: Upload, rules: AttachmentRules) -> str:
     """The file's type (from its name, checked against its first bytes) if
     the rules accept it; else DeskError naming the file."""
-    name = Path((upload.filename or "").replace("\\", "/")).name.strip()
+    name = file_name(upload.filename)
     if not name:
         raise DeskError(N_("A file without a name was sent: choose the file again."), "files")
     if not upload.content:
@@ -384,16 +400,24 @@ def _attach(session: Session, message: TicketMessage, files: Sequence[Upload], r
     if len(files) > rules.max_files:
         raise DeskError(N_("Too many files: a message takes %(max)d at most."), "files", max=rules.max_files)
     checked = [(upload, check_upload(upload, rules)) for upload in files]
+    if rules.quota is not None:
+        account_id = session.scalar(select(Ticket.account_id).where(Ticket.id == message.ticket_id))
+        stored = session.scalar(select(func.coalesce(func.sum(Attachment.size), 0)).join(
+            Ticket, Ticket.id == Attachment.ticket_id).where(Ticket.account_id == account_id))
+        if stored + sum(len(upload.content) for upload in files) > rules.quota:
+            raise DeskError(N_("These files would take your account beyond its storage of %(max)d MB "
+                               "(%(used)d MB used). Send smaller files, or ask us to remove old ones."), "files",
+                            max=rules.quota // 1_000_000, used=-(-stored // 1_000_000))
     rules.folder.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     try:
         for upload, content_type in checked:
             stored = secrets.token_hex(16)
             path = rules.folder / stored
-            path.write_bytes(upload.content)
+            write_private(path, upload.content)
             saved.append(path)
             session.add(Attachment(message=message, ticket_id=message.ticket_id,
-                                   original_name=Path(upload.filename.replace("\\", "/")).name.strip()[:255],
+                                   original_name=file_name(upload.filename),
                                    content_type=content_type, size=len(upload.content), stored_name=stored,
                                    created_at=now))
         session.flush()

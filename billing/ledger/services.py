@@ -43,6 +43,7 @@ from billing.catalogue.pricing import round_half_up
 from billing.ledger.rules import RuleError, units
 from billing.transaction import atomic, in_unit_of_work
 from billing.subscriptions.models import Subscription
+from billing.text import single_line
 
 MAX_KEY_LENGTH = 200
 
@@ -791,7 +792,7 @@ def open_ticket(
     with its first message."""
     now = utc(now)
     _check_user(user, account.id, "user")
-    subject = (subject or "").strip()
+    subject = single_line(subject)
     if not subject or len(subject) > 200:
         raise LedgerError("a ticket needs a subject of 1 to 200 characters")
     with atomic(session):

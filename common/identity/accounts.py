@@ -7,6 +7,7 @@ under that field."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -20,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from werkzeug.local import LocalProxy
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +30,7 @@ from billing import clock
 from billing.notifications import outbox
 from billing.models import Account, User
 from billing.transaction import atomic
+from billing.text import single_line
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from common.mail import outbox as delivery
@@ -36,10 +39,28 @@ MIN_PASSWORD_LENGTH = 10
 # argon2 takes any length, but hashing megabytes on every login attempt would be a cheap denial of service.
 MAX_PASSWORD_LENGTH = 256
 
-# The default parameters of argon2-cffi; a hash made with others is upgraded at the next login.
-hasher = PasswordHasher()
-# Verified against when the email is unknown, so that the answer takes as long either way.
-_UNKNOWN_USER_HASH = hasher.hash("no such user")
+
+
+@functools.cache
+def _argon2(time_cost: int, memory_cost: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+
+
+def password_hasher() -> PasswordHasher:
+    """argon2 at the cost of the app's PASSWORD_HASH_* settings (argon2-cffi's
+    defaults unless set); a hash made at another cost is upgraded at the next login."""
+    config = current_app.config
+    return _argon2(config["PASSWORD_HASH_TIME_COST"], config["PASSWORD_HASH_MEMORY_COST"],
+                   config["PASSWORD_HASH_PARALLELISM"])
+
+
+hasher: PasswordHasher = LocalProxy(password_hasher)  # type: ignore[assignment]
+
+
+@functools.cache
+def _unknown_user_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the email is unknown, so that the answer takes as long either way."""
+    return hasher.hash("no such user")
 
 
 class AccountError(ValueError):
@@ -97,8 +118,9 @@ def find_user(session: Session, email: str) -> User | None:
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The user with this email and password, else None (whichever of the two was wrong)."""
     user = find_user(session, email)
+    hasher = password_hasher()
     try:
-        hasher.verify(user.password_hash if user else _UNKNOWN_USER_HASH, password)
+        hasher.verify(user.password_hash if user else _unknown_user_hash(hasher), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or user.removed_at is not None:
@@ -173,11 +195,12 @@ def _hash_password(password: str) -> str:
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise AccountError("password", _l("The password must have %(min)d to %(max)d characters.",
                                           min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH))
-    return hasher.hash(password)
+    return password_hasher().hash(password)
 
 
 def _text(field: str, value: str, limit: int = 200) -> str:
-    value = value.strip()
+    # A name is one line: it goes into mail headers and CSV rows.
+    value = single_line(value)
     if not 1 <= len(value) <= limit:
         raise AccountError(field, _l("Enter 1 to %(max)d characters.", max=limit))
     return value

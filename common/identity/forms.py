@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from billing.text import single_line
 from common.identity.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, countries, normalise_email
 
 
@@ -36,9 +37,9 @@ def new_password_fields(label) -> tuple[PasswordField, PasswordField]:
 
 
 class SignupForm(FlaskForm):
-    organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=200)],
+    organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=200)], filters=[single_line],
                                description=_l("The company or association the support is for."))
-    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
     email = email_field()
     password, confirm = new_password_fields(_l("Password"))
     language = SelectField(_l("Language"), validators=[DataRequired()])

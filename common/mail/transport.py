@@ -22,6 +22,7 @@ from flask import current_app, render_template
 from flask_babel import force_locale
 
 from billing import clock
+from billing.text import single_line, write_private
 
 # Long enough for a slow relay, short enough that a dead one does not hang a request.
 SMTP_TIMEOUT_SECONDS = 15
@@ -46,7 +47,8 @@ def send(to: str, subject: Any, template: str, language: str, *,
     cannot be delivered to the server or written to the folder."""
     config = current_app.config
     with force_locale(language):
-        subject = str(subject)
+        # A header is one line: CR/LF in a subject would fail every try.
+        subject = single_line(str(subject))
         context.update(subject=subject)
         text = render_template(f"mail/{template}.txt", **context)
         html = render_template(f"mail/{template}.html", **context)
@@ -54,10 +56,10 @@ def send(to: str, subject: Any, template: str, language: str, *,
     message = EmailMessage()
     sender = parseaddr(config["MAIL_DEFAULT_SENDER"])[1]
     # The provider's name on the envelope: clients know the provider, not the software.
-    message["From"] = Address(display_name=config["PROVIDER_NAME"], addr_spec=sender)
+    message["From"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=sender)
     message["To"] = to
     if config.get("PROVIDER_EMAIL"):
-        message["Reply-To"] = Address(display_name=config["PROVIDER_NAME"], addr_spec=config["PROVIDER_EMAIL"])
+        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
     message["Date"] = format_datetime(clock.now())
     domain = sender.rpartition("@")[2] or "forfait.invalid"
@@ -100,5 +102,5 @@ def _write(message: EmailMessage, folder: Path) -> Path:
     # Time first so that a directory listing reads in the order mail was sent.
     stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-    path.write_bytes(message.as_bytes())
+    write_private(path, message.as_bytes())
     return path
