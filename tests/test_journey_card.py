@@ -57,7 +57,7 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     if os.environ.get("FORFAIT_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "order-card-pending.png"), full_page=True)
     page.get_by_role("button", name="Continue to the payment page").click()
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
 
     expect(page.get_by_text("Thank you: your payment is confirmed and your pack is credited.")).to_be_visible()
     expect(page.locator("h1 .status")).to_have_text("Paid")
