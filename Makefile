@@ -9,15 +9,29 @@ FLASK := $(BIN)/flask --app app
 UV := $(shell command -v uv 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 5000
-SOURCES := app.py billing shop portal common templates
+SOURCES := app.py billing shop portal common commands templates
 
-.PHONY: run test install migrate demo browser system-packages translations extract-messages clean
+.PHONY: run test check install migrate demo browser system-packages translations extract-messages clean
+
+# Outside development Forfait needs its public address (the links it mails
+# are built from it, and other hosts are refused): here, where it serves.
+run migrate demo: export FORFAIT_SERVER_NAME ?= $(HOST):$(PORT)
 
 run: install system-packages migrate demo
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# The suite runs in parallel (pytest-xdist), one database and one live server
+# per worker. Three workers on two cores: browser tests spend much of their
+# time waiting for Chromium and the server.
+TEST_WORKERS ?= 3
+
 test: install browser system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
+
+# The quick loop while working: everything but the browser and PostgreSQL
+# tests (CI runs those too, through `make test`).
+check: install system-packages
+	$(BIN)/pytest -n auto -m "not browser and not postgres"
 
 install: $(VENV)/.installed translations
 

@@ -1,63 +1,21 @@
-"""Sign-up, login, logout, password reset and email verification; the
-access decorators every view of the portal uses."""
+"""Sign-up, login, logout, password reset and email verification: the pages.
+Who may see what is common.identity.access."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
-from billing.models import User
-from common.extensions import db, limiter, login_manager
-from portal import accounts
-from portal.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.extensions import db, limiter
+from common.identity import accounts
+from common.identity.access import INVALID, send_verification
+from common.identity.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)
-
-# A form sent back with errors: the request was understood, its content was not acceptable.
-INVALID = 422
-
-login_manager.login_view = "auth.login"
-login_manager.login_message = _l("Please log in to see this page.")
-login_manager.login_message_category = "info"
-
-
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The session's user, unless an owner removed them from the pool since:
-    then nobody, and their very next request is anonymous."""
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.removed_at is None else None
-
-
-# ------------------------------------------------------------ access
-
-def _requires(allowed: Callable[[User], bool]) -> Callable:
-    """Anonymous visitors go to the login page (and come back); a logged-in
-    user without the right gets the 403 page."""
-
-    def decorator(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            if not allowed(current_user):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-staff_required = _requires(lambda user: user.is_staff)
-owner_required = _requires(lambda user: user.is_owner)
-
 
 # ------------------------------------------------------------ rate limits
 
@@ -75,15 +33,6 @@ def _limited(view: Callable) -> Callable:
     per_ip = limiter.limit(_attempts_limit, methods=["POST"])
     per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
     return per_ip(per_email(view))
-
-
-def _local_path(target: str | None) -> str | None:
-    """``target`` if it is a path of this site, else None: an absolute URL
-    would make the login page an open redirect. Browsers read ``//host`` and
-    ``/\\host`` as absolute, and drop tabs and newlines before they read."""
-    if not target or not target.startswith("/") or target[1:2] in ("/", "\\") or not target.isprintable():
-        return None
-    return target
 
 
 # ------------------------------------------------------------ views
@@ -112,7 +61,7 @@ def signup():
 @_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
-    target = _local_path(form.next.data) or url_for("portal.home")
+    target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():
@@ -188,17 +137,6 @@ def resend_verification():
     else:
         send_verification(current_user)
     return redirect(url_for("portal.home"))
-
-
-def send_verification(user: User) -> None:
-    """Mail the verification link and say so; a mail server that fails is
-    told to the user (the link is sent as soon as it is back) and does not
-    undo the sign-up."""
-    if accounts.send_verification(user):
-        flash(_("We have sent a link to %(email)s: open it to confirm your address.", email=user.email), "info")
-    else:
-        flash(_("We could not send the email to %(email)s just now. We will try again shortly, "
-                "or use “Send the link again” in a few minutes.", email=user.email), "error")
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

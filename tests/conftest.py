@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from app import create_app
 from common.extensions import db
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Each xdist worker is a process of its own, with its own databases and live server.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
@@ -58,30 +61,103 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """A throw-away database on the PostgreSQL server, dropped at the end."""
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
+class Databases:
+    """Migrated databases for this pytest process (each xdist worker has its
+    own): the migrations run once per engine into a template, and each test
+    gets a copy of it, a file copy for SQLite and CREATE DATABASE … TEMPLATE
+    on PostgreSQL. Names carry a random part: other runs may share the server."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.run = f"{WORKER}_{uuid.uuid4().hex[:8]}"
+        self.sqlite_template: Path | None = None
+        self.admin: sa.Engine | None = None
+        self.pg_template: str | None = None
+        self.copies: list[str] = []
+
+    def sqlite(self, folder: Path, name: str = "forfait.sqlite", empty: bool = False) -> str:
+        if empty:
+            return f"sqlite:///{folder / name}"
+        if self.sqlite_template is None:
+            template = self.folder / "template.sqlite"
+            migrate(f"sqlite:///{template}", self.folder)
+            self.sqlite_template = template
+        shutil.copyfile(self.sqlite_template, folder / name)
+        return f"sqlite:///{folder / name}"
+
+    def postgresql(self, empty: bool = False) -> str:
+        admin = self._admin()
+        if empty:
+            name = f"forfait_test_{self.run}_{len(self.copies)}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            self.copies.append(name)
+            return self._url(name)
+        if self.pg_template is None:
+            template = f"forfait_template_{self.run}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{template}"'))
+            self.pg_template = template
+            migrate(self._url(template), self.folder)
+        name = f"forfait_test_{self.run}_{len(self.copies)}"
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as error:
-        admin.dispose()
-        unavailable(f"PostgreSQL not reachable at {PG_URL}: {error.orig}")
-    name = f"forfait_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template}"'))
+        self.copies.append(name)
+        return self._url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop a PostgreSQL copy at once (a SQLite copy goes with its tmp_path)."""
+        name = sa.engine.make_url(url).database
+        if url.startswith("postgresql") and name in self.copies:
+            self.copies.remove(name)
+            self._drop(name)
+
+    def close(self) -> None:
+        for name in [*self.copies, self.pg_template]:
+            if name:
+                self._drop(name)
+        if self.admin is not None:
+            self.admin.dispose()
+
+    def _admin(self) -> sa.Engine:
+        if self.admin is None:
+            admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+            except sa.exc.OperationalError as error:
+                admin.dispose()
+                unavailable(f"PostgreSQL not reachable at {PG_URL}: {error.orig}")
+            self.admin = admin
+        return self.admin
+
+    def _url(self, name: str) -> str:
+        return sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    def _drop(self, name: str) -> None:
+        with self._admin().connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
-def make_app(database_url: str, tmp_path, **overrides) -> Flask:
-    config = {
+def migrate(database_url: str, folder: Path) -> None:
+    """Run every migration on the empty database at ``database_url``."""
+    app = create_app(test_settings(database_url, folder))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory) -> Iterator[Databases]:
+    found = Databases(tmp_path_factory.mktemp("templates"))
+    yield found
+    found.close()
+
+
+def test_settings(database_url: str, tmp_path) -> dict:
+    """What every test app runs with. Password hashing is cheap here (argon2's
+    least cost): a test that is about the cost sets PASSWORD_HASH_* itself."""
+    return {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -89,25 +165,27 @@ def make_app(database_url: str, tmp_path, **overrides) -> Flask:
         "ATTACHMENT_FOLDER": str(tmp_path / "attachments"),
         "RATELIMIT_STORAGE_URI": "memory://",
         "SERVER_NAME": None,
+        "PASSWORD_HASH_TIME_COST": 1,
+        "PASSWORD_HASH_MEMORY_COST": 8,
+        "PASSWORD_HASH_PARALLELISM": 1,
     }
-    config.update(overrides)
-    app = create_app(config)
-    with app.app_context():
-        if database_url.startswith("postgresql"):
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-                conn.execute(sa.text("CREATE SCHEMA public"))
-        upgrade()
-    return app
+
+
+def make_app(database_url: str, tmp_path, **overrides) -> Flask:
+    """The app on an already migrated database (``databases`` gives one)."""
+    return create_app({**test_settings(database_url, tmp_path), **overrides})
 
 
 @pytest.fixture(params=["sqlite"])
-def database_url(request, tmp_path) -> str:
-    """SQLite by default; tests that must hold on both engines parametrise
-    this fixture indirectly with ["sqlite", "postgresql"]."""
+def database_url(request, tmp_path, databases) -> str:
+    """A migrated database of the test's own: SQLite by default; tests that
+    must hold on both engines parametrise this fixture indirectly with
+    ["sqlite", "postgresql"] (and are marked ``postgres`` for it)."""
     if request.param == "postgresql":
-        return request.getfixturevalue("pg_server")
-    return f"sqlite:///{tmp_path / 'forfait.sqlite'}"
+        url = databases.postgresql()
+        request.addfinalizer(lambda: databases.drop(url))
+        return url
+    return databases.sqlite(tmp_path)
 
 
 @pytest.fixture
@@ -146,10 +224,26 @@ def csrf_token(client: FlaskClient, path: str = "/") -> str:
     return found.group(1)
 
 
+CHECKOUT_FORM = re.compile(r"/checkout/[^/?]+")
+FORM_TOKEN = re.compile(r'<input[^>]* name="token" type="hidden" value="([0-9a-f]+)"|'
+                        r'<input[^>]* name="token" value="([0-9a-f]+)"')
+
+
+def form_token(client: FlaskClient, path: str) -> str | None:
+    """The one-time token the form at ``path`` is shown with, if it has one."""
+    found = FORM_TOKEN.search(client.get(path).get_data(as_text=True))
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs):
-    """POST a form the way a browser does: with the CSRF token of the session."""
+    """POST a form the way a browser does: with the CSRF token of the session,
+    and the one-time token a checkout form is shown with."""
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
+    if CHECKOUT_FORM.fullmatch(path.split("?")[0]) and "token" not in data:
+        token = form_token(client, path)
+        if token:
+            data["token"] = token
     return client.post(path, data=data, **kwargs)
 
 
@@ -160,7 +254,7 @@ PASSWORD = "correct horse battery staple"
 def people(app) -> dict[str, str]:
     """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
     from billing.models import User
-    from portal import accounts
+    from common.identity import accounts
 
     with app.app_context():
         owner = accounts.register(db.session, "Acme", "Olive Owner", "owner@example.com", PASSWORD, "en", "FR")
@@ -219,32 +313,67 @@ def browser_type_launch_args(browser_type_launch_args, playwright):
     return chromium_launch_args(browser_type_launch_args, playwright.chromium.executable_path)
 
 
-def browser_log_in(page, url: str, email: str, password: str = PASSWORD) -> None:
-    """Log in through the login page in a Playwright page, as a person does."""
-    from playwright.sync_api import expect
+class Dispatcher:
+    """The WSGI app of a worker's live server: whichever app the running test put there."""
 
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    def __init__(self) -> None:
+        self.app: Flask | None = None
+
+    def __call__(self, environ, start_response):
+        app = self.app
+        if app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"no test is running"]
+        return app(environ, start_response)
 
 
-@pytest.fixture
-def live_server(tmp_path) -> Iterator[tuple[str, Flask]]:
-    """The real app served over HTTP on a free loopback port, for the browser."""
+@pytest.fixture(scope="session")
+def live_server_thread() -> Iterator[tuple[str, Dispatcher]]:
+    """One threaded HTTP server per worker, on a free loopback port."""
     from threading import Thread
 
     from werkzeug.serving import make_server
 
-    app = make_app(f"sqlite:///{tmp_path / 'live.sqlite'}", tmp_path)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    dispatcher = Dispatcher()
+    server = make_server("127.0.0.1", 0, dispatcher, threaded=True)
     thread = Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", app
+        yield f"http://127.0.0.1:{server.server_port}", dispatcher
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(live_server_thread, databases, tmp_path) -> Iterator[tuple[str, Flask]]:
+    """The real app served over HTTP for the browser: the worker's server,
+    serving an app of this test's own on a fresh copy of the migrated
+    database, so a test may change ``app.config`` and the rows as it likes."""
+    url, dispatcher = live_server_thread
+    app = make_app(databases.sqlite(tmp_path, "live.sqlite"), tmp_path)
+    dispatcher.app = app
+    try:
+        yield url, app
+    finally:
+        dispatcher.app = None
         with app.app_context():
             db.engine.dispose()
+
+
+# ---------------------------------------------------------------- markers
+
+BROWSER_FIXTURES = {"page", "context", "browser", "live_server"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark what needs Chromium (``browser``) or the PostgreSQL server
+    (``postgres``) from the fixtures it uses, so that `make check` can leave
+    them out without anybody having to remember a decorator."""
+    for item in items:
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+        # database_url, ledger_app, or a module's own fixture parametrised by engine
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(isinstance(value, str) and value == "postgresql" for value in params.values()):
+            item.add_marker(pytest.mark.postgres)

@@ -2,8 +2,7 @@
 seed presets, a clock.
 
 Most ledger tests only read and write their own account, so a module shares
-one migrated database (per engine) and each test makes a new account: the
-migrations run once a module, not once a test. A test that must see the
+one database (per engine) and each test makes a new account. A test that must see the
 whole database (verify, the expiry job) uses conftest's ``app`` instead."""
 
 from __future__ import annotations
@@ -17,11 +16,13 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Lot, Ticket
+from billing.orders import overage_bills
+from billing.transaction import atomic
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Lot, Ticket
 from billing.models import Account, Pack, User
-from billing.verify import verify
+from billing.ledger.verify import verify
 from common.extensions import db
 from conftest import make_app
 
@@ -34,17 +35,18 @@ both = pytest.mark.parametrize("ledger_app", ["sqlite", "postgresql"], indirect=
 
 
 @pytest.fixture(scope="module")
-def ledger_app(request, tmp_path_factory) -> Iterator[Flask]:
+def ledger_app(request, tmp_path_factory, databases) -> Iterator[Flask]:
     """The app on a database shared by the module's tests: SQLite unless
     parametrised (``@both``)."""
     engine = getattr(request, "param", "sqlite")
     folder = tmp_path_factory.mktemp("ledger")
-    url = request.getfixturevalue("pg_server") if engine == "postgresql" else f"sqlite:///{folder / 'ledger.sqlite'}"
+    url = databases.postgresql() if engine == "postgresql" else databases.sqlite(folder, "ledger.sqlite")
     app = make_app(url, folder)
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    databases.drop(url)
 
 
 @pytest.fixture
@@ -113,7 +115,13 @@ def ticket(session: Session, account: Account, user: User, slug: str | None = No
 
 def charge(session: Session, ticket: Ticket, minutes: int, by: User | None = None, now: datetime = NOW,
            key_: str | None = None):
-    return ledger.charge_ticket_to(session, ticket, minutes, by=by, key=key("charge") if key_ is None else key_, now=now)
+    """The ticket's billable total becomes ``minutes``, and the bills of the
+    overages a correction cut follow, in one unit of work, as billing.desk.log_time does."""
+    with atomic(session):
+        op = ledger.charge_ticket_to(session, ticket, minutes, by=by, key=key("charge") if key_ is None else key_,
+                                     now=now)
+        overage_bills.follow_correction(session, op, now)
+    return op
 
 
 def held(session: Session, account: Account, slug: str, now: datetime = NOW) -> int:

@@ -9,13 +9,14 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.models import Account, User
+from common.config import defaults
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
@@ -252,6 +253,11 @@ def test_the_login_page_carries_next_into_its_form(client):
     assert 'name="next" type="hidden" value="/portal/"' in page
 
 
+# The cost production runs with (the settings' defaults), not the tests' cheap one.
+PRODUCTION_HASHING = {key: value for key, value in defaults("").items() if key.startswith("PASSWORD_HASH_")}
+
+
+@pytest.mark.parametrize("app_config", [PRODUCTION_HASHING], indirect=True)
 def test_a_hash_made_with_old_parameters_is_upgraded_at_login(app, client, people):
     with app.app_context():
         user = accounts.find_user(db.session, people["member"])
@@ -261,8 +267,12 @@ def test_a_hash_made_with_old_parameters_is_upgraded_at_login(app, client, peopl
     assert login(client, people["member"]).status_code == 302
 
     upgraded = user_by_email(app, people["member"]).password_hash
-    assert not accounts.hasher.check_needs_rehash(upgraded)
-    assert accounts.hasher.verify(upgraded, PASSWORD)
+    made, default = extract_parameters(upgraded), PasswordHasher()  # argon2-cffi's defaults
+    assert (made.time_cost, made.memory_cost, made.parallelism) == (
+        default.time_cost, default.memory_cost, default.parallelism)
+    with app.app_context():
+        assert not accounts.hasher.check_needs_rehash(upgraded)
+        assert accounts.hasher.verify(upgraded, PASSWORD)
 
 
 @pytest.mark.parametrize("app_config", [{"LOGIN_RATE_LIMIT": "3 per minute"}], indirect=True)

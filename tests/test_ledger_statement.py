@@ -8,9 +8,12 @@ import io
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
+from sqlalchemy import select as sa_select
 
-from billing import ledger
-from billing.statement import rows, statement
+from billing.orders import overage_bills
+from billing.ledger import services as ledger
+from billing.ledger.models import Ticket
+from billing.ledger.statement import rows, statement
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
     ticket, toopixel_allows_overage, two_months,
@@ -313,7 +316,7 @@ def test_the_page_lists_an_approved_overage_with_its_price(http, session):
     work = ticket(session, account, owner)
     charge(session, work, 200, now=NOW + days(5))
     [request] = work.overages
-    ledger.approve_overage(session, request, by=owner, now=NOW + days(6))
+    overage_bills.approve(session, request, by=owner, now=NOW + days(6))
     text = http.get(page(account.id, **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
     assert "20 min beyond the balance approved: billed €21.67." in text
     assert "Not drawn from the balance." in text
@@ -374,3 +377,28 @@ def test_the_closing_of_each_month_is_the_balance_read_at_its_end(session):
     assert [m.units for m in march.debts_reduced] == [9] and march.consumed == -6
     assert [o.status for o in work.overages] == ["withdrawn"]
     assert_verified(session, account)
+
+
+# --- Formula injection (issue 13.9) -----------------------------------------
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"Click\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("subject", FORMULAS)
+def test_no_csv_cell_starts_like_a_formula_but_numbers_stay_numbers(session, runner, http, subject):
+    account = two_months(session)
+    for opened in session.scalars(sa_select(Ticket).where(Ticket.account_id == account.id)):
+        opened.subject = subject
+    session.commit()
+    log_in(http, staff(session).id)
+    from_page = http.get(page(account.id, format="csv")).get_data(as_text=True)
+    from_command = runner.invoke(args=["ledger", "statement", str(account.id), "--from", "2026-02-01", "--to",
+                                       "2026-02-28", "--csv"]).output
+
+    for written in (from_page, from_command):
+        table = list(csv.DictReader(io.StringIO(written, newline="")))
+        consumed = [row for row in table if row["movement"] == "consume"]
+        assert consumed and all(row["detail"].startswith("'") and subject.strip() in row["detail"].strip()
+                                for row in consumed), written
+        assert [row["units"] for row in table] == ["33", "-6", "2", "29"]
