@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Ticket
-from billing.models import Pack, User
+from billing.catalogue.offers import load_preset
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.ledger.models import Ticket
+from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.conftest import browser_log_in as log_in
+from tests.journeys import log_in, nav, one_page
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +28,7 @@ def acme(live_server):
     charged, a Digitale Artiste ticket asking 20 minutes beyond its 3 hours;
     and staff."""
     url, app = live_server
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         for preset in ("toopixel", "digitale"):
             load_preset(db.session, preset)
@@ -45,17 +46,10 @@ def acme(live_server):
     return url, app
 
 
-def one_page(page: Page) -> None:
-    """The page is one page: one site header, one main, one footer."""
-    expect(page.locator("header.site-header")).to_have_count(1)
-    expect(page.locator("main")).to_have_count(1)
-    expect(page.locator("footer.site-footer")).to_have_count(1)
-
-
 def test_the_desk_row_link_opens_the_ticket_page(acme, page: Page):
     url, _ = acme
     log_in(page, url, "staff@example.com")
-    page.get_by_role("link", name="Ticket desk").click()
+    nav(page, "Ticket desk")
     page.get_by_role("link", name="Site down").click()
     expect(page).to_have_url(f"{url}/desk/tickets/1")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Site down")
@@ -72,8 +66,7 @@ def test_links_and_answers_in_the_live_balance_open_pages(acme, page: Page):
     expect(page.get_by_role("heading", level=1)).to_contain_text("Site down")
     one_page(page)
 
-    page.get_by_role("link", name="My account").click()
-    expect(page).to_have_url(f"{url}/portal/")
+    nav(page, "My account")
     page.locator("#balance").get_by_role("button", name="Decline").click()
     expect(page.locator(".flash-success")).to_be_visible()
     expect(page).to_have_url(f"{url}/portal/")
@@ -86,8 +79,8 @@ def test_the_estimator_pack_link_opens_the_pack_page(live_server, page: Page):
     url, app = live_server
     with app.app_context():
         load_preset(db.session, "toopixel")
-    page.goto(url + "/")
-    page.get_by_role("link", name="Estimator").click()
+    page.goto(url + "/")  # the one address a person types
+    nav(page, "Estimator")
     page.get_by_role("link", name="See what this pack includes and how it counts time").click()
     expect(page).to_have_url(f"{url}/packs/toopixel-36")
     one_page(page)
@@ -109,7 +102,7 @@ LABELS = {"en": ("Open a ticket", "Draw from", "Kind of request"),
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_picking_another_balance_refreshes_the_kinds(live_server, page: Page, language):
     url, app = live_server
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         for preset in ("innova", "toopixel", "digitale"):
             load_preset(db.session, preset)

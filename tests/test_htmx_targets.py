@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 from xml.etree.ElementTree import Element
 
@@ -21,12 +21,13 @@ import pytest
 import tinyhtml5
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Ticket
+from billing.catalogue.offers import load_preset
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.ledger.models import Ticket
 from billing.models import Pack, User
+from commands.demo import CLIENT, STAFF
 from common.extensions import db
-from portal.demo import CLIENT, STAFF
 from tests.conftest import login
 
 VERBS = ("hx-get", "hx-post", "hx-put", "hx-patch", "hx-delete")
@@ -126,7 +127,7 @@ def world(app, runner):
     for args in (["catalogue", "load", "demo"], ["demo", "users"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, result.output
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         for preset in ("toopixel", "webservice", "digitale", "innova", "itsupport"):
             load_preset(db.session, preset)
