@@ -11,7 +11,9 @@ import unicodedata
 # place in a one-line value (a subject, a name), and CR/LF in one would break
 # the mail header it ends up in.
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_SPACES = re.compile(r"\s+")
+# Runs of blanks, but not the no-break spaces (U+00A0, U+202F) French sets
+# before : ; ? ! and after « : a French mail subject keeps its typography.
+_SPACES = re.compile(r"[^\S\u00a0\u202f]+")
 
 # Bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069): in a
 # file name they make "invoice<U+202E>fdp.exe" read as "invoiceexe.pdf".
