@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
-from billing.order_models import Payment
+from billing.catalogue.offers import load_preset
+from billing.orders.models import Payment
 from common.extensions import db
 from tests.journeys import choose_pack, sign_up_on_checkout, start
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_server  # noqa: F401 (a fixture)
