@@ -1,4 +1,10 @@
-"""Time for the ledger: aware UTC datetimes in, aware UTC datetimes out.
+"""The one clock, and time for the ledger: aware UTC datetimes in, aware
+UTC datetimes out.
+
+Services take ``now`` from their caller; every caller (a view, a command, a
+job) reads it from ``now()`` here, so that a test moves time for the whole
+application by moving this one function (``monkeypatch.setattr(clock,
+"now", ...)``), and nothing else keeps a clock of its own.
 
 The database keeps UTC. SQLite drops offsets and hands back naive values,
 PostgreSQL hands back aware ones: everything that compares times goes
@@ -7,22 +13,27 @@ through here."""
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+
+
+def now() -> datetime:
+    """This instant, aware, in UTC."""
+    return datetime.now(UTC)
 
 
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is refused, not guessed."""
     if moment.tzinfo is None:
         raise ValueError("the ledger needs timezone-aware datetimes")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def as_utc(stored: datetime) -> datetime:
     """A datetime read back from the database (naive on SQLite) as aware UTC."""
-    return stored.replace(tzinfo=timezone.utc) if stored.tzinfo is None else stored.astimezone(timezone.utc)
+    return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 LANGUAGES = ("en", "fr", "es")
-# The payment methods a deployment can offer (shop.payments' providers).
+# The payment methods a deployment can offer (common.payments' providers).
 PAYMENT_METHODS = ("transfer", "cheque", "card")
 # The engines Forfait runs on (its tests cover both); any driver of theirs.
 DATABASE_BACKENDS = ("sqlite", "postgresql")
@@ -69,7 +69,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER": "Forfait <no-reply@forfait.example>",
         "MAIL_FOLDER": os.path.join(instance_path, "mail"),
         # Try each queued message as soon as the action that queued it is
-        # over; off, only `flask jobs run` delivers (billing.outbox).
+        # over; off, only `flask jobs run` delivers (billing.notifications.outbox).
         "MAIL_DELIVER_AT_ONCE": True,
         # Where "at once" happens for a request: a background thread of the
         # process (the answer never waits for SMTP), or, off, the request

@@ -9,9 +9,10 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import User
 from common.extensions import db
+from tests.journeys import start
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +24,7 @@ def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_se
     with app.app_context():
         load_preset(db.session, "toopixel")
 
-    page.goto(url + "/")
+    start(page, url)
     card = page.locator("article", has_text="36 credits").first
     expect(card).to_contain_text(f"CHF{NBSP}950.00")
     expect(card).to_contain_text(f"Save CHF{NBSP}250.00")

@@ -12,7 +12,7 @@ import pytest
 from checkout_support import EUR_IBAN
 from sqlalchemy import select
 
-from billing.outbox import OutboxMessage
+from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog, Message
@@ -185,7 +184,7 @@ def test_conftest_compiled_the_catalogues():
 
 @pytest.fixture
 def demo(app):
-    from billing.catalogue import load_preset
+    from billing.catalogue.offers import load_preset
     from common.extensions import db
 
     with app.app_context():
