@@ -263,8 +263,16 @@ class User(Base):
     def is_active(self) -> bool:
         return self.removed_at is None
 
+    # The login this object was loaded or logged in for: a random token that
+    # Flask-Login keeps as "the user id" in the session and the remember-me
+    # cookie, so that ending the login on the server ends both
+    # (portal.login_sessions).
+    login_token = None
+
     def get_id(self) -> str:
-        return str(self.id)
+        if self.login_token is None:
+            raise RuntimeError("a user is logged in through portal.login_sessions.log_in, which draws the token")
+        return self.login_token
 
 
 # pending: waiting for payments to cover the total → paid (credited and
@@ -340,3 +348,4 @@ class Order(Base):
 # billing.order_models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
 from billing import desk_models, ledger_models, order_models, subscription_models  # noqa: E402,F401
+from billing import login_models  # noqa: E402,F401

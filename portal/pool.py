@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -22,7 +22,7 @@ from billing.models import User
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
-from portal import accounts
+from portal import accounts, login_sessions
 from portal import outbox as delivery
 from portal.auth import INVALID, owner_required
 from portal.forms import _email_field, _new_password_fields
@@ -164,7 +164,7 @@ def accept(token: str):
         except desk.DeskError as error:
             form.name.errors = [*form.name.errors, _(error.message, **error.params)]
         else:
-            login_user(user)
+            login_sessions.log_in(user)
             flash(_("Welcome to %(account)s.", account=user.account.name), "success")
             return redirect(url_for("portal.home"))
     status = INVALID if form.errors else 200

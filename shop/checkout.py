@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
@@ -25,7 +25,7 @@ from billing import orders, subscriptions
 from billing.catalogue import active_pack, offer
 from billing.models import Pack
 from common.extensions import db, htmx, login_manager
-from portal import accounts
+from portal import accounts, login_sessions
 from portal.auth import INVALID, send_verification
 from portal.forms import InvoicingForm, SignupForm
 from shop import payments
@@ -174,7 +174,7 @@ def order(slug: str):
         except accounts.AccountError as error:
             signup[error.field].errors.append(error.message)
             return _page(pack, form, signup, quantity, INVALID)
-        login_user(user)
+        login_sessions.log_in(user)
         send_verification(user)
     buyer = current_user._get_current_object()
     try:
