@@ -329,6 +329,9 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     # What the payer writes on a transfer or a cheque (billing.references).
     reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The one-time token of the checkout form that placed it: the same form
+    # sent twice (a double click, a reload) finds this order again.
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")

@@ -263,9 +263,14 @@ def place_order(
     now: datetime,
     iban: str = "",
     expected_total: int | None = None,
+    key: str | None = None,
 ) -> tuple[Order, Payment]:
     """Place an order for ``quantity`` items of ``pack``, to be paid by
     ``method`` (one of ``methods``, those the shop offers for it).
+
+    ``key`` (the checkout form's one-time token) makes placing idempotent:
+    an order placed already under it, by this account, is returned with its
+    first payment instead of a second order, even when both arrive at once.
 
     The price is computed here, never taken from the client: a form that
     shows a total sends it back as ``expected_total``, and a different one
@@ -274,6 +279,34 @@ def place_order(
     executes it. ``iban`` is the provider's, for the reference's kind.
     """
     now = utc(now)
+    if key is not None:
+        placed = _placed_under(session, account, key)
+        if placed is not None:
+            return placed
+    try:
+        return _place_order(session, account, pack, quantity=quantity, method=method, methods=methods, by=by,
+                            now=now, iban=iban, expected_total=expected_total, key=key)
+    except IntegrityError:
+        # The same form sent at the same moment placed it first.
+        placed = _placed_under(session, account, key) if key is not None else None
+        if placed is None:
+            raise
+        return placed
+
+
+def _placed_under(session: Session, account: Account, key: str) -> tuple[Order, Payment] | None:
+    order = session.scalar(select(Order).where(Order.checkout_key == key))
+    if order is None:
+        return None
+    if order.account_id != account.id:
+        raise OrderError(N_("This form has expired: check it and send it again."), "total")
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id).limit(1))
+    return order, payment
+
+
+def _place_order(session: Session, account: Account, pack: Pack, *, quantity: int, method: str,
+                 methods: tuple[str, ...], by: User, now: datetime, iban: str, expected_total: int | None,
+                 key: str | None) -> tuple[Order, Payment]:
     with _transaction(session):
         if pack.retired_at is not None:
             raise OrderError(N_("This pack is no longer on sale."), "pack")
@@ -293,7 +326,10 @@ def place_order(
             raise OrderError(N_("Choose one of the payment methods offered."), "method")
         if expected_total is not None and expected_total != price.gross:
             raise OrderError(N_("The total has changed: please check the summary and order again."), "total")
-        return _new_order(session, account, pack, quantity, price, method, by, now, iban)
+        placed = _new_order(session, account, pack, quantity, price, method, by, now, iban)
+        placed[0].checkout_key = key
+        session.flush()
+        return placed
 
 
 def _new_order(session: Session, account: Account, pack: Pack, quantity: int, price: Price, method: str, by: User,

@@ -9,6 +9,8 @@ refusal is a message under its field and a 4xx, with nothing written.
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import date, datetime, timezone
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
@@ -38,6 +40,12 @@ class CheckoutForm(FlaskForm):
     method = RadioField(_l("Payment method"), validate_choice=False)
     # The total the summary showed, in minor units: compared, never used.
     total = HiddenField()
+    # Drawn when the form is shown and the order's key: the same form sent
+    # twice (a double click, a reload) places one order, as a refund form does.
+    token = HiddenField()
+
+    def token_valid(self) -> bool:
+        return bool(re.fullmatch(r"[0-9a-f]{32}", self.token.data or ""))
 
 
 def _now() -> datetime:
@@ -94,6 +102,8 @@ def _subscription_refused(pack: Pack, account) -> str | None:
 def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
           invoicing: InvoicingForm | None = None):
     account = current_user.account if current_user.is_authenticated and not current_user.is_staff else None
+    if not form.token_valid():
+        form.token.data = secrets.token_hex(16)
     price = orders.quote(pack, quantity) if quantity else None
     providers = payments.enabled(pack.currency, price.gross) if price else []
     context = {
@@ -159,6 +169,8 @@ def order(slug: str):
                 orders.N_("The total has changed: please check the summary and order again."), "total")
     except orders.OrderError as error:
         problems.append((error.field or "total", _translated(error)))
+    if not form.token_valid():
+        problems.append(("total", _("This form has expired: check it and send it again.")))
     form_valid = form.validate_on_submit()
     signup_valid = signup is None or signup.validate()
     invoicing_valid = invoicing is None or _invoicing_valid(invoicing)
@@ -184,7 +196,11 @@ def order(slug: str):
                                                    vat_id=invoicing.vat_id.data, commit=False)
         placed, payment = orders.place_order(
             db.session, buyer.account, pack, quantity=quantity, method=form.method.data, methods=tuple(offered),
-            by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
+            by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data),
+            key=f"checkout:{form.token.data}")
+        if payment.status != "created":
+            # This form placed the order already: its page says where it stands.
+            return redirect(url_for("orders.show", order_id=placed.id))
         provider = payments.get(payment.provider)
         provider.prepare(placed, payment)
         target = provider.execute(db.session, payment, now=_now(),
