@@ -9,7 +9,7 @@ FLASK := $(BIN)/flask --app app
 UV := $(shell command -v uv 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 5000
-SOURCES := app.py billing shop portal common templates
+SOURCES := app.py billing shop portal common commands templates
 
 .PHONY: run test check install migrate demo browser system-packages translations extract-messages clean
 

@@ -64,7 +64,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count,  # type: ignore[method-assign]
                                 x_prefix=count)
 
-    from common import cli, errors, i18n
+    from common import errors, i18n, tickets
+    from commands import cli
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -77,12 +78,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
+    tickets.init_app(app)
     cli.init_app(app)
-    from portal import outbox
+    from common.mail import outbox
 
     outbox.init_app(app)
 
-    from portal import demo
+    from commands import demo
     from portal.auth import bp as auth_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp

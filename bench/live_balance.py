@@ -32,11 +32,12 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import create_app
-from billing import desk, ledger
-from billing.catalogue import load_preset
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 
 PASSWORD = "bench password long enough"
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 LANGUAGES = ("en", "fr", "es")
-# The payment methods a deployment can offer (shop.payments' providers).
+# The payment methods a deployment can offer (common.payments' providers).
 PAYMENT_METHODS = ("transfer", "cheque", "card")
 # The engines Forfait runs on (its tests cover both); any driver of theirs.
 DATABASE_BACKENDS = ("sqlite", "postgresql")
@@ -70,7 +70,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER": "Forfait <no-reply@forfait.example>",
         "MAIL_FOLDER": os.path.join(instance_path, "mail"),
         # Try each queued message as soon as the action that queued it is
-        # over; off, only `flask jobs run` delivers (billing.outbox).
+        # over; off, only `flask jobs run` delivers (billing.notifications.outbox).
         "MAIL_DELIVER_AT_ONCE": True,
         # Days before a lot expires that its users are warned.
         "EXPIRY_WARNING_DAYS": 30,

@@ -1,62 +1,21 @@
-"""Sign-up, login, logout, password reset and email verification; the
-access decorators every view of the portal uses."""
+"""Sign-up, login, logout, password reset and email verification: the pages.
+Who may see what is common.identity.access."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from billing.models import User
-from common.extensions import db, limiter, login_manager
+from common.extensions import db, limiter
+from common.identity import accounts, sessions
+from common.identity.access import INVALID, send_verification
+from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from common.safety import safe_next
-from portal import accounts, login_sessions
-from portal.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
-
-# A form sent back with errors: the request was understood, its content was not acceptable.
-INVALID = 422
-
-login_manager.login_view = "auth.login"
-login_manager.login_message = _l("Please log in to see this page.")
-login_manager.login_message_category = "info"
-
-
-# The session's user is that of a login still running, unless an owner
-# removed them from the pool since: then nobody, and their very next request
-# is anonymous.
-login_manager.user_loader(login_sessions.load_user)
-
-
-# ------------------------------------------------------------ access
-
-def _requires(allowed: Callable[[User], bool]) -> Callable:
-    """Anonymous visitors go to the login page (and come back); a logged-in
-    user without the right gets the 403 page."""
-
-    def decorator(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            if not allowed(current_user):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-staff_required = _requires(lambda user: user.is_staff)
-owner_required = _requires(lambda user: user.is_owner)
-
 
 # ------------------------------------------------------------ rate limits
 
@@ -91,7 +50,7 @@ def signup():
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
-            login_sessions.log_in(user)
+            sessions.log_in(user)
             flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
             send_verification(user)
             return redirect(url_for("portal.home"))
@@ -108,7 +67,7 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
-            login_sessions.log_in(user, remember=form.remember.data)
+            sessions.log_in(user, remember=form.remember.data)
             return redirect(target)
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
@@ -119,7 +78,7 @@ def login():
 @bp.post("/logout")
 def logout():
     if current_user.is_authenticated:
-        login_sessions.log_out(current_user)
+        sessions.log_out(current_user)
     flash(_("You are logged out."), "success")
     return redirect(url_for("shop.catalogue"))
 
@@ -139,10 +98,10 @@ def security():
         else:
             # Every login ended with the old password; this browser goes on as a new one.
             remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
-            login_sessions.log_in(user, remember=remembered)
+            sessions.log_in(user, remember=remembered)
             flash(_("Your password is changed. You are logged out everywhere else."), "success")
             return redirect(url_for("auth.security"))
-    logins = login_sessions.running(db.session, user, max_idle=login_sessions.max_idle())
+    logins = sessions.running(db.session, user, max_idle=sessions.max_idle())
     return render_template("auth/security.html", form=form, logins=logins,
                            this_login=g.get("login_session_id")), INVALID if form.errors else 200
 
@@ -150,8 +109,8 @@ def security():
 @bp.post("/account/security/logout-everywhere")
 @login_required
 def logout_everywhere():
-    login_sessions.end_all(db.session, current_user)
-    login_sessions.log_out(current_user)
+    sessions.end_all(db.session, current_user)
+    sessions.log_out(current_user)
     flash(_("You are logged out everywhere, in this browser too."), "success")
     return redirect(url_for("auth.login"))
 
@@ -211,17 +170,6 @@ def resend_verification():
     else:
         send_verification(current_user)
     return redirect(url_for("portal.home"))
-
-
-def send_verification(user: User) -> None:
-    """Mail the verification link and say so; a mail server that fails is
-    told to the user (the link is sent as soon as it is back) and does not
-    undo the sign-up."""
-    if accounts.send_verification(user):
-        flash(_("We have sent a link to %(email)s: open it to confirm your address.", email=user.email), "info")
-    else:
-        flash(_("We could not send the email to %(email)s just now. We will try again shortly, "
-                "or use “Send the link again” in a few minutes.", email=user.email), "error")
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

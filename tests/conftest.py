@@ -254,7 +254,7 @@ PASSWORD = "correct horse battery staple"
 def people(app) -> dict[str, str]:
     """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
     from billing.models import User
-    from portal import accounts
+    from common.identity import accounts
 
     with app.app_context():
         owner = accounts.register(db.session, "Acme", "Olive Owner", "owner@example.com", PASSWORD, "en", "FR")

@@ -91,6 +91,13 @@ def choose_pack(page: Page, name: str, details: str = "See the details") -> None
     one_page(page)
 
 
+def to_the_trial(page: Page) -> None:
+    """On the trial pack's page, follow "Start the free trial" to the trial's own
+    page (same title): wait for its words, since its form's button bears the same name."""
+    page.get_by_role("button", name="Start the free trial").click()
+    expect(page.get_by_text("Free, without payment details")).to_be_visible()
+
+
 def sign_up_on_checkout(page: Page) -> None:
     """A newcomer fills in the checkout's account fields: Nora Nova of Bistro Nova."""
     page.get_by_label("Organisation").fill("Bistro Nova")

@@ -14,11 +14,11 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing import ledger
-from billing.catalogue import load_preset
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import heading, log_in, nav, start
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order, User
 from checkout_support import EUR_IBAN, QR_IBAN
 from common.extensions import db

@@ -164,7 +164,7 @@ def test_password_hashes_cost_what_the_settings_say_and_argon2s_defaults_unless_
     from argon2 import PasswordHasher, extract_parameters
 
     from app import create_app
-    from portal import accounts
+    from common.identity import accounts
 
     production = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     with production.app_context():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from billing.ledger_models import Ticket
+from billing.ledger.models import Ticket
 from billing.models import User
-from billing.outbox import OutboxMessage
+from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
@@ -46,7 +46,7 @@ def test_names_are_one_line_at_sign_up(app, client):
 
 
 def test_a_mail_header_is_built_on_one_line_whatever_it_is_given(app, smtp_server):  # noqa: F811  # noqa: F811
-    from common import mail
+    from common.mail import transport as mail
 
     with app.app_context(), app.test_request_context():
         mail.send("someone@example.com", "Ticket 4:\r\nBcc: victim@example.com", "verify_email", "en",
@@ -62,7 +62,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
 def _attachment_of(app, ticket_id: int):
-    from billing.desk_models import Attachment
+    from billing.desk.models import Attachment
 
     with app.app_context():
         return db.session.scalar(select(Attachment).where(Attachment.ticket_id == ticket_id))
@@ -104,7 +104,7 @@ def test_a_development_mail_file_is_private(app, tmp_path):
     import stat
     from pathlib import Path
 
-    from common import mail
+    from common.mail import transport as mail
 
     app.config["MAIL_SERVER"] = None
     with app.app_context(), app.test_request_context():

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
-from billing.order_models import Payment
+from billing.catalogue.offers import load_preset
+from billing.orders.models import Payment
 from common.extensions import db
 from tests.journeys import choose_pack, sign_up_on_checkout, start
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_server  # noqa: F401 (a fixture)
@@ -57,7 +57,7 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     if os.environ.get("FORFAIT_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "order-card-pending.png"), full_page=True)
     page.get_by_role("button", name="Continue to the payment page").click()
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
 
     expect(page.get_by_text("Thank you: your payment is confirmed and your pack is credited.")).to_be_visible()
     expect(page.locator("h1 .status")).to_have_text("Paid")

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing import ledger
-from billing.catalogue import load_preset
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
     NESTED_PAGES,

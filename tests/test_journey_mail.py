@@ -12,11 +12,12 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order
-from billing.outbox import OutboxMessage
+from billing.notifications.outbox import OutboxMessage
+from checkout_support import EUR_IBAN
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
     NESTED_PAGES,

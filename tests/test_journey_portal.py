@@ -15,12 +15,13 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Ticket
 from billing.models import Order, Pack, User
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
     NESTED_PAGES,

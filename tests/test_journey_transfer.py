@@ -14,10 +14,10 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order, User
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
     TRIAL_FORGOTTEN,
@@ -30,6 +30,7 @@ from tests.journeys import (
     sign_up_on_checkout,
     staff_page,
     start,
+    to_the_trial,
 )
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
@@ -94,7 +95,7 @@ def test_start_the_free_trial(shop, page: Page):
 
     nav(page, "Packs")
     choose_pack(page, "Free trial: 30 minutes")
-    page.get_by_role("button", name="Start the free trial").click()  # the pack page's link
+    to_the_trial(page)
     page.get_by_role("button", name="Start the free trial").click()  # the trial's form
 
     expect(page.get_by_text("Your free trial has started")).to_be_visible()
@@ -149,8 +150,7 @@ def test_a_newcomer_signs_up_from_the_trial_confirms_the_address_and_is_back_on_
     url, app = mailed_shop
     start(page, url)
     choose_pack(page, "Free trial: 30 minutes")
-    page.get_by_role("button", name="Start the free trial").click()  # the pack page's link
-    heading(page, "Free trial: 30 minutes")
+    to_the_trial(page)
     page.get_by_role("button", name="Create an account").click()
 
     heading(page, "Create your account")

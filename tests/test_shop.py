@@ -10,8 +10,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing.catalogue import active_pack, load_preset, preset_names
-from billing.models import utcnow
+from billing.catalogue.offers import active_pack, load_preset, preset_names
+from billing import clock
 from common.extensions import db
 from tests.journeys import nav, start
 
@@ -186,7 +186,7 @@ def test_catalogue_in_french_formats_money_the_french_way(client, load):
 def test_retired_packs_are_hidden(app, client, load):
     load("toopixel")
     with app.app_context():
-        active_pack(db.session, "toopixel-72").retired_at = utcnow()
+        active_pack(db.session, "toopixel-72").retired_at = clock.now()
         db.session.commit()
     html = page_of(client, "/")
     assert "toopixel-72" not in html
