@@ -72,6 +72,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Try each queued message as soon as the action that queued it is
         # over; off, only `flask jobs run` delivers (billing.notifications.outbox).
         "MAIL_DELIVER_AT_ONCE": True,
+        # Where "at once" happens for a request: a background thread of the
+        # process (the answer never waits for SMTP), or, off, the request
+        # itself before it answers (what some tests want).
+        "MAIL_DELIVER_IN_BACKGROUND": True,
+        # Seconds an SMTP exchange may take before the try fails and waits
+        # for its retry.
+        "MAIL_TIMEOUT": 10,
         # Days before a lot expires that its users are warned.
         "EXPIRY_WARNING_DAYS": 30,
         # Days before a subscription's period ends that the next one is ordered.
@@ -192,7 +199,7 @@ def normalise(config: dict[str, Any]) -> None:
     if isinstance(types, str):
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
-    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
+    for key in ("MAIL_PORT", "MAIL_TIMEOUT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
                 "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
                 "MAX_CONTENT_LENGTH", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_COST",
                 "PASSWORD_HASH_PARALLELISM", "PROXY_COUNT"):
@@ -213,7 +220,7 @@ def normalise(config: dict[str, Any]) -> None:
             config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=int(config["REMEMBER_COOKIE_DURATION"]))
         except (TypeError, ValueError):
             raise ConfigError("REMEMBER_COOKIE_DURATION must be a whole number of seconds") from None
-    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE"):
+    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE", "MAIL_DELIVER_IN_BACKGROUND"):
         config[key] = boolean(key, config[key])
 
     # flask-limiter logs a limit it cannot parse and lets every request through:

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import csv
-import re
 import io
-from datetime import date, datetime, time, timedelta, timezone
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    assert_verified,
+    both,
+    buy,
+    charge,
+    days,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+    ticket,
+    toopixel_allows_overage,
+    two_months,
+)
 from sqlalchemy import select as sa_select
 
-from billing.orders import overage_bills
 from billing.ledger import services as ledger
 from billing.ledger.models import Ticket
 from billing.ledger.statement import rows, statement
-from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
-    ticket, toopixel_allows_overage, two_months,
-)
+from billing.orders import overage_bills
 
 FEBRUARY = (date(2026, 2, 1), date(2026, 2, 28))
 
@@ -74,7 +89,7 @@ def adds_up(report) -> None:
 
 
 def at_end(period: tuple[date, date]):
-    return datetime.combine(period[1] + timedelta(days=1), time(), timezone.utc) - timedelta(microseconds=1)
+    return datetime.combine(period[1] + timedelta(days=1), time(), UTC) - timedelta(microseconds=1)
 
 
 @both
@@ -179,6 +194,18 @@ def test_overage_requests_are_listed_and_move_no_balance(session, runner, answer
     # Asked and answered within one period: the answer only.
     [part] = statement(session, account, date(2026, 1, 1), date(2026, 2, 28), now=later).sections
     assert [m.kind for m in part.overages] == [kind]
+
+
+def test_every_csv_row_has_its_date(session, runner):
+    """Issue 12.8: the consumption rows had an empty date. A ticket's row is
+    dated by its latest movement in the period."""
+    account_id = two_months(session).id
+    result = runner.invoke(args=["ledger", "statement", str(account_id), "--from", "2026-01-01", "--to",
+                                 "2026-02-28", "--csv"])
+    table = list(csv.DictReader(io.StringIO(result.output)))
+    assert all(date.fromisoformat(row["date"]) for row in table), table
+    assert [(row["movement"], row["date"]) for row in table if row["movement"] == "consume"] == [
+        ("consume", "2026-01-10"), ("consume", "2026-02-04")]
 
 
 def test_command_line_statement(session, runner):
