@@ -59,7 +59,8 @@ def send(to: str, subject: Any, template: str, language: str, *,
     message["From"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=sender)
     message["To"] = to
     if config.get("PROVIDER_EMAIL"):
-        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=config["PROVIDER_EMAIL"])
+        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]),
+                                      addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
     message["Date"] = format_datetime(clock.now())
     domain = sender.rpartition("@")[2] or "forfait.invalid"
