@@ -196,6 +196,18 @@ def test_overage_requests_are_listed_and_move_no_balance(session, runner, answer
     assert [m.kind for m in part.overages] == [kind]
 
 
+def test_every_csv_row_has_its_date(session, runner):
+    """Issue 12.8: the consumption rows had an empty date. A ticket's row is
+    dated by its latest movement in the period."""
+    account_id = two_months(session).id
+    result = runner.invoke(args=["ledger", "statement", str(account_id), "--from", "2026-01-01", "--to",
+                                 "2026-02-28", "--csv"])
+    table = list(csv.DictReader(io.StringIO(result.output)))
+    assert all(date.fromisoformat(row["date"]) for row in table), table
+    assert [(row["movement"], row["date"]) for row in table if row["movement"] == "consume"] == [
+        ("consume", "2026-01-10"), ("consume", "2026-02-04")]
+
+
 def test_command_line_statement(session, runner):
     account_id = two_months(session).id
     result = runner.invoke(args=["ledger", "statement", str(account_id), "--from", "2026-02-01", "--to", "2026-02-28"])

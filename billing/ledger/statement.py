@@ -339,7 +339,7 @@ def _section_rows(part: Section, first: str, last: str) -> list[tuple[str, ...]]
     for grant in part.grants:
         line(grant.at.date().isoformat(), "grant", grant.units, grant.lot_id, detail=grant.detail)
     for use in part.consumption:
-        line("", "consume", -use.units, ticket=use.ticket_id, detail=use.subject)
+        line(use.last_at.date().isoformat(), "consume", -use.units, ticket=use.ticket_id, detail=use.subject)
     for movements in (part.debts, part.debts_reduced, part.debts_paid):
         for movement in movements:
             dated(movement)

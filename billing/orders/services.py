@@ -161,6 +161,23 @@ def awaited(session: Session, search: str = "") -> list[tuple[Order, Payment]]:
     return [(order, payment) for order, payment in session.execute(query)]
 
 
+def recently_confirmed(session: Session, search: str = "", limit: int = 20) -> list[tuple[Order, Payment]]:
+    """Payments received, by any method, newest confirmation first, with
+    their order: how much, when, and by whom (None: a provider's webhook).
+    ``search`` matches as in ``awaited``."""
+    query = (
+        select(Order, Payment)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(Payment.status == "confirmed", Payment.confirmed_at.is_not(None))
+        .order_by(Payment.confirmed_at.desc(), Payment.id.desc())
+        .limit(limit)
+    )
+    search = search.strip()
+    if search:
+        query = query.where(_matching(search))
+    return [(order, payment) for order, payment in session.execute(query)]
+
+
 def _matching(search: str) -> ColumnElement[bool]:
     normalised = references.normalise(search)
     pattern = f"%{search.lower()}%"
