@@ -27,9 +27,6 @@ expect.set_options(timeout=15_000)
 
 # Journeys that show a bug another branch fixes, failing on its assertion
 # until then; strict, so the fix that lands makes them fail until the mark goes.
-NESTED_PAGES = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="issue 12.1: a boosted link inside hx-target=this (the desk's row, #balance) opens its page inside it")
 TRIAL_FORGOTTEN = pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason="issue 12.4: after sign-up and after verifying the email, a person from the trial lands on the dashboard")
