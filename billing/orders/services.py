@@ -84,8 +84,10 @@ def sold_per_user(pack: Pack) -> bool:
 
 def check_quantity(pack: Pack, quantity: object) -> int:
     if allows_quantity(pack):
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not pack.min_quantity <= quantity <= MAX_QUANTITY:
-            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity", min=pack.min_quantity, max=MAX_QUANTITY)
+        if (isinstance(quantity, bool) or not isinstance(quantity, int)
+                or not pack.min_quantity <= quantity <= MAX_QUANTITY):
+            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity",
+                             min=pack.min_quantity, max=MAX_QUANTITY)
         return quantity
     if quantity != 1:
         raise OrderError(N_("This pack is sold one at a time."), "quantity")

@@ -22,8 +22,8 @@ import os
 import queue
 import re
 import threading
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from html import unescape
@@ -213,8 +213,9 @@ def _kinds() -> dict[str, Kind]:
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
-        "invitation": Kind("invitation", lambda c: _l("%(name)s invites you to share their support credit",
-                                                     name=c["inviter"].name if c["inviter"] else c["invitation"].account.name),
+        "invitation": Kind("invitation", lambda c: _l(
+                               "%(name)s invites you to share their support credit",
+                               name=c["inviter"].name if c["inviter"] else c["invitation"].account.name),
                            _invitation, scrub=("token",)),
         "order_received": Kind("order_received", lambda c: _l("Your order %(number)s", number=number(c)),
                                _awaiting, _instructions, inline=_payment_code),
