@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Callable
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import PASSWORD
@@ -25,11 +24,6 @@ from tests.smtp import Inbox
 # then took longer, and the confirmation was reported missing while it came.
 expect.set_options(timeout=15_000)
 
-# Journeys that show a bug another branch fixes, failing on its assertion
-# until then; strict, so the fix that lands makes them fail until the mark goes.
-TRIAL_FORGOTTEN = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="issue 12.4: after sign-up and after verifying the email, a person from the trial lands on the dashboard")
 
 
 def start(page: Page, url: str) -> None:

@@ -187,7 +187,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         user = _get(User, message.user_id)
         # The token is made now, from the user as they are: a link queued
         # before a password change no longer works, as it should not.
-        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True)}
+        # Where the person was going (checked when queued, and again by the view).
+        back = {"next": message.payload["next"]} if message.payload.get("next") else {}
+        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back)}
 
     return load
 
