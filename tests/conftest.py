@@ -141,7 +141,7 @@ class Databases:
 
 def migrate(database_url: str, folder: Path) -> None:
     """Run every migration on the empty database at ``database_url``."""
-    app = create_app(test_settings(database_url, folder))
+    app = create_app(base_settings(database_url, folder))
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -154,7 +154,7 @@ def databases(tmp_path_factory) -> Iterator[Databases]:
     found.close()
 
 
-def test_settings(database_url: str, tmp_path) -> dict:
+def base_settings(database_url: str, tmp_path) -> dict:
     """What every test app runs with. Password hashing is cheap here (argon2's
     least cost): a test that is about the cost sets PASSWORD_HASH_* itself."""
     return {
@@ -173,7 +173,7 @@ def test_settings(database_url: str, tmp_path) -> dict:
 
 def make_app(database_url: str, tmp_path, **overrides) -> Flask:
     """The app on an already migrated database (``databases`` gives one)."""
-    return create_app({**test_settings(database_url, tmp_path), **overrides})
+    return create_app({**base_settings(database_url, tmp_path), **overrides})
 
 
 @pytest.fixture(params=["sqlite"])
