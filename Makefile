@@ -9,9 +9,13 @@ FLASK := $(BIN)/flask --app app
 UV := $(shell command -v uv 2>/dev/null)
 HOST ?= 127.0.0.1
 PORT ?= 5000
-SOURCES := app.py billing shop portal common templates
+SOURCES := app.py billing shop portal common commands templates
 
 .PHONY: run test check install migrate demo browser system-packages translations extract-messages clean
+
+# Outside development Forfait needs its public address (the links it mails
+# are built from it, and other hosts are refused): here, where it serves.
+run migrate demo: export FORFAIT_SERVER_NAME ?= $(HOST):$(PORT)
 
 run: install system-packages migrate demo
 	$(FLASK) run --host $(HOST) --port $(PORT)

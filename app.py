@@ -7,15 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
-from flask import Flask
+from flask import Flask, has_request_context
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common import config as settings
+
+
+class Forfait(Flask):
+    """Flask whose absolute links come from the configured public address.
+
+    Inside a request, Flask builds ``url_for(..., _external=True)`` from the
+    request's Host header, which whoever sends the request chooses: a reset
+    link mailed from ``Host: evil.example`` would point there. Here every
+    absolute link (mail, PDF, Stripe's return address) is SERVER_NAME with
+    PREFERRED_URL_SCHEME, whatever the request says; only without a
+    SERVER_NAME (development and tests) does the request's host serve."""
+
+    def url_for(self, /, endpoint: str, *, _anchor: str | None = None, _method: str | None = None,
+                _scheme: str | None = None, _external: bool | None = None, **values: Any) -> str:
+        server = self.config.get("SERVER_NAME")
+        if server and has_request_context() and (_external or _scheme):
+            path = super().url_for(endpoint, _anchor=_anchor, _method=_method, **values)
+            return f"{_scheme or self.config['PREFERRED_URL_SCHEME']}://{server}{path}"
+        return super().url_for(endpoint, _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external,
+                               **values)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # FORFAIT_INSTANCE_PATH lets one checkout serve several instances (and tests
     # run without touching the developer's instance/).
-    app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("FORFAIT_INSTANCE_PATH"))
+    app = Forfait(__name__, instance_relative_config=True, instance_path=os.environ.get("FORFAIT_INSTANCE_PATH"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     # Defaults, then an optional .env, then the environment, then the test mapping.
@@ -31,11 +52,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = settings.secret_key(app.instance_path)
     try:
         settings.normalise(app.config)
+        settings.public_address(app.config, development=app.debug or app.testing)
     except settings.ConfigError as error:
         # One clear line instead of a traceback: the operator knows what to fix.
         raise SystemExit(f"forfait: configuration error: {error}") from None
 
-    from common import cli, errors, i18n
+    if app.config["PROXY_COUNT"]:
+        # Behind that many reverse proxies, X-Forwarded-For/-Proto/-Host/-Prefix
+        # are theirs; without the setting they are whatever the client wrote.
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count,  # type: ignore[method-assign]
+                                x_prefix=count)
+
+    from common import errors, i18n, tickets
+    from commands import cli
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -48,12 +78,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
+    tickets.init_app(app)
     cli.init_app(app)
-    from portal import outbox
+    from common.mail import outbox
 
     outbox.init_app(app)
 
-    from portal import demo
+    from commands import demo
     from portal.auth import bp as auth_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp

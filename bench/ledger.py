@@ -29,11 +29,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Entry, Lot, Operation, Ticket
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Entry, Lot, Operation, Ticket
 from billing.models import Account, Base, Pack, User
-from billing.statement import statement
+from billing.ledger.statement import statement
 
 ACCOUNTS = 10_000
 BIG_LOTS = 1_000

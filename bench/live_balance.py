@@ -32,18 +32,19 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import create_app
-from billing import desk, ledger
-from billing.catalogue import load_preset
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 
 PASSWORD = "bench password long enough"
 
 
 def build(folder: Path):
     app = create_app({
-        "TESTING": False, "SECRET_KEY": "bench-secret-key-0123456789",
+        "TESTING": False, "SECRET_KEY": "bench-secret-key-0123456789", "SERVER_NAME": "localhost",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite'}", "MAIL_FOLDER": str(folder / "mail"),
         "ATTACHMENT_FOLDER": str(folder / "attachments"), "RATELIMIT_STORAGE_URI": "memory://",
         "WTF_CSRF_ENABLED": False,

@@ -1,4 +1,10 @@
-"""Time for the ledger: aware UTC datetimes in, aware UTC datetimes out.
+"""The one clock, and time for the ledger: aware UTC datetimes in, aware
+UTC datetimes out.
+
+Services take ``now`` from their caller; every caller (a view, a command, a
+job) reads it from ``now()`` here, so that a test moves time for the whole
+application by moving this one function (``monkeypatch.setattr(clock,
+"now", ...)``), and nothing else keeps a clock of its own.
 
 The database keeps UTC. SQLite drops offsets and hands back naive values,
 PostgreSQL hands back aware ones: everything that compares times goes
@@ -11,6 +17,11 @@ from datetime import datetime, timezone
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+
+
+def now() -> datetime:
+    """This instant, aware, in UTC."""
+    return datetime.now(timezone.utc)
 
 
 def utc(moment: datetime) -> datetime:

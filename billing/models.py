@@ -4,7 +4,7 @@ command line can use them with any session."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -14,10 +14,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 
-from billing.rules import KindRule, PolicyRule
+from billing import clock
+from billing.ledger.rules import KindRule, PolicyRule
 
 if TYPE_CHECKING:
-    from billing.ledger_models import Overage
+    from billing.ledger.models import Overage
 
 # Text a provider writes once per language: {"en": "...", "fr": "..."}.
 Translated = dict[str, Any]
@@ -32,9 +33,6 @@ def _sqlite_enforces_foreign_keys(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -84,12 +82,12 @@ class Catalogue(Base):
 
 
 # The low-balance warning of a balance, unless the account sets its own:
-# this share of the last pack bought on it (billing.alerts).
+# this share of the last pack bought on it (billing.notifications.alerts).
 DEFAULT_LOW_BALANCE_PERCENT = 20
 
 
 class Policy(Base):
-    """The rules that turn work into units: see billing.rules."""
+    """The rules that turn work into units: see billing.ledger.rules."""
 
     __tablename__ = "policies"
     __table_args__ = (
@@ -219,7 +217,7 @@ class Account(Base):
     # writes it (billing.accounts checks both); empty until the owner gives them.
     address: Mapped[str] = mapped_column(Text, default="", server_default="")
     vat_id: Mapped[str] = mapped_column(String(40), default="", server_default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     users: Mapped[list[User]] = relationship(back_populates="account", order_by="User.id")
 
@@ -243,7 +241,7 @@ class User(Base):
     role: Mapped[str | None] = mapped_column(String(10))
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     email_verified_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # Removed from the pool by an owner (billing.desk.remove_user): the row
     # stays for the history (tickets, ledger), the person loses all access.
     removed_at: Mapped[datetime | None]
@@ -270,14 +268,14 @@ class User(Base):
 # pending: waiting for payments to cover the total → paid (credited and
 # invoiced) | cancelled; paid → refunded once credit notes cover the total.
 ORDER_STATUSES = ("pending", "paid", "cancelled", "refunded")
-# How the order is paid: the identifiers of shop.payments' providers, and
+# How the order is paid: the identifiers of common.payments' providers, and
 # ``free`` for the trial.
 ORDER_METHODS = ("card", "transfer", "cheque", "free")
 
 
 class Order(Base):
     """A request to buy a pack, or the bill of an approved overage
-    (billing.overage_billing). Its payments are billing.order_models.Payment
+    (billing.orders.overage_bills). Its payments are billing.orders.models.Payment
     rows: a separate state machine, and the order is paid when its confirmed
     payments cover ``total``. The price is copied from the pack when the
     order is placed, so that a catalogue edit never changes what was sold."""
@@ -311,7 +309,7 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     method: Mapped[str] = mapped_column(String(20), default="transfer")
     # Minor units of ``currency``: the pack's price per item as stated, and
-    # the order's net, VAT and gross (``total``) from billing.pricing.
+    # the order's net, VAT and gross (``total``) from billing.catalogue.pricing.
     unit_price: Mapped[int] = mapped_column(default=0)
     price_includes_vat: Mapped[bool] = mapped_column(default=False)
     vat_rate_bp: Mapped[int] = mapped_column(default=0)
@@ -319,12 +317,15 @@ class Order(Base):
     vat: Mapped[int] = mapped_column(default=0)
     total: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
-    # What the payer writes on a transfer or a cheque (billing.references).
+    # What the payer writes on a transfer or a cheque (billing.orders.references).
     reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The one-time token of the checkout form that placed it: the same form
+    # sent twice (a double click, a reload) finds this order again.
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
     paid_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
@@ -336,7 +337,10 @@ class Order(Base):
     placed_by: Mapped[User | None] = relationship()
 
 
-# The ledger's tables live in billing.ledger_models, payments and invoices in
-# billing.order_models; they share this metadata: importing the models
+# The ledger's tables live in billing.ledger.models, payments and invoices in
+# billing.orders.models; they share this metadata: importing the models
 # registers them, for migrations and create_all alike.
-from billing import desk_models, ledger_models, order_models, subscription_models  # noqa: E402,F401
+from billing.desk import models as desk_models  # noqa: E402,F401
+from billing.ledger import models as ledger_models  # noqa: E402,F401
+from billing.orders import models as order_models  # noqa: E402,F401
+from billing.subscriptions import models as subscription_models  # noqa: E402,F401

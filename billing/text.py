@@ -3,6 +3,7 @@ file names). Pure functions, no Flask."""
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 
@@ -44,6 +45,14 @@ def spreadsheet_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def write_private(path, content: bytes) -> None:
+    """Write a new file only its owner may read (mode 0600, whatever the
+    umask): a client's attachment, a mail with a reset link."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(content)
 
 
 def is_control(char: str) -> bool:

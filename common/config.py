@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 LANGUAGES = ("en", "fr", "es")
-# The payment methods a deployment can offer (shop.payments' providers).
+# The payment methods a deployment can offer (common.payments' providers).
 PAYMENT_METHODS = ("transfer", "cheque", "card")
 # The engines Forfait runs on (its tests cover both); any driver of theirs.
 DATABASE_BACKENDS = ("sqlite", "postgresql")
@@ -69,7 +69,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "MAIL_DEFAULT_SENDER": "Forfait <no-reply@forfait.example>",
         "MAIL_FOLDER": os.path.join(instance_path, "mail"),
         # Try each queued message as soon as the action that queued it is
-        # over; off, only `flask jobs run` delivers (billing.outbox).
+        # over; off, only `flask jobs run` delivers (billing.notifications.outbox).
         "MAIL_DELIVER_AT_ONCE": True,
         # Days before a lot expires that its users are warned.
         "EXPIRY_WARNING_DAYS": 30,
@@ -95,6 +95,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "ATTACHMENT_FOLDER": os.path.join(instance_path, "attachments"),
         "ATTACHMENT_MAX_BYTES": 10_000_000,
         "ATTACHMENT_MAX_FILES": 5,
+        # What the files of one account may take together.
+        "ATTACHMENT_QUOTA_BYTES": 500_000_000,
         # The largest request body read; by default (None) every attachment
         # at its limit plus 1 MB for the form (normalise). Werkzeug answers a
         # bigger one 413 before it spools anything to disk.
@@ -104,6 +106,15 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "INVITATION_MAX_AGE_HOURS": 72,
         # How often an open dashboard asks whether the balance moved.
         "BALANCE_POLL_SECONDS": 3,
+        # The public address every absolute link is built from (mail, PDF,
+        # Stripe's return): FORFAIT_SERVER_NAME=support.example.com and
+        # FORFAIT_PREFERRED_URL_SCHEME=https. Required outside development;
+        # requests for any other host are refused (TRUSTED_HOSTS).
+        "SERVER_NAME": None,
+        "PREFERRED_URL_SCHEME": "http",
+        # How many reverse proxies stand in front (each adds X-Forwarded-*);
+        # 0 trusts no X-Forwarded-* header.
+        "PROXY_COUNT": 0,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
@@ -176,9 +187,9 @@ def normalise(config: dict[str, Any]) -> None:
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
                 "MAX_CONTENT_LENGTH", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_COST",
-                "PASSWORD_HASH_PARALLELISM"):
+                "PASSWORD_HASH_PARALLELISM", "PROXY_COUNT"):
         if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):
             config[key] = config["ATTACHMENT_MAX_BYTES"] * config["ATTACHMENT_MAX_FILES"] + 1_000_000
         try:
@@ -201,6 +212,31 @@ def normalise(config: dict[str, Any]) -> None:
         parse_many(limit)
     except (TypeError, ValueError):
         raise ConfigError(f"LOGIN_RATE_LIMIT {limit!r} is not a rate limit (such as '10 per minute')") from None
+
+
+def public_address(config: dict[str, Any], *, development: bool) -> None:
+    """Check SERVER_NAME and PREFERRED_URL_SCHEME, the public address links
+    are built from, and derive what follows from it: the only host requests
+    may name (TRUSTED_HOSTS) and cookies sent over https only when it is https."""
+    server = str(config.get("SERVER_NAME") or "").strip()
+    scheme = str(config.get("PREFERRED_URL_SCHEME") or "http").strip().lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"PREFERRED_URL_SCHEME {scheme!r} must be http or https")
+    config["PREFERRED_URL_SCHEME"] = scheme
+    if not server:
+        if not development:
+            raise ConfigError("FORFAIT_SERVER_NAME must be set to the public host name (such as support.example.com): "
+                              "every link in mail and PDFs is built from it")
+        config["SERVER_NAME"] = None
+        return
+    if "/" in server or any(c.isspace() for c in server) or server.startswith(":"):
+        raise ConfigError(f"FORFAIT_SERVER_NAME {server!r} is a host name and optional port, such as "
+                          "support.example.com (the scheme goes in FORFAIT_PREFERRED_URL_SCHEME)")
+    config["SERVER_NAME"] = server
+    if config.get("TRUSTED_HOSTS") is None:
+        config["TRUSTED_HOSTS"] = [server]
+    if scheme == "https":
+        config["SESSION_COOKIE_SECURE"] = config["REMEMBER_COOKIE_SECURE"] = True
 
 
 def database(url: Any, key: str) -> None:

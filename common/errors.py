@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import render_template
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 
 def _titles() -> dict[int, str]:
@@ -38,5 +38,12 @@ def handle(error: HTTPException):
     return render_template("error.html", code=code, title=title, message=message), code
 
 
+def untrusted_host(error: SecurityError):
+    """A request for a host this site does not serve (TRUSTED_HOSTS): no page
+    of ours, whose links would be built for that host, just the refusal."""
+    return _("This site is not served at that address."), 400, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 def init_app(app) -> None:
+    app.register_error_handler(SecurityError, untrusted_host)
     app.register_error_handler(HTTPException, handle)

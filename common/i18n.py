@@ -9,10 +9,12 @@ from decimal import Decimal
 
 from babel.numbers import get_currency_precision
 from flask import Blueprint, current_app, has_request_context, redirect, request, session, url_for
-from flask_babel import format_currency, format_date, format_decimal, get_locale
+from flask_babel import format_currency, format_date, format_decimal, get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from billing.ledger.rules import unit_label
+from billing.models import Translated, localized
 from common.extensions import db
 from common.safety import safe_next
 
@@ -30,6 +32,47 @@ def select_locale() -> str:
     if session.get("lang") in languages:
         return session["lang"]
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_locale() -> str:
+    return str(get_locale())
+
+
+def translate_plural(singular: str, plural: str, num: int) -> str:
+    """ngettext for billing's texts: billing.ledger.rules fills in its own
+    placeholders, where flask_babel's ngettext would fill in ``num`` first
+    and fail on the others."""
+    return get_translations().ngettext(singular, plural, num)
+
+
+def translate(message: str) -> str:
+    """gettext for billing's texts, which fill in their own placeholders."""
+    return get_translations().gettext(message)
+
+
+@bp.app_template_filter("localized")
+def localized_filter(text: Translated | None) -> str:
+    """A provider's text in the visitor's language."""
+    return localized(text, current_locale())
+
+
+@bp.app_template_filter()
+def duration(minutes: int) -> str:
+    """``11 h 10 min``: working time the way a client reads a balance."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return _("%(num)d min", num=rest)
+    if not rest:
+        return _("%(num)d h", num=hours)
+    return _("%(hours)d h %(minutes)d min", hours=hours, minutes=rest)
+
+
+@bp.app_template_filter()
+def quantity(amount: int, unit: str) -> str:
+    """A quantity of units; time is shown as time, not as a count of minutes."""
+    if unit == "minute":
+        return duration(amount)
+    return unit_label(unit, amount, translate_plural)  # type: ignore[arg-type]
 
 
 def to_decimal(minor: int, currency: str) -> Decimal:

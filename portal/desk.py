@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
-from pathlib import Path
 
 from flask import (
     Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for,
@@ -26,15 +24,17 @@ from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.ledger_models import CRITICALITIES, Overage, Ticket
+from billing import clock
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.ledger.models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
-from portal import outbox as delivery
+from common.mail import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
+from common.i18n import quantity, translate, translate_plural
+from common.identity.access import INVALID, staff_required
 from common.safety import safe_next
-from portal.auth import INVALID, staff_required
-from shop.views import _gettext, _ngettext, quantity
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -49,9 +49,6 @@ KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 def _staff_only() -> None:
     """Every view of the desk: staff only (login for anonymous, 403 for clients)."""
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _me() -> User:
@@ -100,7 +97,7 @@ def queue():
         .order_by(Account.name)).all()
     return _fragment_or_page(
         "desk/queue.html", "queue_list", tickets=found, status=status, who=who, account_id=account_id,
-        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=_now(),
+        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=clock.now(),
         back=request.full_path if request.query_string else request.path)
 
 
@@ -124,10 +121,10 @@ def assign(ticket_id: int):
             abort(400)
     else:
         staff = None
-    desk.assign(db.session, ticket, staff, by=_me(), now=_now())
+    desk.assign(db.session, ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
         response = make_response(render_template("desk/_row.html", ticket=ticket, staff=_staff_members(),
-                                                 now=_now(), back=request.form.get("next", "")))
+                                                 now=clock.now(), back=request.form.get("next", "")))
         response.vary.add("HX-Request")
         return response
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
@@ -155,7 +152,7 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
         text = " → ".join([added, _("total %(num)d min", num=found.after.minutes),
                            _("not charged: this kind of request is not deducted")])
         return {"text": text, "delta": 0}
-    result = {"text": desk.describe_preview(found, _gettext, _ngettext), "delta": found.delta}
+    result = {"text": desk.describe_preview(found, translate, translate_plural), "delta": found.delta}
     if ticket.unit == "ticket" and found.after.units > max(found.before.units, 1):
         # Seed 004: one ticket is 30 min of work at most; beyond, the subject takes another.
         result["tickets"] = _(
@@ -171,7 +168,7 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
 
 def _balance(ticket: Ticket) -> ledger.Balance:
     """The balance the ticket draws from, as far as its opener's lots go."""
-    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=_now(),
+    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
                           user_id=ticket.opened_by_id)
 
 
@@ -186,7 +183,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
         "other_minutes": sum(e.minutes for e in entries if not e.billable),
         "charge": desk.cost(ticket),
-        "explanation": desk.describe_cost(ticket, _gettext, _ngettext),
+        "explanation": desk.describe_cost(ticket, translate, translate_plural),
         "taken": desk.tickets_taken_note(ticket),
         "balance": _balance(ticket),
         "overages": [o for o in ticket.overages if o.outstanding or o.status in ("approved", "declined")],
@@ -261,7 +258,7 @@ def log_time(ticket_id: int):
     debt_before = _outstanding(ticket, "debt")
     try:
         entry = desk.log_time(db.session, ticket, _me(), minutes, typed["billable"], typed["note"],
-                              f"desk:{typed['key']}", _now())
+                              f"desk:{typed['key']}", clock.now())
     except ledger.InsufficientBalance as error:
         db.session.refresh(ticket)
         errors["minutes"] = _(
@@ -307,7 +304,7 @@ def reply(ticket_id: int):
     body = request.form.get("body", "")
     internal = request.form.get("internal") == "1"
     try:
-        desk.post_message(db.session, ticket, _me(), body, now=_now(), internal=internal,
+        desk.post_message(db.session, ticket, _me(), body, now=clock.now(), internal=internal,
                           files=_uploads(), rules=_rules())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"body": _(error.message, **error.params)}, reply_body=body)
@@ -316,9 +313,7 @@ def reply(ticket_id: int):
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads() -> list[desk.Upload]:
@@ -332,9 +327,9 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     try:
         if request.form.get("criticality"):
-            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=_now())
+            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=clock.now())
         if request.form.get("status"):
-            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=_now())
+            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     else:
@@ -347,7 +342,7 @@ def resolve(ticket_id: int):
     """Resolved, with the note printed on the intervention report."""
     ticket = get_ticket(ticket_id)
     try:
-        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=_now())
+        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")

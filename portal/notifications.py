@@ -8,17 +8,17 @@ one again.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from billing import outbox
+from billing import clock
+from billing.notifications import outbox
 from common.extensions import db
-from portal import outbox as delivery
-from portal.auth import staff_required
+from common.mail import outbox as delivery
+from common.identity.access import staff_required
 
 bp = Blueprint("notifications", __name__)
 
@@ -46,9 +46,6 @@ KIND_LABELS = {
 }
 STATUS_LABELS = {"pending": _l("waiting"), "sent": _l("sent"), "failed": _l("failed")}
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @bp.route("/portal/notifications", methods=["GET", "POST"])
@@ -84,7 +81,7 @@ def resend(message_id: int):
     if message is None:
         abort(404)
     try:
-        message = outbox.resend(db.session, message, by=current_user._get_current_object(), now=_now())
+        message = outbox.resend(db.session, message, by=current_user._get_current_object(), now=clock.now())
     except outbox.OutboxError as error:
         flash(_("This message cannot be sent again now: %(reason)s", reason=str(error)), "error")
         return redirect(url_for("notifications.staff", status=request.args.get("status")))

@@ -21,13 +21,18 @@ from sqlalchemy import select
 from wtforms import DateField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
-from billing import orders, references, refunds
+from billing import clock
+from billing.errors import BillingError
+from billing.orders import services as orders
+from billing.orders import references
+from billing.orders import refunds
 from billing.models import Order
-from billing.order_models import Invoice, Payment
+from billing.orders.models import Invoice, Payment
 from common.extensions import db, login_manager
 from common.i18n import money, to_decimal
-from portal.auth import INVALID, staff_required
-from shop import documents, payments
+from common.identity.access import INVALID, staff_required
+from common import documents
+from common import payments
 
 bp = Blueprint("orders", __name__, url_prefix="/portal")
 
@@ -55,9 +60,6 @@ class RefundForm(FlaskForm):
     token = HiddenField(validators=[Regexp(r"\A[0-9a-f]{32}\Z",
                                            message=_l("This form has expired: check it and send it again."))])
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _visible(model: type[Order] | type[Invoice], row_id: int):
@@ -117,7 +119,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
     provider = payments.get(payment.provider) if payment else None
     if confirm_form is None:
         confirm_form = ConfirmForm(formdata=None, amount=_plain(payment.amount, payment.currency) if payment else "",
-                                   received_on=_now().date())
+                                   received_on=clock.now().date())
     page = render_template(
         "portal/order.html", order=order, payment=payment, provider=provider,
         pending=provider.pending_context(order, payment) if provider else {},
@@ -159,7 +161,7 @@ def staff():
     return render_template("portal/orders_staff.html", search=search,
                            awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
                            flagged=orders.flagged(db.session),
-                           methods=payments.statuses(), today=_now().date(), plain=_plain)
+                           methods=payments.statuses(), today=clock.now().date(), plain=_plain)
 
 
 def _amount_of(form: ConfirmForm | RefundForm, currency: str) -> int | None:
@@ -169,7 +171,7 @@ def _amount_of(form: ConfirmForm | RefundForm, currency: str) -> int | None:
         return None
     try:
         return orders.parse_amount(form.amount.data, currency)
-    except orders.OrderError as error:
+    except BillingError as error:
         form.amount.errors.append(_(error.message, **error.params))
         return None
 
@@ -187,14 +189,14 @@ def confirm(payment_id: int):
     # Noon of the day received, or now when that is today and noon is still
     # ahead: one clock reading, so that "received" is never a microsecond
     # after "now". A later day stays as typed, for the service to refuse.
-    now = _now()
+    now = clock.now()
     received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
     if form.received_on.data <= now.date():
         received_at = min(received_at, now)
     try:
         outcome = payments.confirm(payment, now=now, amount=amount, received_at=received_at,
                                    by=current_user._get_current_object())
-    except orders.OrderError as error:
+    except BillingError as error:
         target = form.received_on if error.field == "received_at" else form.amount
         target.errors.append(_(error.message, **error.params))
         return _order_page(payment.order, confirm_form=form, status=INVALID)
@@ -206,7 +208,7 @@ def _dated(form: ConfirmForm) -> ConfirmForm:
     """WTForms' own message for a date it cannot read says nothing of the format."""
     if form.received_on.errors and form.received_on.data is None:
         form.received_on.errors = [_("Enter the date as on the bank statement, such as %(day)s.",
-                                     day=_now().date().isoformat())]
+                                     day=clock.now().date().isoformat())]
     return form
 
 
@@ -237,10 +239,10 @@ def cancel(order_id: int):
     form = CancelForm()
     if form.validate_on_submit():
         try:
-            payments.cancel(order, reason=form.reason.data, now=_now(), by=current_user._get_current_object())
+            payments.cancel(order, reason=form.reason.data, now=clock.now(), by=current_user._get_current_object())
         except orders.MoneyReceived:
             pass  # the page says so in place of the form, from what was received
-        except orders.OrderError as error:
+        except BillingError as error:
             form.reason.errors.append(_(error.message, **error.params))
         else:
             flash(_("Order %(number)d is cancelled; the client was told why.", number=order.id), "success")
@@ -270,10 +272,10 @@ def _units(order: Order, typed: str) -> dict:
     try:
         amount = orders.parse_amount(typed, order.currency)
         refunds.check_amount(db.session, order, amount)
-    except orders.OrderError as error:
+    except BillingError as error:
         found["units_error"] = _(error.message, **error.params)
         return found
-    found["units"] = refunds.revocable(db.session, order, amount, now=_now())
+    found["units"] = refunds.revocable(db.session, order, amount, now=clock.now())
     return found
 
 
@@ -296,8 +298,8 @@ def refund(order_id: int):
         return _order_page(order, refund_form=form, status=INVALID)
     try:
         done = payments.refund(order, amount, form.reason.data, key=f"order:{order.id}:refund:{form.token.data}",
-                               now=_now(), by=current_user._get_current_object())
-    except orders.OrderError as error:
+                               now=clock.now(), by=current_user._get_current_object())
+    except BillingError as error:
         if error.field is None:  # about the order, which may show no refund form to say it on
             flash(_(error.message, **error.params), "error")
         else:

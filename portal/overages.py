@@ -3,7 +3,7 @@ before, and buys a pack or accepts billing at the hourly rate).
 
 Staff log time beyond an ``ask`` balance: billing.ledger records a pending
 request and the desk mails the account's owners. Here an owner approves it
-(billed at the request's hourly rate: billing.overage_billing places the
+(billed at the request's hourly rate: billing.orders.overage_bills places the
 order, which the owner pays from its page like any other) or declines it;
 buying a pack covers it by itself (billing.ledger.grant settles pending
 requests first).
@@ -13,7 +13,7 @@ request → 404, a member who is not an owner → 403.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import get_locale
@@ -22,14 +22,18 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
-from billing import ledger, overage_billing, wording
-from billing.ledger_models import Overage
+from billing import clock
+from billing.errors import BillingError
+from billing.ledger import services as ledger
+from billing.orders import overage_bills as overage_billing
+from billing.orders import wording
+from billing.ledger.models import Overage
 from billing.models import Order
-from billing.order_models import Payment
+from billing.orders.models import Payment
 from common.extensions import db, login_manager
 from common.safety import safe_next
 from common.i18n import money
-from shop import payments
+from common import payments
 
 bp = Blueprint("overages", __name__, url_prefix="/portal/overages")
 
@@ -64,8 +68,8 @@ def _back(overage: Overage) -> str:
 def _answer(overage_id: int, decide, done):
     overage = get_overage(overage_id)
     try:
-        decide(db.session, overage, by=current_user._get_current_object(), now=datetime.now(timezone.utc))
-    except ledger.LedgerError as error:
+        decide(db.session, overage, by=current_user._get_current_object(), now=clock.now())
+    except BillingError as error:
         flash(_(error.message, **error.params), "error")
     else:
         flash(done(overage), "success")
@@ -75,7 +79,7 @@ def _answer(overage_id: int, decide, done):
 def _approve(session, overage: Overage, *, by, now: datetime) -> None:
     offered = tuple(provider.identifier for provider in payments.enabled(overage.currency or "", overage.price or 0))
     iban = current_app.config["PROVIDER_IBAN"]
-    ledger.approve_overage(session, overage, by=by, now=now, methods=offered, iban=iban)
+    overage_billing.approve(session, overage, by=by, now=now, methods=offered, iban=iban)
     order = overage_billing.current_bill(session, overage.id)
     payment = None if order is None else session.scalar(
         select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))

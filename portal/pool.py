@@ -1,11 +1,11 @@
 """The people of an account's pool: the list, the owner's invitations (a
 link by email that expires) and removals, and the page where an invited
 person accepts. A removed user is refused from their next request on
-(portal.auth.load_user)."""
+(common.identity.access.load_user)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -16,28 +16,27 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from billing import desk, ledger
-from billing.desk_models import Invitation
+from billing import clock
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.desk.models import Invitation
 from billing.models import User
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
-from portal import accounts
-from portal import outbox as delivery
-from portal.auth import INVALID, owner_required
-from portal.forms import _email_field, _new_password_fields
+from common.identity import accounts
+from common.mail import outbox as delivery
+from common.identity.access import INVALID, owner_required
+from common.identity.forms import email_field, new_password_fields
 
 bp = Blueprint("pool", __name__)
 
 ROLE_LABELS = {"owner": _l("Owner"), "member": _l("Member")}
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 class InviteForm(FlaskForm):
-    email = _email_field()
+    email = email_field()
     role = SelectField(_l("Role"), choices=[SelectChoice("member", ROLE_LABELS["member"]), SelectChoice("owner", ROLE_LABELS["owner"])],
                        default="member",
                        description=_l("Owners also invite and remove people and answer overage requests."))
@@ -45,7 +44,7 @@ class InviteForm(FlaskForm):
 
 class AcceptForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
-    password, confirm = _new_password_fields(_l("Choose a password"))
+    password, confirm = new_password_fields(_l("Choose a password"))
     language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
                                     SelectChoice("es", "Español")])
 
@@ -68,7 +67,7 @@ def get_invitation(invitation_id: int) -> Invitation:
 def _page(form: InviteForm | None = None, status: int = 200):
     account = current_user.account
     return render_template("portal/people.html", account=account, people=desk.pool(db.session, account),
-                           invitations=desk.invitations(db.session, account, now=_now()),
+                           invitations=desk.invitations(db.session, account, now=clock.now()),
                            form=form or InviteForm(formdata=None), roles=ROLE_LABELS), status
 
 
@@ -89,7 +88,7 @@ def invite():
     max_age = timedelta(hours=current_app.config["INVITATION_MAX_AGE_HOURS"])
     try:
         invitation, token = desk.invite(db.session, current_user.account, current_user._get_current_object(),
-                                        form.email.data, form.role.data, now=_now(), max_age=max_age)
+                                        form.email.data, form.role.data, now=clock.now(), max_age=max_age)
     except desk.DeskError as error:
         form.email.errors = [*form.email.errors, _(error.message, **error.params)]
         return _page(form, INVALID)
@@ -106,7 +105,7 @@ def invite():
 @owner_required
 def revoke(invitation_id: int):
     invitation = get_invitation(invitation_id)
-    desk.revoke(db.session, invitation, by=current_user._get_current_object(), now=_now())
+    desk.revoke(db.session, invitation, by=current_user._get_current_object(), now=clock.now())
     if invitation.accepted_at is not None:
         # Accepted while the owner's page was open: too late to withdraw.
         flash(_("%(email)s already accepted this invitation: remove them from the list if they should not be "
@@ -121,7 +120,7 @@ def revoke(invitation_id: int):
 def remove(user_id: int):
     user = get_member(user_id)
     try:
-        desk.remove_user(db.session, current_user.account, user, by=current_user._get_current_object(), now=_now())
+        desk.remove_user(db.session, current_user.account, user, by=current_user._get_current_object(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
@@ -133,7 +132,7 @@ def remove(user_id: int):
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def accept(token: str):
-    now = _now()
+    now = clock.now()
     try:
         invitation = desk.invitation_for(db.session, token, now=now)
     except desk.InvitationInvalid as error:
@@ -156,7 +155,7 @@ def accept(token: str):
         else form.validate_on_submit()
     if ready:
         try:
-            user = desk.accept(db.session, token, now=now, new_user=lambda inv: accounts._new_user(
+            user = desk.accept(db.session, token, now=now, new_user=lambda inv: accounts.new_user(
                 inv.email, form.name.data, form.password.data, form.language.data
                 if form.language.data in LANGUAGES else "en"))
         except accounts.AccountError as error:

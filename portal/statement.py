@@ -8,14 +8,15 @@ account's ticket), an anonymous visitor gets the login page.
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, timezone
+from datetime import date
 
 from flask import Blueprint, abort, make_response, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from billing import clock
 from billing.models import Account
-from billing.statement import CSV_HEADER, StatementError, rows, statement
+from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
 from common.safety import csv_writer
 from common.extensions import db, login_manager
 
@@ -48,7 +49,7 @@ def _period(today: date) -> tuple[date, date, str | None]:
 @bp.get("/accounts/<int:account_id>/statement")
 def show(account_id: int):
     account = get_account(account_id)
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     start, end, problem = _period(now.date())
     if problem:
         return render_template("portal/statement.html", account=account, start=start, end=end,

@@ -5,7 +5,6 @@ cancel it; staff have no account of their own here."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import format_date, get_locale
@@ -13,17 +12,17 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from billing import orders, subscriptions
-from billing.catalogue import offer
+from billing import clock
+from billing.errors import BillingError
+from billing.orders import services as orders
+from billing.subscriptions import services as subscriptions
+from billing.catalogue.offers import offer
 from billing.models import Pack
-from billing.order_models import Invoice
+from billing.orders.models import Invoice
 from common.extensions import db
 
 bp = Blueprint("subscription", __name__, url_prefix="/portal/subscription")
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _client():
@@ -34,7 +33,7 @@ def _client():
 
 def _page(status: int = 200):
     account = _client()
-    now = _now()
+    now = clock.now()
     session = db.session
     running = subscriptions.current(session, account.id, now=now)
     locale = str(get_locale())
@@ -66,13 +65,13 @@ def cancel():
     account = _client()
     if not current_user.is_owner:
         abort(403)
-    running = subscriptions.current(db.session, account.id, now=_now())
+    running = subscriptions.current(db.session, account.id, now=clock.now())
     if running is None:
         abort(404)
     try:
-        done = orders.cancel_subscription(db.session, running, by=current_user._get_current_object(), now=_now(),
+        done = orders.cancel_subscription(db.session, running, by=current_user._get_current_object(), now=clock.now(),
                                           reason=_("The subscription was cancelled."))
-    except orders.OrderError as error:
+    except BillingError as error:
         flash(_(error.message, **error.params), "error")
         return _page(409)
     flash(_("Your subscription is cancelled. Your tickets stay covered until %(date)s.",

@@ -9,13 +9,12 @@ anonymous visitor the login page. Attachments and reports go through it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from flask import (
     Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for,
 )
-from flask_babel import get_translations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -26,65 +25,22 @@ from wtforms import MultipleFileField, RadioField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from billing import desk, ledger, subscriptions
-from billing.desk_models import Attachment
-from billing.ledger_models import CRITICALITIES, TICKET_STATUSES, Ticket
+from billing import clock
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.subscriptions import services as subscriptions
+from billing.desk.models import Attachment
+from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
-from billing.subscription_models import Subscription
+from billing.subscriptions.models import Subscription
 from billing.text import single_line
 from common.extensions import db, login_manager
 from common.fragments import wants_fragment
-from portal.auth import INVALID
-from shop import documents
+from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
+from common.identity.access import INVALID
+from common import documents
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
-
-STATUS_LABELS = {
-    "open": _l("Open"),
-    "in_progress": _l("In progress"),
-    "waiting": _l("Waiting for you"),
-    "resolved": _l("Resolved"),
-    "closed": _l("Closed"),
-}
-CRITICALITY_LABELS = {
-    "low": _l("Low"),
-    "normal": _l("Normal"),
-    "high": _l("High"),
-    "critical": _l("Critical"),
-}
-
-
-# The same status in staff's words: a ticket waits for the client, not for them.
-STAFF_STATUS_LABELS = {**STATUS_LABELS, "waiting": _l("Waiting for the client")}
-
-
-@bp.app_template_global()
-def ticket_status(status: str) -> str:
-    labels = STAFF_STATUS_LABELS if current_user.is_authenticated and current_user.is_staff else STATUS_LABELS
-    return str(labels.get(status, status))
-
-
-@bp.app_template_global()
-def criticality_label(criticality: str) -> str:
-    return str(CRITICALITY_LABELS.get(criticality, criticality))
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _gettext(message: str) -> str:
-    return get_translations().gettext(message)
-
-
-def _ngettext(singular: str, plural: str, num: int) -> str:
-    # billing.rules fills in its own placeholders.
-    return get_translations().ngettext(singular, plural, num)
-
-
-def explanation(ticket: Ticket) -> str:
-    """``27 min → 3 blocks of 10 min → 3 credits`` in the reader's language."""
-    return desk.describe_cost(ticket, _gettext, _ngettext)
 
 
 # ------------------------------------------------------------------ loaders
@@ -119,9 +75,7 @@ def get_report(ticket_id: int) -> Ticket:
 
 
 def _rules() -> desk.AttachmentRules:
-    config = current_app.config
-    return desk.AttachmentRules(folder=Path(config["ATTACHMENT_FOLDER"]), max_bytes=config["ATTACHMENT_MAX_BYTES"],
-                                types=frozenset(config["ATTACHMENT_TYPES"]), max_files=config["ATTACHMENT_MAX_FILES"])
+    return desk.AttachmentRules.from_settings(current_app.config)
 
 
 def _uploads(field_name: str = "files") -> list[desk.Upload]:
@@ -252,7 +206,7 @@ def index():
 def new():
     if current_user.is_staff:
         abort(404)
-    now = _now()
+    now = clock.now()
     form = TicketForm()
     drawable, policy, unit, subscription = _balances_for(form, now)
     if request.method == "GET" and wants_fragment():
@@ -311,7 +265,7 @@ def reply(ticket_id: int):
     form = ReplyForm()
     if form.validate_on_submit():
         try:
-            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=_now(),
+            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=clock.now(),
                               internal=current_user.is_staff and request.form.get("internal") == "1",
                               files=_uploads(), rules=_rules())
         except desk.DeskError as error:
@@ -329,7 +283,7 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     status = request.form.get("status", "")
     try:
-        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=_now())
+        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
@@ -346,7 +300,7 @@ def rate(ticket_id: int):
     if form.validate_on_submit():
         try:
             desk.rate(db.session, ticket, current_user._get_current_object(), int(form.rating.data),
-                      form.comment.data or "", now=_now())
+                      form.comment.data or "", now=clock.now())
         except desk.DeskError as error:
             form.rating.errors = [*form.rating.errors, _(error.message, **error.params)]
         except ledger.NotAllowed:
@@ -373,16 +327,6 @@ def attachment(ticket_id: int, attachment_id: int):
 
 
 # ------------------------------------------------------------------ reports
-
-def report_context(ticket: Ticket) -> dict:
-    entries = desk.time_entries(db.session, ticket)
-    return {
-        "ticket": ticket, "entries": entries, "charge": desk.cost(ticket), "explanation": explanation(ticket),
-        "billable_minutes": sum(e.minutes for e in entries if e.billable),
-        "other_minutes": sum(e.minutes for e in entries if not e.billable),
-        "taken": desk.tickets_taken_note(ticket),
-    }
-
 
 @bp.get("/reports")
 @login_required

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -13,13 +13,17 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import bindparam, func, null, select, union_all
 
-from billing import accounts as billing_accounts
-from billing import alerts, desk, ledger, subscriptions
-from billing.ledger_models import Entry, Lot, Operation, Overage, Ticket
+from billing import clock
+from billing.accounts import invoicing as billing_accounts
+from billing.notifications import alerts
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.subscriptions import services as subscriptions
+from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
 from common.extensions import db
-from portal.auth import INVALID, owner_required
-from portal.forms import InvoicingForm
+from common.identity.access import INVALID, owner_required
+from common.identity.forms import InvoicingForm
 
 bp = Blueprint("portal", __name__, url_prefix="/portal")
 
@@ -27,9 +31,6 @@ bp = Blueprint("portal", __name__, url_prefix="/portal")
 EXPIRES_SOON_DAYS = 30
 RECENT_CONSUMPTION = 8
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def home():
     if current_user.is_staff:
         return render_template("portal/staff_home.html")
     account = current_user.account
-    now = _now()
+    now = clock.now()
     country = get_locale().territories.get(account.country, account.country)
     recent_tickets = desk.tickets(db.session, account.id, limit=5)
     response = Response(render_template(
@@ -195,7 +196,7 @@ def balance():
         return response
     if current_user.is_staff:
         abort(404)
-    now = _now()
+    now = clock.now()
     tag = balance_tag(current_user.account_id, now)
     if tag in request.if_none_match:
         response = Response(status=304)
@@ -217,7 +218,7 @@ def buy():
         abort(404)
     from itertools import groupby
 
-    from billing.catalogue import active_packs
+    from billing.catalogue.offers import active_packs
 
     held = set(db.session.scalars(
         select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id).where(Lot.account_id == current_user.account_id)

@@ -2,14 +2,16 @@
 who creates the account on the same form; and the free trial.
 
 The price never comes from the browser: the summary is computed by
-billing.pricing, and the total it showed comes back only to be compared
+billing.catalogue.pricing, and the total it showed comes back only to be compared
 (billing.orders refuses an order whose total changed meanwhile). Every
 refusal is a message under its field and a 4xx, with nothing written.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import re
+import secrets
+from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
@@ -20,15 +22,19 @@ from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
-from billing import accounts as billing_accounts
-from billing import orders, subscriptions
-from billing.catalogue import active_pack, offer
+from billing import clock
+from billing.errors import BillingError, N_
+from billing.accounts import invoicing as billing_accounts
+from billing.orders import services as orders
+from billing.subscriptions import services as subscriptions
+from billing.catalogue.offers import active_pack, offer
 from billing.models import Pack
 from common.extensions import db, htmx, login_manager
-from portal import accounts
-from portal.auth import INVALID, send_verification
-from portal.forms import InvoicingForm, SignupForm
-from shop import payments
+from common.identity import accounts
+from common.identity.access import INVALID, send_verification
+from common.identity.forms import InvoicingForm, SignupForm
+from common import payments
+from shop import ordering
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
@@ -38,10 +44,13 @@ class CheckoutForm(FlaskForm):
     method = RadioField(_l("Payment method"), validate_choice=False)
     # The total the summary showed, in minor units: compared, never used.
     total = HiddenField()
+    # Drawn when the form is shown and the order's key: the same form sent
+    # twice (a double click, a reload) places one order, as a refund form does.
+    token = HiddenField()
 
+    def token_valid(self) -> bool:
+        return bool(re.fullmatch(r"[0-9a-f]{32}", self.token.data or ""))
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _pack_or_404(slug: str) -> Pack:
@@ -53,7 +62,7 @@ def _pack_or_404(slug: str) -> Pack:
     return pack
 
 
-def _translated(error: orders.OrderError) -> str:
+def _translated(error: BillingError) -> str:
     # Dates (a subscription's end) are written the reader's way.
     params = {name: format_date(value, "long") if isinstance(value, date) else value
               for name, value in error.params.items()}
@@ -66,7 +75,7 @@ def _quantity(pack: Pack, text: str | None) -> int:
         return 1
     text = (text or str(pack.min_quantity)).strip()
     if not text.isdecimal() or len(text) > 6:
-        raise orders.OrderError(orders.N_("Enter a whole number of items, such as %(min)d."), "quantity",
+        raise orders.OrderError(N_("Enter a whole number of items, such as %(min)d."), "quantity",
                                 min=pack.min_quantity)
     return orders.check_quantity(pack, int(text))
 
@@ -87,13 +96,15 @@ def _subscription_refused(pack: Pack, account) -> str | None:
     after cancelling), shown before any form is filled in."""
     if not pack.unlimited or account is None:
         return None
-    refused = subscriptions.refusal(db.session, account, pack, now=_now())
+    refused = subscriptions.refusal(db.session, account, pack, now=clock.now())
     return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
 
 
 def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
           invoicing: InvoicingForm | None = None):
     account = current_user.account if current_user.is_authenticated and not current_user.is_staff else None
+    if not form.token_valid():
+        form.token.data = secrets.token_hex(16)
     price = orders.quote(pack, quantity) if quantity else None
     providers = payments.enabled(pack.currency, price.gross) if price else []
     context = {
@@ -153,12 +164,14 @@ def order(slug: str):
         price = orders.quote(pack, quantity)
         offered = [provider.identifier for provider in payments.enabled(pack.currency, price.gross)]
         if form.method.data not in offered:
-            raise orders.OrderError(orders.N_("Choose one of the payment methods offered."), "method")
+            raise orders.OrderError(N_("Choose one of the payment methods offered."), "method")
         if not (form.total.data or "").isdecimal() or int(form.total.data) != price.gross:
             raise orders.OrderError(
-                orders.N_("The total has changed: please check the summary and order again."), "total")
+                N_("The total has changed: please check the summary and order again."), "total")
     except orders.OrderError as error:
         problems.append((error.field or "total", _translated(error)))
+    if not form.token_valid():
+        problems.append(("total", _("This form has expired: check it and send it again.")))
     form_valid = form.validate_on_submit()
     signup_valid = signup is None or signup.validate()
     invoicing_valid = invoicing is None or _invoicing_valid(invoicing)
@@ -167,32 +180,36 @@ def order(slug: str):
             form[field].errors = [*form[field].errors, message]
         return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID, invoicing)
 
-    if signup is not None:
-        try:
-            user = accounts.register(db.session, signup.organisation.data, signup.name.data, signup.email.data,
-                                     signup.password.data, signup.language.data, signup.country.data)
-        except accounts.AccountError as error:
-            signup[error.field].errors.append(error.message)
-            return _page(pack, form, signup, quantity, INVALID)
-        login_user(user)
-        send_verification(user)
-    buyer = current_user._get_current_object()
+    new_account = None if signup is None else ordering.NewAccount(
+        signup.organisation.data, signup.name.data, signup.email.data, signup.password.data, signup.language.data,
+        signup.country.data)
     try:
-        if invoicing is not None:
-            # Left to place_order's transaction: saved with the order or not at all.
-            billing_accounts.set_invoicing_details(db.session, buyer.account, address=invoicing.address.data,
-                                                   vat_id=invoicing.vat_id.data, commit=False)
-        placed, payment = orders.place_order(
-            db.session, buyer.account, pack, quantity=quantity, method=form.method.data, methods=tuple(offered),
-            by=buyer, now=_now(), iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data))
-        provider = payments.get(payment.provider)
-        provider.prepare(placed, payment)
-        target = provider.execute(db.session, payment, now=_now(),
-                                  return_url=url_for("orders.show", order_id=placed.id, _external=True))
-    except orders.OrderError as error:
+        buyer, placed, payment = ordering.order(
+            db.session, pack, buyer=current_user._get_current_object() if signup is None else None,
+            new_account=new_account,
+            invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
+            quantity=quantity, method=form.method.data, methods=tuple(offered), now=clock.now(),
+            iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data),
+            key=f"checkout:{form.token.data}")
+    except accounts.AccountError as error:
+        assert signup is not None
+        signup[error.field].errors.append(error.message)
+        return _page(pack, form, signup, quantity, INVALID)
+    except BillingError as error:
         # A refusal of the pack itself (a subscription already running) shows by the total.
         form[error.field if error.field in form else "total"].errors = [_translated(error)]
-        return _page(pack, form, None, quantity, INVALID, invoicing)
+        return _page(pack, form, signup, quantity, INVALID, invoicing)
+    if signup is not None:
+        login_user(buyer)
+        send_verification(buyer)
+    if payment.status != "created":
+        # This form placed the order already: its page says where it stands.
+        return redirect(url_for("orders.show", order_id=placed.id))
+    try:
+        provider = payments.get(payment.provider)
+        provider.prepare(placed, payment)
+        target = provider.execute(db.session, payment, now=clock.now(),
+                                  return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except payments.PaymentError as error:
         flash(str(error), "error")
         return redirect(url_for("orders.show", order_id=placed.id))
@@ -220,7 +237,7 @@ def trial(slug: str):
         abort(403)
     try:
         started = orders.start_trial(db.session, current_user.account, pack, by=current_user._get_current_object(),
-                                     now=_now())
+                                     now=clock.now())
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),

@@ -14,7 +14,7 @@ from wtforms import Form, HiddenField, SelectField, StringField
 from wtforms.validators import ValidationError
 
 from billing.models import Pack, localized
-from billing.rules import Charge, units
+from billing.ledger.rules import Charge, units
 
 # One ticket logging more than a week of work is a typo, not a request; the
 # cap also keeps absurd numbers away from the arithmetic and the page.

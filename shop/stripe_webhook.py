@@ -1,5 +1,5 @@
 """Stripe talking to Forfait: the webhook, and the page the buyer comes back
-to after paying. Both are triggers only: shop.payments.card fetches the
+to after paying. Both are triggers only: common.payments.card fetches the
 object from Stripe and acts on that, never on what the request carried.
 
 The webhook answers, so that Stripe knows whether to deliver again:
@@ -14,16 +14,16 @@ The webhook answers, so that Stripe knows whether to deliver again:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 import stripe
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from billing import clock
 from common.extensions import csrf
-from shop import payments
-from shop.payments import card
+from common import payments
+from common.payments import card
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,6 @@ SESSION_EVENTS = frozenset({
 })
 REFUND_EVENTS = frozenset({"charge.refunded"})
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _answer(status: int, outcome: str):
@@ -69,9 +66,9 @@ def webhook():
             if payment is None:
                 log.info("stripe event %s (%s): session %s is not ours", event.id, event.type, event.data.object.id)
                 return _answer(200, "not ours")
-            outcome = card.settle(payment, now=_now(), wait=False)
+            outcome = card.settle(payment, now=clock.now(), wait=False)
         elif event.type in REFUND_EVENTS:
-            outcome = card.settle_refunds(event.data.object.id, now=_now(), wait=False)
+            outcome = card.settle_refunds(event.data.object.id, now=clock.now(), wait=False)
         else:
             return _answer(200, "ignored")
     except (card.Busy, card.StripeFailed) as error:
@@ -104,7 +101,7 @@ def back():
     if payment is None:
         abort(404)
     try:
-        outcome = card.settle(payment, now=_now())
+        outcome = card.settle(payment, now=clock.now())
     except (card.Busy, card.StripeFailed) as error:
         log.warning("stripe: payment %s not settled on return: %s", payment.id, error)
         flash(_("Stripe has not confirmed your payment to us yet: your pack is credited as soon as it does."),

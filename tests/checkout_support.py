@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from billing import orders
-from billing.invoices import Seller
+from billing.orders import services as orders
+from billing.orders.invoices import Seller
 from billing.models import Account, Order, User
-from billing.order_models import Payment
+from billing.orders.models import Payment
 from common.extensions import db
 from ledger_support import pack  # noqa: F401 - the tests import it from here
 

@@ -224,10 +224,26 @@ def csrf_token(client: FlaskClient, path: str = "/") -> str:
     return found.group(1)
 
 
+CHECKOUT_FORM = re.compile(r"/checkout/[^/?]+")
+FORM_TOKEN = re.compile(r'<input[^>]* name="token" type="hidden" value="([0-9a-f]+)"|'
+                        r'<input[^>]* name="token" value="([0-9a-f]+)"')
+
+
+def form_token(client: FlaskClient, path: str) -> str | None:
+    """The one-time token the form at ``path`` is shown with, if it has one."""
+    found = FORM_TOKEN.search(client.get(path).get_data(as_text=True))
+    return (found.group(1) or found.group(2)) if found else None
+
+
 def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs):
-    """POST a form the way a browser does: with the CSRF token of the session."""
+    """POST a form the way a browser does: with the CSRF token of the session,
+    and the one-time token a checkout form is shown with."""
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
+    if CHECKOUT_FORM.fullmatch(path.split("?")[0]) and "token" not in data:
+        token = form_token(client, path)
+        if token:
+            data["token"] = token
     return client.post(path, data=data, **kwargs)
 
 
@@ -238,7 +254,7 @@ PASSWORD = "correct horse battery staple"
 def people(app) -> dict[str, str]:
     """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
     from billing.models import User
-    from portal import accounts
+    from common.identity import accounts
 
     with app.app_context():
         owner = accounts.register(db.session, "Acme", "Olive Owner", "owner@example.com", PASSWORD, "en", "FR")
@@ -295,17 +311,6 @@ def browser_type_launch_args(browser_type_launch_args, playwright):
     could not run. Playwright's session (the plugin's fixture, the same
     sync_playwright() the browser will use) tells where its download lives."""
     return chromium_launch_args(browser_type_launch_args, playwright.chromium.executable_path)
-
-
-def browser_log_in(page, url: str, email: str, password: str = PASSWORD) -> None:
-    """Log in through the login page in a Playwright page, as a person does."""
-    from playwright.sync_api import expect
-
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
 class Dispatcher:

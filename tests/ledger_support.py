@@ -16,11 +16,13 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Lot, Ticket
+from billing.orders import overage_bills
+from billing.transaction import atomic
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Lot, Ticket
 from billing.models import Account, Pack, User
-from billing.verify import verify
+from billing.ledger.verify import verify
 from common.extensions import db
 from conftest import make_app
 
@@ -113,7 +115,13 @@ def ticket(session: Session, account: Account, user: User, slug: str | None = No
 
 def charge(session: Session, ticket: Ticket, minutes: int, by: User | None = None, now: datetime = NOW,
            key_: str | None = None):
-    return ledger.charge_ticket_to(session, ticket, minutes, by=by, key=key("charge") if key_ is None else key_, now=now)
+    """The ticket's billable total becomes ``minutes``, and the bills of the
+    overages a correction cut follow, in one unit of work, as billing.desk.log_time does."""
+    with atomic(session):
+        op = ledger.charge_ticket_to(session, ticket, minutes, by=by, key=key("charge") if key_ is None else key_,
+                                     now=now)
+        overage_bills.follow_correction(session, op, now)
+    return op
 
 
 def held(session: Session, account: Account, slug: str, now: datetime = NOW) -> int:

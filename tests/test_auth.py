@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from billing.models import Account, User
 from common.config import defaults
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 

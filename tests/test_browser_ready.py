@@ -7,17 +7,18 @@ first moment a swapped-in element exists, before any test could touch it."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing import ledger
-from billing.catalogue import load_preset
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import heading, log_in, nav, start
 
@@ -77,4 +78,32 @@ def test_the_estimator_listens_as_soon_as_it_shows(acme, page: Page):
     page.get_by_label("Pack", exact=True).select_option("toopixel-72")
     assert page.evaluate("window.firstSight")["waiting"] == []
     page.get_by_label("Minutes of work").fill("27")
+    expect(page.locator("#estimate-result")).to_contain_text("27 min → 3 blocks of 10 min → 3 credits")
+
+
+def test_a_pack_picked_just_after_typing_minutes_is_not_lost(acme, page: Page):
+    """The minutes ask for a new result 300 ms after the last keystroke. A
+    pack picked within those 300 ms asks for the whole estimator; on a slow
+    line that answer is still on its way when the minutes' request leaves,
+    and that request must not cancel it."""
+    url, app = acme
+    with app.app_context():
+        load_preset(db.session, "innova")
+    held = []
+
+    def slow_line(route):
+        if route.request.headers.get("hx-target") == "estimator" and not held:
+            held.append(route)  # the pack's answer waits for the minutes' request to leave
+        elif held:
+            route.continue_()
+            held.pop().continue_()
+        else:
+            route.continue_()
+
+    start(page, url)
+    nav(page, "Estimator")
+    page.route(re.compile(r"/estimate\?"), slow_line)
+    page.get_by_label("Minutes of work").fill("27")
+    page.get_by_label("Pack", exact=True).select_option("toopixel-72")
+    expect(page.locator("#estimator a[href='/packs/toopixel-72']")).to_be_visible()
     expect(page.locator("#estimate-result")).to_contain_text("27 min → 3 blocks of 10 min → 3 credits")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing.catalogue import (
+from billing.catalogue.offers import (
     CatalogueError,
     active_pack,
     active_packs,

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Lot
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Lot
 from billing.models import Account, Pack, Policy
 from common.extensions import db
 from tests.test_catalogue import TINY, tiny_pack, write_tiny

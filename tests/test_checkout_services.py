@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger, orders
-from billing.ledger_models import Lot, Operation
+from billing.ledger import services as ledger
+from billing.orders import services as orders
+from billing.ledger.models import Lot, Operation
 from billing.models import Order
-from billing.order_models import Invoice, OrderEvent, Payment, TrialClaim
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice, OrderEvent, Payment, TrialClaim
+from billing.notifications.outbox import OutboxMessage
 from checkout_support import NOW, QR_IBAN, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from common.extensions import db
 

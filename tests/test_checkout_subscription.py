@@ -13,14 +13,14 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
-from billing.ledger_models import Ticket
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Ticket
 from billing.models import Order, User
-from billing.order_models import Payment
-from billing.outbox import OutboxMessage
-from billing.subscription_models import Subscription
+from billing.orders.models import Payment
+from billing.notifications.outbox import OutboxMessage
+from billing.subscriptions.models import Subscription
 from common.extensions import db
-from common.jobs_cli import run_once
+from commands.jobs import run_once
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order, User
 from checkout_support import EUR_IBAN, QR_IBAN
 from common.extensions import db
@@ -288,3 +288,37 @@ def test_the_trial_waits_for_a_verified_address(app, client, load, people):
 def test_a_paid_pack_cannot_be_started_as_a_trial(client, load, people):
     login(client, people["owner"])
     assert post_form(client, "/checkout/demo-hours-5/trial").status_code == 422
+
+
+# --- One order per click (issue 13.11) ---------------------------------------
+
+def test_the_same_checkout_form_sent_twice_places_one_order(app, client, load, people):
+    from tests.conftest import form_token
+
+    login(client, people["owner"])
+    token = form_token(client, "/checkout/demo-hours-5")
+    assert token, "the checkout form carries a one-time token"
+    form = {"method": "transfer", "total": "51000", "token": token}
+
+    first = post_form(client, "/checkout/demo-hours-5", form)
+    again = post_form(client, "/checkout/demo-hours-5", form)
+
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    with app.app_context():
+        assert len(db.session.scalars(select(Order)).all()) == 1
+    # The form shown again is a new one: a second order is a second click on a new form.
+    assert post_form(client, "/checkout/demo-hours-5", {"method": "transfer", "total": "51000"}).status_code == 302
+    with app.app_context():
+        assert len(db.session.scalars(select(Order)).all()) == 2
+
+
+def test_a_checkout_without_its_token_is_refused_and_writes_nothing(app, client, load, people):
+    login(client, people["owner"])
+
+    response = post_form(client, "/checkout/demo-hours-5", {"method": "transfer", "total": "51000", "token": ""})
+
+    assert response.status_code == 422
+    assert "This form has expired" in text(response)
+    with app.app_context():
+        assert db.session.scalars(select(Order)).all() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from billing.catalogue import preset_names
+from billing.catalogue.offers import preset_names
 from billing.models import Catalogue, Pack
 from common.extensions import db
 

@@ -17,7 +17,8 @@ def flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PROVIDER_", "MAIL_", "STRIPE_"))}
     environ.pop("SECRET_KEY", None)
     environ.pop("DATABASE_URL", None)
-    environ.update(FORFAIT_INSTANCE_PATH=str(tmp_path / "instance"), **env)
+    # Outside development the public address is required; a test that is about it says otherwise.
+    environ.update({"FORFAIT_INSTANCE_PATH": str(tmp_path / "instance"), "FORFAIT_SERVER_NAME": "forfait.example", **env})
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
@@ -79,7 +80,7 @@ def test_valid_provider_settings_are_normalised(tmp_path):
 
     app = create_app(
         {
-            "SECRET_KEY": "x" * 32,
+            "SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example",
             "SQLALCHEMY_DATABASE_URI": "sqlite://",
             "PROVIDER_IBAN": "ch93 0076 2011 6238 5295 7",
             "PROVIDER_CURRENCY": "chf",
@@ -101,7 +102,7 @@ def test_valid_provider_settings_are_normalised(tmp_path):
 def test_booleans_accept_the_usual_spellings(value, expected):
     from app import create_app
 
-    app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                       "MAIL_USE_TLS": value, "MAIL_DELIVER_AT_ONCE": value})
     assert app.config["MAIL_USE_TLS"] is expected
     assert app.config["MAIL_DELIVER_AT_ONCE"] is expected
@@ -115,7 +116,7 @@ def test_booleans_accept_the_usual_spellings(value, expected):
 def test_sqlite_and_postgresql_urls_with_or_without_a_driver_are_accepted(url):
     from app import create_app
 
-    app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": url})
+    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "DATABASE_URL": url})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == url
 
 
@@ -129,7 +130,7 @@ def test_the_database_url_never_reaches_the_error_line(tmp_path):
 def test_database_url_from_the_environment_selects_psycopg(tmp_path):
     from app import create_app
 
-    app = create_app({"SECRET_KEY": "x" * 32, "DATABASE_URL": "postgres://u@db.example/forfait"})
+    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "DATABASE_URL": "postgres://u@db.example/forfait"})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/forfait"
 
 
@@ -155,7 +156,7 @@ def test_money_keeps_a_currency_code_apart_from_the_digits(app):
 def test_the_request_size_limit_follows_the_attachment_settings(settings, limit):
     from app import create_app
 
-    app = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
     assert app.config["MAX_CONTENT_LENGTH"] == limit
 
 
@@ -163,14 +164,14 @@ def test_password_hashes_cost_what_the_settings_say_and_argon2s_defaults_unless_
     from argon2 import PasswordHasher, extract_parameters
 
     from app import create_app
-    from portal import accounts
+    from common.identity import accounts
 
-    production = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    production = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     with production.app_context():
         made, default = extract_parameters(accounts.hasher.hash("a long enough secret")), PasswordHasher()
     assert (made.time_cost, made.memory_cost, made.parallelism) == (
         default.time_cost, default.memory_cost, default.parallelism)
-    cheap = create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://",
+    cheap = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                         "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_COST": "16",
                         "PASSWORD_HASH_PARALLELISM": "2"})
     with cheap.app_context():
@@ -189,4 +190,4 @@ def test_a_password_hash_cost_argon2_refuses_stops_start_up(settings, message):
     from app import create_app
 
     with pytest.raises(SystemExit, match=f"^forfait: configuration error: {message}"):
-        create_app({"SECRET_KEY": "x" * 32, "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+        create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})

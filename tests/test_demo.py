@@ -6,14 +6,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from billing.desk_models import TicketMessage, TimeEntry
-from billing.ledger_models import Entry, Lot, Operation, Ticket
+from billing.desk.models import TicketMessage, TimeEntry
+from billing.ledger.models import Entry, Lot, Operation, Ticket
 from billing.models import Order, User
-from billing.order_models import Invoice, Payment
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice, Payment
+from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
-from portal import accounts
-from portal.demo import CLIENT, STAFF
+from common.identity import accounts
+from commands.demo import CLIENT, STAFF
 
 
 def test_demo_users_are_created_once_and_can_log_in(app, runner):

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing import desk, ledger
-from billing.desk_models import Attachment, TicketMessage, TimeEntry
-from billing.ledger_models import Operation
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.desk.models import Attachment, TicketMessage, TimeEntry
+from billing.ledger.models import Operation
 from billing.models import User
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, days, held, key, ledger_app, new_client, pack, person, session, staff,

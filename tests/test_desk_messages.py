@@ -17,8 +17,9 @@ import pytest
 from flask_babel import force_locale, get_translations
 from sqlalchemy import select
 
-from billing import desk, ledger
-from billing.ledger_models import Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.ledger.models import Ticket
 from billing.models import User
 from common.extensions import db
 from conftest import csrf_token, login, post_form

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from billing import desk, ledger
-from billing.desk_models import TimeEntry
-from billing.ledger_models import Event, Overage, Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.desk.models import TimeEntry
+from billing.ledger.models import Event, Overage, Ticket
 from billing.models import User
 from common.extensions import db
 from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
-from portal import accounts
+from common.identity import accounts
 
 HX = {"HX-Request": "true"}
 

@@ -12,14 +12,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from billing import accounts as billing_accounts
-from billing import invoices, orders
-from billing.catalogue import load_preset
+from billing.accounts import invoicing as billing_accounts
+from billing.orders import invoices
+from billing.orders import services as orders
+from billing.catalogue.offers import load_preset
 from billing.models import Account, Order, User
-from billing.order_models import Invoice
+from billing.orders.models import Invoice
+from billing.transaction import atomic
 from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, place, session  # noqa: F401
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD, csrf_token, login, post_form
 from tests.test_security import snapshot
 
@@ -331,8 +333,8 @@ def test_an_order_refused_keeps_no_details_given_with_it(session):
     demo_pack = pack(session, "demo-hours-5")
     before = session.scalar(select(sa.func.count(Order.id)))
 
-    billing_accounts.set_invoicing_details(session, account, address=ADDRESS, vat_id="FR40303265045", commit=False)
-    with pytest.raises(orders.OrderError):
+    with pytest.raises(orders.OrderError), atomic(session):
+        billing_accounts.set_invoicing_details(session, account, address=ADDRESS, vat_id="FR40303265045")
         orders.place_order(session, account, demo_pack, quantity=1, method="transfer", methods=("transfer",),
                            by=owner, now=NOW, expected_total=1)
 

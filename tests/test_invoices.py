@@ -11,8 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from billing import invoices, orders
-from billing.order_models import ImmutableDocument, Invoice, Payment
+from billing.orders import invoices
+from billing.orders import services as orders
+from billing.orders.models import ImmutableDocument, Invoice, Payment
 from checkout_support import EUR_IBAN, NOW, QR_IBAN, SELLER, both, client, confirm, place, session, staff  # noqa: F401
 from common.extensions import db
 from tests.conftest import login
@@ -239,7 +240,7 @@ def test_the_client_space_lists_credit_notes_next_to_the_invoices(app, client, p
 
 
 def test_another_account_sees_no_invoice_and_no_order(app, client, people, paid_invoice):
-    from portal import accounts
+    from common.identity import accounts
     from tests.conftest import PASSWORD
 
     invoice_id, order_id = paid_invoice

@@ -11,17 +11,17 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
-from billing.order_models import Payment
+from billing.catalogue.offers import load_preset
+from billing.orders.models import Payment
 from common.extensions import db
-from tests.test_journey_transfer import sign_up_on_checkout
+from tests.journeys import choose_pack, sign_up_on_checkout, start
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def shop(live_server, stripe_server):
+def shop(live_server, stripe_server):  # noqa: F811
     url, app = live_server
     app.config.update(STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
                       STRIPE_API_BASE=stripe_server.url)
@@ -30,9 +30,10 @@ def shop(live_server, stripe_server):
     return url, app
 
 
-def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Page):
+def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Page):  # noqa: F811
     url, app = shop
-    page.goto(url + "/packs/demo-hours-5")
+    start(page, url)
+    choose_pack(page, "5 hours")
     page.get_by_role("button", name="Order", exact=True).click()
 
     page.get_by_label("Card").check()
@@ -56,7 +57,7 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     if os.environ.get("FORFAIT_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "order-card-pending.png"), full_page=True)
     page.get_by_role("button", name="Continue to the payment page").click()
-    page.get_by_role("button", name="Pay").click()
+    page.get_by_role("button", name="Pay", exact=True).click()
 
     expect(page.get_by_text("Thank you: your payment is confirmed and your pack is credited.")).to_be_visible()
     expect(page.locator("h1 .status")).to_have_text("Paid")

@@ -1,23 +1,34 @@
 """Browser journeys of the staff desk on Debian's Chromium, two browser
-contexts: a client opens a ticket; staff find it in the queue, watch the
-preview and log 27 minutes; the client's dashboard shows 3 credits less
-without a reload. An itsupport ticket passing 30 minutes takes a second
-ticket, shown on the staff page and on the client's ticket page."""
+contexts: a client opens a ticket; staff open it from the queue (the
+ticket's page, not a page inside the queue's row), watch the preview and log
+27 minutes; the client's dashboard shows 3 credits less without a reload. An
+itsupport ticket passing 30 minutes takes a second ticket, shown on the staff
+page and on the client's ticket page."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from billing import ledger
-from billing.catalogue import load_preset
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.test_journey_transfer import log_in
+from tests.journeys import (
+    NESTED_PAGES,
+    log_in,
+    log_time,
+    nav,
+    open_from_desk,
+    open_ticket,
+    staff_page,
+    type_minutes,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +42,7 @@ def world(live_server):
             load_preset(db.session, preset)
         owner = accounts.register(db.session, "Atelier Lune", "Luna Client", "luna@example.com", PASSWORD, "en", "FR")
         accounts.mark_email_verified(db.session, owner)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for slug in ("toopixel-36", "itsupport-tickets-20"):
             pack = db.session.query(Pack).filter_by(slug=slug).one()
             ledger.grant(db.session, owner.account, pack, key=f"journey-{slug}", now=now)
@@ -39,49 +50,20 @@ def world(live_server):
     return url, app
 
 
-def open_ticket(page: Page, url: str, subject: str, balance: str) -> None:
-    page.goto(url + "/portal/tickets/new")
-    page.get_by_label("Subject").fill(subject)
-    page.get_by_label("Description").fill("The contact form shows an error.")
-    page.get_by_label("Draw from").select_option(label=balance)
-    page.get_by_role("button", name="Open the ticket").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(subject)
-
-
-def staff_page(browser: Browser, url: str) -> Page:
-    context = browser.new_context()
-    page = context.new_page()
-    log_in(page, url, "staff@example.com")
-    return page
-
-
-def type_minutes(page: Page, minutes: int) -> None:
-    """Type once htmx has taken the field in hand: after a boosted swap it
-    does so at settle time, and a keystroke before that asks for nothing."""
-    page.wait_for_function("() => document.getElementById('time-minutes')?.['htmx-internal-data']?.initHash")
-    page.get_by_label("Minutes").fill(str(minutes))
-
-
-def log_time(page: Page, minutes: int, expected_preview: str) -> None:
-    type_minutes(page, minutes)
-    # The preview comes from the server as staff type, before anything is saved.
-    expect(page.locator("#time-preview")).to_contain_text(expected_preview)
-    page.get_by_role("button", name="Save time").click()
-    expect(page.locator(".flash-success")).to_contain_text(f"{minutes} min logged")
-
-
-def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page, browser: Browser):
-    url, app = world
+@NESTED_PAGES
+def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page, new_context):
+    url, _app = world
     log_in(page, url, "luna@example.com")
-    open_ticket(page, url, "Contact form broken", balance=_label(page, "Webmastering credits"))
-    page.get_by_role("link", name="My account").click()
+    open_ticket(page, "Contact form broken", balance="Webmastering credits")
+    nav(page, "My account")
     balance = page.get_by_test_id("balance-toopixel-credits")
     expect(balance).to_have_text("36 credits")
 
-    staff = staff_page(browser, url)
-    staff.get_by_role("link", name="Ticket desk").click()
-    expect(staff.get_by_role("heading", name="Ticket desk")).to_be_visible()
-    staff.get_by_role("link", name="Contact form broken").click()
+    staff = staff_page(new_context, url)
+    open_from_desk(staff, "Contact form broken")
+    if os.environ.get("FORFAIT_SCREENSHOTS"):  # the ticket page as the queue's link opens it
+        staff.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "desk-ticket-from-queue.png"),
+                         full_page=True)
     expect(staff.get_by_text("36 credits left")).to_be_visible()
     log_time(staff, 27, "+27 min → total 27 min → 3 credits, 3 more than now")
     expect(staff.get_by_test_id("ticket-cost")).to_have_text("3 credits")
@@ -93,22 +75,14 @@ def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page
     assert page.url == url_before
 
 
-def _label(page: Page, starts_with: str) -> str:
-    """The full label of the balance option that starts with ``starts_with``."""
-    page.goto(page.url.split("/portal")[0] + "/portal/tickets/new")
-    options = page.get_by_label("Draw from").locator("option").all_inner_texts()
-    return next(option for option in options if option.startswith(starts_with))
-
-
-def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, browser: Browser):
-    url, app = world
+@NESTED_PAGES
+def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, new_context):
+    url, _app = world
     log_in(page, url, "luna@example.com")
-    open_ticket(page, url, "Printer offline", balance=_label(page, "Pay per ticket"))
-    client_ticket = page.url
+    open_ticket(page, "Printer offline", balance="Pay per ticket")
 
-    staff = staff_page(browser, url)
-    staff.goto(url + "/desk/")
-    staff.get_by_role("link", name="Printer offline").click()
+    staff = staff_page(new_context, url)
+    open_from_desk(staff, "Printer offline")
     log_time(staff, 25, "+25 min → total 25 min → 1 ticket, 1 more than now")
     type_minutes(staff, 15)
     expect(staff.locator("#time-preview")).to_contain_text("The work passes 30 min: this subject will use 2 tickets")
@@ -116,6 +90,7 @@ def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, b
     expect(staff.get_by_test_id("tickets-taken")).to_contain_text("it uses 2 tickets")
     expect(staff.get_by_test_id("ticket-balance")).to_have_text("18 tickets left")
 
-    page.goto(client_ticket)
+    # The client, still on the ticket's page, reloads it.
+    page.reload()
     expect(page.get_by_text("it uses 2 tickets")).to_be_visible()
     expect(page.get_by_text("40 min → 2 blocks of 30 min → 2 tickets")).to_be_visible()

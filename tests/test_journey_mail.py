@@ -5,20 +5,31 @@ holds exactly what the client expects, each message once, in French."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from checkout_support import EUR_IBAN
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order
-from billing.outbox import OutboxMessage
+from billing.notifications.outbox import OutboxMessage
 from checkout_support import EUR_IBAN
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
+from tests.journeys import (
+    NESTED_PAGES,
+    choose_pack,
+    heading,
+    log_in,
+    log_time,
+    nav,
+    open_from_desk,
+    staff_page,
+)
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
-from tests.test_journey_desk import log_time, staff_page
-from tests.test_journey_transfer import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -35,31 +46,36 @@ def shop(live_server, smtp_server):  # noqa: F811
     return url, app
 
 
-def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, browser: Browser,
+@NESTED_PAGES
+def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, new_context,
                                                                smtp_server):  # noqa: F811
     url, app = shop
     log_in(page, url, "odile@example.fr")  # her language is French: the pages follow
-    page.goto(url + "/checkout/demo-hours-5")
+    nav(page, "Packs")
+    choose_pack(page, "5 heures", details="Voir le détail")
+    page.get_by_role("button", name=re.compile(r"^Command")).click()  # the pack page's order link
     page.get_by_label("Virement bancaire").check()
     page.get_by_role("button", name="Passer la commande").click()
     expect(page.get_by_role("heading", name="Payer par virement bancaire")).to_be_visible()
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
 
-    staff = staff_page(browser, url)
-    staff.goto(url + "/portal/staff/orders")
+    staff = staff_page(new_context, url)
+    nav(staff, "Payments to confirm")
     staff.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
     expect(staff.get_by_text(f"Order {order_id} is paid: credited and invoiced.")).to_be_visible()
 
-    page.goto(url + "/portal/tickets/new")
+    nav(page, "Mon compte")
+    page.get_by_role("link", name="Ouvrir un ticket").first.click()
+    heading(page, "Ouvrir un ticket")
     page.get_by_label("Sujet").fill("Formulaire de contact cassé")
     page.get_by_label("Description").fill("Il affiche une erreur.")
     page.get_by_role("button", name="Ouvrir le ticket").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Formulaire de contact cassé")
+    heading(page, "Formulaire de contact cassé")
     ticket_id = int(page.url.rstrip("/").split("/")[-1])
 
     # 5 hours, warned below 20 % of them (1 h): 250 minutes leave 50.
-    staff.goto(url + f"/desk/tickets/{ticket_id}")
+    open_from_desk(staff, "Formulaire de contact cassé")
     log_time(staff, 250, "+250 min")
     staff.get_by_label("Note for the intervention report (optional)").fill("Formulaire réparé.")
     staff.get_by_role("button", name="Resolve").click()

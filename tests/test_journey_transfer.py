@@ -1,23 +1,38 @@
 """Browser journeys on Debian's Chromium: buy by transfer (instructions with
 the QR code) → staff confirm in a second browser context → the client sees
-the credit; start the free trial; subscribe, and open a ticket the
-subscription covers."""
+the credit; start the free trial, as a client and as a newcomer who signs up
+from the trial and confirms the address from the mail; subscribe, and open
+a ticket the subscription covers."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from checkout_support import EUR_IBAN
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.catalogue import load_preset
+from billing.catalogue.offers import load_preset
 from billing.models import Order, User
-from checkout_support import EUR_IBAN
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from tests.conftest import PASSWORD
+from tests.journeys import (
+    TRIAL_FORGOTTEN,
+    choose_pack,
+    follow_mail_link,
+    heading,
+    log_in,
+    nav,
+    one_page,
+    sign_up_on_checkout,
+    staff_page,
+    start,
+    to_the_trial,
+)
+from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -32,26 +47,10 @@ def shop(live_server):
     return url, app
 
 
-def log_in(page: Page, url: str, email: str) -> None:
-    page.goto(url + "/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-
-
-def sign_up_on_checkout(page: Page) -> None:
-    """A newcomer fills in the checkout's account fields: Nora Nova of Bistro Nova."""
-    page.get_by_label("Organisation").fill("Bistro Nova")
-    page.get_by_label("Your name").fill("Nora Nova")
-    page.get_by_label("Email").fill("nora@example.com")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Repeat the password").fill(PASSWORD)
-
-
-def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, browser: Browser):
+def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, new_context):
     url, app = shop
-    page.goto(url + "/packs/demo-team-tickets")
+    start(page, url)
+    choose_pack(page, "Team tickets (from 20)")
     page.get_by_role("button", name="Order", exact=True).click()
 
     # The summary follows the quantity as it is typed.
@@ -69,25 +68,22 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     assert re.fullmatch(r"RF\d\d( \w{1,4})+", reference)
 
     # Staff, in a browser of their own, find the order by its reference and confirm it.
-    staff_context = browser.new_context()
-    staff_page = staff_context.new_page()
-    log_in(staff_page, url, "staff@example.com")
-    staff_page.get_by_role("link", name="Payments to confirm").first.click()
-    staff_page.get_by_role("searchbox", name="Search").fill(reference)
-    staff_page.get_by_role("button", name="Search").click()
+    staff = staff_page(new_context, url)
+    nav(staff, "Payments to confirm")
+    staff.get_by_role("searchbox", name="Search").fill(reference)
+    staff.get_by_role("button", name="Search").click()
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
-    row = staff_page.locator(f"#order-{order_id}")
+    row = staff.locator(f"#order-{order_id}")
     expect(row.get_by_label(f"Amount received for order {order_id}")).to_have_value("1140.00")
     row.get_by_role("button", name="Confirm").click()
-    expect(staff_page.get_by_text(f"Order {order_id} is paid: credited and invoiced.")).to_be_visible()
-    staff_context.close()
+    expect(staff.get_by_text(f"Order {order_id} is paid: credited and invoiced.")).to_be_visible()
 
     # The client sees the credit, and the invoice.
     page.get_by_role("link", name="My account").click()
     expect(page.locator("#balance")).to_contain_text("25 tickets")
     page.get_by_role("link", name="Orders and invoices").click()
-    expect(page.locator("#invoices")).to_contain_text(f"{datetime.now(timezone.utc).year}-0001")
+    expect(page.locator("#invoices")).to_contain_text(f"{datetime.now(UTC).year}-0001")
 
 
 def test_start_the_free_trial(shop, page: Page):
@@ -97,8 +93,9 @@ def test_start_the_free_trial(shop, page: Page):
         accounts.mark_email_verified(db.session, owner)
     log_in(page, url, "olive@example.com")
 
-    page.goto(url + "/packs/demo-trial")
-    page.get_by_role("button", name="Start the free trial").click()  # the pack page's link
+    nav(page, "Packs")
+    choose_pack(page, "Free trial: 30 minutes")
+    to_the_trial(page)
     page.get_by_role("button", name="Start the free trial").click()  # the trial's form
 
     expect(page.get_by_text("Your free trial has started")).to_be_visible()
@@ -109,9 +106,10 @@ def test_start_the_free_trial(shop, page: Page):
         assert db.session.scalar(select(Order.method)) == "free"
 
 
-def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, browser: Browser):
+def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, new_context):
     url, app = shop
-    page.goto(url + "/packs/demo-unlimited")
+    start(page, url)
+    choose_pack(page, "Unlimited tickets, monthly")
     page.get_by_role("button", name="Subscribe").click()
     page.get_by_label("Bank transfer").check()
     sign_up_on_checkout(page)
@@ -120,17 +118,14 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
     expect(page.locator("#pay-amount")).to_have_text("€178.80")
     reference = page.locator("#pay-reference").inner_text()
 
-    staff_context = browser.new_context()
-    staff_page = staff_context.new_page()
-    log_in(staff_page, url, "staff@example.com")
-    staff_page.goto(url + "/portal/staff/orders")
-    staff_page.get_by_role("searchbox", name="Search").fill(reference)
-    staff_page.get_by_role("button", name="Search").click()
+    staff = staff_page(new_context, url)
+    nav(staff, "Payments to confirm")
+    staff.get_by_role("searchbox", name="Search").fill(reference)
+    staff.get_by_role("button", name="Search").click()
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
-    staff_page.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
-    expect(staff_page.get_by_text("its subscription period has started")).to_be_visible()
-    staff_context.close()
+    staff.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()
+    expect(staff.get_by_text("its subscription period has started")).to_be_visible()
 
     page.get_by_role("link", name="My account").click()
     expect(page.locator("#subscription-card")).to_contain_text("Unlimited tickets")
@@ -140,3 +135,47 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
     page.get_by_label("Description").fill("Since this morning.")
     page.get_by_role("button", name="Open the ticket").click()
     expect(page.get_by_text("covered by the subscription")).to_be_visible()
+
+
+@pytest.fixture
+def mailed_shop(shop, smtp_server):  # noqa: F811
+    url, app = shop
+    app.config.update(smtp_server.config)
+    return url, app
+
+
+@TRIAL_FORGOTTEN
+def test_a_newcomer_signs_up_from_the_trial_confirms_the_address_and_is_back_on_the_trial(
+        mailed_shop, page: Page, smtp_server):  # noqa: F811
+    url, app = mailed_shop
+    start(page, url)
+    choose_pack(page, "Free trial: 30 minutes")
+    to_the_trial(page)
+    page.get_by_role("button", name="Create an account").click()
+
+    heading(page, "Create your account")
+    page.get_by_label("Organisation").fill("Bistro Nova")
+    page.get_by_label("Your name").fill("Nora Nova")
+    page.get_by_label("Email").fill("nora@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat the password").fill(PASSWORD)
+    page.get_by_role("button", name="Create the account").click()
+
+    # Back where she was going, told to confirm the address first.
+    heading(page, "Free trial: 30 minutes")
+    one_page(page)
+    expect(page.get_by_text("Please confirm your email address first")).to_be_visible()
+    expect(page.get_by_role("button", name="Start the free trial")).to_have_count(0)
+
+    follow_mail_link(page, smtp_server, "nora@example.com", "/verify/")
+    expect(page.get_by_text("Thank you: nora@example.com is verified.")).to_be_visible()
+    heading(page, "Free trial: 30 minutes")
+    page.get_by_role("button", name="Start the free trial").click()
+
+    expect(page.get_by_text("Your free trial has started")).to_be_visible()
+    nav(page, "My account")
+    expect(page.locator("#balance")).to_contain_text("30 min")
+    with app.app_context():
+        nora = db.session.scalar(select(User).where(User.email == "nora@example.com"))
+        assert nora.email_verified_at is not None
+        assert db.session.scalar(select(Order.method).where(Order.account_id == nora.account_id)) == "free"

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger
+from billing.orders import overage_bills
+from billing.ledger import services as ledger
 from billing.clock import add_months
-from billing.ledger_models import Entry, Event, Lot, Operation, Overage
+from billing.ledger.models import Entry, Event, Lot, Operation, Overage
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
     ticket, toopixel_allows_overage,
@@ -326,7 +327,7 @@ def test_ask_records_a_request_priced_at_the_hourly_rate_and_consumes_only_the_b
     assert (request.status, request.units, request.price, request.currency) == ("pending", 20, 2167, "EUR")
     assert held(session, account, "digitale-3h") == 0
     assert session.scalar(select(Event.kind).where(Event.overage_id == request.id)) == "overage_requested"
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     assert request.status == "approved" and request.price == 2167
     assert_verified(session, account)
 
@@ -339,7 +340,7 @@ def test_ask_declined_by_the_owner_charges_nothing_more(session):
     ledger.decline_overage(session, request, by=owner, now=NOW)
     assert request.status == "declined"
     with pytest.raises(ledger.LedgerError, match="already declined"):
-        ledger.approve_overage(session, request, by=owner, now=NOW)
+        overage_bills.approve(session, request, by=owner, now=NOW)
     assert held(session, account, "digitale-3h") == 0
     assert_verified(session, account)
 

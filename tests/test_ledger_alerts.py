@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from billing import alerts
-from billing.catalogue import PRESETS, CatalogueError, preset_names, read_preset
-from billing.ledger_models import Event
+from billing.notifications import alerts
+from billing.catalogue.offers import PRESETS, CatalogueError, preset_names, read_preset
+from billing.ledger.models import Event
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, buy, charge, days, ledger_app, new_client, pack, person, session, staff, ticket,
 )

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from billing import ledger
-from billing.ledger_models import Entry, Lot, Overage, OverageChange
+from billing.ledger import services as ledger
+from billing.ledger.models import Entry, Lot, Overage, OverageChange
 from common.extensions import db
 from ledger_support import NOW, buy, charge, days, key, new_client, pack, staff, ticket, two_months
 

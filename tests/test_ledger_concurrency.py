@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing import ledger
-from billing.ledger_models import Entry, Lot, Operation, Ticket
+from billing.ledger import services as ledger
+from billing.ledger.models import Entry, Lot, Operation, Ticket
 from billing.models import Account, Pack
 from common.extensions import db
 from ledger_support import NOW, assert_verified, buy, held, key, new_client, pack, staff, ticket

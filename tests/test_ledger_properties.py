@@ -26,12 +26,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from billing import ledger
+from billing.orders import overage_bills
+from billing.ledger import services as ledger
 from billing.clock import add_months
-from billing.ledger_models import Entry, Lot, Overage, OverageChange, Ticket
+from billing.ledger.models import Entry, Lot, Overage, OverageChange, Ticket
 from billing.models import Pack
-from billing.rules import units
-from billing.verify import verify
+from billing.ledger.rules import units
+from billing.ledger.verify import verify
 from common.extensions import db
 from hypothesis.stateful import run_state_machine_as_test
 from ledger_support import NOW, key, new_client, pack, person, staff
@@ -329,7 +330,7 @@ def machine(app, setting: str):
             work = next(t for t in self.tickets if t.id == owed.ticket)
             self.session.refresh(work)
             request = next(o for o in work.overages if o.status == "pending")
-            answer = ledger.approve_overage if approve else ledger.decline_overage
+            answer = overage_bills.approve if approve else ledger.decline_overage
             answer(self.session, request, by=self.owner, now=self.now)
             owed.status = "approved" if approve else "declined"
 

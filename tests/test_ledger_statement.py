@@ -10,9 +10,10 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 from sqlalchemy import select as sa_select
 
-from billing import ledger
-from billing.ledger_models import Ticket
-from billing.statement import rows, statement
+from billing.orders import overage_bills
+from billing.ledger import services as ledger
+from billing.ledger.models import Ticket
+from billing.ledger.statement import rows, statement
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
     NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
     ticket, toopixel_allows_overage, two_months,
@@ -303,7 +304,7 @@ def test_the_page_lists_an_approved_overage_with_its_price(http, session):
     work = ticket(session, account, owner)
     charge(session, work, 200, now=NOW + days(5))
     [request] = work.overages
-    ledger.approve_overage(session, request, by=owner, now=NOW + days(6))
+    overage_bills.approve(session, request, by=owner, now=NOW + days(6))
     text = http.get(page(account.id, **{"from": "2026-01-01", "to": "2026-01-31"})).get_data(as_text=True)
     assert "20 min beyond the balance approved: billed €21.67." in text
     assert "Not drawn from the balance." in text

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from flask_babel import lazy_gettext
 
-from common import mail
+from common.mail import transport as mail
 from tests.conftest import post_form
 from tests.smtp import HOST, Inbox, free_port
 

@@ -14,22 +14,26 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from billing import alerts, desk, ledger, orders, outbox
-from billing.catalogue import load_preset
+from billing.notifications import alerts
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.orders import services as orders
+from billing.notifications import outbox
+from billing.catalogue.offers import load_preset
 from billing.clock import as_utc
-from billing.desk_models import Invitation
-from billing.ledger_models import Lot, Operation, Ticket
+from billing.desk.models import Invitation
+from billing.ledger.models import Lot, Operation, Ticket
 from billing.models import Order, User
-from billing.order_models import Payment
-from billing.outbox import OutboxMessage
-from billing.verify import verify
+from billing.orders.models import Payment
+from billing.notifications.outbox import OutboxMessage
+from billing.ledger.verify import verify
 from checkout_support import EUR_IBAN, SELLER, both, place
 from common.extensions import db
-from common.jobs_cli import run_once
+from commands.jobs import run_once
 from conftest import login, post_form
 from ledger_support import pack
-from portal import accounts
-from portal import outbox as delivery
+from common.identity import accounts
+from common.mail import outbox as delivery
 from tests.smtp import HOST, Inbox, free_port, smtp_server  # noqa: F401 (a fixture)
 
 

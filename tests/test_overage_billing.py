@@ -15,11 +15,13 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger, references
-from billing.ledger_models import Lot, Overage, Ticket
+from billing.orders import overage_bills
+from billing.ledger import services as ledger
+from billing.orders import references
+from billing.ledger.models import Lot, Overage, Ticket
 from billing.models import Order, Pack, User
-from billing.order_models import Invoice, Payment
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice, Payment
+from billing.notifications.outbox import OutboxMessage
 from checkout_support import EUR_IBAN, confirm
 from common.extensions import db
 from conftest import login, post_form
@@ -52,7 +54,7 @@ def payment_of(session, order: Order) -> Payment:
 
 def approved_and_paid(session):
     account, owner, work, request = asked(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     [order] = bills(session, request)
     outcome = confirm(session, payment_of(session, order), by=staff(session))
     assert outcome.status == "paid" and outcome.paid_now
@@ -63,7 +65,7 @@ def approved_and_paid(session):
 
 def test_approval_places_one_pending_order_for_the_price_at_the_hourly_rate(session):
     account, owner, _, request = asked(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     [order] = bills(session, request)
     assert (order.status, order.pack_id, order.account_id, order.placed_by_id) == ("pending", None, account.id, owner.id)
     assert (order.net, order.vat, order.total, order.currency) == (2167, 433, 2600, "EUR")
@@ -80,8 +82,8 @@ def test_approval_places_one_pending_order_for_the_price_at_the_hourly_rate(sess
 
 def test_approving_twice_places_one_order(session):
     _, owner, _, request = asked(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     assert len(bills(session, request)) == 1
 
 
@@ -96,7 +98,7 @@ def paid_by_cheque_before(session):
 @pytest.mark.parametrize(("offered", "method"), [(("transfer", "cheque", "card"), "cheque"), (("transfer",), "transfer")])
 def test_the_bill_is_paid_as_the_account_last_paid_when_that_is_offered(session, offered, method):
     owner, request = paid_by_cheque_before(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW, methods=offered)
+    overage_bills.approve(session, request, by=owner, now=NOW, methods=offered)
     [order] = bills(session, request)
     assert order.method == method and payment_of(session, order).provider == method
 
@@ -128,7 +130,7 @@ def digitale_quotes(session):
 def test_a_request_without_a_price_is_approved_without_an_order(session):
     _, owner, _, request = asked(session)
     assert request.price is None
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     assert request.status == "approved" and bills(session, request) == []
 
 
@@ -151,7 +153,7 @@ def test_staff_confirm_the_transfer_invoice_it_and_grant_nothing(session):
 
 def test_a_correction_before_payment_replaces_the_bill_then_cancels_it(session):
     account, owner, work, request = asked(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     charge(session, work, 190, by=staff(session))  # 10 min beyond: 1083.33 → 1083 net, 216.6 → 217 VAT
     first, second = bills(session, request)
     assert first.status == "cancelled" and "a new bill for €13.00 replaces this one" in first.cancel_reason
@@ -181,7 +183,7 @@ def test_a_correction_after_payment_credits_the_difference(session):
 
 def test_a_bill_partly_paid_refuses_the_correction_and_nothing_moves(session):
     _, owner, work, request = asked(session)
-    ledger.approve_overage(session, request, by=owner, now=NOW)
+    overage_bills.approve(session, request, by=owner, now=NOW)
     [order] = bills(session, request)
     confirm(session, payment_of(session, order), amount=1000, by=staff(session))
     with pytest.raises(ledger.LedgerError, match="has received part of its money"):
@@ -202,7 +204,7 @@ def test_two_owners_approving_at_once_place_one_order(ledger_app):
 
     def approve(session, i):
         overage = session.get(Overage, request_id)
-        return ledger.approve_overage(session, overage, by=session.get(User, owners[i % 2]), now=NOW).status
+        return overage_bills.approve(session, overage, by=session.get(User, owners[i % 2]), now=NOW).status
 
     results = at_once(ledger_app, approve, threads=8)
     assert results == ["approved"] * 8
@@ -219,7 +221,7 @@ def app_config() -> dict:
 
 
 def test_the_owner_approves_pays_from_the_order_page_and_others_see_nothing(app):
-    from portal import accounts
+    from common.identity import accounts
 
     client = app.test_client()
     with app.app_context():
@@ -260,10 +262,10 @@ def test_staff_confirm_the_bill_from_the_staff_page(app):
     with app.app_context():
         session = db.session
         _, owner, _, request = asked(session)
-        ledger.approve_overage(session, request, by=owner, now=NOW)
+        overage_bills.approve(session, request, by=owner, now=NOW)
         [order] = bills(session, request)
         payment_id, order_id, reference, request_id = payment_of(session, order).id, order.id, order.reference, request.id
-        from portal import accounts
+        from common.identity import accounts
         email = f"{key('sam')}@example.com"
         accounts.create_staff(session, "Sam Staff", email, "pw-1234567890")
     login(client, email, "pw-1234567890")

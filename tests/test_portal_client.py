@@ -14,15 +14,17 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from billing import desk, ledger
-from billing.catalogue import load_preset
-from billing.desk_models import Attachment, Invitation, TicketMessage
-from billing.ledger_models import Overage, Ticket
+from billing.orders import overage_bills
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.desk.models import Attachment, Invitation, TicketMessage
+from billing.ledger.models import Overage, Ticket
 from billing.models import Account, Pack, User
-from billing.order_models import Invoice
-from billing.outbox import OutboxMessage
+from billing.orders.models import Invoice
+from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
-from portal import accounts
+from common.identity import accounts
 from checkout_support import EUR_IBAN, confirm, place
 from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
@@ -201,7 +203,7 @@ def test_answering_an_overage_changes_the_live_balance_tag(app, client, people, 
     assert client.get("/portal/balance", headers={"If-None-Match": tag}).status_code == 304
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
-        decide = ledger.approve_overage if answer == "approve" else ledger.decline_overage
+        decide = overage_bills.approve if answer == "approve" else ledger.decline_overage
         decide(db.session, db.session.get(Overage, asked["overage"]), by=owner, now=NOW)
     moved = client.get("/portal/balance", headers={"If-None-Match": tag})
     assert moved.status_code == 200 and moved.headers["ETag"] != tag

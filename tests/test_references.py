@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing import references as refs
+from billing.orders import references as refs
 
 
 def test_known_iso_11649_reference_is_valid_and_rebuilt_from_its_payload():

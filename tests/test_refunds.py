@@ -11,12 +11,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger, refunds
-from billing.catalogue import load_preset
-from billing.ledger_models import Entry, Lot
+from billing.ledger import services as ledger
+from billing.orders import refunds
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Entry, Lot
 from billing.models import Order, User
-from billing.order_models import Invoice, OrderEvent
-from billing.orders import OrderError
+from billing.orders.models import Invoice, OrderEvent
+from billing.orders.services import OrderError
 from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from common.extensions import db
 from tests.conftest import login, post_form
@@ -246,7 +247,7 @@ def test_an_unpaid_order_is_not_refunded(app, staff_client, people):
 def test_only_staff_refund(app, people, paid, role, wanted):
     client = app.test_client()
     if role == "other":
-        from portal import accounts
+        from common.identity import accounts
 
         with app.app_context():
             accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com", "correct horse battery staple",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from billing.catalogue import read_preset
-from billing.pricing import per_hour, per_unit, round_half_up, saving, split_vat
-from billing.rules import KindRule, PolicyRule, RuleError, explain, units
+from billing.catalogue.offers import read_preset
+from billing.catalogue.pricing import per_hour, per_unit, round_half_up, saving, split_vat
+from billing.ledger.rules import KindRule, PolicyRule, RuleError, explain, units
 
 
 def rule(policy_slug: str) -> PolicyRule:

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.extensions import db
-from portal.auth import owner_required, staff_required
+from common.identity.access import owner_required, staff_required
 from tests.conftest import login
 
 # Endpoints that take POSTs without the session's CSRF token because they

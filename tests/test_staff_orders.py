@@ -10,11 +10,11 @@ from html import unescape
 import pytest
 from sqlalchemy import func, select
 
-from billing import ledger
-from billing.catalogue import load_preset
-from billing.ledger_models import Lot
+from billing.ledger import services as ledger
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Lot
 from billing.models import Order, User
-from billing.order_models import Invoice, OrderEvent, Payment
+from billing.orders.models import Invoice, OrderEvent, Payment
 from checkout_support import EUR_IBAN, place
 from common.extensions import db
 from tests.conftest import login, post_form

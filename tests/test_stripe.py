@@ -18,17 +18,18 @@ import sqlalchemy as sa
 import stripe
 from sqlalchemy import func, select
 
-from billing import ledger, orders
-from billing.catalogue import load_preset
-from billing.ledger_models import Entry, Lot, Overage
+from billing.ledger import services as ledger
+from billing.orders import services as orders
+from billing.catalogue.offers import load_preset
+from billing.ledger.models import Entry, Lot, Overage
 from billing.models import Order, Pack, User
-from billing.order_models import Invoice, OrderEvent, Payment
-from billing.subscription_models import Subscription
+from billing.orders.models import Invoice, OrderEvent, Payment
+from billing.subscriptions.models import Subscription
 from checkout_support import NOW, both
 from common.extensions import db
-from portal import accounts
-from shop import payments
-from shop.payments import card
+from common.identity import accounts
+from common import payments
+from common.payments import card
 from tests.conftest import PASSWORD, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, sign, stripe_server  # noqa: F401 (a fixture)

@@ -11,11 +11,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from billing import desk, ledger, orders, refunds, subscriptions
-from billing.ledger_models import Entry, Lot, Ticket
+from billing.desk import services as desk
+from billing.ledger import services as ledger
+from billing.orders import services as orders
+from billing.orders import refunds
+from billing.subscriptions import services as subscriptions
+from billing.ledger.models import Entry, Lot, Ticket
 from billing.models import Order
-from billing.order_models import Invoice
-from billing.subscription_models import Subscription, SubscriptionPeriod
+from billing.orders.models import Invoice
+from billing.subscriptions.models import Subscription, SubscriptionPeriod
 from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from common.extensions import db
 

@@ -185,7 +185,7 @@ def test_conftest_compiled_the_catalogues():
 
 @pytest.fixture
 def demo(app):
-    from billing.catalogue import load_preset
+    from billing.catalogue.offers import load_preset
     from common.extensions import db
 
     with app.app_context():

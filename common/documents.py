@@ -1,0 +1,49 @@
+"""PDF documents made from HTML templates with WeasyPrint: invoices and
+credit notes (in the language they were issued in) and payment
+instructions (with the QR code to scan)."""
+
+from __future__ import annotations
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from weasyprint import HTML
+
+from billing.models import Order
+from billing.orders.models import Invoice, Payment
+from common.payments.base import PaymentProvider
+
+PDF = "application/pdf"
+
+
+def render_pdf(template: str, **context) -> bytes:
+    html = render_template(template, **context)
+    # base_url lets a template refer to static files by relative path; nothing is fetched from the network.
+    return HTML(string=html, base_url=current_app.static_folder).write_pdf()
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    with force_locale(invoice.language):
+        return render_pdf("pdf/invoice.html", invoice=invoice)
+
+
+def invoice_filename(invoice: Invoice) -> str:
+    return f"{invoice.number}.pdf"
+
+
+def invoice_attachment(invoice: Invoice) -> tuple[str, bytes, str]:
+    return invoice_filename(invoice), invoice_pdf(invoice), PDF
+
+
+def instructions_pdf(order: Order, payment: Payment, provider: PaymentProvider) -> bytes:
+    """How to pay, in the language of the current request (or of the order, for mail)."""
+    return render_pdf("pdf/instructions.html", order=order, payment=payment, provider=provider,
+                      pending=provider.pending_context(order, payment))
+
+
+def instructions_filename(order: Order) -> str:
+    return f"order-{order.id}-payment.pdf"
+
+
+def instructions_attachment(order: Order, payment: Payment, provider: PaymentProvider) -> tuple[str, bytes, str]:
+    with force_locale(order.language):
+        return instructions_filename(order), instructions_pdf(order, payment, provider), PDF

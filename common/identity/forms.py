@@ -1,0 +1,80 @@
+"""The forms of sign-up, login and passwords. Field rules that need the
+database (a taken email) are the services' and come back as AccountError."""
+
+from __future__ import annotations
+
+from babel import Locale
+from flask import current_app
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from billing.text import single_line
+from common.identity.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, countries, normalise_email
+
+
+def email_field(label=None) -> EmailField:
+    return EmailField(
+        label or _l("Email"),
+        validators=[DataRequired(), Email(), Length(max=254)],
+        filters=[lambda value: normalise_email(value) if value else value],
+    )
+
+
+def new_password_fields(label) -> tuple[PasswordField, PasswordField]:
+    password = PasswordField(
+        label,
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)],
+        description=_l("At least %(min)d characters.", min=MIN_PASSWORD_LENGTH),
+    )
+    confirm = PasswordField(
+        _l("Repeat the password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
+    )
+    return password, confirm
+
+
+class SignupForm(FlaskForm):
+    organisation = StringField(_l("Organisation"), validators=[DataRequired(), Length(max=200)], filters=[single_line],
+                               description=_l("The company or association the support is for."))
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
+    email = email_field()
+    password, confirm = new_password_fields(_l("Password"))
+    language = SelectField(_l("Language"), validators=[DataRequired()])
+    country = SelectField(_l("Country"), validators=[DataRequired()])
+
+    def __init__(self, *args, **kwargs) -> None:
+        locale = get_locale()
+        kwargs.setdefault("language", locale.language)
+        kwargs.setdefault("country", current_app.config["PROVIDER_COUNTRY"])
+        super().__init__(*args, **kwargs)
+        # Each language in its own name: it is how a reader looks for it.
+        self.language.choices = [(code, Locale.parse(code).get_display_name(code).capitalize())
+                                 for code in current_app.config["LANGUAGES"]]
+        self.country.choices = countries(locale)
+
+
+class LoginForm(FlaskForm):
+    email = email_field()
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    remember = BooleanField(_l("Keep me logged in on this device"))
+    next = HiddenField()
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = email_field(_l("The email you log in with"))
+
+
+class ResetPasswordForm(FlaskForm):
+    password, confirm = new_password_fields(_l("New password"))
+
+
+class InvoicingForm(FlaskForm):
+    """What the account's invoices say besides its name and country; the
+    rules (lines, the VAT ID per country) are billing.accounts'."""
+
+    address = TextAreaField(_l("Postal address"), render_kw={"rows": 4},
+                            description=_l("Street, postcode and town, as they should appear on the invoice."))
+    vat_id = StringField(_l("VAT ID"), description=_l("Optional: your intra-community or national VAT number."))

@@ -1,0 +1,338 @@
+"""Delivering the outbox (billing.notifications.outbox): each kind of message, how it is
+written (subject, templates, attachments) from what the event recorded, and
+the delivery itself.
+
+Messages are written at delivery time, in the recipient's language, from
+the ids and figures the event queued; what must be as it was at the event
+(a balance after a ticket) is in the payload. Whatever a unit of work
+queued is tried once it is over (``init_app``: at the end of each request
+and of each command), so mail still arrives at once when the server is up;
+what fails waits for ``deliver_due`` (`flask jobs run`) and its back-off.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from html import unescape
+from typing import Any
+
+import nh3
+
+from flask import Flask, current_app, has_request_context, url_for
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from billing import clock
+from billing.notifications import outbox
+from billing.ledger.models import Lot, Overage, Ticket
+from billing.models import Account, Order, Policy, User
+from billing.orders.models import Invoice, Payment
+from common.mail import transport as mail
+from common.extensions import db
+from common.tickets import criticality_label, report_context
+
+Context = dict[str, Any]
+Attachment = tuple[str, bytes, str]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to write one kind of message: ``load`` turns the queued row into
+    the templates' context (None when what it speaks of is gone), then
+    ``subject`` and ``attachments`` read that context."""
+
+    template: str
+    subject: Callable[[Context], Any]
+    load: Callable[[outbox.OutboxMessage], Context | None]
+    attachments: Callable[[Context], list[Attachment]] = lambda context: []
+    # Payload fields that must not outlive the sending (a link that grants access).
+    scrub: tuple[str, ...] = ()
+    inline: Callable[[Context], list[Attachment]] = lambda context: []
+
+
+class Gone(LookupError):
+    """What the message speaks of no longer exists: nothing to send."""
+
+
+def _get(model, ident):
+    found = db.session.get(model, ident) if ident is not None else None
+    if found is None:
+        raise Gone(f"{model.__name__} {ident} no longer exists")
+    return found
+
+
+# --- Orders -----------------------------------------------------------------
+
+def _order(message: outbox.OutboxMessage) -> Context:
+    return {"order": _get(Order, message.payload.get("order_id"))}
+
+
+def _awaiting(message: outbox.OutboxMessage) -> Context:
+    from billing.orders import services as orders
+    from common import payments
+
+    context = _order(message)
+    order = context["order"]
+    payment = db.session.get(Payment, message.payload.get("payment_id") or 0) or orders.awaited_payment(
+        db.session, order)
+    provider = payments.get(payment.provider) if payment is not None else None
+    return {**context, "payment": payment, "provider": provider}
+
+
+def _instructions(context: Context) -> list[Attachment]:
+    from common import documents
+
+    provider, payment = context.get("provider"), context.get("payment")
+    if provider is None or payment is None or not provider.manual:
+        return []
+    return [documents.instructions_attachment(context["order"], payment, provider)]
+
+
+def _payment_code(context: Context) -> list[Attachment]:
+    """The QR code to scan, inline in the message (cid:payment-code)."""
+    provider, payment = context.get("provider"), context.get("payment")
+    if provider is None or payment is None or not hasattr(provider, "qr_png"):
+        return []
+    png = provider.qr_png(context["order"], payment)
+    return [("payment-code", png, "image/png")] if png else []
+
+
+def _paid(message: outbox.OutboxMessage) -> Context:
+    context = _order(message)
+    invoice = db.session.scalar(select(Invoice).where(Invoice.key == f"order:{context['order'].id}:invoice"))
+    return {**context, "invoice": invoice}
+
+
+def _trial(message: outbox.OutboxMessage) -> Context:
+    context = _order(message)
+    lot = db.session.scalar(select(Lot).where(Lot.order_id == context["order"].id))
+    if lot is None:
+        raise Gone(f"order {context['order'].id} granted no lot")
+    return {**context, "lot": lot}
+
+
+def _invoice(context: Context) -> list[Attachment]:
+    from common import documents
+
+    return [documents.invoice_attachment(context["invoice"])] if context.get("invoice") else []
+
+
+# --- Tickets ----------------------------------------------------------------
+
+def _ticket(message: outbox.OutboxMessage) -> Context:
+    ticket = _get(Ticket, message.payload.get("ticket_id"))
+    return {"ticket": ticket, "criticality": criticality_label(ticket.criticality)}
+
+
+def _reply(message: outbox.OutboxMessage) -> Context:
+    from billing.desk.models import TicketMessage
+
+    return {**_ticket(message), "reply": _get(TicketMessage, message.payload.get("message_id"))}
+
+
+def _resolved(message: outbox.OutboxMessage) -> Context:
+    ticket = _get(Ticket, message.payload.get("ticket_id"))
+    return {**report_context(ticket), "remaining": message.payload.get("remaining"),
+            "unit": message.payload.get("unit", ticket.unit)}
+
+
+def _report(context: Context) -> list[Attachment]:
+    from common import documents
+
+    ticket = context["ticket"]
+    return [(f"report-{ticket.id}.pdf", documents.render_pdf("pdf/report.html", **context), documents.PDF)]
+
+
+def _overage(message: outbox.OutboxMessage) -> Context:
+    overage = _get(Overage, message.payload.get("overage_id"))
+    return {"overage": overage, "ticket": overage.ticket}
+
+
+# --- Balances ---------------------------------------------------------------
+
+def _low(message: outbox.OutboxMessage) -> Context:
+    return {"account": _get(Account, message.account_id), "policy": _get(Policy, message.payload.get("policy_id")),
+            **{k: message.payload.get(k) for k in ("units", "threshold", "unit")}}
+
+
+def _expiring(message: outbox.OutboxMessage) -> Context:
+    lot = _get(Lot, message.payload.get("lot_id"))
+    due = datetime.fromisoformat(message.payload["due_at"])
+    return {"lot": lot, "units": message.payload.get("units"), "unit": lot.unit, "due_at": due}
+
+
+# --- People -----------------------------------------------------------------
+
+def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage], Context]:
+    def load(message: outbox.OutboxMessage) -> Context:
+        from common.identity.accounts import make_token
+
+        user = _get(User, message.user_id)
+        # The token is made now, from the user as they are: a link queued
+        # before a password change no longer works, as it should not.
+        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True)}
+
+    return load
+
+
+def _invitation(message: outbox.OutboxMessage) -> Context:
+    from billing.desk.models import Invitation
+
+    invitation = _get(Invitation, message.payload.get("invitation_id"))
+    token = message.payload.get("token")
+    if token is None:
+        raise Gone("the invitation's link is not kept once sent")
+    return {"invitation": invitation, "inviter": invitation.invited_by,
+            "link": url_for("pool.accept", token=token, _external=True), "hours": message.payload.get("hours")}
+
+
+@functools.cache
+def _kinds() -> dict[str, Kind]:
+    from common.identity.accounts import RESET, VERIFY
+
+    number = lambda context: context["order"].id  # noqa: E731
+    return {
+        "verify_email": Kind("verify_email", lambda c: _l("Please confirm your email address"),
+                             _token_link("auth.verify_email", VERIFY)),
+        "reset_password": Kind("reset_password", lambda c: _l("Reset your password"),
+                               _token_link("auth.reset_password", RESET)),
+        "invitation": Kind("invitation", lambda c: _l("%(name)s invites you to share their support credit",
+                                                     name=c["inviter"].name if c["inviter"] else c["invitation"].account.name),
+                           _invitation, scrub=("token",)),
+        "order_received": Kind("order_received", lambda c: _l("Your order %(number)s", number=number(c)),
+                               _awaiting, _instructions, inline=_payment_code),
+        "payment_confirmed": Kind("payment_confirmed",
+                                  lambda c: _l("Payment received for order %(number)s", number=number(c)),
+                                  _paid, _invoice),
+        "order_reminder": Kind("order_reminder",
+                               lambda c: _l("Reminder: order %(number)s is waiting for your payment",
+                                            number=number(c)), _awaiting, _instructions, inline=_payment_code),
+        "order_cancelled": Kind("order_cancelled",
+                                lambda c: _l("Your order %(number)s is cancelled", number=number(c)), _order),
+        "trial_started": Kind("trial_started", lambda c: _l("Your free trial has started"), _trial),
+        "ticket_opened": Kind("ticket_opened", lambda c: _l("Ticket #%(number)d received: %(subject)s",
+                                                            number=c["ticket"].id, subject=c["ticket"].subject),
+                              _ticket),
+        "ticket_opened_staff": Kind("ticket_opened_staff",
+                                    lambda c: _l("New ticket #%(number)d from %(account)s: %(subject)s",
+                                                 number=c["ticket"].id, account=c["ticket"].account.name,
+                                                 subject=c["ticket"].subject), _ticket),
+        "staff_reply": Kind("staff_reply", lambda c: _l("New reply on ticket #%(number)d: %(subject)s",
+                                                        number=c["ticket"].id, subject=c["ticket"].subject), _reply),
+        "ticket_resolved": Kind("ticket_resolved",
+                                lambda c: _l("Ticket #%(number)d is resolved: your intervention report",
+                                             number=c["ticket"].id), _resolved, _report),
+        "low_balance": Kind("low_balance", lambda c: _l("Your support balance is running low"), _low),
+        "expiring": Kind("expiring", lambda c: _l("Part of your support credit expires soon"), _expiring),
+        "overage_request": Kind("overage_request",
+                                lambda c: _l("Ticket #%(number)d needs your approval", number=c["ticket"].id),
+                                _overage),
+    }
+
+
+# --- Delivery ---------------------------------------------------------------
+
+
+def deliver(message: outbox.OutboxMessage) -> None:
+    """Write and send one claimed message; raises on failure (mail.MailError,
+    Gone, or whatever writing it raised)."""
+    kind = _kinds()[message.kind]
+    with force_locale(message.language):
+        context = kind.load(message)
+        subject = kind.subject(context)
+        attachments = kind.attachments(context)
+        inline = kind.inline(context)
+        context.update(recipient=message.user, payment_code=bool(inline))
+        if message.kind not in outbox.ESSENTIAL:
+            # What can be switched off says where.
+            context["preferences_link"] = url_for("notifications.preferences", _external=True)
+    mail.send(message.email, subject, kind.template, message.language, attachments=attachments, inline=inline,
+              message_id=message.key, **context)
+
+
+def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, limit: int = 100) -> dict[str, int]:
+    """Try every message that is due (or only those of ``keys``), each claimed
+    first so that two workers never send one twice. Returns counts."""
+    session = db.session
+    reading = (lambda: now) if now is not None else clock.now
+    done = {"sent": 0, "failed": 0, "skipped": 0}
+    for message_id in outbox.due(session, now=reading(), keys=keys, limit=limit):
+        message = outbox.claim(session, message_id, now=reading())
+        if message is None:
+            done["skipped"] += 1
+            continue
+        try:
+            deliver(message)
+        except Exception as error:  # noqa: BLE001 - any failure is kept on the row for staff and retried
+            session.rollback()
+            message = session.get(outbox.OutboxMessage, message_id, populate_existing=True)
+            current_app.logger.warning("message %s (%s to %s) not sent: %s", message.id, message.kind,
+                                       message.email, error)
+            # What it speaks of is gone: trying again cannot help.
+            outbox.failed(session, message, f"{type(error).__name__}: {error}", now=reading(),
+                          final=isinstance(error, Gone))
+            done["failed"] += 1
+        else:
+            outbox.sent(session, message, now=reading(), scrub=_kinds()[message.kind].scrub)
+            done["sent"] += 1
+    return done
+
+
+def queued(prefix: str) -> list[str]:
+    """The keys this unit of work queued for the event ``prefix``."""
+    return [key for key in db.session.info.get("outbox", []) if key.startswith(prefix + ":")]
+
+
+def deliver_now(keys: list[str]) -> bool:
+    """Send these queued messages at once, for a person waiting for one (a
+    link to confirm an address); True when every one went. A failure stays
+    queued and is retried by the job."""
+    waiting = db.session.info.get("outbox", [])
+    db.session.info["outbox"] = [key for key in waiting if key not in keys]
+    if not keys:
+        return True
+    done = deliver_due(keys=keys)
+    return done["sent"] == len(keys)
+
+
+def deliver_queued() -> None:
+    """Send what this unit of work queued, if it was committed. Never raises:
+    a message that cannot go now waits for the job."""
+    if not db.session.registry.has():
+        return  # this request never opened a session: nothing was queued
+    session = db.session
+    keys = session.info.pop("outbox", None)
+    if not keys or not current_app.config["MAIL_DELIVER_AT_ONCE"]:
+        return
+    if not has_request_context() and not current_app.config.get("SERVER_NAME"):
+        # A command cannot build the links without SERVER_NAME: trying would
+        # only spend the messages' attempts. `flask jobs run` sends them.
+        return
+    try:
+        # Anything left uncommitted is not ours to save; the queued rows,
+        # if their transaction committed, are in the database.
+        session.rollback()
+        deliver_due(keys=keys)
+    except Exception:  # noqa: BLE001
+        session.rollback()
+        current_app.logger.exception("queued messages not delivered now; the job will")
+
+
+def plain(html: str) -> str:
+    """A sanitised message body as plain text, for the text part of a mail."""
+    text = re.sub(r"<br\s*/?>|</p>|</li>|</div>", "\n", html or "", flags=re.IGNORECASE)
+    return unescape(nh3.clean(text, tags=set())).strip()
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["plain"] = plain
+    # At the end of a request, while url_for can still build its links;
+    # at the end of an app context too, for commands and scripts.
+    app.teardown_request(lambda error: deliver_queued())
+    app.teardown_appcontext(lambda error: deliver_queued())
+

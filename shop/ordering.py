@@ -1,0 +1,73 @@
+"""Checkout's unit of work: a visitor's new account (when they have none
+yet), the invoicing details given with the order, and the order itself are
+written together or not at all. A refused order leaves no account behind, and
+a taken email leaves no order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing.accounts import invoicing as billing_accounts
+from billing.models import Order, Pack, User
+from billing.orders import services as orders
+from billing.orders.models import Payment
+from billing.transaction import atomic
+from common.identity import accounts
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """What the sign-up part of the checkout form says."""
+
+    organisation: str
+    name: str
+    email: str
+    password: str
+    language: str
+    country: str
+
+
+@dataclass(frozen=True)
+class Invoicing:
+    address: str
+    vat_id: str
+
+
+def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
+          invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
+          iban: str, expected_total: int, key: str) -> tuple[User, Order, Payment]:
+    """Place the order for ``buyer``, or for the owner of ``new_account``
+    opened in the same unit of work. Raises AccountError (the sign-up's
+    fields) or a BillingError (the order's), with nothing written. ``key``
+    is the checkout form's: the same form sent twice finds the first order
+    (its payment is then no longer ``created``)."""
+    try:
+        return _order(session, pack, buyer=buyer, new_account=new_account, invoicing=invoicing, quantity=quantity,
+                      method=method, methods=methods, now=now, iban=iban, expected_total=expected_total, key=key)
+    except IntegrityError:
+        # The same form sent at the same moment placed it first.
+        placed = orders.placed_under(session, buyer.account, key) if buyer is not None else None
+        if placed is None:
+            raise
+        return buyer, *placed
+
+
+def _order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
+           invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
+           iban: str, expected_total: int, key: str) -> tuple[User, Order, Payment]:
+    with atomic(session):
+        if buyer is None:
+            assert new_account is not None
+            buyer = accounts.register(session, new_account.organisation, new_account.name, new_account.email,
+                                      new_account.password, new_account.language, new_account.country)
+        if invoicing is not None:
+            billing_accounts.set_invoicing_details(session, buyer.account, address=invoicing.address,
+                                                   vat_id=invoicing.vat_id)
+        placed, payment = orders.place_order(session, buyer.account, pack, quantity=quantity, method=method,
+                                             methods=methods, by=buyer, now=now, iban=iban,
+                                             expected_total=expected_total, key=key)
+    return buyer, placed, payment
