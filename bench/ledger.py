@@ -23,23 +23,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation, Ticket
-from billing.models import Account, Base, Pack, User
 from billing.ledger.statement import statement
+from billing.models import Account, Base, Pack, User
 
 ACCOUNTS = 10_000
 BIG_LOTS = 1_000
 BIG_ENTRIES = 100_000
 SMALL_ENTRIES = 10
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 NOW = START + timedelta(days=BIG_LOTS + 30)
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -124,7 +124,8 @@ def populate(engine: sa.Engine) -> tuple[int, int, int, int]:
                 conn.execute(sa.insert(model), rows[chunk:chunk + 20_000])
         if engine.dialect.name == "postgresql":
             for model in tables:
-                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{model.__tablename__}', 'id'), {ids[model]})")
+                conn.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{model.__tablename__}', 'id'), {ids[model]})")
             conn.exec_driver_sql("ANALYZE")
         else:
             conn.exec_driver_sql("ANALYZE")
@@ -173,7 +174,7 @@ def run(name: str, url: str) -> None:
     print(f"{'':20}" + "".join(f"{label:>30}" for label in results))
     for action in results["100,000 entries"]:
         cells = []
-        for label, figures in results.items():
+        for figures in results.values():
             seconds = figures[action]
             cells.append(f"{seconds * 1000:9.3f} ms {seconds / figures['SELECT 1']:8.1f} × RTT")
         print(f"{action:20}" + "".join(f"{cell:>30}" for cell in cells))

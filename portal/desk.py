@@ -16,7 +16,15 @@ import re
 import secrets
 
 from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
 )
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
@@ -29,11 +37,11 @@ from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
-from common.mail import outbox as delivery
 from common.extensions import db
 from common.fragments import wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
+from common.mail import outbox as delivery
 from common.safety import safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
@@ -157,7 +165,8 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
         # Seed 004: one ticket is 30 min of work at most; beyond, the subject takes another.
         result["tickets"] = _(
             "The work passes %(minutes)d min: this subject will use %(count)s in all.",
-            minutes=ticket.policy.unit_minutes * max(found.before.units, 1), count=quantity(found.after.units, "ticket"))
+            minutes=ticket.policy.unit_minutes * max(found.before.units, 1),
+            count=quantity(found.after.units, "ticket"))
     if found.delta > 0:
         available = _balance(ticket).units
         if found.delta > available:

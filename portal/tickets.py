@@ -13,7 +13,16 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -27,18 +36,18 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from billing import clock
 from billing.desk import services as desk
-from billing.ledger import services as ledger
-from billing.subscriptions import services as subscriptions
 from billing.desk.models import Attachment
+from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line
+from common import documents
 from common.extensions import db, login_manager
 from common.fragments import wants_fragment
-from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 from common.identity.access import INVALID
-from common import documents
+from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
 
@@ -92,8 +101,8 @@ def _balance_value(policy_id: int, unit: str) -> str:
 
 
 class TicketForm(FlaskForm):
-    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)], filters=[single_line],
-                          description=_l("One subject per ticket."))
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)],
+                          filters=[single_line], description=_l("One subject per ticket."))
     description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
                                 description=_l("What happens, since when, what you tried."))
     balance = SelectField(_l("Draw from"), validate_choice=False)
@@ -153,8 +162,9 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     else:
         policy = unit = form.balance.data = None
     kinds = policy.kinds if policy else []
-    form.kind.choices = [SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
-                         for k in kinds]
+    form.kind.choices = [
+        SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
+        for k in kinds]
     if kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug
     return choices, policy, unit, subscription

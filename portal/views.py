@@ -15,12 +15,12 @@ from sqlalchemy import bindparam, func, null, select, union_all
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
-from billing.notifications import alerts
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.subscriptions import services as subscriptions
 from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
+from billing.notifications import alerts
+from billing.subscriptions import services as subscriptions
 from common.extensions import db
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import InvoicingForm
@@ -221,7 +221,8 @@ def buy():
     from billing.catalogue.offers import active_packs
 
     held = set(db.session.scalars(
-        select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id).where(Lot.account_id == current_user.account_id)
+        select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id)
+        .where(Lot.account_id == current_user.account_id)
     ))
     sections = [(packs[0].catalogue, packs) for packs in
                 (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]

@@ -17,23 +17,23 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
-from billing.errors import BillingError, N_
 from billing.accounts import invoicing as billing_accounts
+from billing.catalogue.offers import active_pack, offer
+from billing.errors import N_, BillingError
+from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
-from billing.catalogue.offers import active_pack, offer
-from billing.models import Pack
+from common import payments
 from common.extensions import db, htmx, login_manager
-from common.identity import accounts
+from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
-from common import payments
 from shop import ordering
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
@@ -200,7 +200,7 @@ def order(slug: str):
         form[error.field if error.field in form else "total"].errors = [_translated(error)]
         return _page(pack, form, signup, quantity, INVALID, invoicing)
     if signup is not None:
-        login_user(buyer)
+        sessions.log_in(buyer)
         send_verification(buyer)
     if payment.status != "created":
         # This form placed the order already: its page says where it stands.

@@ -15,16 +15,15 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.catalogue.offers import load_preset
 from billing.ledger.models import Ticket
 from billing.models import Order, Pack, User
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
-    NESTED_PAGES,
     follow_mail_link,
     heading,
     log_in,
@@ -111,7 +110,6 @@ def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, p
     expect(colleague.get_by_role("button", name="Log in")).to_be_visible()
 
 
-@NESTED_PAGES
 def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, new_context):
     url, _app = acme
     log_in(page, url, "owner@example.com")
@@ -143,7 +141,6 @@ def newcomer(live_server):
     return url, app
 
 
-@NESTED_PAGES
 def test_an_empty_balance_leads_to_buying_a_pack(newcomer, page: Page):
     url, app = newcomer
     log_in(page, url, "nora@example.com")

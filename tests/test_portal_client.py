@@ -9,33 +9,33 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from checkout_support import EUR_IBAN, confirm, place
 from flask import Flask, Request
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from billing.orders import overage_bills
-from billing.desk import services as desk
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.desk import services as desk
 from billing.desk.models import Attachment, Invitation, TicketMessage
+from billing.ledger import services as ledger
 from billing.ledger.models import Overage, Ticket
-from billing.models import Account, Pack, User
-from billing.orders.models import Invoice
+from billing.models import Pack, User
 from billing.notifications.outbox import OutboxMessage
+from billing.orders import overage_bills
+from billing.orders.models import Invoice
 from common.extensions import db
 from common.identity import accounts
-from checkout_support import EUR_IBAN, confirm, place
 from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 # The tests whose queries differ most between the engines run on both.
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -76,7 +76,7 @@ def log(app, ticket_id: int, minutes: int, key: str, billable: bool = True) -> N
     with app.app_context():
         staff = db.session.scalar(select(User).where(User.is_staff.is_(True)))
         desk.log_time(db.session, db.session.get(Ticket, ticket_id), staff, minutes, billable, "work", key,
-                      datetime.now(timezone.utc))
+                      datetime.now(UTC))
 
 
 def resolve(app, ticket_id: int, note: str = "") -> None:
@@ -446,7 +446,8 @@ def test_an_invitation_already_accepted_is_not_said_withdrawn(app, client, peopl
 
 def test_only_owners_invite_and_remove(client, people, world, app):
     login(client, people["member"])
-    assert post_form(client, "/portal/people/invitations", {"email": "x@example.com", "role": "owner"}).status_code == 403
+    invitation = {"email": "x@example.com", "role": "owner"}
+    assert post_form(client, "/portal/people/invitations", invitation).status_code == 403
     with app.app_context():
         owner_id = db.session.scalar(select(User.id).where(User.email == people["owner"]))
     assert post_form(client, f"/portal/people/{owner_id}/remove").status_code == 403

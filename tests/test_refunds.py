@@ -6,31 +6,32 @@ tests/test_stripe.py."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from sqlalchemy import func, select
 
-from billing.ledger import services as ledger
-from billing.orders import refunds
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot
 from billing.models import Order, User
+from billing.orders import refunds
 from billing.orders.models import Invoice, OrderEvent
 from billing.orders.services import OrderError
-from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
 from tests.test_staff_orders import staff_client, text  # noqa: F401 (a fixture)
 
-YEAR = datetime.now(timezone.utc).year
+YEAR = datetime.now(UTC).year
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
 
 # --- The rule -------------------------------------------------------------------
 
-# A lot of 10 units bought for €100.00: (refunds in turn, units unused before the first, expired) → units each takes back.
+# A lot of 10 units bought for €100.00:
+# (refunds in turn, units unused before the first, expired) → units each takes back.
 @pytest.mark.parametrize("amounts, unused, usable, taken", [
     ([3000], 10, True, [3]),
     ([2500], 10, True, [3]),  # 2.5 units of money back: the third unit goes too
@@ -68,7 +69,7 @@ def app_config():
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -250,8 +251,8 @@ def test_only_staff_refund(app, people, paid, role, wanted):
         from common.identity import accounts
 
         with app.app_context():
-            accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com", "correct horse battery staple",
-                              "en", "FR")
+            accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com",
+                              "correct horse battery staple", "en", "FR")
         login(client, "other@example.com")
     elif role != "anon":
         login(client, people[role])

@@ -4,18 +4,18 @@ confirm (exact, short, over, twice), cancel, who may; the orders jobs."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from checkout_support import EUR_IBAN, place
 from sqlalchemy import func, select
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Lot
 from billing.models import Order, User
 from billing.orders.models import Invoice, OrderEvent, Payment
-from checkout_support import EUR_IBAN, place
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 - a fixture
@@ -50,7 +50,7 @@ def text(response) -> str:
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def confirm(client, order: dict, amount: str, day: str | None = None):
@@ -70,7 +70,7 @@ def mail(smtp_server, subject: str, address: str = "owner@example.com"):  # noqa
 
 def credited(app, order: dict) -> int:
     with app.app_context():
-        return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(timezone.utc)))
+        return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(UTC)))
 
 
 def status(app, order: dict) -> str:
@@ -215,7 +215,7 @@ def test_unknown_payments_and_orders_are_404(staff_client, order):
 def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server):  # noqa: F811
     with app.app_context():
         placed = db.session.get(Order, order["id"])
-        placed.created_at = datetime.now(timezone.utc) - timedelta(days=8)
+        placed.created_at = datetime.now(UTC) - timedelta(days=8)
         db.session.commit()
 
     first = runner.invoke(args=["orders", "remind"])
@@ -225,7 +225,7 @@ def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server): 
     assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""  # 8 days < 14
 
     with app.app_context():
-        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=15)
+        db.session.get(Order, order["id"]).created_at = datetime.now(UTC) - timedelta(days=15)
         db.session.commit()
     cancelled = runner.invoke(args=["orders", "cancel-overdue"])
     assert cancelled.output == f"{order['id']}\towner@example.com\n"
@@ -243,7 +243,7 @@ def test_a_partly_paid_order_is_reminded_once_and_never_cancelled_by_the_jobs(ap
                                                                             smtp_server):  # noqa: F811
     confirm(staff_client, order, "300")
     with app.app_context():
-        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=30)
+        db.session.get(Order, order["id"]).created_at = datetime.now(UTC) - timedelta(days=30)
         db.session.commit()
 
     assert runner.invoke(args=["orders", "remind"]).output == f"{order['id']}\towner@example.com\n"
@@ -263,3 +263,46 @@ def test_the_jobs_refuse_to_run_without_knowing_the_sites_address(app, order, ru
     result = runner.invoke(args=["orders", "remind"])
     assert result.exit_code == 2 and "SERVER_NAME is not set" in result.output
     assert snapshot(app) == before
+
+
+# --- Issue 12.5: the staff pages say what exists and show what was confirmed --
+
+@pytest.mark.parametrize("lang, desk, promise", [("en", "Ticket desk", "adjust credit"),
+                                                 ("fr", "Gestion des tickets", "ajuster le crédit")])
+def test_the_staff_home_offers_only_pages_that_exist(app, staff_client, people, lang, desk, promise):
+    post_form(staff_client, "/language", {"lang": lang, "next": "/portal/"})
+    page = text(staff_client.get("/portal/"))
+    main = page.split('<main id="main"', 1)[1]
+    assert promise not in main and "catalog" not in main.split("</hgroup>", 1)[1].split("<a")[0]
+    assert f'<a href="/desk/">{desk}</a>' in main
+    for href in re.findall(r'href="(/[^"]*)"', main):
+        assert staff_client.get(href).status_code == 200, href
+
+
+def recently_confirmed(staff_client, search: str = "") -> str:
+    page = text(staff_client.get("/portal/staff/orders", query_string={"q": search} if search else {}))
+    return page.split('<article id="confirmed">', 1)[1].split("</article>", 1)[0]
+
+
+def test_the_payments_page_lists_what_was_confirmed_by_whom_and_when(app, staff_client, order):
+    assert "No payment confirmed yet." in recently_confirmed(staff_client)
+    assert confirm(staff_client, order, "510.00").status_code == 302
+    with app.app_context():
+        payment = db.session.get(Payment, order["payment"])
+        when = f"{payment.confirmed_at:%H:%M} UTC"
+    section = recently_confirmed(staff_client)
+    assert f'id="confirmed-{order["payment"]}"' in section
+    assert "€510.00" in section and "by Sam Staff" in section and when in section and "Acme" in section
+    spaced = " ".join(re.findall(".{1,4}", order["reference"]))
+    for search in ("acme", "owner@example", spaced, order["reference"].lower()):
+        assert f'id="confirmed-{order["payment"]}"' in recently_confirmed(staff_client, search), search
+    assert "No confirmed payment matches “Nobody”." in recently_confirmed(staff_client, "Nobody")
+    # Still awaited orders are not "confirmed", and this one is no longer awaited.
+    assert f'id="order-{order["id"]}"' not in text(staff_client.get("/portal/staff/orders"))
+
+
+def test_the_confirmed_payments_in_french(app, staff_client, order):
+    confirm(staff_client, order, "510.00")
+    post_form(staff_client, "/language", {"lang": "fr", "next": "/portal/staff/orders"})
+    section = recently_confirmed(staff_client)
+    assert "Confirmés récemment" in section and "par Sam Staff" in section and "510,00\u00a0€" in section

@@ -21,12 +21,19 @@ from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import clock
-from billing.errors import BillingError
 from billing.catalogue import pricing
-from billing.models import (
-    DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized,
-)
+from billing.errors import BillingError
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
+from billing.models import (
+    DEFAULT_LOW_BALANCE_PERCENT,
+    PACK_KINDS,
+    Base,
+    Catalogue,
+    Pack,
+    Policy,
+    RequestKind,
+    localized,
+)
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 # Every text a buyer reads exists in each language the shop offers.
@@ -303,7 +310,8 @@ def _check_references(preset: Preset, policies: list[PolicySpec]) -> None:
         raise CatalogueError(f"{preset.file}: slug {duplicate!r} is used twice")
     for pack in preset.packs:
         if pack["policy"] not in preset.policies:
-            raise CatalogueError(f"{preset.file}: pack {pack['slug']!r}, field 'policy': no policy {pack['policy']!r} in this file")
+            raise CatalogueError(f"{preset.file}: pack {pack['slug']!r}, field 'policy': "
+                                 f"no policy {pack['policy']!r} in this file")
 
 
 # --- Writing it -------------------------------------------------------------

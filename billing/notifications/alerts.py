@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError
-from billing.notifications import outbox
 from billing.clock import utc
+from billing.errors import BillingError
 from billing.ledger.models import BalanceThreshold, Event, Lot, Operation
 from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
+from billing.notifications import outbox
 
 # The default threshold of a policy that says nothing (Policy.low_balance_percent):
 # this share of the last pack granted on the balance.
@@ -101,8 +101,8 @@ def note_balance(session: Session, op: Operation, account_id: int, policy_id: in
     threshold = threshold_for(session, account_id, policy_id, unit)
     if not crossed_below(before, after, threshold):
         return None
-    event = Event(key=f"{op.key}:low" + (f":{scope}" if scope else ""), kind="low_balance", account_id=account_id, policy_id=policy_id,
-                  unit=unit, units=after, threshold=threshold, created_at=now, notified_at=now)
+    event = Event(key=f"{op.key}:low" + (f":{scope}" if scope else ""), kind="low_balance", account_id=account_id,
+                  policy_id=policy_id, unit=unit, units=after, threshold=threshold, created_at=now, notified_at=now)
     session.add(event)
     outbox.enqueue(session, "low_balance", event.key, outbox.members(session, account_id), now=now,
                    payload={"policy_id": policy_id, "unit": unit, "units": after, "threshold": threshold},

@@ -24,14 +24,14 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, a
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from billing.errors import BillingError
 from billing.clock import UTCDateTime, utc
+from billing.errors import BillingError
 from billing.models import Base, User
 
 STATUSES = ("pending", "sent", "failed")
 MAX_ATTEMPTS = 8
 # How long a claimed message is left to its worker before another may try:
-# well beyond one SMTP exchange (common.mail gives up after 15 s).
+# well beyond one SMTP exchange (common.mail gives up after MAIL_TIMEOUT, 10 s).
 LEASE = timedelta(minutes=5)
 
 
