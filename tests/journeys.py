@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from playwright.sync_api import BrowserContext, Page, expect
 
@@ -30,6 +31,13 @@ def start(page: Page, url: str) -> None:
     """Type the site's address: the one page a journey does not click to."""
     page.goto(url + "/")
     expect(page.locator("header.site-header")).to_be_visible()
+
+
+def other_site(page: Page, address: str) -> None:
+    """Type the address of another site (an attacker's page, Stripe's): never one of ours."""
+    ours, theirs = urlsplit(page.url), urlsplit(address)
+    assert (ours.scheme, ours.netloc) != (theirs.scheme, theirs.netloc), f"{address} is ours: click to it"
+    page.goto(address)
 
 
 def one_page(page: Page) -> None:
