@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 SOURCES := app.py billing shop portal common commands templates
 
-.PHONY: run test check install migrate demo browser system-packages translations extract-messages clean
+.PHONY: run test check lint install migrate demo browser system-packages translations extract-messages clean
 
 # Outside development Forfait needs its public address (the links it mails
 # are built from it, and other hosts are refused): here, where it serves.
@@ -32,6 +32,15 @@ test: install browser system-packages
 # tests (CI runs those too, through `make test`).
 check: install system-packages
 	$(BIN)/pytest -n auto -m "not browser and not postgres"
+
+# Style and types: ruff (Flask's rule set) and mypy (strict on billing/),
+# both configured in pyproject.toml. Both run, so one run shows every
+# finding; either failing fails the target. CI runs it before the suite.
+lint: $(VENV)/.installed
+	@status=0; \
+	echo "$(BIN)/ruff check ."; $(BIN)/ruff check . || status=1; \
+	echo "$(BIN)/mypy"; $(BIN)/mypy || status=1; \
+	exit $$status
 
 install: $(VENV)/.installed translations
 

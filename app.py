@@ -64,8 +64,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count,  # type: ignore[method-assign]
                                 x_prefix=count)
 
-    from common import errors, i18n, tickets
     from commands import cli
+    from common import errors, i18n, tickets
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -88,11 +88,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.auth import bp as auth_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp
+    from portal.orders import bp as orders_bp
     from portal.overages import bp as overages_bp
+    from portal.pool import bp as pool_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
-    from portal.orders import bp as orders_bp
-    from portal.pool import bp as pool_bp
     from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp

@@ -23,23 +23,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation, Ticket
-from billing.models import Account, Base, Pack, User
 from billing.ledger.statement import statement
+from billing.models import Account, Base, Pack, User
 
 ACCOUNTS = 10_000
 BIG_LOTS = 1_000
 BIG_ENTRIES = 100_000
 SMALL_ENTRIES = 10
-START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, tzinfo=UTC)
 NOW = START + timedelta(days=BIG_LOTS + 30)
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

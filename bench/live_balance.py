@@ -25,16 +25,16 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import create_app
+from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.catalogue.offers import load_preset
 from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts
@@ -50,7 +50,7 @@ def build(folder: Path):
         "WTF_CSRF_ENABLED": False,
     })
     app.add_url_rule("/bench/bare", "bench_bare", lambda: "ok")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         from flask_migrate import upgrade
         upgrade()

@@ -13,7 +13,7 @@ through here."""
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
@@ -21,19 +21,19 @@ from sqlalchemy.types import TypeDecorator
 
 def now() -> datetime:
     """This instant, aware, in UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is refused, not guessed."""
     if moment.tzinfo is None:
         raise ValueError("the ledger needs timezone-aware datetimes")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def as_utc(stored: datetime) -> datetime:
     """A datetime read back from the database (naive on SQLite) as aware UTC."""
-    return stored.replace(tzinfo=timezone.utc) if stored.tzinfo is None else stored.astimezone(timezone.utc)
+    return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -14,8 +14,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from billing.catalogue import offers as presets
-from billing.models import localized
 from billing.ledger.rules import RuleError, explain, units
+from billing.models import localized
 from common.extensions import db
 from common.i18n import plain_amount
 

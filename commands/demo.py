@@ -20,14 +20,14 @@ from sqlalchemy import func, select
 
 from billing import clock
 from billing.desk import services as desk
-from billing.orders import services as orders
 from billing.desk.models import TicketMessage
 from billing.ledger.models import Ticket
 from billing.models import Order, Pack, User
+from billing.orders import services as orders
 from billing.orders.models import Payment
+from common import payments
 from common.extensions import db
 from common.identity import accounts
-from common import payments
 
 demo_cli = AppGroup("demo", help="Demo data for trying Forfait out.")
 

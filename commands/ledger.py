@@ -28,14 +28,14 @@ import click
 from flask import Flask
 
 from billing import clock
-from billing.notifications import alerts
 from billing.ledger import services as ledger
-from billing.models import Account
 from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
 from billing.ledger.verify import verify
-from common.safety import csv_writer
+from billing.models import Account
+from billing.notifications import alerts
 from commands.cli import ScriptError, ScriptGroup
 from common.extensions import db
+from common.safety import csv_writer
 
 ledger_cli = ScriptGroup("ledger", help="Check the ledger, print statements, expire lapsed lots.")
 

@@ -9,7 +9,6 @@ cancelled once.
 
 from __future__ import annotations
 
-
 import click
 from flask import Flask, current_app
 

@@ -16,7 +16,13 @@ import re
 import secrets
 
 from flask import (
-    Blueprint, abort, current_app, flash, redirect, request, url_for,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    request,
+    url_for,
 )
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
@@ -28,11 +34,11 @@ from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, Overage, Ticket
 from billing.models import Account, User
-from common.mail import outbox as delivery
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
+from common.mail import outbox as delivery
 from common.safety import safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")

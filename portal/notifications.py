@@ -8,7 +8,6 @@ one again.
 
 from __future__ import annotations
 
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -17,8 +16,8 @@ from flask_login import current_user, login_required
 from billing import clock
 from billing.notifications import outbox
 from common.extensions import db
-from common.mail import outbox as delivery
 from common.identity.access import staff_required
+from common.mail import outbox as delivery
 
 bp = Blueprint("notifications", __name__)
 

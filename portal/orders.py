@@ -10,7 +10,7 @@ else gets a 404, as if it did not exist; an anonymous visitor the login page.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -23,16 +23,14 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from billing import clock
 from billing.errors import BillingError
-from billing.orders import services as orders
-from billing.orders import references
-from billing.orders import refunds
 from billing.models import Order
+from billing.orders import references, refunds
+from billing.orders import services as orders
 from billing.orders.models import Invoice, Payment
+from common import documents, payments
 from common.extensions import db, login_manager
 from common.i18n import money, to_decimal
 from common.identity.access import INVALID, staff_required
-from common import documents
-from common import payments
 
 bp = Blueprint("orders", __name__, url_prefix="/portal")
 
@@ -190,7 +188,7 @@ def confirm(payment_id: int):
     # ahead: one clock reading, so that "received" is never a microsecond
     # after "now". A later day stays as typed, for the service to refuse.
     now = clock.now()
-    received_at = datetime.combine(form.received_on.data, time(12), tzinfo=timezone.utc)
+    received_at = datetime.combine(form.received_on.data, time(12), tzinfo=UTC)
     if form.received_on.data <= now.date():
         received_at = min(received_at, now)
     try:

@@ -25,15 +25,15 @@ from sqlalchemy import select
 from billing import clock
 from billing.errors import BillingError
 from billing.ledger import services as ledger
-from billing.orders import overage_bills as overage_billing
-from billing.orders import wording
 from billing.ledger.models import Overage
 from billing.models import Order
+from billing.orders import overage_bills as overage_billing
+from billing.orders import wording
 from billing.orders.models import Payment
-from common.extensions import db, login_manager
-from common.safety import safe_next
-from common.i18n import money
 from common import payments
+from common.extensions import db, login_manager
+from common.i18n import money
+from common.safety import safe_next
 
 bp = Blueprint("overages", __name__, url_prefix="/portal/overages")
 

@@ -5,7 +5,6 @@ cancel it; staff have no account of their own here."""
 
 from __future__ import annotations
 
-
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
@@ -13,12 +12,12 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from billing import clock
-from billing.errors import BillingError
-from billing.orders import services as orders
-from billing.subscriptions import services as subscriptions
 from billing.catalogue.offers import offer
+from billing.errors import BillingError
 from billing.models import Pack
+from billing.orders import services as orders
 from billing.orders.models import Invoice
+from billing.subscriptions import services as subscriptions
 from common.extensions import db
 
 bp = Blueprint("subscription", __name__, url_prefix="/portal/subscription")

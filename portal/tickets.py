@@ -13,7 +13,16 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import (
-    Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, send_file, url_for,
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -26,18 +35,18 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from billing import clock
 from billing.desk import services as desk
-from billing.ledger import services as ledger
-from billing.subscriptions import services as subscriptions
 from billing.desk.models import Attachment
+from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
 from billing.models import Policy, User, localized
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line
+from common import documents
 from common.extensions import db, login_manager
 from common.fragments import page_or_fragment, wants_fragment
-from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 from common.identity.access import INVALID
-from common import documents
+from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
 

@@ -15,12 +15,12 @@ from sqlalchemy import bindparam, func, null, select, union_all
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
-from billing.notifications import alerts
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.subscriptions import services as subscriptions
 from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
+from billing.notifications import alerts
+from billing.subscriptions import services as subscriptions
 from common.extensions import db
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import InvoicingForm

@@ -23,18 +23,18 @@ from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
-from billing.errors import BillingError, N_
 from billing.accounts import invoicing as billing_accounts
+from billing.catalogue.offers import active_pack, offer
+from billing.errors import N_, BillingError
+from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
-from billing.catalogue.offers import active_pack, offer
-from billing.models import Pack
+from common import payments
 from common.extensions import db, htmx, login_manager
 from common.fragments import page_or_fragment
 from common.identity import accounts
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
-from common import payments
 from shop import ordering
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")

@@ -21,8 +21,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from billing import clock
-from common.extensions import csrf
 from common import payments
+from common.extensions import csrf
 from common.payments import card
 
 log = logging.getLogger(__name__)

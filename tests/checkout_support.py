@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from ledger_support import pack  # noqa: F401 - the tests import it from here
 from sqlalchemy.orm import Session
 
+from billing.models import Account, Order, User
 from billing.orders import services as orders
 from billing.orders.invoices import Seller
-from billing.models import Account, Order, User
 from billing.orders.models import Payment
 from common.extensions import db
-from ledger_support import pack  # noqa: F401 - the tests import it from here
 
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EUR_IBAN = "FR7630006000011234567890189"
 QR_IBAN = "CH4431999123000889012"
 SELLER = Seller("Forfait Demo Support", "12 rue des Exemples\n75011 Paris\nFrance", "support@forfait.example",

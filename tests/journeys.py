@@ -147,6 +147,15 @@ def open_from_desk(page: Page, subject: str) -> None:
     one_page(page)
 
 
+def search_payments(page: Page, text: str) -> None:
+    """On "Payments to confirm", search, and wait for the answer (its address
+    carries the search): the unsearched list holds the same rows, and a
+    Confirm pressed there is overtaken by the search's page arriving after."""
+    page.get_by_role("searchbox", name="Search").fill(text)
+    page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"[?&]q=[^&]"))
+
+
 def type_minutes(page: Page, minutes: int) -> None:
     page.get_by_label("Minutes").fill(str(minutes))
 

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import make_app
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
+from billing.ledger.models import Lot, Ticket
+from billing.ledger.verify import verify
+from billing.models import Account, Pack, User
 from billing.orders import overage_bills
 from billing.transaction import atomic
-from billing.ledger import services as ledger
-from billing.catalogue.offers import load_preset
-from billing.ledger.models import Lot, Ticket
-from billing.models import Account, Pack, User
-from billing.ledger.verify import verify
 from common.extensions import db
-from conftest import make_app
 
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _serial = itertools.count(1)
 
 

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Lot
 from billing.models import Account, Pack, Policy
 from common.extensions import db
 from tests.test_catalogue import TINY, tiny_pack, write_tiny
 
-NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

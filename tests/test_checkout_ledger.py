@@ -5,12 +5,12 @@ still locks and checks its key, and the outermost block alone commits."""
 from __future__ import annotations
 
 import pytest
+from checkout_support import NOW, both, client, pack, session  # noqa: F401 - session is a fixture
 from sqlalchemy import func, select
 
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot, Operation
 from billing.transaction import UnitOfWorkFailed, atomic, in_unit_of_work
-from checkout_support import NOW, both, client, pack, session  # noqa: F401 - session is a fixture
 
 _keys = iter(range(1, 1_000_000))
 

@@ -8,15 +8,15 @@ import threading
 from datetime import timedelta
 
 import pytest
+from checkout_support import NOW, QR_IBAN, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from sqlalchemy import func, select
 
 from billing.ledger import services as ledger
-from billing.orders import services as orders
 from billing.ledger.models import Lot, Operation
 from billing.models import Order
-from billing.orders.models import Invoice, OrderEvent, Payment, TrialClaim
 from billing.notifications.outbox import OutboxMessage
-from checkout_support import NOW, QR_IBAN, both, client, confirm, pack, person, place, session, staff  # noqa: F401
+from billing.orders import services as orders
+from billing.orders.models import Invoice, OrderEvent, Payment, TrialClaim
 from common.extensions import db
 
 

@@ -6,7 +6,7 @@ job with its instructions mailed."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
@@ -16,11 +16,11 @@ from sqlalchemy import select
 from billing.catalogue.offers import load_preset
 from billing.ledger.models import Ticket
 from billing.models import Order, User
-from billing.orders.models import Payment
 from billing.notifications.outbox import OutboxMessage
+from billing.orders.models import Payment
 from billing.subscriptions.models import Subscription
-from common.extensions import db
 from commands.jobs import run_once
+from common.extensions import db
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
 
@@ -53,7 +53,7 @@ def subscribe(client, app, people, staff_client) -> Subscription:
         payment_id = db.session.scalar(select(Payment.id).where(Payment.order_id == order.id))
     login(staff_client, people["staff"])
     confirmed = post_form(staff_client, f"/portal/staff/payments/{payment_id}/confirm",
-                          {"amount": "178.80", "received_on": datetime.now(timezone.utc).date().isoformat()})
+                          {"amount": "178.80", "received_on": datetime.now(UTC).date().isoformat()})
     assert confirmed.status_code == 302, text(confirmed)
     assert "its subscription period has started" in text(staff_client.get(confirmed.location))
     paid = text(client.get(placed.location))
@@ -116,7 +116,7 @@ def test_only_an_owner_cancels_and_then_subscribing_waits(app, client, demo, peo
         cancelled = db.session.get(Subscription, running.id)
         assert cancelled.end_reason == "cancelled"
         at = cancelled.cancelled_at
-        next_month = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=timezone.utc)
+        next_month = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
         assert cancelled.ends_at == max(next_month, cancelled.paid_until)
         until = format_date(cancelled.ends_at, "long", locale="en")
     refused = text(client.get("/checkout/demo-unlimited"))

@@ -12,11 +12,11 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from checkout_support import EUR_IBAN, QR_IBAN
 from sqlalchemy import select
 
 from billing.catalogue.offers import load_preset
 from billing.models import Order, User
-from checkout_support import EUR_IBAN, QR_IBAN
 from common.extensions import db
 from tests.conftest import PASSWORD, login, post_form
 from tests.test_security import snapshot

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from billing.desk.models import TicketMessage, TimeEntry
 from billing.ledger.models import Entry, Lot, Operation, Ticket
 from billing.models import Order, User
-from billing.orders.models import Invoice, Payment
 from billing.notifications.outbox import OutboxMessage
+from billing.orders.models import Invoice, Payment
+from commands.demo import CLIENT, STAFF
 from common.extensions import db
 from common.identity import accounts
-from commands.demo import CLIENT, STAFF
 
 
 def test_demo_users_are_created_once_and_can_log_in(app, runner):

@@ -7,16 +7,28 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    assert_verified,
+    both,
+    buy,
+    days,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+)
 from sqlalchemy import func, select
 
 from billing.desk import services as desk
-from billing.ledger import services as ledger
 from billing.desk.models import Attachment, TicketMessage, TimeEntry
+from billing.ledger import services as ledger
 from billing.ledger.models import Operation
 from billing.models import User
-from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, both, buy, days, held, key, ledger_app, new_client, pack, person, session, staff,
-)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 

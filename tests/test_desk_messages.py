@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import csrf_token, login, post_form
 from flask_babel import force_locale, get_translations
+from ledger_support import pack
 from sqlalchemy import select
 
 from billing.desk import services as desk
@@ -22,8 +24,6 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Ticket
 from billing.models import User
 from common.extensions import db
-from conftest import csrf_token, login, post_form
-from ledger_support import pack
 
 REFUSED_TYPE = "The file %(name)s is refused: files of this type are not accepted."
 EMPTY = "Write a message."
@@ -36,7 +36,7 @@ FRENCH = {
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def text(response) -> str:

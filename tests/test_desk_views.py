@@ -6,28 +6,29 @@ resolution."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from email import message_from_bytes, policy as email_policy
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, csrf_token, login, post_form
+from ledger_support import pack
 from sqlalchemy import func, select
 
 from billing.desk import services as desk
-from billing.ledger import services as ledger
 from billing.desk.models import TimeEntry
+from billing.ledger import services as ledger
 from billing.ledger.models import Event, Overage, Ticket
 from billing.models import User
 from common.extensions import db
-from conftest import PASSWORD, csrf_token, login, post_form
-from ledger_support import pack
 from common.identity import accounts
 
 HX = {"HX-Request": "true"}
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _user(email: str) -> User:

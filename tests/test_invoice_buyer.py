@@ -10,16 +10,16 @@ from html import unescape
 
 import pytest
 import sqlalchemy as sa
+from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, place, session  # noqa: F401
 from sqlalchemy import select
 
 from billing.accounts import invoicing as billing_accounts
-from billing.orders import invoices
-from billing.orders import services as orders
 from billing.catalogue.offers import load_preset
 from billing.models import Account, Order, User
+from billing.orders import invoices
+from billing.orders import services as orders
 from billing.orders.models import Invoice
 from billing.transaction import atomic
-from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, place, session  # noqa: F401
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD, csrf_token, login, post_form

@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import EUR_IBAN, NOW, QR_IBAN, SELLER, both, client, confirm, place, session, staff  # noqa: F401
 from sqlalchemy import func, select
 
 from billing.orders import invoices
 from billing.orders import services as orders
 from billing.orders.models import ImmutableDocument, Invoice, Payment
-from checkout_support import EUR_IBAN, NOW, QR_IBAN, SELLER, both, client, confirm, place, session, staff  # noqa: F401
 from common.extensions import db
 from tests.conftest import login
 
@@ -22,7 +22,7 @@ from tests.conftest import login
 def test_numbers_run_per_year_and_per_series(session):
     _account, owner = client(session)
     numbers = []
-    for day in (NOW, NOW + timedelta(days=1), datetime(2027, 1, 2, tzinfo=timezone.utc)):
+    for day in (NOW, NOW + timedelta(days=1), datetime(2027, 1, 2, tzinfo=UTC)):
         _order, payment = place(session, owner)
         numbers.append(confirm(session, payment, now=day).order)
     issued = session.scalars(select(Invoice.number).order_by(Invoice.id)).all()

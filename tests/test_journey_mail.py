@@ -15,7 +15,6 @@ from sqlalchemy import select
 from billing.catalogue.offers import load_preset
 from billing.models import Order
 from billing.notifications.outbox import OutboxMessage
-from checkout_support import EUR_IBAN
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD

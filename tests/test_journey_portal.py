@@ -15,9 +15,9 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.catalogue.offers import load_preset
 from billing.ledger.models import Ticket
 from billing.models import Order, Pack, User
 from common.extensions import db

@@ -27,6 +27,7 @@ from tests.journeys import (
     log_in,
     nav,
     one_page,
+    search_payments,
     sign_up_on_checkout,
     staff_page,
     start,
@@ -70,8 +71,7 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     # Staff, in a browser of their own, find the order by its reference and confirm it.
     staff = staff_page(new_context, url)
     nav(staff, "Payments to confirm")
-    staff.get_by_role("searchbox", name="Search").fill(reference)
-    staff.get_by_role("button", name="Search").click()
+    search_payments(staff, reference)
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
     row = staff.locator(f"#order-{order_id}")
@@ -120,8 +120,7 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
 
     staff = staff_page(new_context, url)
     nav(staff, "Payments to confirm")
-    staff.get_by_role("searchbox", name="Search").fill(reference)
-    staff.get_by_role("button", name="Search").click()
+    search_payments(staff, reference)
     with app.app_context():
         order_id = db.session.scalar(select(Order.id))
     staff.locator(f"#order-{order_id}").get_by_role("button", name="Confirm").click()

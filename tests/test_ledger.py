@@ -7,17 +7,30 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    assert_verified,
+    both,
+    buy,
+    charge,
+    days,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+    ticket,
+    toopixel_allows_overage,
+)
 from sqlalchemy import func, select
 
-from billing.orders import overage_bills
-from billing.ledger import services as ledger
 from billing.clock import add_months
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Event, Lot, Operation, Overage
-from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
-    ticket, toopixel_allows_overage,
-)
-
+from billing.orders import overage_bills
 
 # --- The worked examples of DESIGN.md -------------------------------------
 

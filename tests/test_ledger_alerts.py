@@ -5,14 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    buy,
+    charge,
+    days,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+    ticket,
+)
 from sqlalchemy import select
 
-from billing.notifications import alerts
 from billing.catalogue.offers import PRESETS, CatalogueError, preset_names, read_preset
 from billing.ledger.models import Event
-from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, buy, charge, days, ledger_app, new_client, pack, person, session, staff, ticket,
-)
+from billing.notifications import alerts
 
 
 def events(session, account, kind):

@@ -3,16 +3,16 @@ own: `flask ledger verify` and `flask ledger expire`."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from ledger_support import NOW, buy, charge, days, key, new_client, pack, staff, ticket, two_months
 from sqlalchemy import select, update
 
 from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Overage, OverageChange
 from common.extensions import db
-from ledger_support import NOW, buy, charge, days, key, new_client, pack, staff, ticket, two_months
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -55,7 +55,7 @@ def test_expire_writes_expiries_and_warnings(app, runner):
     with app.app_context():
         account, _ = new_client(db.session)
         buy(db.session, account, "digitale-3h")  # lapsed long before today
-        buy(db.session, account, "digitale-10h", now=datetime.now(timezone.utc) - timedelta(days=350))
+        buy(db.session, account, "digitale-10h", now=datetime.now(UTC) - timedelta(days=350))
     assert runner.invoke(args=["ledger", "expire"]).output.splitlines() == ["expired\t1 lot(s)", "warned\t1 lot(s)"]
     assert runner.invoke(args=["ledger", "expire"]).output.splitlines() == ["expired\t0 lot(s)", "warned\t0 lot(s)"]
     assert runner.invoke(args=["ledger", "verify"]).exit_code == 0

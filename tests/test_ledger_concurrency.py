@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from ledger_support import NOW, assert_verified, buy, held, key, new_client, pack, staff, ticket
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,6 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation, Ticket
 from billing.models import Account, Pack
 from common.extensions import db
-from ledger_support import NOW, assert_verified, buy, held, key, new_client, pack, staff, ticket
 
 both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 THREADS = 50

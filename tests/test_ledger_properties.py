@@ -23,19 +23,25 @@ from datetime import datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from ledger_support import NOW, key, new_client, pack, person, staff
 from sqlalchemy import func, select
 
-from billing.orders import overage_bills
-from billing.ledger import services as ledger
 from billing.clock import add_months
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Overage, OverageChange, Ticket
-from billing.models import Pack
 from billing.ledger.rules import units
 from billing.ledger.verify import verify
+from billing.models import Pack
+from billing.orders import overage_bills
 from common.extensions import db
-from hypothesis.stateful import run_state_machine_as_test
-from ledger_support import NOW, key, new_client, pack, person, staff
 
 # Each setting: two balances, each the packs sold on it and the overage mode
 # it runs under. Minutes (Digitale), credits by blocks of 15 with minimums

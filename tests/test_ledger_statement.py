@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import csv
-import re
 import io
-from datetime import date, datetime, time, timedelta, timezone
+import re
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    assert_verified,
+    both,
+    buy,
+    charge,
+    days,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+    ticket,
+    toopixel_allows_overage,
+    two_months,
+)
 from sqlalchemy import select as sa_select
 
-from billing.orders import overage_bills
 from billing.ledger import services as ledger
 from billing.ledger.models import Ticket
 from billing.ledger.statement import rows, statement
-from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, both, buy, charge, days, held, key, ledger_app, new_client, pack, person, session, staff,
-    ticket, toopixel_allows_overage, two_months,
-)
+from billing.orders import overage_bills
 
 FEBRUARY = (date(2026, 2, 1), date(2026, 2, 28))
 
@@ -74,7 +89,7 @@ def adds_up(report) -> None:
 
 
 def at_end(period: tuple[date, date]):
-    return datetime.combine(period[1] + timedelta(days=1), time(), timezone.utc) - timedelta(microseconds=1)
+    return datetime.combine(period[1] + timedelta(days=1), time(), UTC) - timedelta(microseconds=1)
 
 
 @both

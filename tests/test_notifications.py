@@ -7,31 +7,30 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select
-
-from billing.notifications import alerts
-from billing.desk import services as desk
-from billing.ledger import services as ledger
-from billing.orders import services as orders
-from billing.notifications import outbox
-from billing.catalogue.offers import load_preset
-from billing.clock import as_utc
-from billing.desk.models import Invitation
-from billing.ledger.models import Lot, Operation, Ticket
-from billing.models import Order, User
-from billing.orders.models import Payment
-from billing.notifications.outbox import OutboxMessage
-from billing.ledger.verify import verify
 from checkout_support import EUR_IBAN, SELLER, both, place
-from common.extensions import db
-from commands.jobs import run_once
 from conftest import login, post_form
 from ledger_support import pack
+from sqlalchemy import func, select
+
+from billing.catalogue.offers import load_preset
+from billing.clock import as_utc
+from billing.desk import services as desk
+from billing.desk.models import Invitation
+from billing.ledger import services as ledger
+from billing.ledger.models import Lot, Operation, Ticket
+from billing.ledger.verify import verify
+from billing.models import Order, User
+from billing.notifications import alerts, outbox
+from billing.notifications.outbox import OutboxMessage
+from billing.orders import services as orders
+from billing.orders.models import Payment
+from commands.jobs import run_once
+from common.extensions import db
 from common.identity import accounts
 from common.mail import outbox as delivery
 from tests.smtp import HOST, Inbox, free_port, smtp_server  # noqa: F401 (a fixture)
@@ -44,7 +43,7 @@ def app_config(smtp_server):  # noqa: F811
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def user(email: str) -> User:
@@ -103,7 +102,7 @@ def test_the_chain_of_a_french_client_mails_each_step_once_in_french(app, client
         assert orders.confirm_payment(db.session, db.session.get(Payment, payment_id), seller=SELLER,
                                       now=now()).paid_now
     paid = [m for m in smtp_server.to("odile@example.fr") if m["Subject"].startswith("Paiement reçu")]
-    assert len(paid) == 1 and attachment_names(paid[0]) == [f"{datetime.now(timezone.utc).year}-0001.pdf"]
+    assert len(paid) == 1 and attachment_names(paid[0]) == [f"{datetime.now(UTC).year}-0001.pdf"]
 
     with app.app_context():
         odile, sam = user("odile@example.fr"), user("sam@example.com")
@@ -381,7 +380,7 @@ def test_jobs_refuse_to_mail_without_the_sites_address_and_say_so(app, french, r
 
 def test_expiry_warning_expiry_and_low_balance_on_the_right_days(app, french, smtp_server):  # noqa: F811
     app.config["EXPIRY_WARNING_DAYS"] = 30
-    bought = datetime(2026, 1, 10, 9, 0, tzinfo=timezone.utc)
+    bought = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
     with app.app_context():
         odile = user("odile@example.fr")
         lot = ledger.grant(db.session, odile.account, pack(db.session, "demo-hours-5"), key="g", now=bought)

@@ -13,22 +13,33 @@ import re
 from datetime import date
 
 import pytest
-from sqlalchemy import func, select
-
-from billing.orders import overage_bills
-from billing.ledger import services as ledger
-from billing.orders import references
-from billing.ledger.models import Lot, Overage, Ticket
-from billing.models import Order, Pack, User
-from billing.orders.models import Invoice, Payment
-from billing.notifications.outbox import OutboxMessage
 from checkout_support import EUR_IBAN, confirm
-from common.extensions import db
 from conftest import login, post_form
 from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
-    NOW, assert_verified, buy, charge, held, key, ledger_app, new_client, pack, person, session, staff, ticket,
+    NOW,
+    assert_verified,
+    buy,
+    charge,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    staff,
+    ticket,
 )
+from sqlalchemy import func, select
 from test_ledger_concurrency import at_once
+
+from billing.ledger import services as ledger
+from billing.ledger.models import Lot, Overage, Ticket
+from billing.models import Order, Pack, User
+from billing.notifications.outbox import OutboxMessage
+from billing.orders import overage_bills, references
+from billing.orders.models import Invoice, Payment
+from common.extensions import db
 
 both = pytest.mark.parametrize("ledger_app", ["sqlite", "postgresql"], indirect=True)
 

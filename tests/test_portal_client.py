@@ -6,31 +6,31 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import EUR_IBAN, confirm, place
 from flask import Request
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
-from billing.orders import overage_bills
-from billing.desk import services as desk
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.desk import services as desk
 from billing.desk.models import Attachment, Invitation, TicketMessage
+from billing.ledger import services as ledger
 from billing.ledger.models import Overage, Ticket
-from billing.models import Account, Pack, User
-from billing.orders.models import Invoice
+from billing.models import Pack, User
 from billing.notifications.outbox import OutboxMessage
+from billing.orders import overage_bills
+from billing.orders.models import Invoice
 from common.extensions import db
 from common.identity import accounts
-from checkout_support import EUR_IBAN, confirm, place
 from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 # The tests whose queries differ most between the engines run on both.
 BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -67,7 +67,7 @@ def log(app, ticket_id: int, minutes: int, key: str, billable: bool = True) -> N
     with app.app_context():
         staff = db.session.scalar(select(User).where(User.is_staff.is_(True)))
         desk.log_time(db.session, db.session.get(Ticket, ticket_id), staff, minutes, billable, "work", key,
-                      datetime.now(timezone.utc))
+                      datetime.now(UTC))
 
 
 def resolve(app, ticket_id: int, note: str = "") -> None:

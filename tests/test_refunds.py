@@ -6,25 +6,25 @@ tests/test_stripe.py."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from sqlalchemy import func, select
 
-from billing.ledger import services as ledger
-from billing.orders import refunds
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot
 from billing.models import Order, User
+from billing.orders import refunds
 from billing.orders.models import Invoice, OrderEvent
 from billing.orders.services import OrderError
-from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.test_security import snapshot
 from tests.test_staff_orders import staff_client, text  # noqa: F401 (a fixture)
 
-YEAR = datetime.now(timezone.utc).year
+YEAR = datetime.now(UTC).year
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
 
@@ -68,7 +68,7 @@ def app_config():
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @pytest.fixture

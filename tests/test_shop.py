@@ -10,8 +10,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from billing.catalogue.offers import active_pack, load_preset, preset_names
 from billing import clock
+from billing.catalogue.offers import active_pack, load_preset, preset_names
 from common.extensions import db
 from tests.journeys import nav, start
 

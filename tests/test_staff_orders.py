@@ -4,18 +4,18 @@ confirm (exact, short, over, twice), cancel, who may; the orders jobs."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
+from checkout_support import EUR_IBAN, place
 from sqlalchemy import func, select
 
-from billing.ledger import services as ledger
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Lot
 from billing.models import Order, User
 from billing.orders.models import Invoice, OrderEvent, Payment
-from checkout_support import EUR_IBAN, place
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 - a fixture
@@ -50,7 +50,7 @@ def text(response) -> str:
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def confirm(client, order: dict, amount: str, day: str | None = None):
@@ -70,7 +70,7 @@ def mail(smtp_server, subject: str, address: str = "owner@example.com"):  # noqa
 
 def credited(app, order: dict) -> int:
     with app.app_context():
-        return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(timezone.utc)))
+        return sum(b.net for b in ledger.balances(db.session, order["account"], now=datetime.now(UTC)))
 
 
 def status(app, order: dict) -> str:
@@ -215,7 +215,7 @@ def test_unknown_payments_and_orders_are_404(staff_client, order):
 def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server):  # noqa: F811
     with app.app_context():
         placed = db.session.get(Order, order["id"])
-        placed.created_at = datetime.now(timezone.utc) - timedelta(days=8)
+        placed.created_at = datetime.now(UTC) - timedelta(days=8)
         db.session.commit()
 
     first = runner.invoke(args=["orders", "remind"])
@@ -225,7 +225,7 @@ def test_remind_then_cancel_overdue_each_once(app, order, runner, smtp_server): 
     assert runner.invoke(args=["orders", "cancel-overdue"]).output == ""  # 8 days < 14
 
     with app.app_context():
-        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=15)
+        db.session.get(Order, order["id"]).created_at = datetime.now(UTC) - timedelta(days=15)
         db.session.commit()
     cancelled = runner.invoke(args=["orders", "cancel-overdue"])
     assert cancelled.output == f"{order['id']}\towner@example.com\n"
@@ -243,7 +243,7 @@ def test_a_partly_paid_order_is_reminded_once_and_never_cancelled_by_the_jobs(ap
                                                                             smtp_server):  # noqa: F811
     confirm(staff_client, order, "300")
     with app.app_context():
-        db.session.get(Order, order["id"]).created_at = datetime.now(timezone.utc) - timedelta(days=30)
+        db.session.get(Order, order["id"]).created_at = datetime.now(UTC) - timedelta(days=30)
         db.session.commit()
 
     assert runner.invoke(args=["orders", "remind"]).output == f"{order['id']}\towner@example.com\n"

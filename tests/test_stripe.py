@@ -11,24 +11,24 @@ import json
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 import stripe
+from checkout_support import NOW, both
 from sqlalchemy import func, select
 
-from billing.ledger import services as ledger
-from billing.orders import services as orders
 from billing.catalogue.offers import load_preset
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Overage
 from billing.models import Order, Pack, User
+from billing.orders import services as orders
 from billing.orders.models import Invoice, OrderEvent, Payment
 from billing.subscriptions.models import Subscription
-from checkout_support import NOW, both
+from common import payments
 from common.extensions import db
 from common.identity import accounts
-from common import payments
 from common.payments import card
 from tests.conftest import PASSWORD, login, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
@@ -231,7 +231,7 @@ def card_payer_with_an_overage_request(app, client, stripe_server) -> int:
     assert outcome(deliver(client, stripe_server, "checkout.session.completed", payment.external_id)) == "paid"
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == "owner@example.com"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         work = ledger.open_ticket(db.session, owner.account, owner, "Help", now=now)
         ledger.charge_ticket_to(db.session, work, 200, by=None, key="beyond", now=now)
         [request] = work.overages

@@ -6,21 +6,21 @@ after a cancellation, renewals are ordered before the period ends."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from sqlalchemy import func, select
 
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.orders import services as orders
-from billing.orders import refunds
-from billing.subscriptions import services as subscriptions
 from billing.ledger.models import Entry, Lot, Ticket
 from billing.models import Order
+from billing.orders import refunds
+from billing.orders import services as orders
 from billing.orders.models import Invoice
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription, SubscriptionPeriod
-from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack, person, place, session, staff  # noqa: F401
 from common.extensions import db
 
 METHODS = ("transfer", "cheque", "card")
@@ -47,7 +47,7 @@ def work(session, on, clerk, minutes, now):
 
 
 def at(day: str) -> datetime:
-    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def renewal_awaiting(session):

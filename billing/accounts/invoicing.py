@@ -15,7 +15,7 @@ from stdnum.ch import vat as swiss_vat
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 
-from billing.errors import BillingError, N_
+from billing.errors import N_, BillingError
 from billing.models import Account
 from billing.transaction import atomic
 

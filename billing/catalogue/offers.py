@@ -21,12 +21,19 @@ from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import clock
-from billing.errors import BillingError
 from billing.catalogue import pricing
-from billing.models import (
-    DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Base, Catalogue, Pack, Policy, RequestKind, localized,
-)
+from billing.errors import BillingError
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
+from billing.models import (
+    DEFAULT_LOW_BALANCE_PERCENT,
+    PACK_KINDS,
+    Base,
+    Catalogue,
+    Pack,
+    Policy,
+    RequestKind,
+    localized,
+)
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 # Every text a buyer reads exists in each language the shop offers.

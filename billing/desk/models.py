@@ -38,7 +38,7 @@ class TicketMessage(Base):
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    ticket: Mapped["Ticket"] = relationship("Ticket")
+    ticket: Mapped[Ticket] = relationship("Ticket")
     author: Mapped[User] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(back_populates="message", order_by="Attachment.id")
 
@@ -88,9 +88,9 @@ class TimeEntry(Base):
     operation_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_operations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    ticket: Mapped["Ticket"] = relationship("Ticket")
+    ticket: Mapped[Ticket] = relationship("Ticket")
     staff: Mapped[User] = relationship()
-    operation: Mapped["Operation | None"] = relationship("Operation")
+    operation: Mapped[Operation | None] = relationship("Operation")
 
 
 INVITATION_ROLES = ("owner", "member")

@@ -30,20 +30,20 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError, N_
-from billing.ledger import services as ledger
-from billing.notifications import outbox
-from billing.subscriptions import services as subscriptions
 from billing.clock import utc
 from billing.desk.models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
-from billing.ledger.services import LedgerError, NotAllowed
+from billing.errors import N_, BillingError
+from billing.ledger import services as ledger
 from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
-from billing.models import Account, Policy, User
-from billing.orders import overage_bills
-from billing.transaction import atomic
 from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
+from billing.ledger.services import LedgerError, NotAllowed
+from billing.models import Account, Policy, User
+from billing.notifications import outbox
+from billing.orders import overage_bills
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line, without_bidi_controls, write_private
+from billing.transaction import atomic
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000

@@ -9,8 +9,9 @@ table and reused by the CLI, the estimator and the ledger alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping
+from typing import Literal
 
 from billing.errors import BillingError
 

@@ -39,15 +39,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError
 from billing.clock import utc
+from billing.errors import BillingError
 from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange, Ticket
 from billing.models import Account, Pack, Policy, Translated
 
@@ -136,8 +136,8 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
     """The UTC instants [start 00:00, the day after end 00:00)."""
     if end < start:
         raise StatementError(f"the period ends ({end}) before it starts ({start})")
-    return (datetime.combine(start, time(), timezone.utc),
-            datetime.combine(end + timedelta(days=1), time(), timezone.utc))
+    return (datetime.combine(start, time(), UTC),
+            datetime.combine(end + timedelta(days=1), time(), UTC))
 
 
 DEBT_STATUSES = ("debt", "paid")

@@ -13,8 +13,8 @@ from sqlalchemy import Select, case, func, inspect, select
 from sqlalchemy.orm import Session
 
 from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange, Ticket
-from billing.models import Policy
 from billing.ledger.rules import RuleError, units
+from billing.models import Policy
 
 SETTLED_STATUSES = ("purchased", "paid", "withdrawn")
 

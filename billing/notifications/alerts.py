@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError
-from billing.notifications import outbox
 from billing.clock import utc
+from billing.errors import BillingError
 from billing.ledger.models import BalanceThreshold, Event, Lot, Operation
 from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
+from billing.notifications import outbox
 
 # The default threshold of a policy that says nothing (Policy.low_balance_percent):
 # this share of the last pack granted on the balance.

@@ -24,8 +24,8 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, a
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from billing.errors import BillingError
 from billing.clock import UTCDateTime, utc
+from billing.errors import BillingError
 from billing.models import Base, User
 
 STATUSES = ("pending", "sent", "failed")

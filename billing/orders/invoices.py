@@ -21,12 +21,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError
-from billing.orders import wording
-from billing.clock import utc
-from billing.models import Order
-from billing.orders.models import DocumentCounter, Invoice, InvoiceLine, OrderEvent
 from billing.catalogue.pricing import split_vat
+from billing.clock import utc
+from billing.errors import BillingError
+from billing.models import Order
+from billing.orders import wording
+from billing.orders.models import DocumentCounter, Invoice, InvoiceLine, OrderEvent
 from billing.transaction import atomic
 
 # One series per kind of document, each numbered from 1 every year.

@@ -22,17 +22,16 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.ledger import services as ledger
-from billing.subscriptions import services as subscriptions
 from billing.clock import utc
-from billing.orders.invoices import Seller, credited, issue_credit_note
+from billing.errors import N_
+from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation
 from billing.models import Order, User
+from billing.orders.invoices import Seller, credited, issue_credit_note
 from billing.orders.models import Invoice
-from billing.errors import N_
 from billing.orders.services import OrderError, mark_cancelled
+from billing.subscriptions import services as subscriptions
 from billing.transaction import atomic
-
 
 # --- The rule (pure) ----------------------------------------------------------
 

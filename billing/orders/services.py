@@ -31,19 +31,19 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing.errors import BillingError, N_
-from billing.ledger import services as ledger
-from billing.notifications import outbox
-from billing.orders import references
-from billing.subscriptions import services as subscriptions
-from billing.transaction import atomic, in_unit_of_work
+from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
-from billing.orders.invoices import Seller, issue_invoice
+from billing.errors import N_, BillingError
+from billing.ledger import services as ledger
 from billing.ledger.models import Lot
 from billing.models import Account, Order, Pack, User
+from billing.notifications import outbox
+from billing.orders import references
+from billing.orders.invoices import Seller, issue_invoice
 from billing.orders.models import OrderEvent, Payment, TrialClaim
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
-from billing.catalogue.pricing import Price, split_vat
+from billing.transaction import atomic, in_unit_of_work
 
 # One order of a pooled bundle beyond this many items is a typo, not a purchase.
 MAX_QUANTITY = 1000

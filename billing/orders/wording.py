@@ -10,7 +10,7 @@ language the order's documents go out in.
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel.numbers import format_currency, get_currency_precision
@@ -27,7 +27,7 @@ OVERAGE_TITLE = N_("Overage on ticket #%(ticket)d: %(minutes)d min")
 OVERAGE_LINE = N_("Overage on ticket #%(ticket)d: %(minutes)d min at %(rate)s an hour")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _catalogue(language: str) -> NullTranslations:
     return Translations.load(str(TRANSLATIONS), [language])
 

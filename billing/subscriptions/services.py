@@ -22,11 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from billing.errors import N_
 from billing.clock import add_months, utc
+from billing.errors import N_
 from billing.models import Account, Order, Pack
 from billing.subscriptions.models import Subscription, SubscriptionPeriod
-
 
 
 def end_of_month(moment: datetime) -> datetime:

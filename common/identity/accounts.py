@@ -21,16 +21,16 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from werkzeug.local import LocalProxy
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.local import LocalProxy
 
 from billing import clock
-from billing.notifications import outbox
 from billing.models import Account, User
-from billing.transaction import atomic
+from billing.notifications import outbox
 from billing.text import single_line
+from billing.transaction import atomic
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from common.mail import outbox as delivery

@@ -21,19 +21,18 @@ from html import unescape
 from typing import Any
 
 import nh3
-
 from flask import Flask, current_app, has_request_context, url_for
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from billing import clock
-from billing.notifications import outbox
 from billing.ledger.models import Lot, Overage, Ticket
 from billing.models import Account, Order, Policy, User
+from billing.notifications import outbox
 from billing.orders.models import Invoice, Payment
-from common.mail import transport as mail
 from common.extensions import db
+from common.mail import transport as mail
 from common.tickets import criticality_label, report_context
 
 Context = dict[str, Any]

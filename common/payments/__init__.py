@@ -18,13 +18,12 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-
 from sqlalchemy import select
 
-from billing.orders import services as orders
-from billing.orders import refunds
-from billing.orders.invoices import Seller
 from billing.models import Order, User
+from billing.orders import refunds
+from billing.orders import services as orders
+from billing.orders.invoices import Seller
 from billing.orders.models import Payment
 from common.extensions import db
 from common.payments.base import PaymentError, PaymentProvider

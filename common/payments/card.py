@@ -43,16 +43,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from billing.clock import utc
 from billing.errors import BillingError
 from billing.ledger import services as ledger
-from billing.orders import services as orders
-from billing.orders import refunds
-from billing.orders import wording
-from billing.clock import utc
 from billing.models import Account, Order, User
+from billing.orders import refunds, wording
+from billing.orders import services as orders
 from billing.orders.models import Payment
-from common.extensions import db
 from common import payments
+from common.extensions import db
 from common.payments import register
 from common.payments.base import PaymentError, PaymentProvider
 
