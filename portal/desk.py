@@ -30,10 +30,11 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from billing import clock
+from billing.accounts.models import Account, User
 from billing.desk import services as desk
+from billing.desk.models import CRITICALITIES, Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, Overage, Ticket
-from billing.models import Account, User
+from billing.ledger.models import Overage
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural

@@ -34,11 +34,12 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from billing import clock
+from billing.accounts.models import User
+from billing.catalogue.models import Policy
 from billing.desk import services as desk
-from billing.desk.models import Attachment
+from billing.desk.models import CRITICALITIES, TICKET_STATUSES, Attachment, Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
-from billing.models import Policy, User, localized
+from billing.models import localized
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line

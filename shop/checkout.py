@@ -24,9 +24,9 @@ from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import active_pack, offer
 from billing.errors import N_, BillingError
-from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments

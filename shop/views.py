@@ -7,9 +7,9 @@ from itertools import groupby
 from flask import Blueprint, abort, render_template, request
 from werkzeug.datastructures import MultiDict
 
+from billing.catalogue.models import Catalogue, Pack
 from billing.catalogue.offers import Offer, active_pack, active_packs, offer
 from billing.ledger.rules import explain
-from billing.models import Catalogue, Pack
 from common.extensions import db, htmx
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import current_locale, translate, translate_plural

@@ -253,7 +253,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def people(app) -> dict[str, str]:
     """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
-    from billing.models import User
+    from billing.accounts.models import User
     from common.identity import accounts
 
     with app.app_context():

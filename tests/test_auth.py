@@ -13,7 +13,7 @@ from argon2 import PasswordHasher, extract_parameters
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.models import Account, User
+from billing.accounts.models import Account, User
 from common.config import defaults
 from common.extensions import db
 from common.identity import accounts

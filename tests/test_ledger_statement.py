@@ -29,8 +29,8 @@ from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
 )
 from sqlalchemy import select as sa_select
 
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Ticket
 from billing.ledger.statement import rows, statement
 from billing.orders import overage_bills
 
