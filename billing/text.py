@@ -11,7 +11,8 @@ import unicodedata
 # place in a one-line value (a subject, a name), and CR/LF in one would break
 # the mail header it ends up in.
 _BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_SPACES = re.compile(r"\s+")
+# Runs of plain spaces only: a no-break space (French "reçu\u00a0:") stays.
+_SPACES = re.compile(r" {2,}")
 
 # Bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069): in a
 # file name they make "invoice<U+202E>fdp.exe" read as "invoiceexe.pdf".
@@ -21,10 +22,10 @@ _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 
 def single_line(value: str | None) -> str:
     """``value`` on one line: breaks and control characters become one space,
-    runs of blanks one space, no blank at either end."""
+    runs of spaces one space, no space at either end."""
     if not value:
         return ""
-    return _SPACES.sub(" ", _BREAKS.sub(" ", value)).strip()
+    return _SPACES.sub(" ", _BREAKS.sub(" ", value)).strip(" ")
 
 
 def without_bidi_controls(value: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Try each queued message as soon as the action that queued it is
         # over; off, only `flask jobs run` delivers (billing.notifications.outbox).
         "MAIL_DELIVER_AT_ONCE": True,
+        # Where "at once" happens for a request: a background thread of the
+        # process (the answer never waits for SMTP), or, off, the request
+        # itself before it answers (what some tests want).
+        "MAIL_DELIVER_IN_BACKGROUND": True,
+        # Seconds an SMTP exchange may take before the try fails and waits
+        # for its retry.
+        "MAIL_TIMEOUT": 10,
         # Days before a lot expires that its users are warned.
         "EXPIRY_WARNING_DAYS": 30,
         # Days before a subscription's period ends that the next one is ordered.
@@ -117,6 +125,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "PROXY_COUNT": 0,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
+        # "Keep me logged in" lasts 30 days (Flask-Login's default is a year);
+        # a login unused that long ends on the server too.
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
     }
 
@@ -186,8 +199,9 @@ def normalise(config: dict[str, Any]) -> None:
     if isinstance(types, str):
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
-    for key in ("MAIL_PORT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
+    for key in ("MAIL_PORT", "MAIL_TIMEOUT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS",
+                "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
                 "MAX_CONTENT_LENGTH", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_COST",
                 "PASSWORD_HASH_PARALLELISM", "PROXY_COUNT"):
         if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):
@@ -202,7 +216,12 @@ def normalise(config: dict[str, Any]) -> None:
         raise ConfigError("PASSWORD_HASH_TIME_COST and PASSWORD_HASH_PARALLELISM must be at least 1")
     if config["PASSWORD_HASH_MEMORY_COST"] < 8 * config["PASSWORD_HASH_PARALLELISM"]:
         raise ConfigError("PASSWORD_HASH_MEMORY_COST must be at least 8 KiB per lane (PASSWORD_HASH_PARALLELISM)")
-    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE"):
+    if not isinstance(config["REMEMBER_COOKIE_DURATION"], timedelta):
+        try:
+            config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=int(config["REMEMBER_COOKIE_DURATION"]))
+        except (TypeError, ValueError):
+            raise ConfigError("REMEMBER_COOKIE_DURATION must be a whole number of seconds") from None
+    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE", "MAIL_DELIVER_IN_BACKGROUND"):
         config[key] = boolean(key, config[key])
 
     # flask-limiter logs a limit it cannot parse and lets every request through:

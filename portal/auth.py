@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from common.extensions import db, limiter
-from common.identity import accounts
+from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
-from common.identity.forms import ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)
@@ -50,7 +50,7 @@ def signup():
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
-            login_user(user)
+            sessions.log_in(user)
             flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
             send_verification(user)
             return redirect(url_for("portal.home"))
@@ -67,7 +67,7 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
-            login_user(user, remember=form.remember.data)
+            sessions.log_in(user, remember=form.remember.data)
             return redirect(target)
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
@@ -77,9 +77,42 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    logout_user()
+    if current_user.is_authenticated:
+        sessions.log_out(current_user)
     flash(_("You are logged out."), "success")
     return redirect(url_for("shop.catalogue"))
+
+
+@bp.route("/account/security", methods=["GET", "POST"])
+@login_required
+def security():
+    """Password and logins: where this user is logged in, "log out
+    everywhere", and a new password (the current one required)."""
+    user = current_user._get_current_object()
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(db.session, user, form.current.data, form.password.data)
+        except accounts.AccountError as error:
+            form[error.field].errors.append(error.message)
+        else:
+            # Every login ended with the old password; this browser goes on as a new one.
+            remembered = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            sessions.log_in(user, remember=remembered)
+            flash(_("Your password is changed. You are logged out everywhere else."), "success")
+            return redirect(url_for("auth.security"))
+    logins = sessions.running(db.session, user, max_idle=sessions.max_idle())
+    return render_template("auth/security.html", form=form, logins=logins,
+                           this_login=g.get("login_session_id")), INVALID if form.errors else 200
+
+
+@bp.post("/account/security/logout-everywhere")
+@login_required
+def logout_everywhere():
+    sessions.end_all(db.session, current_user)
+    sessions.log_out(current_user)
+    flash(_("You are logged out everywhere, in this browser too."), "success")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])

@@ -158,6 +158,7 @@ def staff():
     return render_template("portal/orders_staff.html", search=search,
                            awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
                            flagged=orders.flagged(db.session),
+                           confirmed=orders.recently_confirmed(db.session, search),
                            methods=payments.statuses(), today=clock.now().date(), plain=_plain)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -24,7 +24,7 @@ from billing.ledger import services as ledger
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
-from common.identity import accounts
+from common.identity import accounts, sessions
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import email_field, new_password_fields
 from common.mail import outbox as delivery
@@ -37,7 +37,9 @@ ROLE_LABELS = {"owner": _l("Owner"), "member": _l("Member")}
 
 class InviteForm(FlaskForm):
     email = email_field()
-    role = SelectField(_l("Role"), choices=[SelectChoice("member", ROLE_LABELS["member"]), SelectChoice("owner", ROLE_LABELS["owner"])],
+    role = SelectField(_l("Role"),
+                       choices=[SelectChoice("member", ROLE_LABELS["member"]),
+                                SelectChoice("owner", ROLE_LABELS["owner"])],
                        default="member",
                        description=_l("Owners also invite and remove people and answer overage requests."))
 
@@ -163,7 +165,7 @@ def accept(token: str):
         except desk.DeskError as error:
             form.name.errors = [*form.name.errors, _(error.message, **error.params)]
         else:
-            login_user(user)
+            sessions.log_in(user)
             flash(_("Welcome to %(account)s.", account=user.account.name), "success")
             return redirect(url_for("portal.home"))
     status = INVALID if form.errors else 200

@@ -223,7 +223,8 @@ def buy():
     from billing.catalogue.offers import active_packs
 
     held = set(db.session.scalars(
-        select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id).where(Lot.account_id == current_user.account_id)
+        select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id)
+        .where(Lot.account_id == current_user.account_id)
     ))
     sections = [(packs[0].catalogue, packs) for packs in
                 (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]

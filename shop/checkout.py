@@ -17,7 +17,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
@@ -32,7 +32,7 @@ from billing.subscriptions import services as subscriptions
 from common import payments
 from common.extensions import db, htmx, login_manager
 from common.fragments import page_or_fragment
-from common.identity import accounts
+from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
 from shop import ordering
@@ -199,7 +199,7 @@ def order(slug: str):
         form[error.field if error.field in form else "total"].errors = [_translated(error)]
         return _page(pack, form, signup, quantity, INVALID, invoicing)
     if signup is not None:
-        login_user(buyer)
+        sessions.log_in(buyer)
         send_verification(buyer)
     if payment.status != "created":
         # This form placed the order already: its page says where it stands.

@@ -165,6 +165,9 @@ def test_settings(database_url: str, tmp_path) -> dict:
         "ATTACHMENT_FOLDER": str(tmp_path / "attachments"),
         "RATELIMIT_STORAGE_URI": "memory://",
         "SERVER_NAME": None,
+        # Mail is sent before the request answers, so a test reads the inbox
+        # right after; tests/test_mail_silent_smtp.py covers the sender thread.
+        "MAIL_DELIVER_IN_BACKGROUND": False,
         "PASSWORD_HASH_TIME_COST": 1,
         "PASSWORD_HASH_MEMORY_COST": 8,
         "PASSWORD_HASH_PARALLELISM": 1,

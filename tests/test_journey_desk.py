@@ -20,7 +20,6 @@ from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
-    NESTED_PAGES,
     log_in,
     log_time,
     nav,
@@ -50,7 +49,6 @@ def world(live_server):
     return url, app
 
 
-@NESTED_PAGES
 def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page, new_context):
     url, _app = world
     log_in(page, url, "luna@example.com")
@@ -75,7 +73,6 @@ def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page
     assert page.url == url_before
 
 
-@NESTED_PAGES
 def test_an_itsupport_ticket_past_30_minutes_takes_a_second(world, page: Page, new_context):
     url, _app = world
     log_in(page, url, "luna@example.com")

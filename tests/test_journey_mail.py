@@ -19,7 +19,6 @@ from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
-    NESTED_PAGES,
     choose_pack,
     heading,
     log_in,
@@ -45,7 +44,6 @@ def shop(live_server, smtp_server):  # noqa: F811
     return url, app
 
 
-@NESTED_PAGES
 def test_the_whole_chain_mails_a_french_client_each_step_once(shop, page: Page, new_context,
                                                                smtp_server):  # noqa: F811
     url, app = shop

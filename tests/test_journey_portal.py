@@ -26,7 +26,6 @@ from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
-    NESTED_PAGES,
     follow_mail_link,
     heading,
     log_in,
@@ -113,7 +112,6 @@ def test_owner_invites_a_colleague_who_draws_on_the_pool_then_is_removed(acme, p
     expect(colleague.get_by_role("button", name="Log in")).to_be_visible()
 
 
-@NESTED_PAGES
 def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, new_context):
     url, _app = acme
     log_in(page, url, "owner@example.com")
@@ -145,7 +143,6 @@ def newcomer(live_server):
     return url, app
 
 
-@NESTED_PAGES
 def test_an_empty_balance_leads_to_buying_a_pack(newcomer, page: Page):
     url, app = newcomer
     log_in(page, url, "nora@example.com")

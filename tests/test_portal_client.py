@@ -434,7 +434,8 @@ def test_an_invitation_already_accepted_is_not_said_withdrawn(app, client, peopl
 
 def test_only_owners_invite_and_remove(client, people, world, app):
     login(client, people["member"])
-    assert post_form(client, "/portal/people/invitations", {"email": "x@example.com", "role": "owner"}).status_code == 403
+    invitation = {"email": "x@example.com", "role": "owner"}
+    assert post_form(client, "/portal/people/invitations", invitation).status_code == 403
     with app.app_context():
         owner_id = db.session.scalar(select(User.id).where(User.email == people["owner"]))
     assert post_form(client, f"/portal/people/{owner_id}/remove").status_code == 403

@@ -263,3 +263,46 @@ def test_the_jobs_refuse_to_run_without_knowing_the_sites_address(app, order, ru
     result = runner.invoke(args=["orders", "remind"])
     assert result.exit_code == 2 and "SERVER_NAME is not set" in result.output
     assert snapshot(app) == before
+
+
+# --- Issue 12.5: the staff pages say what exists and show what was confirmed --
+
+@pytest.mark.parametrize("lang, desk, promise", [("en", "Ticket desk", "adjust credit"),
+                                                 ("fr", "Gestion des tickets", "ajuster le crédit")])
+def test_the_staff_home_offers_only_pages_that_exist(app, staff_client, people, lang, desk, promise):
+    post_form(staff_client, "/language", {"lang": lang, "next": "/portal/"})
+    page = text(staff_client.get("/portal/"))
+    main = page.split('<main id="main"', 1)[1]
+    assert promise not in main and "catalog" not in main.split("</hgroup>", 1)[1].split("<a")[0]
+    assert f'<a href="/desk/">{desk}</a>' in main
+    for href in re.findall(r'href="(/[^"]*)"', main):
+        assert staff_client.get(href).status_code == 200, href
+
+
+def recently_confirmed(staff_client, search: str = "") -> str:
+    page = text(staff_client.get("/portal/staff/orders", query_string={"q": search} if search else {}))
+    return page.split('<article id="confirmed">', 1)[1].split("</article>", 1)[0]
+
+
+def test_the_payments_page_lists_what_was_confirmed_by_whom_and_when(app, staff_client, order):
+    assert "No payment confirmed yet." in recently_confirmed(staff_client)
+    assert confirm(staff_client, order, "510.00").status_code == 302
+    with app.app_context():
+        payment = db.session.get(Payment, order["payment"])
+        when = f"{payment.confirmed_at:%H:%M} UTC"
+    section = recently_confirmed(staff_client)
+    assert f'id="confirmed-{order["payment"]}"' in section
+    assert "€510.00" in section and "by Sam Staff" in section and when in section and "Acme" in section
+    spaced = " ".join(re.findall(".{1,4}", order["reference"]))
+    for search in ("acme", "owner@example", spaced, order["reference"].lower()):
+        assert f'id="confirmed-{order["payment"]}"' in recently_confirmed(staff_client, search), search
+    assert "No confirmed payment matches “Nobody”." in recently_confirmed(staff_client, "Nobody")
+    # Still awaited orders are not "confirmed", and this one is no longer awaited.
+    assert f'id="order-{order["id"]}"' not in text(staff_client.get("/portal/staff/orders"))
+
+
+def test_the_confirmed_payments_in_french(app, staff_client, order):
+    confirm(staff_client, order, "510.00")
+    post_form(staff_client, "/language", {"lang": "fr", "next": "/portal/staff/orders"})
+    section = recently_confirmed(staff_client)
+    assert "Confirmés récemment" in section and "par Sam Staff" in section and "510,00\u00a0€" in section

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     String,
     Text,
 )
@@ -74,5 +75,37 @@ class User(Base):
     def is_active(self) -> bool:
         return self.removed_at is None
 
+    # The login this object was loaded or logged in for: a random token that
+    # Flask-Login keeps as "the user id" in the session and the remember-me
+    # cookie, so that ending the login on the server ends both
+    # (common.identity.sessions).
+    login_token = None
+
     def get_id(self) -> str:
-        return str(self.id)
+        if self.login_token is None:
+            raise RuntimeError("a user is logged in through common.identity.sessions.log_in, which draws the token")
+        return self.login_token
+
+
+# Who is logged in where: one row per login, so that a login can end on the
+# server (log out, log out everywhere, a new password) and not only in the
+# browser that holds its cookie; the rules are common.identity.sessions'.
+class LoginSession(Base):
+    """One login of a user in one browser. The browser holds a random token
+    (in its session cookie and, if asked, its remember-me cookie); only the
+    token's SHA-256 is kept, so this table opens no session if it leaks."""
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (Index("ix_login_sessions_user", "user_id", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(clock.UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(clock.UTCDateTime)
+    # Set when it is logged out, or ended by a new password or "log out everywhere".
+    ended_at: Mapped[datetime | None] = mapped_column(clock.UTCDateTime)
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship()

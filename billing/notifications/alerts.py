@@ -102,8 +102,8 @@ def note_balance(session: Session, op: Operation, account_id: int, policy_id: in
     threshold = threshold_for(session, account_id, policy_id, unit)
     if not crossed_below(before, after, threshold):
         return None
-    event = Event(key=f"{op.key}:low" + (f":{scope}" if scope else ""), kind="low_balance", account_id=account_id, policy_id=policy_id,
-                  unit=unit, units=after, threshold=threshold, created_at=now, notified_at=now)
+    event = Event(key=f"{op.key}:low" + (f":{scope}" if scope else ""), kind="low_balance", account_id=account_id,
+                  policy_id=policy_id, unit=unit, units=after, threshold=threshold, created_at=now, notified_at=now)
     session.add(event)
     outbox.enqueue(session, "low_balance", event.key, outbox.members(session, account_id), now=now,
                    payload={"policy_id": policy_id, "unit": unit, "units": after, "threshold": threshold},

@@ -32,7 +32,7 @@ from billing.models import Base
 STATUSES = ("pending", "sent", "failed")
 MAX_ATTEMPTS = 8
 # How long a claimed message is left to its worker before another may try:
-# well beyond one SMTP exchange (common.mail gives up after 15 s).
+# well beyond one SMTP exchange (common.mail gives up after MAIL_TIMEOUT, 10 s).
 LEASE = timedelta(minutes=5)
 
 

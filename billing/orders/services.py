@@ -85,8 +85,10 @@ def sold_per_user(pack: Pack) -> bool:
 
 def check_quantity(pack: Pack, quantity: object) -> int:
     if allows_quantity(pack):
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not pack.min_quantity <= quantity <= MAX_QUANTITY:
-            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity", min=pack.min_quantity, max=MAX_QUANTITY)
+        if (isinstance(quantity, bool) or not isinstance(quantity, int)
+                or not pack.min_quantity <= quantity <= MAX_QUANTITY):
+            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity",
+                             min=pack.min_quantity, max=MAX_QUANTITY)
         return quantity
     if quantity != 1:
         raise OrderError(N_("This pack is sold one at a time."), "quantity")
@@ -153,6 +155,23 @@ def awaited(session: Session, search: str = "") -> list[tuple[Order, Payment]]:
         .join(Payment, Payment.order_id == Order.id)
         .where(Order.status == "pending", Payment.status == "pending", Payment.provider.in_(MANUAL_METHODS))
         .order_by(Order.created_at, Order.id)
+    )
+    search = search.strip()
+    if search:
+        query = query.where(_matching(search))
+    return [(order, payment) for order, payment in session.execute(query)]
+
+
+def recently_confirmed(session: Session, search: str = "", limit: int = 20) -> list[tuple[Order, Payment]]:
+    """Payments received, by any method, newest confirmation first, with
+    their order: how much, when, and by whom (None: a provider's webhook).
+    ``search`` matches as in ``awaited``."""
+    query = (
+        select(Order, Payment)
+        .join(Payment, Payment.order_id == Order.id)
+        .where(Payment.status == "confirmed", Payment.confirmed_at.is_not(None))
+        .order_by(Payment.confirmed_at.desc(), Payment.id.desc())
+        .limit(limit)
     )
     search = search.strip()
     if search:

@@ -14,8 +14,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from billing.accounts.models import User
-from common.extensions import db, login_manager
-from common.identity import accounts
+from common.extensions import login_manager
+from common.identity import accounts, sessions
 
 # A form sent back with errors: the request was understood, its content was not acceptable.
 INVALID = 422
@@ -25,12 +25,10 @@ login_manager.login_message = _l("Please log in to see this page.")
 login_manager.login_message_category = "info"
 
 
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The session's user, unless an owner removed them from the pool since:
-    then nobody, and their very next request is anonymous."""
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.removed_at is None else None
+# The session's user is that of a login still running, unless an owner
+# removed them from the pool since: then nobody, and their very next request
+# is anonymous.
+login_manager.user_loader(sessions.load_user)
 
 
 # ------------------------------------------------------------ access

@@ -33,6 +33,7 @@ from billing.text import single_line
 from billing.transaction import atomic
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
+from common.identity import sessions
 from common.mail import outbox as delivery
 
 MIN_PASSWORD_LENGTH = 10
@@ -132,9 +133,21 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
-    """Also invalidates every reset link sent before (they carry the old hash's fingerprint)."""
+    """Also invalidates every reset link sent before (they carry the old hash's
+    fingerprint) and ends every login of the user, wherever it is: whoever
+    knew the old password, or held a cookie, is out."""
     with atomic(session):
         user.password_hash = _hash_password(password)
+        sessions.end_all(session, user)
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> None:
+    """The user changes their password knowing the current one; AccountError otherwise."""
+    try:
+        password_hasher().verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise AccountError("current", _l("This is not your current password.")) from None
+    set_password(session, user, new)
 
 
 def mark_email_verified(session: Session, user: User) -> None:

@@ -71,6 +71,11 @@ class ResetPasswordForm(FlaskForm):
     password, confirm = new_password_fields(_l("New password"))
 
 
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    password, confirm = new_password_fields(_l("New password"))
+
+
 class InvoicingForm(FlaskForm):
     """What the account's invoices say besides its name and country; the
     rules (lines, the VAT ID per country) are billing.accounts'."""

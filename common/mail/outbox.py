@@ -8,20 +8,29 @@ the ids and figures the event queued; what must be as it was at the event
 queued is tried once it is over (``init_app``: at the end of each request
 and of each command), so mail still arrives at once when the server is up;
 what fails waits for ``deliver_due`` (`flask jobs run`) and its back-off.
+
+A request never waits for SMTP: what it queued is handed to the process's
+sender thread (``Sender``), which delivers it after the answer; the rows are
+in the outbox already, so a message the thread could not send (the server
+silent, the process stopped) is the job's to retry.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import queue
 import re
+import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from html import unescape
 from typing import Any
 
 import nh3
-from flask import Flask, current_app, has_request_context, url_for
+from flask import Flask, current_app, has_request_context, request, url_for
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -202,8 +211,9 @@ def _kinds() -> dict[str, Kind]:
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
-        "invitation": Kind("invitation", lambda c: _l("%(name)s invites you to share their support credit",
-                                                     name=c["inviter"].name if c["inviter"] else c["invitation"].account.name),
+        "invitation": Kind("invitation", lambda c: _l(
+                               "%(name)s invites you to share their support credit",
+                               name=c["inviter"].name if c["inviter"] else c["invitation"].account.name),
                            _invitation, scrub=("token",)),
         "order_received": Kind("order_received", lambda c: _l("Your order %(number)s", number=number(c)),
                                _awaiting, _instructions, inline=_payment_code),
@@ -289,14 +299,82 @@ def queued(prefix: str) -> list[str]:
     return [key for key in db.session.info.get("outbox", []) if key.startswith(prefix + ":")]
 
 
+# How long a person waiting for a link (deliver_now) waits for the sender
+# thread before the page says the mail will follow.
+LINK_WAIT_SECONDS = 0.5
+
+
+class _Job:
+    def __init__(self, keys: list[str], base_url: str) -> None:
+        self.keys = keys
+        self.base_url = base_url
+        self.done = threading.Event()
+        self.result: dict[str, int] | None = None
+
+
+class Sender:
+    """The process's mail thread: delivers the messages requests queued, one
+    batch after the other, off the requests' threads. Started on first use
+    (after a server forks its workers, each gets its own)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[_Job] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, keys: list[str], base_url: str) -> _Job:
+        job = _Job(list(keys), base_url)
+        with self._lock:
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+                if self._pid != os.getpid():
+                    self._queue = queue.Queue()  # a forked child does not inherit the parent's thread
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="forfait-mail", daemon=True)
+                self._thread.start()
+            self._queue.put(job)
+        return job
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                with self.app.app_context():
+                    # Without SERVER_NAME (development, tests) links are built
+                    # from the address the request came to, as they were inline.
+                    links = (nullcontext() if self.app.config.get("SERVER_NAME")
+                             else self.app.test_request_context(base_url=job.base_url))
+                    with links:
+                        job.result = deliver_due(keys=job.keys)
+            except Exception:  # noqa: BLE001 - the rows stay pending; the job retries them
+                self.app.logger.exception("mail thread: messages %s not delivered now; the job will", job.keys)
+            finally:
+                job.done.set()
+
+
+def _sender() -> Sender:
+    app = current_app._get_current_object()
+    return app.extensions["forfait_mail_sender"]
+
+
+def _in_background() -> bool:
+    return has_request_context() and current_app.config["MAIL_DELIVER_IN_BACKGROUND"]
+
+
 def deliver_now(keys: list[str]) -> bool:
     """Send these queued messages at once, for a person waiting for one (a
     link to confirm an address); True when every one went. A failure stays
-    queued and is retried by the job."""
+    queued and is retried by the job. In a request, the sender thread sends
+    them and the request waits LINK_WAIT_SECONDS at most."""
     waiting = db.session.info.get("outbox", [])
     db.session.info["outbox"] = [key for key in waiting if key not in keys]
     if not keys:
         return True
+    if _in_background():
+        job = _sender().submit(keys, request.host_url)
+        job.done.wait(LINK_WAIT_SECONDS)
+        return job.result is not None and job.result["sent"] == len(keys)
     done = deliver_due(keys=keys)
     return done["sent"] == len(keys)
 
@@ -318,6 +396,9 @@ def deliver_queued() -> None:
         # Anything left uncommitted is not ours to save; the queued rows,
         # if their transaction committed, are in the database.
         session.rollback()
+        if _in_background():
+            _sender().submit(keys, request.host_url)
+            return
         deliver_due(keys=keys)
     except Exception:  # noqa: BLE001
         session.rollback()
@@ -332,6 +413,7 @@ def plain(html: str) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["plain"] = plain
+    app.extensions["forfait_mail_sender"] = Sender(app)
     # At the end of a request, while url_for can still build its links;
     # at the end of an app context too, for commands and scripts.
     app.teardown_request(lambda error: deliver_queued())

@@ -24,9 +24,6 @@ from flask_babel import force_locale
 from billing import clock
 from billing.text import single_line, write_private
 
-# Long enough for a slow relay, short enough that a dead one does not hang a request.
-SMTP_TIMEOUT_SECONDS = 15
-
 
 class MailError(RuntimeError):
     """The message could not be handed over; the cause is logged and chained."""
@@ -59,7 +56,8 @@ def send(to: str, subject: Any, template: str, language: str, *,
     message["From"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=sender)
     message["To"] = to
     if config.get("PROVIDER_EMAIL"):
-        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=config["PROVIDER_EMAIL"])
+        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]),
+                                      addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
     message["Date"] = format_datetime(clock.now())
     domain = sender.rpartition("@")[2] or "forfait.invalid"
@@ -89,7 +87,7 @@ def send(to: str, subject: Any, template: str, language: str, *,
 
 
 def _deliver(message: EmailMessage, config: dict[str, Any]) -> None:
-    with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+    with smtplib.SMTP(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=config["MAIL_TIMEOUT"]) as smtp:
         if config["MAIL_USE_TLS"]:
             smtp.starttls()
         if config["MAIL_USERNAME"]:

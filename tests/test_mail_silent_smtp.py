@@ -1,0 +1,103 @@
+"""Mail never holds a request (issue 13.5): with an SMTP server that takes the
+connection and never says a word, an order, a ticket and a staff reply still
+answer within a second, and what they queued stays in the outbox for the job."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from checkout_support import EUR_IBAN
+from sqlalchemy import select
+
+from billing.notifications.outbox import OutboxMessage
+from common.extensions import db
+from tests.conftest import csrf_token, form_token, login
+from tests.smtp import smtp_server  # noqa: F401 (a fixture)
+from tests.test_portal_client import new_ticket, world  # noqa: F401 (a fixture)
+
+ANSWERS_WITHIN = 1.0  # seconds
+
+
+@pytest.fixture
+def silent_smtp() -> Iterator[int]:
+    """A loopback port whose kernel completes every TCP handshake (the
+    listening backlog) while nobody ever reads or writes: an SMTP client
+    waits for a greeting that never comes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def app_config(silent_smtp) -> dict:
+    return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": silent_smtp, "MAIL_USE_TLS": False, "PROVIDER_IBAN": EUR_IBAN,
+            "MAIL_DELIVER_IN_BACKGROUND": True, "MAIL_TIMEOUT": 2}
+
+
+def timed(call) -> tuple[float, object]:
+    start = time.perf_counter()
+    response = call()
+    return time.perf_counter() - start, response
+
+
+def outbox(app) -> list[OutboxMessage]:
+    with app.app_context():
+        return list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_an_order_a_ticket_and_a_staff_reply_answer_at_once_whatever_smtp_does(app, client, people, world):  # noqa: F811
+    before = {m.id for m in outbox(app)}
+    login(client, people["owner"])
+    # The forms are fetched first, as a person has them on screen: only the POST is timed.
+    order = {"method": "transfer", "total": "95000", "csrf_token": csrf_token(client),
+             "token": form_token(client, "/checkout/toopixel-36")}
+    order_took, ordered = timed(lambda: client.post("/checkout/toopixel-36", data=order))
+    page = client.get("/portal/tickets/new").get_data(as_text=True)
+    ticket = {"subject": "Printer", "description": "It jams.", "criticality": "normal",
+              "balance": re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1),
+              "csrf_token": csrf_token(client, "/portal/tickets/new")}
+    ticket_took, opened = timed(lambda: client.post("/portal/tickets/new", data=ticket))
+    assert ordered.status_code == opened.status_code == 302, (ordered.status_code, opened.status_code)
+    ticket_id = int(opened.headers["Location"].rsplit("/", 1)[1])
+
+    staff = app.test_client()
+    login(staff, people["staff"])
+    reply = {"body": "Fixed, please check", "internal": "0", "csrf_token": csrf_token(staff)}
+    reply_took, replied = timed(lambda: staff.post(f"/desk/tickets/{ticket_id}/messages", data=reply))
+    assert replied.status_code == 302
+
+    print(f"\nsilent SMTP: order {order_took:.2f} s, ticket {ticket_took:.2f} s, staff reply {reply_took:.2f} s")
+    assert max(order_took, ticket_took, reply_took) < ANSWERS_WITHIN, (order_took, ticket_took, reply_took)
+    # The sender thread tried each after the answers, and nothing was lost:
+    # every message waits in the outbox with its error, for the job to retry.
+    tried = settled(app, before)
+    assert {"order_received", "ticket_opened", "ticket_opened_staff", "staff_reply"} <= {m.kind for m in tried}
+    assert all(m.status == "pending" and m.attempts == 1 and "timed out" in m.last_error for m in tried), [
+        (m.kind, m.status, m.attempts, m.last_error) for m in tried]
+
+
+def settled(app, before: set[int], within: float = 60) -> list[OutboxMessage]:
+    """The messages queued since ``before`` once the sender thread has tried each."""
+    deadline = time.monotonic() + within
+    while True:
+        messages = [m for m in outbox(app) if m.id not in before]
+        if all(m.attempts >= 1 and m.claimed_until is None for m in messages) or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.2)
+
+
+def test_the_sender_thread_delivers_what_a_request_queued(app, client, people, world, smtp_server):  # noqa: F811
+    app.config.update(smtp_server.config, MAIL_TIMEOUT=10)
+    before = {m.id for m in outbox(app)}
+    login(client, people["member"])
+
+    opened = new_ticket(client, subject="Printer on fire")
+
+    assert opened.status_code == 302
+    assert {m.status for m in settled(app, before)} == {"sent"}
+    assert any("Printer on fire" in message["Subject"] for message in smtp_server.to(people["member"]))
