@@ -124,7 +124,8 @@ def populate(engine: sa.Engine) -> tuple[int, int, int, int]:
                 conn.execute(sa.insert(model), rows[chunk:chunk + 20_000])
         if engine.dialect.name == "postgresql":
             for model in tables:
-                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{model.__tablename__}', 'id'), {ids[model]})")
+                conn.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{model.__tablename__}', 'id'), {ids[model]})")
             conn.exec_driver_sql("ANALYZE")
         else:
             conn.exec_driver_sql("ANALYZE")
@@ -173,7 +174,7 @@ def run(name: str, url: str) -> None:
     print(f"{'':20}" + "".join(f"{label:>30}" for label in results))
     for action in results["100,000 entries"]:
         cells = []
-        for label, figures in results.items():
+        for figures in results.values():
             seconds = figures[action]
             cells.append(f"{seconds * 1000:9.3f} ms {seconds / figures['SELECT 1']:8.1f} × RTT")
         print(f"{action:20}" + "".join(f"{cell:>30}" for cell in cells))

@@ -209,7 +209,8 @@ def normalise(config: dict[str, Any]) -> None:
         types = [name.strip().lower() for name in types.split(",") if name.strip()]
     config["ATTACHMENT_TYPES"] = frozenset(types)
     for key in ("MAIL_PORT", "MAIL_TIMEOUT", "TOKEN_MAX_AGE_HOURS", "TRANSFER_REMIND_DAYS", "TRANSFER_CANCEL_DAYS",
-                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS", "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
+                "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_FILES", "ATTACHMENT_QUOTA_BYTES", "INVITATION_MAX_AGE_HOURS",
+                "BALANCE_POLL_SECONDS", "EXPIRY_WARNING_DAYS", "SUBSCRIPTION_RENEW_DAYS",
                 "MAX_CONTENT_LENGTH", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_COST",
                 "PASSWORD_HASH_PARALLELISM", "PROXY_COUNT"):
         if key == "MAX_CONTENT_LENGTH" and config[key] in (None, ""):

@@ -165,7 +165,8 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
         # Seed 004: one ticket is 30 min of work at most; beyond, the subject takes another.
         result["tickets"] = _(
             "The work passes %(minutes)d min: this subject will use %(count)s in all.",
-            minutes=ticket.policy.unit_minutes * max(found.before.units, 1), count=quantity(found.after.units, "ticket"))
+            minutes=ticket.policy.unit_minutes * max(found.before.units, 1),
+            count=quantity(found.after.units, "ticket"))
     if found.delta > 0:
         available = _balance(ticket).units
         if found.delta > available:

@@ -37,7 +37,9 @@ ROLE_LABELS = {"owner": _l("Owner"), "member": _l("Member")}
 
 class InviteForm(FlaskForm):
     email = email_field()
-    role = SelectField(_l("Role"), choices=[SelectChoice("member", ROLE_LABELS["member"]), SelectChoice("owner", ROLE_LABELS["owner"])],
+    role = SelectField(_l("Role"),
+                       choices=[SelectChoice("member", ROLE_LABELS["member"]),
+                                SelectChoice("owner", ROLE_LABELS["owner"])],
                        default="member",
                        description=_l("Owners also invite and remove people and answer overage requests."))
 

@@ -101,8 +101,8 @@ def _balance_value(policy_id: int, unit: str) -> str:
 
 
 class TicketForm(FlaskForm):
-    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)], filters=[single_line],
-                          description=_l("One subject per ticket."))
+    subject = StringField(_l("Subject"), validators=[DataRequired(), Length(max=desk.MAX_SUBJECT)],
+                          filters=[single_line], description=_l("One subject per ticket."))
     description = TextAreaField(_l("Description"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
                                 description=_l("What happens, since when, what you tried."))
     balance = SelectField(_l("Draw from"), validate_choice=False)
@@ -162,8 +162,9 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     else:
         policy = unit = form.balance.data = None
     kinds = policy.kinds if policy else []
-    form.kind.choices = [SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
-                         for k in kinds]
+    form.kind.choices = [
+        SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
+        for k in kinds]
     if kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug
     return choices, policy, unit, subscription
@@ -260,6 +261,8 @@ def _ticket_page(ticket: Ticket, reply: ReplyForm | None = None, rating: RatingF
         explanation=explanation(ticket), taken=desk.tickets_taken_note(ticket),
         entries=desk.time_entries(db.session, ticket) if staff else [],
         reply=reply or ReplyForm(formdata=None), rating=rating_form, limits=_limits(),
+        # The owners answer an overage where its mail sends them: here.
+        answers_overages=not staff and current_user.is_owner,
     ), status
 
 

@@ -24,7 +24,8 @@ MAX_MINUTES = 10_000
 class EstimateForm(Form):
     pack = SelectField(_l("Pack"), validate_choice=False)
     minutes = StringField(_l("Minutes of work"), description=_l("Whole minutes, as staff log them on one request."))
-    kind = SelectField(_l("Kind of request"), validate_choice=False, description=_l("Some kinds have a minimum or a fixed price."))
+    kind = SelectField(_l("Kind of request"), validate_choice=False,
+                       description=_l("Some kinds have a minimum or a fixed price."))
     # The pack whose request kinds the page showed. When a visitor without
     # JavaScript picks another pack, the kind they left selected belongs to
     # the old pack: it is replaced by the new pack's default, not refused.

@@ -23,7 +23,8 @@ def _sections(packs: list[Pack], locale: str) -> list[tuple[Catalogue, list[tupl
     sections = []
     for _catalogue_id, of_catalogue in groupby(packs, lambda pack: pack.catalogue_id):
         of_catalogue = list(of_catalogue)
-        groups = [(kind, [offer(pack, locale) for pack in of_kind]) for kind, of_kind in groupby(of_catalogue, lambda pack: pack.kind)]
+        groups = [(kind, [offer(pack, locale) for pack in of_kind])
+                  for kind, of_kind in groupby(of_catalogue, lambda pack: pack.kind)]
         sections.append((of_catalogue[0].catalogue, groups))
     return sections
 

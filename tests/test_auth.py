@@ -321,7 +321,8 @@ def test_password_reset_by_mail(app, client, people, smtp_server):  # noqa: F811
     used = client.get(link)
     assert used.status_code == 400
     assert 'href="/password/forgot"' in used.get_data(as_text=True)
-    assert post_form(client, link, {"password": "yet another secret", "confirm": "yet another secret"}).status_code == 400
+    again = {"password": "yet another secret", "confirm": "yet another secret"}
+    assert post_form(client, link, again).status_code == 400
     assert login(app.test_client(), people["member"], new).status_code == 302
 
 

@@ -83,7 +83,8 @@ def test_every_preset_loads_with_its_seeds_figures(app):
         packs = packs_by_slug()
         for slug, (unit, quantity, price, validity, saving) in SEED_PACKS.items():
             pack = packs[slug]
-            assert (pack.unit, pack.quantity, pack.price, pack.validity_months) == (unit, quantity, price, validity), slug
+            assert (pack.unit, pack.quantity, pack.price, pack.validity_months) == (
+                unit, quantity, price, validity), slug
             assert offer(pack, "en").saving == saving, slug
         for name in preset_names():
             for spec in read_preset(name).policies.values():
@@ -362,7 +363,8 @@ def test_pack_kinds_are_listed_trial_first(app, tmp_path):
 # (text replaced in a valid file, its replacement, what the message must say)
 BROKEN = [
     pytest.param('unit = "credit"', 'unit = "hour"',
-                 "tiny.toml: policies[0] (tiny-credits), field 'unit': must be one of minute, credit, ticket, got 'hour'",
+                 "tiny.toml: policies[0] (tiny-credits), field 'unit': "
+                 "must be one of minute, credit, ticket, got 'hour'",
                  id="unknown unit"),
     pytest.param("price = 10000", "price = -5",
                  "tiny.toml: packs[0] (tiny-a), field 'price': must be at least 0, got -5", id="negative price"),

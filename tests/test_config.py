@@ -18,7 +18,8 @@ def flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     environ.pop("SECRET_KEY", None)
     environ.pop("DATABASE_URL", None)
     # Outside development the public address is required; a test that is about it says otherwise.
-    environ.update({"FORFAIT_INSTANCE_PATH": str(tmp_path / "instance"), "FORFAIT_SERVER_NAME": "forfait.example", **env})
+    environ.update({"FORFAIT_INSTANCE_PATH": str(tmp_path / "instance"), "FORFAIT_SERVER_NAME": "forfait.example",
+                    **env})
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", *args],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60,
@@ -156,7 +157,8 @@ def test_money_keeps_a_currency_code_apart_from_the_digits(app):
 def test_the_request_size_limit_follows_the_attachment_settings(settings, limit):
     from app import create_app
 
-    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+    app = create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      **settings})
     assert app.config["MAX_CONTENT_LENGTH"] == limit
 
 
@@ -190,4 +192,5 @@ def test_a_password_hash_cost_argon2_refuses_stops_start_up(settings, message):
     from app import create_app
 
     with pytest.raises(SystemExit, match=f"^forfait: configuration error: {message}"):
-        create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://", **settings})
+        create_app({"SECRET_KEY": "x" * 32, "SERVER_NAME": "forfait.example", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                    **settings})

@@ -8,5 +8,6 @@ from billing.text import single_line
 
 
 def test_one_line_values_keep_their_no_break_spaces():
-    assert single_line("Ticket n°\u00a01 reçu\u00a0: Site\r\n  en panne ?") == "Ticket n°\u00a01 reçu\u00a0: Site en panne ?"
+    assert (single_line("Ticket n°\u00a01 reçu\u00a0: Site\r\n  en panne ?")
+            == "Ticket n°\u00a01 reçu\u00a0: Site en panne ?")
     assert single_line("«\u202fOui\u202f»\t\t!") == "«\u202fOui\u202f» !"

@@ -88,7 +88,8 @@ def test_a_valid_vat_id_is_stored_normalised(app, client, country, typed, stored
 
 
 @pytest.mark.parametrize("country, typed, message", [
-    ("FR", "FR40303265046", "This is not a valid VAT ID. Check the number: for the account's country it starts with FR."),
+    ("FR", "FR40303265046",
+     "This is not a valid VAT ID. Check the number: for the account's country it starts with FR."),
     ("FR", "DE136695976", "for the account's country it starts with FR."),  # valid, but German
     ("DE", "12345", "for the account's country it starts with DE."),
     ("GR", "EL094259217", "it starts with EL."),

@@ -159,7 +159,8 @@ def test_twenty_concurrent_payments_get_gapless_unique_numbers(app):
 # --- The PDF and who may see it -------------------------------------------------
 
 def pdf_text(content: bytes) -> str:
-    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=content, capture_output=True, check=True).stdout.decode()
+    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=content, capture_output=True,
+                          check=True).stdout.decode()
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def machine(app, setting: str):
             self.packs = [[pack(self.session, slug) for slug in slugs] for slugs, _ in sold]
             self.policies = [packs[0].policy for packs in self.packs]
             self.modes = [mode for _, mode in sold]
-            for policy, mode in zip(self.policies, self.modes):
+            for policy, mode in zip(self.policies, self.modes, strict=True):
                 policy.overage_mode = mode
             self.session.commit()
             # Whom a lot serves: everybody, the owner only, the member only.
@@ -193,8 +193,8 @@ def machine(app, setting: str):
             op = ledger.grant(self.session, self.account, chosen, key=key("grant"), now=self.now, items=items,
                               owner=user)
             lot = op.lot
-            registered = any(l.balance == balance and l.source == "purchase" and not l.refunded_whole
-                             for l in self.model.lots.values())
+            registered = any(known.balance == balance and known.source == "purchase" and not known.refunded_whole
+                             for known in self.model.lots.values())
             expected = None if (chosen.topups_never_expire and registered) else (
                 add_months(self.now, chosen.validity_months) if chosen.validity_months else None)
             assert lot.expires_at == expected and lot.granted == chosen.quantity * items
@@ -287,7 +287,7 @@ def machine(app, setting: str):
         def refund(self, which):
             if not self.model.lots:
                 return
-            lot = sorted(self.model.lots.values(), key=lambda l: l.id)[which % len(self.model.lots)]
+            lot = sorted(self.model.lots.values(), key=lambda known: known.id)[which % len(self.model.lots)]
             stored = self.session.get(Lot, lot.id)
             if not lot.usable(self.now):
                 with pytest.raises(ledger.LedgerError):

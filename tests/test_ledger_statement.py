@@ -109,7 +109,7 @@ def test_debts_count_in_the_opening_and_closing_balances(session):
     assert balance_at_end == [-4, -14, 22]
     later = NOW + days(90)
     january, february, march = (statement(session, account, *when, now=later) for when in (JANUARY, FEBRUARY, MARCH))
-    for report, closing in zip((january, february, march), balance_at_end):
+    for report, closing in zip((january, february, march), balance_at_end, strict=True):
         [part] = report.sections
         assert part.closing == closing
         adds_up(report)
@@ -417,3 +417,23 @@ def test_no_csv_cell_starts_like_a_formula_but_numbers_stay_numbers(session, run
         assert consumed and all(row["detail"].startswith("'") and subject.strip() in row["detail"].strip()
                                 for row in consumed), written
         assert [row["units"] for row in table] == ["33", "-6", "2", "29"]
+
+
+def test_each_balance_names_itself_on_every_row_of_the_csv(session):
+    """rows() writes each balance's rows through two nested functions (ruff's
+    B023 flagged them when they were defined in the loop over the balances):
+    every row, the overage request's priced line included, names its own
+    balance, not the last one."""
+    account, owner = new_client(session)
+    buy(session, account, "toopixel-36")
+    buy(session, account, "digitale-3h")
+    charge(session, ticket(session, account, owner, "toopixel-36"), 27, now=NOW + days(1))
+    work = ticket(session, account, owner, "digitale-3h")
+    charge(session, work, 200, now=NOW + days(5))  # 20 min beyond the 3 h
+    ledger.approve_overage(session, work.overages[0], by=owner, now=NOW + days(6))
+    report = statement(session, account, *JANUARY, now=NOW + days(40))
+    assert [line[:2] + line[3:4] for line in rows(report)] == [
+        (part.policy_slug, part.unit, movement) for part in report.sections
+        for movement in {"digitale-minutes": ["opening", "grant", "consume", "overage-approved", "closing"],
+                         "toopixel-credits": ["opening", "grant", "consume", "closing"]}[part.policy_slug]]
+    assert len(report.sections) == 2

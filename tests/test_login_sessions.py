@@ -5,7 +5,7 @@ of the remember-me cookie opens nothing."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -130,4 +130,4 @@ def test_session_and_remember_cookies_are_httponly_lax_and_remembered_thirty_day
     for header in (set_cookies["session"], set_cookies["remember_token"]):
         assert "HttpOnly" in header and "SameSite=Lax" in header, header
     expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", set_cookies["remember_token"]).group(1))
-    assert abs(expires - (datetime.now(timezone.utc) + timedelta(days=30))) < timedelta(minutes=5)
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)

@@ -76,8 +76,8 @@ def french(app):
     with app.app_context():
         load_preset(db.session, "demo")
         load_preset(db.session, "toopixel")
-        owner = accounts.register(db.session, "Atelier Lune", "Odile Owner", "odile@example.fr", "correct horse battery",
-                                  "fr", "FR")
+        owner = accounts.register(db.session, "Atelier Lune", "Odile Owner", "odile@example.fr",
+                                  "correct horse battery", "fr", "FR")
         owner.email_verified_at = now()
         db.session.add(User(account=owner.account, role="member", email="marc@example.fr", name="Marc Member",
                             language="fr", password_hash=accounts.hasher.hash("correct horse battery")))
@@ -497,5 +497,6 @@ def test_a_message_about_something_gone_fails_at_once_without_retries(app, frenc
         db.session.commit()
         assert delivery.deliver_due() == {"sent": 0, "failed": 1, "skipped": 0}
         message = db.session.scalar(select(OutboxMessage))
-        assert (message.status, message.attempts) == ("failed", 1) and "Order 999 no longer exists" in message.last_error
+        assert (message.status, message.attempts) == ("failed", 1)
+        assert "Order 999 no longer exists" in message.last_error
     assert smtp_server.messages == []

@@ -78,7 +78,8 @@ def test_approval_places_one_pending_order_for_the_price_at_the_hourly_rate(sess
     account, owner, _, request = asked(session)
     overage_bills.approve(session, request, by=owner, now=NOW)
     [order] = bills(session, request)
-    assert (order.status, order.pack_id, order.account_id, order.placed_by_id) == ("pending", None, account.id, owner.id)
+    assert (order.status, order.pack_id, order.account_id, order.placed_by_id) == (
+        "pending", None, account.id, owner.id)
     assert (order.net, order.vat, order.total, order.currency) == (2167, 433, 2600, "EUR")
     assert (order.vat_rate_bp, order.price_includes_vat, order.quantity) == (2000, False, 20)
     assert (order.method, order.language) == ("transfer", owner.language)
@@ -106,7 +107,8 @@ def paid_by_cheque_before(session):
     return owner, request
 
 
-@pytest.mark.parametrize(("offered", "method"), [(("transfer", "cheque", "card"), "cheque"), (("transfer",), "transfer")])
+@pytest.mark.parametrize(("offered", "method"), [(("transfer", "cheque", "card"), "cheque"),
+                                                 (("transfer",), "transfer")])
 def test_the_bill_is_paid_as_the_account_last_paid_when_that_is_offered(session, offered, method):
     owner, request = paid_by_cheque_before(session)
     overage_bills.approve(session, request, by=owner, now=NOW, methods=offered)
@@ -275,7 +277,8 @@ def test_staff_confirm_the_bill_from_the_staff_page(app):
         _, owner, _, request = asked(session)
         overage_bills.approve(session, request, by=owner, now=NOW)
         [order] = bills(session, request)
-        payment_id, order_id, reference, request_id = payment_of(session, order).id, order.id, order.reference, request.id
+        payment_id, order_id = payment_of(session, order).id, order.id
+        reference, request_id = order.reference, request.id
         from common.identity import accounts
         email = f"{key('sam')}@example.com"
         accounts.create_staff(session, "Sam Staff", email, "pw-1234567890")

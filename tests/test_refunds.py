@@ -30,7 +30,8 @@ TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
 # --- The rule -------------------------------------------------------------------
 
-# A lot of 10 units bought for €100.00: (refunds in turn, units unused before the first, expired) → units each takes back.
+# A lot of 10 units bought for €100.00:
+# (refunds in turn, units unused before the first, expired) → units each takes back.
 @pytest.mark.parametrize("amounts, unused, usable, taken", [
     ([3000], 10, True, [3]),
     ([2500], 10, True, [3]),  # 2.5 units of money back: the third unit goes too
@@ -250,8 +251,8 @@ def test_only_staff_refund(app, people, paid, role, wanted):
         from common.identity import accounts
 
         with app.app_context():
-            accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com", "correct horse battery staple",
-                              "en", "FR")
+            accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com",
+                              "correct horse battery staple", "en", "FR")
         login(client, "other@example.com")
     elif role != "anon":
         login(client, people[role])

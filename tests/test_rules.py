@@ -140,7 +140,8 @@ def test_bad_minutes(minutes, message):
 
 
 def test_unknown_kind_names_the_known_ones():
-    with pytest.raises(RuleError, match=r"unknown request kind 'repair' \(known: consultation, intervention, security-update\)"):
+    with pytest.raises(RuleError,
+                       match=r"unknown request kind 'repair' \(known: consultation, intervention, security-update\)"):
         units(rule("innova-credits"), 20, "repair")
     with pytest.raises(RuleError, match=r"\(known: none\)"):
         units(rule("toopixel-credits"), 20, "repair")

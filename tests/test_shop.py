@@ -45,7 +45,8 @@ def page_of(client, path: str, **kwargs) -> str:
 
 def card(html: str, slug: str) -> str:
     """The catalogue card of one pack."""
-    found = re.search(rf'<article class="offer-card[^"]*" aria-labelledby="offer-{slug}">(.*?)</article>', html, re.DOTALL)
+    found = re.search(rf'<article class="offer-card[^"]*" aria-labelledby="offer-{slug}">(.*?)</article>', html,
+                      re.DOTALL)
     assert found, f"no card for {slug}"
     return found.group(1)
 
@@ -323,7 +324,8 @@ def test_estimator_gives_the_seeds_examples_as_page_and_fragment(client, shop, q
 
 def test_estimator_page_offers_every_pack_and_the_kinds_of_the_chosen_one(client, shop):
     html = page_of(client, "/estimate?pack=innova-60")
-    assert re.findall(r'<option[^>]* value="(innova-\d+)"', html) == [f"innova-{n}" for n in (15, 30, 60, 120, 240, 480)]
+    assert re.findall(r'<option[^>]* value="(innova-\d+)"', html) == [
+        f"innova-{n}" for n in (15, 30, 60, 120, 240, 480)]
     assert '<optgroup label="Innova 2tic">' in html
     assert re.findall(r'<option[^>]* value="([a-z-]+)">', html[html.index('name="kind"'):]) == [
         "consultation", "intervention", "security-update",
@@ -387,7 +389,8 @@ def test_bad_minutes_with_htmx_get_the_message_out_of_band(client, shop, minutes
     [
         ("pack=nope&minutes=10", "pack", "Choose one of the packs in the list."),
         ("pack=innova-60&minutes=10&kind=bogus", "kind", "Choose one of the request kinds in the list."),
-        ("shown=innova-60&pack=innova-60&minutes=10&kind=bogus", "kind", "Choose one of the request kinds in the list."),
+        ("shown=innova-60&pack=innova-60&minutes=10&kind=bogus", "kind",
+         "Choose one of the request kinds in the list."),
     ],
 )
 def test_unknown_pack_or_kind_is_a_400_with_a_message(client, shop, query, field, message):
@@ -398,7 +401,8 @@ def test_unknown_pack_or_kind_is_a_400_with_a_message(client, shop, query, field
 
 def test_a_valid_estimate_clears_the_fields_messages_out_of_band(client, shop):
     html = client.get("/estimate?pack=innova-60&minutes=20&kind=consultation", headers=HX).get_data(as_text=True)
-    assert '<small id="minutes-note" hx-swap-oob="true">Whole minutes, as staff log them on one request.</small>' in html
+    assert ('<small id="minutes-note" hx-swap-oob="true">Whole minutes, as staff log them on one request.</small>'
+            in html)
     assert '<small id="kind-note" hx-swap-oob="true">Some kinds have a minimum or a fixed price.</small>' in html
 
 

@@ -310,7 +310,8 @@ def _check_references(preset: Preset, policies: list[PolicySpec]) -> None:
         raise CatalogueError(f"{preset.file}: slug {duplicate!r} is used twice")
     for pack in preset.packs:
         if pack["policy"] not in preset.policies:
-            raise CatalogueError(f"{preset.file}: pack {pack['slug']!r}, field 'policy': no policy {pack['policy']!r} in this file")
+            raise CatalogueError(f"{preset.file}: pack {pack['slug']!r}, field 'policy': "
+                                 f"no policy {pack['policy']!r} in this file")
 
 
 # --- Writing it -------------------------------------------------------------

@@ -586,7 +586,10 @@ def _give_back(session: Session, op: Operation, ticket: Ticket, amount: int, now
         _change(op, overage, now, units=-cut)
         left -= cut
         if overage.outstanding == 0 and overage.status in ("pending", "debt"):
-            overage.status = ("purchased" if overage.status == "pending" else "paid") if overage.settled else "withdrawn"
+            if not overage.settled:
+                overage.status = "withdrawn"
+            else:
+                overage.status = "purchased" if overage.status == "pending" else "paid"
         _reprice(overage)
         if left == 0:
             return

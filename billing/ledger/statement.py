@@ -313,34 +313,40 @@ def rows(report: Statement) -> list[tuple[str, ...]]:
     requests (OVERAGE_LINES), listed last: their units were asked beyond the
     balance and never moved it. An account without any balance gets its
     opening and closing (0) with the balance and unit left empty."""
-    lines: list[tuple[str, ...]] = []
     first, last = report.start.isoformat(), report.end.isoformat()
     if not report.sections:
         return [("", "", first, "opening", "", "", "0", ""), ("", "", last, "closing", "", "", "0", "")]
-    for part in report.sections:
-        def line(day: str, movement: str, units: int, lot: object = "", ticket: object = "", detail: str = ""):
-            lines.append((part.policy_slug, part.unit, day, movement, str(lot), str(ticket), str(units), detail))
+    return [row for part in report.sections for row in _section_rows(part, first, last)]
 
-        def dated(movement: Movement) -> None:
-            detail = movement.detail
-            if movement.price is not None and movement.currency:
-                detail = f"{detail} ({amount(movement.price, movement.currency)})".strip()
-            line(movement.at.date().isoformat(), movement.kind, movement.units,
-                 movement.lot_id if movement.lot_id is not None else "",
-                 movement.ticket_id if movement.ticket_id is not None else "", detail)
 
-        line(first, "opening", part.opening)
-        for grant in part.grants:
-            line(grant.at.date().isoformat(), "grant", grant.units, grant.lot_id, detail=grant.detail)
-        for use in part.consumption:
-            line(use.last_at.date().isoformat(), "consume", -use.units, ticket=use.ticket_id, detail=use.subject)
-        for movements in (part.debts, part.debts_reduced, part.debts_paid):
-            for movement in movements:
-                dated(movement)
-        for kind, movements in (("expire", part.expiries), ("refund", part.refunds), ("adjust", part.adjustments)):
-            for movement in movements:
-                line(movement.at.date().isoformat(), kind, movement.units, movement.lot_id, detail=movement.detail)
-        for movement in part.overages:
+def _section_rows(part: Section, first: str, last: str) -> list[tuple[str, ...]]:
+    """One balance's rows of ``rows``, from its opening on ``first`` to its
+    closing on ``last``."""
+    lines: list[tuple[str, ...]] = []
+
+    def line(day: str, movement: str, units: int, lot: object = "", ticket: object = "", detail: str = "") -> None:
+        lines.append((part.policy_slug, part.unit, day, movement, str(lot), str(ticket), str(units), detail))
+
+    def dated(movement: Movement) -> None:
+        detail = movement.detail
+        if movement.price is not None and movement.currency:
+            detail = f"{detail} ({amount(movement.price, movement.currency)})".strip()
+        line(movement.at.date().isoformat(), movement.kind, movement.units,
+             movement.lot_id if movement.lot_id is not None else "",
+             movement.ticket_id if movement.ticket_id is not None else "", detail)
+
+    line(first, "opening", part.opening)
+    for grant in part.grants:
+        line(grant.at.date().isoformat(), "grant", grant.units, grant.lot_id, detail=grant.detail)
+    for use in part.consumption:
+        line(use.last_at.date().isoformat(), "consume", -use.units, ticket=use.ticket_id, detail=use.subject)
+    for movements in (part.debts, part.debts_reduced, part.debts_paid):
+        for movement in movements:
             dated(movement)
-        line(last, "closing", part.closing)
+    for kind, movements in (("expire", part.expiries), ("refund", part.refunds), ("adjust", part.adjustments)):
+        for movement in movements:
+            line(movement.at.date().isoformat(), kind, movement.units, movement.lot_id, detail=movement.detail)
+    for movement in part.overages:
+        dated(movement)
+    line(last, "closing", part.closing)
     return lines

@@ -67,7 +67,8 @@ def _lots_match_their_entries(session: Session, report: Report, account_id: int 
     ))
     for lot_id, granted, remaining, total, granted_entries, strays in rows:
         if granted_entries != granted:
-            report.breaches.append(f"lot {lot_id}: granted {granted} but its grant entries sum to {granted_entries or 0}")
+            report.breaches.append(
+                f"lot {lot_id}: granted {granted} but its grant entries sum to {granted_entries or 0}")
         if remaining != (total or 0):
             report.breaches.append(f"lot {lot_id}: remaining {remaining} but its entries sum to {total or 0}")
         if remaining < 0:
@@ -88,7 +89,8 @@ def _tickets_match_the_rule(session: Session, report: Report, account_id: int | 
     for overage in session.scalars(_of(select(Overage), Overage, account_id)):
         owed[overage.ticket_id] += overage.outstanding
         if overage.status in SETTLED_STATUSES and overage.outstanding:
-            report.breaches.append(f"overage {overage.id}: {overage.status} with {overage.outstanding} unit(s) outstanding")
+            report.breaches.append(
+                f"overage {overage.id}: {overage.status} with {overage.outstanding} unit(s) outstanding")
     rules = {policy.id: policy.rule() for policy in session.scalars(select(Policy))}
     for ticket in session.scalars(_of(select(Ticket).order_by(Ticket.id), Ticket, account_id)):
         try:

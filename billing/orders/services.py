@@ -84,8 +84,10 @@ def sold_per_user(pack: Pack) -> bool:
 
 def check_quantity(pack: Pack, quantity: object) -> int:
     if allows_quantity(pack):
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not pack.min_quantity <= quantity <= MAX_QUANTITY:
-            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity", min=pack.min_quantity, max=MAX_QUANTITY)
+        if (isinstance(quantity, bool) or not isinstance(quantity, int)
+                or not pack.min_quantity <= quantity <= MAX_QUANTITY):
+            raise OrderError(N_("Choose a quantity from %(min)d to %(max)d."), "quantity",
+                             min=pack.min_quantity, max=MAX_QUANTITY)
         return quantity
     if quantity != 1:
         raise OrderError(N_("This pack is sold one at a time."), "quantity")
@@ -368,6 +370,17 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
                 # How to pay, for whoever waits on a transfer or a cheque.
                 tell_buyer(session, "order_received", current.order, utc(now), payment_id=current.id)
         return current
+
+
+def trials_taken(session: Session, account_id: int | None, email: str | None) -> dict[int, TrialClaim]:
+    """The free trials this account or this email address already took, by
+    catalogue: each catalogue's trial is offered once (``start_trial``)."""
+    if account_id is None and not email:
+        return {}
+    claims = session.scalars(select(TrialClaim).where(or_(TrialClaim.account_id == account_id,
+                                                          TrialClaim.email == (email or "")))
+                             .order_by(TrialClaim.created_at))
+    return {claim.catalogue_id: claim for claim in claims}
 
 
 def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now: datetime) -> Order:

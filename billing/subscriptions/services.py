@@ -41,7 +41,8 @@ def current(session: Session, account_id: int, *, now: datetime, catalogue_id: i
     ended, or ended later than ``now``. Newest first."""
     query = (
         select(Subscription)
-        .where(Subscription.account_id == account_id, or_(Subscription.ends_at.is_(None), Subscription.ends_at > utc(now)))
+        .where(Subscription.account_id == account_id,
+               or_(Subscription.ends_at.is_(None), Subscription.ends_at > utc(now)))
         .order_by(Subscription.started_at.desc(), Subscription.id.desc())
         .limit(1)
     )
@@ -85,7 +86,8 @@ def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) ->
     running = current(session, account.id, now=now, catalogue_id=pack.catalogue_id)
     if running is not None:
         if running.ends_at is None:
-            return N_("You are already subscribed: your subscription renews on %(date)s."), {"date": running.paid_until.date()}
+            return N_("You are already subscribed: your subscription renews on %(date)s."), {
+                "date": running.paid_until.date()}
         return N_("Your subscription runs until %(date)s: subscribe again after that."), {
             "date": running.ends_at.date()}
     waiting = session.scalar(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g, request, session
 from flask_login import login_user, logout_user
@@ -29,7 +29,7 @@ TOUCH_EVERY = timedelta(minutes=5)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _hash(token: str) -> str:
@@ -84,7 +84,8 @@ def running(db_session: Session, user: User, *, max_idle: timedelta, now: dateti
     now = now or _now()
     return list(db_session.scalars(select(LoginSession).where(
         LoginSession.user_id == user.id, LoginSession.ended_at.is_(None),
-        LoginSession.last_seen_at >= now - max_idle).order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())))
+        LoginSession.last_seen_at >= now - max_idle,
+    ).order_by(LoginSession.last_seen_at.desc(), LoginSession.id.desc())))
 
 
 def max_idle() -> timedelta:

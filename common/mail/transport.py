@@ -25,7 +25,6 @@ from billing import clock
 from billing.text import single_line, write_private
 
 
-
 class MailError(RuntimeError):
     """The message could not be handed over; the cause is logged and chained."""
 
@@ -57,7 +56,8 @@ def send(to: str, subject: Any, template: str, language: str, *,
     message["From"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=sender)
     message["To"] = to
     if config.get("PROVIDER_EMAIL"):
-        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]), addr_spec=config["PROVIDER_EMAIL"])
+        message["Reply-To"] = Address(display_name=single_line(config["PROVIDER_NAME"]),
+                                      addr_spec=config["PROVIDER_EMAIL"])
     message["Subject"] = subject
     message["Date"] = format_datetime(clock.now())
     domain = sender.rpartition("@")[2] or "forfait.invalid"

@@ -118,7 +118,7 @@ def renew_subscriptions(now: datetime) -> list[Order]:
         return []
     placed = orders.renew_subscriptions(db.session, now=now, days=config["SUBSCRIPTION_RENEW_DAYS"],
                                         iban=config["PROVIDER_IBAN"], methods=manual)
-    for order, payment in placed:
+    for _order, payment in placed:
         get(payment.provider).execute(db.session, payment, now=now, return_url="")
     return [order for order, _payment in placed]
 
