@@ -17,10 +17,10 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from billing import clock
+from billing.accounts.models import User
 from billing.desk import services as desk
 from billing.desk.models import Invitation
 from billing.ledger import services as ledger
-from billing.models import User
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db

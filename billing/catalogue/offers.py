@@ -22,18 +22,10 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import clock
 from billing.catalogue import pricing
+from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import BillingError
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
-from billing.models import (
-    DEFAULT_LOW_BALANCE_PERCENT,
-    PACK_KINDS,
-    Base,
-    Catalogue,
-    Pack,
-    Policy,
-    RequestKind,
-    localized,
-)
+from billing.models import Base, localized
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 # Every text a buyer reads exists in each language the shop offers.

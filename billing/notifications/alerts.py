@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, Policy
 from billing.clock import utc
 from billing.errors import BillingError
 from billing.ledger.models import BalanceThreshold, Event, Lot, Operation
-from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
 from billing.notifications import outbox
 
 # The default threshold of a policy that says nothing (Policy.low_balance_percent):

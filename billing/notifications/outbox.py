@@ -24,9 +24,10 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, a
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from billing.accounts.models import User
 from billing.clock import UTCDateTime, utc
 from billing.errors import BillingError
-from billing.models import Base, User
+from billing.models import Base
 
 STATUSES = ("pending", "sent", "failed")
 MAX_ATTEMPTS = 8

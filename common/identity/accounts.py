@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from billing import clock
-from billing.models import Account, User
+from billing.accounts.models import Account, User
 from billing.notifications import outbox
 from billing.text import single_line
 from billing.transaction import atomic
