@@ -39,7 +39,7 @@ from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
-from common.mail import outbox as delivery
+from common.mail import delivery
 from common.safety import safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")

@@ -27,7 +27,7 @@ from common.extensions import db
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import email_field, new_password_fields
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 bp = Blueprint("pool", __name__)
 

@@ -32,7 +32,7 @@ from billing.orders.models import Order, Payment
 from commands.jobs import run_once
 from common.extensions import db
 from common.identity import accounts
-from common.mail import outbox as delivery
+from common.mail import delivery
 from tests.smtp import HOST, Inbox, free_port, smtp_server  # noqa: F401 (a fixture)
 
 

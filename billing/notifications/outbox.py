@@ -1,6 +1,6 @@
 """The outbox: every message Forfait owes someone, written in the same
 transaction as the event that causes it, delivered afterwards (by
-common.notify) with retries. SQLAlchemy only, like the rest of billing/.
+common.mail.delivery) with retries. SQLAlchemy only, like the rest of billing/.
 
 One row is one message to one recipient. Its key is the event's key, the
 kind and the recipient, under a unique constraint: an event retried, a

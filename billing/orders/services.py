@@ -15,7 +15,7 @@ unit of work (billing.transaction.atomic): it commits once, or rolls back
 and raises a BillingError (OrderError, or the ledger's LedgerError) with a
 message meant for the user, so nothing is half-written. No Flask here:
 the messages each step owes the client are queued in its transaction
-(billing.notifications.outbox) and delivered by common.mail.outbox.
+(billing.notifications.outbox) and delivered by common.mail.delivery.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
 """Mail: the delivery of the outbox's messages, rendered in the reader's
-language (``outbox``), and the SMTP or file transport (``transport``)."""
+language (``delivery``), and the SMTP or file transport (``transport``)."""
