@@ -4,13 +4,15 @@ Who may see what is common.identity.access."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from common.extensions import db, limiter
-from common.identity import accounts, sessions
+from common.identity import accounts, sessions, throttle
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from common.safety import safe_next
@@ -19,29 +21,36 @@ bp = Blueprint("auth", __name__)
 
 # ------------------------------------------------------------ rate limits
 
-def _attempts_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# Logins count their failures (common.identity.throttle); what sends mail or
+# creates an account is limited per address, and a reset per email as well.
+
+def _requests_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
 
 
 def _submitted_email() -> str:
     return "email:" + accounts.normalise_email(request.form.get("email", ""))
 
 
-def _limited(view: Callable) -> Callable:
-    """LOGIN_RATE_LIMIT on POSTs, counted per IP and per email submitted:
-    guessing one password from many addresses, or many from one, both stop."""
-    per_ip = limiter.limit(_attempts_limit, methods=["POST"])
-    per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
-    return per_ip(per_email(view))
+def _per_address(view: Callable) -> Callable:
+    return limiter.limit(_requests_limit, methods=["POST"])(view)
+
+
+def _per_address_and_email(view: Callable) -> Callable:
+    per_email = limiter.limit(_requests_limit, methods=["POST"], key_func=_submitted_email)
+    return _per_address(per_email(view))
 
 
 # ------------------------------------------------------------ views
 
 @bp.route("/signup", methods=["GET", "POST"])
-@_limited
+@_per_address
 def signup():
+    # Where the person was going (the trial): back there after signing up,
+    # and after following the verification link.
+    back = safe_next(request.values.get("next"), "") or None
     if current_user.is_authenticated:
-        return redirect(url_for("portal.home"))
+        return redirect(back or url_for("portal.home"))
     form = SignupForm()
     if form.validate_on_submit():
         try:
@@ -52,23 +61,33 @@ def signup():
         else:
             sessions.log_in(user)
             flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
-            send_verification(user)
-            return redirect(url_for("portal.home"))
-    return render_template("auth/signup.html", form=form), INVALID if form.errors else 200
+            send_verification(user, back)
+            return redirect(back or url_for("portal.home"))
+    return render_template("auth/signup.html", form=form, next=back), INVALID if form.errors else 200
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
     target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():
+        attempt = throttle.attempt(form.email.data)
+        wait = throttle.get().refused(attempt)
+        if wait is not None:
+            # Checked before the password: a guess past the limit learns nothing.
+            form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
+                                          wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
+            return render_template("auth/login.html", form=form), 429
         user = accounts.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
+            throttle.get().succeeded(attempt)
             sessions.log_in(user, remember=form.remember.data)
-            return redirect(target)
+            response = redirect(target)
+            throttle.remember_device(response, attempt)
+            return response
+        throttle.get().failed(attempt)
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
         form.password.errors.append(_("Wrong email or password."))
@@ -116,7 +135,7 @@ def logout_everywhere():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@_limited
+@_per_address_and_email
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -158,18 +177,19 @@ def verify_email(token: str):
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
     accounts.mark_email_verified(db.session, user)
     flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
-    return redirect(url_for("portal.home"))
+    return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
 
 
 @bp.post("/verify/resend")
 @login_required
-@limiter.limit(_attempts_limit)
+@limiter.limit(_requests_limit)
 def resend_verification():
     if current_user.email_verified_at is not None:
         flash(_("Your email address is already verified."), "success")
-    else:
-        send_verification(current_user)
-    return redirect(url_for("portal.home"))
+    back = safe_next(request.form.get("next"), "") or None
+    if current_user.email_verified_at is None:
+        send_verification(current_user, back)
+    return redirect(back or url_for("portal.home"))
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

@@ -26,10 +26,9 @@ from billing import clock
 from billing.errors import BillingError
 from billing.ledger import services as ledger
 from billing.ledger.models import Overage
-from billing.models import Order
 from billing.orders import overage_bills as overage_billing
 from billing.orders import wording
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common import payments
 from common.extensions import db, login_manager
 from common.i18n import money
@@ -48,6 +47,22 @@ def order_title_filter(order: Order) -> str:
 def overage_bill(overage: Overage) -> Order | None:
     """The order billing an approved overage, for the pages that link to it."""
     return overage_billing.current_bill(db.session, overage.id)
+
+
+@bp.app_template_global()
+def overage_cost(overage: Overage | int) -> str | None:
+    """The price of approving ``overage`` as the owner decides on it: gross,
+    and net when VAT applies ("€13.00 incl. VAT (€10.83 excl. VAT)"), so the
+    button and the bill say the same figure. None without an hourly rate."""
+    if isinstance(overage, int):
+        overage = db.session.get(Overage, overage)
+    found = overage_billing.price(db.session, overage) if overage is not None else None
+    if found is None:
+        return None
+    if not found.vat:
+        return _("%(price)s, no VAT", price=money(found.gross, found.currency))
+    return _("%(gross)s incl. VAT (%(net)s excl. VAT)", gross=money(found.gross, found.currency),
+             net=money(found.net, found.currency))
 
 
 def get_overage(overage_id: int) -> Overage:

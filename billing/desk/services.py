@@ -30,14 +30,24 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Policy
 from billing.clock import utc
-from billing.desk.models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
+from billing.desk.models import (
+    CRITICALITIES,
+    INVITATION_ROLES,
+    TICKET_STATUSES,
+    Attachment,
+    Invitation,
+    Ticket,
+    TicketMessage,
+    TimeEntry,
+)
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
+from billing.ledger.models import Lot
 from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
 from billing.ledger.services import LedgerError, NotAllowed
-from billing.models import Account, Policy, User
 from billing.notifications import outbox
 from billing.orders import overage_bills
 from billing.subscriptions import services as subscriptions
@@ -616,6 +626,32 @@ def log_time(
         raise DeskError(N_("A note has at most %(max)d characters."), "note", max=MAX_NOTE)
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - 5:
         raise DeskError(N_("The form was out of date: check the figures and save again."), "key")
+    try:
+        return _log_time(session, ticket, staff, minutes, billable, note, key, now)
+    except ledger.InsufficientBalance as refused:
+        # Nothing was written; the owners hear that work waits for credit.
+        work_waits_for_credit(session, ticket, refused, now=now)
+        raise
+
+
+def work_waits_for_credit(session: Session, ticket: Ticket, refused: ledger.InsufficientBalance, *,
+                          now: datetime) -> None:
+    """Tell the account's owners that staff time on ``ticket`` was refused
+    by its ``block`` policy: the units missing, with a link to buy (a
+    low-balance message about the ticket). Once per ticket and amount
+    missing, however often staff try again; in its own unit of work."""
+    with atomic(session):
+        current = session.get(Ticket, ticket.id)
+        assert current is not None
+        outbox.enqueue(session, "low_balance", f"ticket:{current.id}:blocked:{refused.missing}",
+                       outbox.owners(session, current.account_id), now=now,
+                       payload={"policy_id": current.policy_id, "unit": refused.unit, "units": refused.available,
+                                "missing": refused.missing, "ticket_id": current.id},
+                       account_id=current.account_id)
+
+
+def _log_time(session: Session, ticket: Ticket, staff: User, minutes: int, billable: bool, note: str, key: str,
+              now: datetime) -> TimeEntry:
     with atomic(session):
         # The ledger's lock, taken before anything is read: two entries
         # logged at once both count.

@@ -25,16 +25,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.catalogue.pricing import split_vat
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
+from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
 from billing.errors import N_
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot, Operation, Overage, OverageChange
-from billing.models import Order, Pack, User
 from billing.orders import references
 from billing.orders import services as orders
 from billing.orders.invoices import Seller, credited, issue_credit_note
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from billing.orders.wording import money, translate
 from billing.transaction import atomic
 
@@ -195,6 +196,16 @@ def _method(session: Session, account_id: int, methods: tuple[str, ...]) -> str:
         .limit(1)
     )
     return last if last in methods else "transfer"
+
+
+def price(session: Session, overage: Overage) -> Price | None:
+    """What approving ``overage`` bills, net, VAT and gross, on the basis its
+    bill will use (None without an hourly rate): the figure the owner is
+    asked to decide on is the one on the bill."""
+    if overage.price is None or overage.currency is None:
+        return None
+    vat_rate_bp, includes_vat = _vat_basis(session, overage)
+    return split_vat(overage.price, overage.currency, vat_rate_bp, includes_vat)
 
 
 def _vat_basis(session: Session, overage: Overage) -> tuple[int, bool]:
