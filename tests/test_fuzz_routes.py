@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.models import Pack, User
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from common.extensions import db
 from tests.conftest import PASSWORD
 

@@ -112,7 +112,7 @@ def test_the_500_page_shows_after_a_database_error(app, client, people):
     menu, raised PendingRollbackError instead of showing."""
     from flask_login import current_user
 
-    from billing.models import User
+    from billing.accounts.models import User
     from common.extensions import db
 
     @app.get("/test/saves-then-fails")
