@@ -14,11 +14,11 @@ from checkout_support import EUR_IBAN, place
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.accounts.models import User
-from billing.catalogue.models import Pack
 from common.extensions import db
 from tests.conftest import PASSWORD
 
