@@ -89,9 +89,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     safety.init_app(app)
     tickets.init_app(app)
     cli.init_app(app)
-    from common.mail import outbox
+    from common.mail import delivery
 
-    outbox.init_app(app)
+    delivery.init_app(app)
 
     from commands import demo
     from portal.auth import bp as auth_bp
