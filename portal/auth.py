@@ -15,7 +15,7 @@ from common.extensions import db, limiter
 from common.identity import accounts, sessions, throttle
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
-from common.mail import outbox as delivery
+from common.mail import delivery
 from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)

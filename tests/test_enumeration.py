@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import event, func, select
 
-from billing.models import Account, User
+from billing.accounts.models import Account, User
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD, login, post_form
