@@ -38,6 +38,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # run without touching the developer's instance/).
     app = Forfait(__name__, instance_relative_config=True, instance_path=os.environ.get("FORFAIT_INSTANCE_PATH"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    # Before any route: every <int:id> takes ASCII digits up to 2^31-1 only.
+    from common import safety
+
+    safety.install_converters(app)
 
     # Defaults, then an optional .env, then the environment, then the test mapping.
     app.config.from_mapping(settings.defaults(app.instance_path))
@@ -65,7 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                 x_prefix=count)
 
     from commands import cli
-    from common import errors, i18n, safety, tickets
+    from common import errors, i18n, tickets
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -75,15 +79,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale)
     htmx.init_app(app)
     limiter.init_app(app)
+    from common.identity import throttle
+
+    throttle.init_app(app)
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://") and settings.several_processes():
+        app.logger.warning(
+            "RATELIMIT_STORAGE_URI is memory://, and several processes serve: each keeps its own count of failed "
+            "logins, so each lets the whole limit through. Point RATELIMIT_STORAGE_URI at Redis "
+            "(redis://127.0.0.1:6379) for one count.")
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     safety.init_app(app)
     tickets.init_app(app)
     cli.init_app(app)
-    from common.mail import outbox
+    from common.mail import delivery
 
-    outbox.init_app(app)
+    delivery.init_app(app)
 
     from commands import demo
     from portal.auth import bp as auth_bp

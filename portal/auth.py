@@ -4,71 +4,103 @@ Who may see what is common.identity.access."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from common.extensions import db, limiter
-from common.identity import accounts, sessions
+from common.identity import accounts, sessions, throttle
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.mail import delivery
 from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)
 
 # ------------------------------------------------------------ rate limits
 
-def _attempts_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# Logins count their failures (common.identity.throttle); what sends mail or
+# creates an account is limited per address, and a reset per email as well.
+
+def _requests_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
 
 
 def _submitted_email() -> str:
     return "email:" + accounts.normalise_email(request.form.get("email", ""))
 
 
-def _limited(view: Callable) -> Callable:
-    """LOGIN_RATE_LIMIT on POSTs, counted per IP and per email submitted:
-    guessing one password from many addresses, or many from one, both stop."""
-    per_ip = limiter.limit(_attempts_limit, methods=["POST"])
-    per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
-    return per_ip(per_email(view))
+def _per_address(view: Callable) -> Callable:
+    return limiter.limit(_requests_limit, methods=["POST"])(view)
+
+
+def _per_address_and_email(view: Callable) -> Callable:
+    per_email = limiter.limit(_requests_limit, methods=["POST"], key_func=_submitted_email)
+    return _per_address(per_email(view))
 
 
 # ------------------------------------------------------------ views
 
 @bp.route("/signup", methods=["GET", "POST"])
-@_limited
+@_per_address
 def signup():
+    # Where the person was going (the trial): back there after signing up,
+    # and after following the verification link.
+    back = safe_next(request.values.get("next"), "") or None
     if current_user.is_authenticated:
-        return redirect(url_for("portal.home"))
+        return redirect(back or url_for("portal.home"))
     form = SignupForm()
     if form.validate_on_submit():
         try:
             user = accounts.register(db.session, form.organisation.data, form.name.data, form.email.data,
                                      form.password.data, form.language.data, form.country.data)
+        except accounts.EmailTaken as taken:
+            # The page must not tell who has an account: the address is told instead.
+            accounts.queue_already_registered(taken.email)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
-            sessions.log_in(user)
-            flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
-            send_verification(user)
-            return redirect(url_for("portal.home"))
-    return render_template("auth/signup.html", form=form), INVALID if form.errors else 200
+            accounts.queue_verification(user, back)
+        if not form.errors:
+            # The same page whether the address was new or not; the link in the mail logs in.
+            session["signup_email"] = form.email.data
+            return redirect(url_for("auth.signup_sent"))
+    return render_template("auth/signup.html", form=form, next=back), INVALID if form.errors else 200
+
+
+@bp.get("/signup/sent")
+def signup_sent():
+    email = session.get("signup_email")
+    if not email:
+        return redirect(url_for("auth.signup"))
+    return render_template("auth/signup_sent.html", email=email, hours=current_app.config["TOKEN_MAX_AGE_HOURS"])
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
     target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():
+        attempt = throttle.attempt(form.email.data)
+        wait = throttle.get().refused(attempt)
+        if wait is not None:
+            # Checked before the password: a guess past the limit learns nothing.
+            form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
+                                          wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
+            return render_template("auth/login.html", form=form), 429
         user = accounts.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
+            throttle.get().succeeded(attempt)
             sessions.log_in(user, remember=form.remember.data)
-            return redirect(target)
+            response = redirect(target)
+            throttle.remember_device(response, attempt)
+            return response
+        throttle.get().failed(attempt)
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
         form.password.errors.append(_("Wrong email or password."))
@@ -116,14 +148,14 @@ def logout_everywhere():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@_limited
+@_per_address_and_email
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        user = accounts.find_user(db.session, form.email.data)
-        if user is not None:
-            # Sent or queued, the answer must not differ when the account exists.
-            accounts.send_password_reset(user)
+        email = form.email.data
+        # The lookup and the mail happen off the request: the answer takes as
+        # long whether an account uses the address or not.
+        delivery.after_answer(lambda: accounts.queue_password_reset(email))
         flash(_("If an account uses %(email)s, we have sent it a link to choose a new password. "
                 "The link works once, within %(hours)d hours.",
                 email=form.email.data, hours=current_app.config["TOKEN_MAX_AGE_HOURS"]), "success")
@@ -157,19 +189,23 @@ def verify_email(token: str):
         # The account page tells whether the address is verified and offers a new link if not.
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
     accounts.mark_email_verified(db.session, user)
+    if not (current_user.is_authenticated and current_user.id == user.id) and user.removed_at is None:
+        # The link proves the address, once: it is how a new account is first opened.
+        sessions.log_in(user)
     flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
-    return redirect(url_for("portal.home"))
+    return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
 
 
 @bp.post("/verify/resend")
 @login_required
-@limiter.limit(_attempts_limit)
+@limiter.limit(_requests_limit)
 def resend_verification():
     if current_user.email_verified_at is not None:
         flash(_("Your email address is already verified."), "success")
-    else:
-        send_verification(current_user)
-    return redirect(url_for("portal.home"))
+    back = safe_next(request.form.get("next"), "") or None
+    if current_user.email_verified_at is None:
+        send_verification(current_user, back)
+    return redirect(back or url_for("portal.home"))
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

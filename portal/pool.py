@@ -17,17 +17,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from billing import clock
+from billing.accounts.models import User
 from billing.desk import services as desk
 from billing.desk.models import Invitation
 from billing.ledger import services as ledger
-from billing.models import User
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import email_field, new_password_fields
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 bp = Blueprint("pool", __name__)
 
@@ -149,6 +149,10 @@ def accept(token: str):
     if current_user.is_authenticated and current_user.email != invitation.email:
         return render_template("portal/invitation.html", invitation=invitation, form=None, other=True), 409
     existing = db.session.scalar(db.select(User).where(User.email == invitation.email))
+    if existing is not None and existing.account_id != invitation.account_id:
+        # The owner was not told this address has access elsewhere; the invitee is, here.
+        return render_template("portal/invitation.html", invitation=invitation, form=None, other=False,
+                               elsewhere=True)
     form = AcceptForm()
     if existing is None and form.language.data is None:
         form.language.data = "en"

@@ -13,7 +13,7 @@ import re
 import secrets
 from datetime import date
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -24,13 +24,14 @@ from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import active_pack, offer
 from billing.errors import N_, BillingError
-from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments
 from common.extensions import db, htmx, login_manager
+from common.fragments import page_or_fragment
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
@@ -120,17 +121,16 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "allows_quantity": orders.allows_quantity(pack),
         "refused": _subscription_refused(pack, account),
     }
-    template = "shop/_checkout_summary.html" if htmx and htmx.target == "checkout-summary" else "shop/checkout.html"
-    response = make_response(render_template(template, **context), status)
-    response.vary.add("HX-Request")
-    return response
+    summary = "shop/_checkout_summary.html" if htmx.target == "checkout-summary" else None
+    return page_or_fragment("shop/checkout.html", summary, status, **context)
 
 
 @bp.get("/<slug>")
 def start(slug: str):
     pack = _pack_or_404(slug)
     if pack.kind == "trial":
-        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())))
+        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),
+                               taken=_trial_taken(pack))
     form = CheckoutForm(formdata=None)
     if pack.price is None:
         return _page(pack, form, None, 0)
@@ -228,6 +228,13 @@ def _invoicing_valid(invoicing: InvoicingForm) -> bool:
     return True
 
 
+def _trial_taken(pack):
+    """When this account or this address took ``pack``'s trial, if it did."""
+    if not current_user.is_authenticated or current_user.is_staff:
+        return None
+    return orders.trials_taken(db.session, current_user.account_id, current_user.email).get(pack.catalogue_id)
+
+
 @bp.post("/<slug>/trial")
 def trial(slug: str):
     pack = _pack_or_404(slug)
@@ -241,7 +248,7 @@ def trial(slug: str):
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),
-                               problem=_translated(error)), status
+                               problem=_translated(error), taken=_trial_taken(pack)), status
     flash(_("Your free trial has started: %(name)s is credited to your account.",
             name=offer(pack, str(get_locale())).name), "success")
     return redirect(url_for("orders.show", order_id=started.id))

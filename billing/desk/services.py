@@ -30,14 +30,24 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Policy
 from billing.clock import utc
-from billing.desk.models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
+from billing.desk.models import (
+    CRITICALITIES,
+    INVITATION_ROLES,
+    TICKET_STATUSES,
+    Attachment,
+    Invitation,
+    Ticket,
+    TicketMessage,
+    TimeEntry,
+)
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
+from billing.ledger.models import Lot
 from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
 from billing.ledger.services import LedgerError, NotAllowed
-from billing.models import Account, Policy, User
 from billing.notifications import outbox
 from billing.orders import overage_bills
 from billing.subscriptions import services as subscriptions
@@ -699,9 +709,11 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
     if role not in INVITATION_ROLES:
         raise DeskError(N_("Choose a role from the list."), "role")
     existing = session.scalar(select(User).where(User.email == email))
-    if existing is not None and not (existing.account_id == account.id and existing.removed_at is not None):
-        raise DeskError(N_("This address already has access to Forfait.") if existing.account_id != account.id
-                        else N_("This person is already in your pool."), "email")
+    # Someone with access to another account is invited like anybody else:
+    # telling the owner would tell them who uses Forfait. The link's page
+    # explains to the invitee why they cannot join (accept).
+    if existing is not None and existing.account_id == account.id and existing.removed_at is None:
+        raise DeskError(N_("This person is already in your pool."), "email")
     token = secrets.token_urlsafe(32)
     with atomic(session):
             for old in session.scalars(select(Invitation).where(

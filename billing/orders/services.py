@@ -15,7 +15,7 @@ unit of work (billing.transaction.atomic): it commits once, or rolls back
 and raises a BillingError (OrderError, or the ledger's LedgerError) with a
 message meant for the user, so nothing is half-written. No Flask here:
 the messages each step owes the client are queued in its transaction
-(billing.notifications.outbox) and delivered by common.mail.outbox.
+(billing.notifications.outbox) and delivered by common.mail.delivery.
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
-from billing.models import Account, Order, Pack, User
+from billing.models import MAX_INTEGER
 from billing.notifications import outbox
 from billing.orders import references
 from billing.orders.invoices import Seller, issue_invoice
-from billing.orders.models import OrderEvent, Payment, TrialClaim
+from billing.orders.models import Order, OrderEvent, Payment, TrialClaim
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.transaction import atomic, in_unit_of_work
@@ -116,6 +118,8 @@ def parse_amount(text: str, currency: str) -> int:
     minor = value.scaleb(get_currency_precision(currency))
     if not value.is_finite() or minor != minor.to_integral_value() or value < 0:
         raise OrderError(N_("Enter a positive amount, with no more decimals than the currency has."), "amount")
+    if minor > MAX_INTEGER:
+        raise OrderError(N_("This amount is larger than any Forfait can record."), "amount")
     return int(minor)
 
 
@@ -187,8 +191,9 @@ def _matching(search: str) -> ColumnElement[bool]:
         func.lower(Account.name).like(pattern),
         Order.account_id.in_(clients),
     ]
-    if search.lstrip("#").isdigit():
-        conditions.append(Order.id == int(search.lstrip("#")))
+    number = search.lstrip("#")
+    if number.isascii() and number.isdigit() and int(number) <= MAX_INTEGER:
+        conditions.append(Order.id == int(number))
     try:
         amounts = {parse_amount(search, currency) for currency in ("EUR", "JPY")}
     except OrderError:
@@ -370,6 +375,17 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
                 # How to pay, for whoever waits on a transfer or a cheque.
                 tell_buyer(session, "order_received", current.order, utc(now), payment_id=current.id)
         return current
+
+
+def trials_taken(session: Session, account_id: int | None, email: str | None) -> dict[int, TrialClaim]:
+    """The free trials this account or this email address already took, by
+    catalogue: each catalogue's trial is offered once (``start_trial``)."""
+    if account_id is None and not email:
+        return {}
+    claims = session.scalars(select(TrialClaim).where(or_(TrialClaim.account_id == account_id,
+                                                          TrialClaim.email == (email or "")))
+                             .order_by(TrialClaim.created_at))
+    return {claim.catalogue_id: claim for claim in claims}
 
 
 def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now: datetime) -> Order:

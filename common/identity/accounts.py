@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from billing import clock
-from billing.models import Account, User
+from billing.accounts.models import Account, User
 from billing.notifications import outbox
 from billing.text import single_line
 from billing.transaction import atomic
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from common.identity import sessions
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 MIN_PASSWORD_LENGTH = 10
 # argon2 takes any length, but hashing megabytes on every login attempt would be a cheap denial of service.
@@ -71,6 +71,15 @@ class AccountError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+class EmailTaken(AccountError):
+    """An account already uses ``email``."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("email", _l("An account already uses this email address. "
+                                     "Log in, or reset your password if you forgot it."))
+        self.email = email
 
 
 class TokenError(Exception):
@@ -184,20 +193,51 @@ def user_for_token(session: Session, token: str, purpose: str) -> User:
     return user
 
 
-def send_verification(user: User) -> bool:
+def send_verification(user: User, next: str | None = None) -> bool:
     """Mail the link that verifies the user's address, now; False when it
-    could not go yet (it stays queued and is tried again)."""
-    return _send_link(user, "verify_email")
+    could not go yet (it stays queued and is tried again). ``next``: a path
+    of this site (the caller checked it) the link leads back to once the
+    address is verified, such as the trial the person came for."""
+    return _send_link(user, "verify_email", {"next": next} if next else None)
 
 
 def send_password_reset(user: User) -> bool:
     return _send_link(user, "reset_password")
 
 
-def _send_link(user: User, kind: str) -> bool:
+def queue_verification(user: User, next: str | None = None) -> None:
+    """Queue the verification link; it goes when the request is over."""
+    _queue_link(user, "verify_email", {"next": next} if next else None)
+
+
+def queue_already_registered(email: str) -> None:
+    """Someone signed up with an address an account uses: tell its owner
+    (with a link to choose a new password), instead of telling the sign-up
+    form, which anybody can fill in."""
+    user = find_user(db.session, email)
+    if user is not None and user.removed_at is None:
+        _queue_link(user, "reset_password", {"signup": True})
+
+
+def queue_password_reset(email: str) -> list[str]:
+    """A reset link to ``email`` if an account uses it, else nothing; the keys queued."""
+    user = find_user(db.session, email)
+    if user is None or user.removed_at is not None:
+        return []
+    return _queue_link(user, "reset_password")
+
+
+def _queue_link(user: User, kind: str, payload: dict | None = None) -> list[str]:
+    with atomic(db.session):
+        return outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+                              payload=payload)
+
+
+def _send_link(user: User, kind: str, payload: dict | None = None) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
     with atomic(db.session):
-        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now())
+        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+                              payload=payload)
     return delivery.deliver_now(keys)
 
 
@@ -235,8 +275,7 @@ def _add(session: Session, user: User) -> User:
     """Insert, as a unit of work of its own or the caller's (checkout); a
     taken email (even one taken by a concurrent request a moment ago) becomes
     an AccountError and nothing of the unit is kept."""
-    taken = AccountError("email", _l("An account already uses this email address. "
-                                     "Log in, or reset your password if you forgot it."))
+    taken = EmailTaken(user.email)
     with atomic(session):
         if find_user(session, user.email) is not None:
             raise taken

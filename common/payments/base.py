@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from billing.models import Order
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 
 
 class PaymentError(RuntimeError):
