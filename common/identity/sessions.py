@@ -1,4 +1,4 @@
-"""Logins that the server can end (billing.models.LoginSession).
+"""Logins that the server can end (billing.accounts.models.LoginSession).
 
 Flask's session is a signed cookie: logging out only asks the browser to
 forget it, and a copy of the cookie (or of the remember-me cookie) would go
