@@ -45,7 +45,7 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.register(db.session, form.organisation.data, form.name.data, form.email.data,
+            user = accounts.register(db.session(), form.organisation.data, form.name.data, form.email.data,
                                      form.password.data, form.language.data, form.country.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
@@ -65,7 +65,7 @@ def login():
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():
-        user = accounts.authenticate(db.session, form.email.data, form.password.data)
+        user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
             sessions.log_in(user, remember=form.remember.data)
             return redirect(target)
@@ -92,7 +92,7 @@ def security():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, user, form.current.data, form.password.data)
+            accounts.change_password(db.session(), user, form.current.data, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -101,7 +101,7 @@ def security():
             sessions.log_in(user, remember=remembered)
             flash(_("Your password is changed. You are logged out everywhere else."), "success")
             return redirect(url_for("auth.security"))
-    logins = sessions.running(db.session, user, max_idle=sessions.max_idle())
+    logins = sessions.running(db.session(), user, max_idle=sessions.max_idle())
     return render_template("auth/security.html", form=form, logins=logins,
                            this_login=g.get("login_session_id")), INVALID if form.errors else 200
 
@@ -109,7 +109,7 @@ def security():
 @bp.post("/account/security/logout-everywhere")
 @login_required
 def logout_everywhere():
-    sessions.end_all(db.session, current_user)
+    sessions.end_all(db.session(), current_user)
     sessions.log_out(current_user)
     flash(_("You are logged out everywhere, in this browser too."), "success")
     return redirect(url_for("auth.login"))
@@ -120,7 +120,7 @@ def logout_everywhere():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        user = accounts.find_user(db.session, form.email.data)
+        user = accounts.find_user(db.session(), form.email.data)
         if user is not None:
             # Sent or queued, the answer must not differ when the account exists.
             accounts.send_password_reset(user)
@@ -134,13 +134,13 @@ def forgot_password():
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.RESET)
+        user = accounts.user_for_token(db.session(), token, accounts.RESET)
     except accounts.TokenError as error:
         return _bad_link(error, _("Ask for a new link"), url_for("auth.forgot_password"))
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.set_password(db.session, user, form.password.data)
+            accounts.set_password(db.session(), user, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -152,11 +152,11 @@ def reset_password(token: str):
 @bp.get("/verify/<token>")
 def verify_email(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.VERIFY)
+        user = accounts.user_for_token(db.session(), token, accounts.VERIFY)
     except accounts.TokenError as error:
         # The account page tells whether the address is verified and offers a new link if not.
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
-    accounts.mark_email_verified(db.session, user)
+    accounts.mark_email_verified(db.session(), user)
     flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
     return redirect(url_for("portal.home"))
 

@@ -98,7 +98,7 @@ def queue():
     who = request.args.get("who", "")
     who = who if who in WHO else ""
     account_id = request.args.get("account", type=int)
-    found = desk.queue(db.session, statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
+    found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
                        assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
     accounts = db.session.scalars(
         select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
@@ -129,7 +129,7 @@ def assign(ticket_id: int):
             abort(400)
     else:
         staff = None
-    desk.assign(db.session, ticket, staff, by=_me(), now=clock.now())
+    desk.assign(db.session(), ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
         response = make_response(render_template("desk/_row.html", ticket=ticket, staff=_staff_members(),
                                                  now=clock.now(), back=request.form.get("next", "")))
@@ -177,17 +177,17 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
 
 def _balance(ticket: Ticket) -> ledger.Balance:
     """The balance the ticket draws from, as far as its opener's lots go."""
-    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
+    return ledger.balance(db.session(), ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
                           user_id=ticket.opened_by_id)
 
 
 def _ticket_context(ticket: Ticket, **extra) -> dict:
-    entries = desk.time_entries(db.session, ticket)
+    entries = desk.time_entries(db.session(), ticket)
     form = {"minutes": "", "billable": True, "note": "", "key": secrets.token_urlsafe(16)}
     form.update(extra.pop("time_form", {}))
     context = {
         "ticket": ticket,
-        "messages": desk.thread(db.session, ticket, internal=True),
+        "messages": desk.thread(db.session(), ticket, internal=True),
         "entries": entries,
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
         "other_minutes": sum(e.minutes for e in entries if not e.billable),
@@ -266,7 +266,7 @@ def log_time(ticket_id: int):
     pending_before = _outstanding(ticket, "pending")
     debt_before = _outstanding(ticket, "debt")
     try:
-        entry = desk.log_time(db.session, ticket, _me(), minutes, typed["billable"], typed["note"],
+        entry = desk.log_time(db.session(), ticket, _me(), minutes, typed["billable"], typed["note"],
                               f"desk:{typed['key']}", clock.now())
     except ledger.InsufficientBalance as error:
         db.session.refresh(ticket)
@@ -313,7 +313,7 @@ def reply(ticket_id: int):
     body = request.form.get("body", "")
     internal = request.form.get("internal") == "1"
     try:
-        desk.post_message(db.session, ticket, _me(), body, now=clock.now(), internal=internal,
+        desk.post_message(db.session(), ticket, _me(), body, now=clock.now(), internal=internal,
                           files=_uploads(), rules=_rules())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"body": _(error.message, **error.params)}, reply_body=body)
@@ -336,9 +336,9 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     try:
         if request.form.get("criticality"):
-            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=clock.now())
+            desk.set_criticality(db.session(), ticket, request.form["criticality"], by=_me(), now=clock.now())
         if request.form.get("status"):
-            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=clock.now())
+            desk.set_status(db.session(), ticket, request.form["status"], by=_me(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     else:
@@ -351,7 +351,7 @@ def resolve(ticket_id: int):
     """Resolved, with the note printed on the intervention report."""
     ticket = get_ticket(ticket_id)
     try:
-        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
+        desk.resolve(db.session(), ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")

@@ -113,7 +113,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
     """The order, its payments and documents; while it waits, how to pay
     (for the client) or the forms to confirm or cancel it (for staff); once
     paid, the form to refund it (for staff)."""
-    payment = orders.awaited_payment(db.session, order)
+    payment = orders.awaited_payment(db.session(), order)
     provider = payments.get(payment.provider) if payment else None
     if confirm_form is None:
         confirm_form = ConfirmForm(formdata=None, amount=_plain(payment.amount, payment.currency) if payment else "",
@@ -121,7 +121,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
     page = render_template(
         "portal/order.html", order=order, payment=payment, provider=provider,
         pending=provider.pending_context(order, payment) if provider else {},
-        received=orders.received(db.session, order.id), events=orders.events(db.session, order),
+        received=orders.received(db.session(), order.id), events=orders.events(db.session(), order),
         documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
         confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
         refund=_refund_context(order, refund_form) if current_user.is_staff and order.status == "paid" else None,
@@ -132,7 +132,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
 @bp.get("/orders/<int:order_id>/instructions.pdf")
 def instructions(order_id: int):
     order = get_order(order_id)
-    payment = orders.awaited_payment(db.session, order)
+    payment = orders.awaited_payment(db.session(), order)
     provider = payments.get(payment.provider) if payment else None
     if provider is None or not provider.manual:
         abort(404)
@@ -157,9 +157,9 @@ def _plain(minor: int, currency: str) -> str:
 def staff():
     search = request.args.get("q", "").strip()[:100]
     return render_template("portal/orders_staff.html", search=search,
-                           awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
-                           flagged=orders.flagged(db.session),
-                           confirmed=orders.recently_confirmed(db.session, search),
+                           awaited=orders.awaited(db.session(), search), overpaid=orders.overpaid(db.session()),
+                           flagged=orders.flagged(db.session()),
+                           confirmed=orders.recently_confirmed(db.session(), search),
                            methods=payments.statuses(), today=clock.now().date(), plain=_plain)
 
 
@@ -251,7 +251,7 @@ def cancel(order_id: int):
 
 def _refund_context(order: Order, form: RefundForm | None) -> dict | None:
     """The refund form of a paid order and what it would take back; None once all is credited."""
-    left = refunds.left_to_credit(db.session, order)
+    left = refunds.left_to_credit(db.session(), order)
     if not left:
         return None
     if form is None:
@@ -266,15 +266,15 @@ def _units(order: Order, typed: str) -> dict:
     """What the refund's units line says for the amount typed: the units it
     takes back (``unit`` None: the order granted none), or why that amount
     cannot be refunded."""
-    lot = refunds.lot_of(db.session, order)
+    lot = refunds.lot_of(db.session(), order)
     found = {"unit": lot.unit if lot is not None else None, "units": 0, "units_error": None}
     try:
         amount = orders.parse_amount(typed, order.currency)
-        refunds.check_amount(db.session, order, amount)
+        refunds.check_amount(db.session(), order, amount)
     except BillingError as error:
         found["units_error"] = _(error.message, **error.params)
         return found
-    found["units"] = refunds.revocable(db.session, order, amount, now=clock.now())
+    found["units"] = refunds.revocable(db.session(), order, amount, now=clock.now())
     return found
 
 
@@ -319,7 +319,7 @@ def _refund_message(order: Order, done: refunds.Refund) -> str:
     if not done.units:
         return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; no units taken back.",
                  number=order.id, amount=amount, note=note.number)
-    lot = refunds.lot_of(db.session, order)
+    lot = refunds.lot_of(db.session(), order)
     units = current_app.jinja_env.filters["quantity"](done.units, lot.unit)
     return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; %(units)s taken back.",
              number=order.id, amount=amount, note=note.number, units=units)

@@ -47,7 +47,7 @@ def order_title_filter(order: Order) -> str:
 @bp.app_template_global()
 def overage_bill(overage: Overage) -> Order | None:
     """The order billing an approved overage, for the pages that link to it."""
-    return overage_billing.current_bill(db.session, overage.id)
+    return overage_billing.current_bill(db.session(), overage.id)
 
 
 def get_overage(overage_id: int) -> Overage:
@@ -97,7 +97,7 @@ def _approve(session, overage: Overage, *, by, now: datetime) -> None:
 
 
 def _approved(overage: Overage) -> str:
-    order = overage_billing.current_bill(db.session, overage.id)
+    order = overage_billing.current_bill(db.session(), overage.id)
     if order is None:
         return _("Approved: no hourly rate is set for this balance, so we will quote the time beyond it and "
                  "send you the bill.")

@@ -54,7 +54,7 @@ class CheckoutForm(FlaskForm):
 
 
 def _pack_or_404(slug: str) -> Pack:
-    pack = active_pack(db.session, slug)
+    pack = active_pack(db.session(), slug)
     if pack is None:
         error = NotFound()
         error.description_for_user = _("There is no pack on sale at this address. Choose one from the catalogue.")
@@ -96,7 +96,7 @@ def _subscription_refused(pack: Pack, account) -> str | None:
     after cancelling), shown before any form is filled in."""
     if not pack.unlimited or account is None:
         return None
-    refused = subscriptions.refusal(db.session, account, pack, now=clock.now())
+    refused = subscriptions.refusal(db.session(), account, pack, now=clock.now())
     return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
 
 
@@ -116,7 +116,7 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "quantity": quantity,
         "price": price,
         "providers": providers,
-        "registration_pack": pack.registration_first and orders.is_first_purchase(db.session, account, pack),
+        "registration_pack": pack.registration_first and orders.is_first_purchase(db.session(), account, pack),
         "allows_quantity": orders.allows_quantity(pack),
         "refused": _subscription_refused(pack, account),
     }
@@ -185,7 +185,7 @@ def order(slug: str):
         signup.country.data)
     try:
         buyer, placed, payment = ordering.order(
-            db.session, pack, buyer=current_user._get_current_object() if signup is None else None,
+            db.session(), pack, buyer=current_user._get_current_object() if signup is None else None,
             new_account=new_account,
             invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
             quantity=quantity, method=form.method.data, methods=tuple(offered), now=clock.now(),
@@ -208,7 +208,7 @@ def order(slug: str):
     try:
         provider = payments.get(payment.provider)
         provider.prepare(placed, payment)
-        target = provider.execute(db.session, payment, now=clock.now(),
+        target = provider.execute(db.session(), payment, now=clock.now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except payments.PaymentError as error:
         flash(str(error), "error")
@@ -236,7 +236,7 @@ def trial(slug: str):
     if current_user.is_staff:
         abort(403)
     try:
-        started = orders.start_trial(db.session, current_user.account, pack, by=current_user._get_current_object(),
+        started = orders.start_trial(db.session(), current_user.account, pack, by=current_user._get_current_object(),
                                      now=clock.now())
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID

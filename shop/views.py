@@ -31,12 +31,12 @@ def _sections(packs: list[Pack], locale: str) -> list[tuple[Catalogue, list[tupl
 
 @bp.get("/")
 def catalogue():
-    return render_template("shop/catalogue.html", sections=_sections(active_packs(db.session), current_locale()))
+    return render_template("shop/catalogue.html", sections=_sections(active_packs(db.session()), current_locale()))
 
 
 @bp.get("/packs/<slug>")
 def pack(slug: str):
-    found = active_pack(db.session, slug)
+    found = active_pack(db.session(), slug)
     if found is None:
         abort(404)
     locale = current_locale()
@@ -52,7 +52,7 @@ def estimate():
     differ); typing minutes or choosing a kind only re-renders the result.
     """
     locale = current_locale()
-    form = EstimateForm(request.args, active_packs(db.session), locale)
+    form = EstimateForm(request.args, active_packs(db.session()), locale)
     if request.args:
         form.validate()
     charge = form.charge()

@@ -196,8 +196,8 @@ def send_password_reset(user: User) -> bool:
 
 def _send_link(user: User, kind: str) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
-    with atomic(db.session):
-        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now())
+    with atomic(db.session()):
+        keys = outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now())
     return delivery.deliver_now(keys)
 
 

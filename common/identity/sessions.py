@@ -98,7 +98,7 @@ def max_idle() -> timedelta:
 def load_user(token: str) -> User | None:
     """Flask-Login's user_loader: the user of a running login, unless an
     owner removed them from the pool since."""
-    row = find(db.session, token, max_idle=max_idle())
+    row = find(db.session(), token, max_idle=max_idle())
     if row is None or row.user.removed_at is not None:
         return None
     user = row.user
@@ -110,7 +110,7 @@ def load_user(token: str) -> User | None:
 def log_in(user: User, *, remember: bool = False) -> None:
     """Log ``user`` in this browser as a new login. The CSRF secret is drawn
     anew: one read by someone before the login is worth nothing after it."""
-    user.login_token = start(db.session, user, user_agent=request.user_agent.string,
+    user.login_token = start(db.session(), user, user_agent=request.user_agent.string,
                              address=request.remote_addr or "")
     login_user(user, remember=remember)
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
@@ -120,5 +120,5 @@ def log_in(user: User, *, remember: bool = False) -> None:
 
 def log_out(user: User) -> None:
     """End this browser's login, and its remember-me cookie with it."""
-    end(db.session, getattr(user, "login_token", None))
+    end(db.session(), getattr(user, "login_token", None))
     logout_user()

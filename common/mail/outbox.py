@@ -87,7 +87,7 @@ def _awaiting(message: outbox.OutboxMessage) -> Context:
     context = _order(message)
     order = context["order"]
     payment = db.session.get(Payment, message.payload.get("payment_id") or 0) or orders.awaited_payment(
-        db.session, order)
+        db.session(), order)
     provider = payments.get(payment.provider) if payment is not None else None
     return {**context, "payment": payment, "provider": provider}
 
@@ -267,7 +267,7 @@ def deliver(message: outbox.OutboxMessage) -> None:
 def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, limit: int = 100) -> dict[str, int]:
     """Try every message that is due (or only those of ``keys``), each claimed
     first so that two workers never send one twice. Returns counts."""
-    session = db.session
+    session = db.session()
     reading = (lambda: now) if now is not None else clock.now
     done = {"sent": 0, "failed": 0, "skipped": 0}
     for message_id in outbox.due(session, now=reading(), keys=keys, limit=limit):

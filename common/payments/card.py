@@ -222,7 +222,7 @@ def _holding(account_id: int, *, wait: bool) -> Iterator[None]:
     a lock not had raises Busy, with nothing written."""
     try:
         if wait or db.session.get_bind().dialect.name != "postgresql":
-            ledger.lock_accounts(db.session, [account_id])
+            ledger.lock_accounts(db.session(), [account_id])
         else:
             db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update(nowait=True))
         yield
@@ -254,7 +254,7 @@ def settle(payment: Payment, *, now: datetime, wait: bool = True) -> str:
             with force_locale(order.language):  # the client reads it on the order page
                 reason = (_("The card payment page expired before the payment was made.") if said == "expired"
                           else _("Your bank declined the payment."))
-            orders.close_payment(db.session, payment, now=now, reason=reason,
+            orders.close_payment(db.session(), payment, now=now, reason=reason,
                                  status="cancelled" if said == "expired" else "failed")
         else:
             db.session.rollback()  # nothing to write: the lock goes
@@ -272,7 +272,7 @@ def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
         if not payment.info.get("flag") and not payment.info.get("refunded"):
             log.warning("stripe: session %s paid %s %s for payment %s (%s): flagged, not credited",
                         checkout.id, checkout.amount_total, checkout.currency, payment.id, problem)
-            orders.note_payment(db.session, payment, {"flag": {
+            orders.note_payment(db.session(), payment, {"flag": {
                 "reason": problem, "amount": checkout.amount_total, "currency": (checkout.currency or "").upper(),
                 "stripe": checkout.id, "at": utc(now).isoformat()}})
         db.session.rollback()  # flagged already, or just now by its own unit of work: the lock goes
@@ -306,19 +306,19 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     with _holding(payment.order.account_id, wait=wait):
         payment = db.session.get(Payment, payment.id, populate_existing=True)
         if payment.status != "confirmed":
-            orders.note_payment(db.session, payment, {"flag": None, "refunded": charge.amount_refunded})
+            orders.note_payment(db.session(), payment, {"flag": None, "refunded": charge.amount_refunded})
             return "refunded"
         order = db.session.get(Order, payment.order_id, populate_existing=True)
         try:
             for refund in found_refunds:
                 with force_locale(order.language):
                     reason = refund.metadata.get("note") or _("Refunded to the card (%(id)s)", id=refund.id)
-                refunds.record(db.session, order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
+                refunds.record(db.session(), order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
                                seller=payments.seller(), by=_staff(refund.metadata.get("by")))
         except BillingError as error:
             # Each refund is a unit of work: the one refused wrote nothing, those before it stay.
             log.error("stripe: charge %s of payment %s cannot be credited: %s", charge.id, payment.id, error)
-            orders.note_payment(db.session, payment, {"flag": {
+            orders.note_payment(db.session(), payment, {"flag": {
                 "reason": "refund", "amount": charge.amount_refunded, "currency": payment.currency,
                 "stripe": charge.id, "at": utc(now).isoformat()}})
             return "flagged"
