@@ -36,7 +36,7 @@ Translated = dict[str, Any]
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_enforces_foreign_keys(dbapi_connection, _record) -> None:
+def _sqlite_enforces_foreign_keys(dbapi_connection: object, _record: object) -> None:
     """SQLite ignores foreign keys unless asked, per connection: without this a
     row could point at a pack or lot that no longer exists."""
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -378,6 +378,21 @@ class Order(Base):
     overage: Mapped[Overage | None] = relationship()
     account: Mapped[Account] = relationship()
     placed_by: Mapped[User | None] = relationship()
+
+    @property
+    def ordered_pack(self) -> Pack:
+        """The pack ordered, for an order that is not an overage's bill
+        (constraint order_item: an order has a pack or an overage, never both)."""
+        if self.pack is None:
+            raise ValueError(f"order {self.id} bills overage {self.overage_id}: it has no pack")
+        return self.pack
+
+    @property
+    def billed_overage(self) -> Overage:
+        """The overage an overage's bill is for (see ``ordered_pack``)."""
+        if self.overage is None:
+            raise ValueError(f"order {self.id} is for pack {self.pack_id}: it bills no overage")
+        return self.overage
 
 
 # The ledger's tables live in billing.ledger.models, payments and invoices in
