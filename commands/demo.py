@@ -86,7 +86,7 @@ def _paid_order(client: User, staff: User, pack: Pack, now: datetime) -> Order:
         select(Order).where(Order.account_id == client.account_id, Order.pack_id == pack.id).order_by(Order.id)
     )
     if order is None:
-        order, _ = orders.place_order(db.session(), client.account, pack, quantity=1, method="transfer",
+        order, _ = orders.place_order(db.session(), client.client_account, pack, quantity=1, method="transfer",
                                       methods=("transfer",), by=client, now=now,
                                       iban=current_app.config["PROVIDER_IBAN"])
     if order.status == "pending":
@@ -107,7 +107,7 @@ def _worked_ticket(client: User, staff: User, now: datetime) -> Ticket:
         select(Ticket).where(Ticket.account_id == client.account_id, Ticket.subject == TICKET["subject"])
     )
     if ticket is None:
-        ticket = desk.open_ticket(db.session(), client.account, client, TICKET["subject"], TICKET["description"],
+        ticket = desk.open_ticket(db.session(), client.client_account, client, TICKET["subject"], TICKET["description"],
                                   now=now)
     replied = db.session.scalar(
         select(func.count()).where(TicketMessage.ticket_id == ticket.id, TicketMessage.author_id == staff.id))

@@ -51,7 +51,7 @@ def signup():
             form[error.field].errors.append(error.message)
         else:
             sessions.log_in(user)
-            flash(_("Welcome! Your account %(name)s is ready.", name=user.account.name), "success")
+            flash(_("Welcome! Your account %(name)s is ready.", name=user.client_account.name), "success")
             send_verification(user)
             return redirect(url_for("portal.home"))
     return render_template("auth/signup.html", form=form), INVALID if form.errors else 200

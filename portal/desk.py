@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TypedDict
 
 from flask import (
     Blueprint,
@@ -51,6 +52,14 @@ WHO = ("", "mine", "unassigned")
 # An idempotency key as the form carries it: what secrets.token_urlsafe makes.
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
+
+class TimeForm(TypedDict, total=False):
+    """The time form as typed, shown again with its preview or its errors."""
+
+    minutes: str
+    billable: bool
+    note: str
+    key: str
 
 @bp.before_request
 @staff_required
@@ -121,6 +130,7 @@ def assign(ticket_id: int):
     queue row htmx swaps that row; without JavaScript, back to where it came from."""
     ticket = get_ticket(ticket_id)
     to = request.form.get("to", "")
+    staff: User | None
     if to == "me":
         staff = _me()
     elif to:
@@ -226,8 +236,8 @@ def preview(ticket_id: int):
     typing and swaps the preview; without JavaScript this is the ticket page
     with the form as typed and the preview under it."""
     ticket = get_ticket(ticket_id)
-    typed = {"minutes": request.args.get("minutes", ""), "billable": request.args.get("billable") == "1",
-             "note": request.args.get("note", "")}
+    typed: TimeForm = {"minutes": request.args.get("minutes", ""), "billable": request.args.get("billable") == "1",
+                       "note": request.args.get("note", "")}
     key = request.args.get("key", "")
     if KEY.fullmatch(key):
         typed["key"] = key
@@ -247,8 +257,8 @@ def log_time(ticket_id: int):
     balance: ``block`` writes nothing and says what is missing, ``ask``
     records a request and mails the owners, ``allow`` records a debt."""
     ticket = get_ticket(ticket_id)
-    typed = {"minutes": request.form.get("minutes", ""), "billable": request.form.get("billable") == "1",
-             "note": request.form.get("note", ""), "key": request.form.get("key", "")}
+    typed: TimeForm = {"minutes": request.form.get("minutes", ""), "billable": request.form.get("billable") == "1",
+                       "note": request.form.get("note", ""), "key": request.form.get("key", "")}
     if request.form.get("action") == "preview":
         if not KEY.fullmatch(typed["key"]):
             typed.pop("key")
@@ -261,7 +271,7 @@ def log_time(ticket_id: int):
         errors["minutes"] = _("The form was out of date: check the figures and save again.")
     elif minutes is None or not 1 <= minutes <= desk.MAX_ENTRY_MINUTES:
         errors["minutes"] = _("Enter whole minutes, from 1 to %(max)d.", max=desk.MAX_ENTRY_MINUTES)
-    if errors:
+    if errors or minutes is None:
         return _page(ticket, INVALID, time_form=typed, errors=errors)
     pending_before = _outstanding(ticket, "pending")
     debt_before = _outstanding(ticket, "debt")

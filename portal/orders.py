@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, time
+from typing import TypeVar
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -60,7 +61,10 @@ class RefundForm(FlaskForm):
 
 
 
-def _visible(model: type[Order] | type[Invoice], row_id: int):
+Visible = TypeVar("Visible", Order, Invoice)
+
+
+def _visible(model: type[Visible], row_id: int) -> Visible:
     """The row, if the current user may see its account's; aborts otherwise
     (404: another account's order or invoice does not exist for you)."""
     if not current_user.is_authenticated:
@@ -120,7 +124,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
                                    received_on=clock.now().date())
     page = render_template(
         "portal/order.html", order=order, payment=payment, provider=provider,
-        pending=provider.pending_context(order, payment) if provider else {},
+        pending=provider.pending_context(order, payment) if provider and payment else {},
         received=orders.received(db.session(), order.id), events=orders.events(db.session(), order),
         documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
         confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
@@ -134,7 +138,7 @@ def instructions(order_id: int):
     order = get_order(order_id)
     payment = orders.awaited_payment(db.session(), order)
     provider = payments.get(payment.provider) if payment else None
-    if provider is None or not provider.manual:
+    if provider is None or payment is None or not provider.manual:
         abort(404)
     return _pdf(documents.instructions_pdf(order, payment, provider), documents.instructions_filename(order))
 
@@ -226,7 +230,7 @@ def _outcome_message(outcome: orders.Outcome) -> str:
                  excess=money(outcome.excess, order.currency))
     if order.overage_id is not None:
         return _("Order %(number)d is paid: invoiced.", number=order.id)
-    if order.pack.unlimited:
+    if order.ordered_pack.unlimited:
         return _("Order %(number)d is paid: its subscription period has started, and it is invoiced.", number=order.id)
     return _("Order %(number)d is paid: credited and invoiced.", number=order.id)
 
@@ -316,10 +320,10 @@ def _refund_message(order: Order, done: refunds.Refund) -> str:
     if done.duplicate:
         return _("This refund was already recorded (credit note %(number)s): nothing changed.", number=note.number)
     amount = money(note.gross, note.currency)
-    if not done.units:
+    lot = refunds.lot_of(db.session(), order)
+    if not done.units or lot is None:  # units are only taken back from a lot
         return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; no units taken back.",
                  number=order.id, amount=amount, note=note.number)
-    lot = refunds.lot_of(db.session(), order)
     units = current_app.jinja_env.filters["quantity"](done.units, lot.unit)
     return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; %(units)s taken back.",
              number=order.id, amount=amount, note=note.number, units=units)

@@ -81,12 +81,13 @@ def _approve(session, overage: Overage, *, by, now: datetime) -> None:
     iban = current_app.config["PROVIDER_IBAN"]
     overage_billing.approve(session, overage, by=by, now=now, methods=offered, iban=iban)
     order = overage_billing.current_bill(session, overage.id)
-    payment = None if order is None else session.scalar(
-        select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))
+    if order is None:
+        return
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))
     if payment is None:
         return
     # A card bill: its Stripe session is opened now, so that the order page offers to pay.
-    provider = payments.get(payment.provider)
+    provider = payments.provider_of(payment)
     try:
         provider.prepare(order, payment)
         provider.execute(session, payment, now=now, return_url=url_for("orders.show", order_id=order.id,

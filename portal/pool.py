@@ -167,7 +167,7 @@ def accept(token: str):
             form.name.errors = [*form.name.errors, _(error.message, **error.params)]
         else:
             sessions.log_in(user)
-            flash(_("Welcome to %(account)s.", account=user.account.name), "success")
+            flash(_("Welcome to %(account)s.", account=user.client_account.name), "success")
             return redirect(url_for("portal.home"))
     status = INVALID if form.errors else 200
     return render_template("portal/invitation.html", invitation=invitation, form=form, other=False,

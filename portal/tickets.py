@@ -153,6 +153,8 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     subscription = covering if match is None else None
     if subscription is None and match is None and drawable:
         match = drawable[0]
+    policy: Policy | None
+    unit: str | None
     if subscription is not None:
         policy, unit = subscription.pack.policy, subscription.pack.unit
         form.balance.data = SUBSCRIPTION
@@ -165,7 +167,7 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     form.kind.choices = [
         SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
         for k in kinds]
-    if kinds and form.kind.data not in {k.slug for k in kinds}:
+    if policy is not None and kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug
     return choices, policy, unit, subscription
 

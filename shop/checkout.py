@@ -19,7 +19,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
@@ -30,6 +29,7 @@ from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments
+from common.errors import MissingHere
 from common.extensions import db, htmx, login_manager
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
@@ -56,9 +56,7 @@ class CheckoutForm(FlaskForm):
 def _pack_or_404(slug: str) -> Pack:
     pack = active_pack(db.session(), slug)
     if pack is None:
-        error = NotFound()
-        error.description_for_user = _("There is no pack on sale at this address. Choose one from the catalogue.")
-        raise error
+        raise MissingHere(_("There is no pack on sale at this address. Choose one from the catalogue."))
     return pack
 
 
@@ -97,7 +95,7 @@ def _subscription_refused(pack: Pack, account) -> str | None:
     if not pack.unlimited or account is None:
         return None
     refused = subscriptions.refusal(db.session(), account, pack, now=clock.now())
-    return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
+    return _translated(orders.OrderError(refused[0], None, **refused[1])) if refused else None
 
 
 def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
@@ -206,7 +204,7 @@ def order(slug: str):
         # This form placed the order already: its page says where it stands.
         return redirect(url_for("orders.show", order_id=placed.id))
     try:
-        provider = payments.get(payment.provider)
+        provider = payments.provider_of(payment)
         provider.prepare(placed, payment)
         target = provider.execute(db.session(), payment, now=clock.now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))

@@ -21,8 +21,8 @@ bp = Blueprint("shop", __name__)
 def _sections(packs: list[Pack], locale: str) -> list[tuple[Catalogue, list[tuple[str, list[Offer]]]]]:
     """Offers by catalogue, then by kind of pack, in the order active_packs sorts them."""
     sections = []
-    for _catalogue_id, of_catalogue in groupby(packs, lambda pack: pack.catalogue_id):
-        of_catalogue = list(of_catalogue)
+    for _catalogue_id, group in groupby(packs, lambda pack: pack.catalogue_id):
+        of_catalogue = list(group)
         groups = [(kind, [offer(pack, locale) for pack in of_kind])
                   for kind, of_kind in groupby(of_catalogue, lambda pack: pack.kind)]
         sections.append((of_catalogue[0].catalogue, groups))

@@ -266,5 +266,5 @@ class _ClockSigner(TimestampSigner):
 
 def _serializer(purpose: str, now: Callable[[], float] = time.time) -> URLSafeTimedSerializer:
     # One salt per purpose: a verification link can never serve as a reset link.
-    return URLSafeTimedSerializer(current_app.secret_key, salt=f"forfait.{purpose}",
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"forfait.{purpose}",
                                   signer=_ClockSigner, signer_kwargs={"now": now})

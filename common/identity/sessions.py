@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app, g, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from billing.models import LoginSession, User
@@ -74,9 +75,10 @@ def end_all(db_session: Session, user: User, *, now: datetime | None = None) -> 
     """End every login of ``user`` (in the caller's unit of work, if one is
     open); returns how many were running."""
     with atomic(db_session):
-        return db_session.execute(update(LoginSession).where(LoginSession.user_id == user.id,
-                                                             LoginSession.ended_at.is_(None))
-                                  .values(ended_at=now or _now())).rowcount
+        ended = cast(CursorResult[Any], db_session.execute(
+            update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+            .values(ended_at=now or _now())))
+        return ended.rowcount
 
 
 def running(db_session: Session, user: User, *, max_idle: timedelta, now: datetime | None = None) -> list[LoginSession]:

@@ -47,6 +47,15 @@ def get(identifier: str) -> PaymentProvider | None:
     return _registry[identifier](current_app.config)
 
 
+def provider_of(payment: Payment) -> PaymentProvider:
+    """The provider of a payment placed with one PAYMENT_METHODS lists.
+    LookupError if it was taken off the list since: nothing can go on."""
+    provider = get(payment.provider)
+    if provider is None:
+        raise LookupError(f"payment {payment.id}: {payment.provider!r} is not in PAYMENT_METHODS")
+    return provider
+
+
 def configured() -> list[PaymentProvider]:
     """Every provider PAYMENT_METHODS lists, ready or not, in its order."""
     return [_registry[name](current_app.config) for name in current_app.config["PAYMENT_METHODS"] if name in _registry]
@@ -55,7 +64,7 @@ def configured() -> list[PaymentProvider]:
 def statuses() -> list[tuple[str, str, str | None]]:
     """(identifier, name, why it is not offered or None) of each method
     PAYMENT_METHODS lists: what the staff page shows."""
-    found = []
+    found: list[tuple[str, str, str | None]] = []
     for name in current_app.config["PAYMENT_METHODS"]:
         if name not in _registry:
             found.append((name, name, str(_l("Not installed in this version of Forfait."))))
@@ -119,7 +128,7 @@ def renew_subscriptions(now: datetime) -> list[Order]:
     placed = orders.renew_subscriptions(db.session(), now=now, days=config["SUBSCRIPTION_RENEW_DAYS"],
                                         iban=config["PROVIDER_IBAN"], methods=manual)
     for _order, payment in placed:
-        get(payment.provider).execute(db.session(), payment, now=now, return_url="")
+        provider_of(payment).execute(db.session(), payment, now=now, return_url="")
     return [order for order, _payment in placed]
 
 
