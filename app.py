@@ -65,7 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                 x_prefix=count)
 
     from commands import cli
-    from common import errors, i18n, tickets
+    from common import errors, i18n, safety, tickets
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
@@ -78,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
+    safety.init_app(app)
     tickets.init_app(app)
     cli.init_app(app)
     from common.mail import outbox

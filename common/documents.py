@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import current_app, render_template
 from flask_babel import force_locale
-from weasyprint import HTML
 
 from billing.models import Order
 from billing.orders.models import Invoice, Payment
@@ -16,6 +15,11 @@ PDF = "application/pdf"
 
 
 def render_pdf(template: str, **context) -> bytes:
+    # Imported here: WeasyPrint (with its fonts and fontTools) takes longer to
+    # import than the rest of the app, and most processes (every command,
+    # most requests) never make a PDF.
+    from weasyprint import HTML
+
     html = render_template(template, **context)
     # base_url lets a template refer to static files by relative path; nothing is fetched from the network.
     return HTML(string=html, base_url=current_app.static_folder).write_pdf()

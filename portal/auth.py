@@ -40,8 +40,11 @@ def _limited(view: Callable) -> Callable:
 @bp.route("/signup", methods=["GET", "POST"])
 @_limited
 def signup():
+    # Where the person was going (the trial): back there after signing up,
+    # and after following the verification link.
+    back = safe_next(request.values.get("next"), "") or None
     if current_user.is_authenticated:
-        return redirect(url_for("portal.home"))
+        return redirect(back or url_for("portal.home"))
     form = SignupForm()
     if form.validate_on_submit():
         try:
@@ -52,9 +55,9 @@ def signup():
         else:
             sessions.log_in(user)
             flash(_("Welcome! Your account %(name)s is ready.", name=user.client_account.name), "success")
-            send_verification(user)
-            return redirect(url_for("portal.home"))
-    return render_template("auth/signup.html", form=form), INVALID if form.errors else 200
+            send_verification(user, back)
+            return redirect(back or url_for("portal.home"))
+    return render_template("auth/signup.html", form=form, next=back), INVALID if form.errors else 200
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -158,7 +161,7 @@ def verify_email(token: str):
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
     accounts.mark_email_verified(db.session(), user)
     flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
-    return redirect(url_for("portal.home"))
+    return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
 
 
 @bp.post("/verify/resend")
@@ -167,9 +170,10 @@ def verify_email(token: str):
 def resend_verification():
     if current_user.email_verified_at is not None:
         flash(_("Your email address is already verified."), "success")
-    else:
-        send_verification(current_user)
-    return redirect(url_for("portal.home"))
+    back = safe_next(request.form.get("next"), "") or None
+    if current_user.email_verified_at is None:
+        send_verification(current_user, back)
+    return redirect(back or url_for("portal.home"))
 
 
 def _bad_link(error: accounts.TokenError, label: str, where: str):

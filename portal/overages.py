@@ -50,6 +50,21 @@ def overage_bill(overage: Overage) -> Order | None:
     return overage_billing.current_bill(db.session(), overage.id)
 
 
+@bp.app_template_global()
+def overage_cost(overage: Overage | int) -> str | None:
+    """The price of approving ``overage`` as the owner decides on it: gross,
+    and net when VAT applies ("€13.00 incl. VAT (€10.83 excl. VAT)"), so the
+    button and the bill say the same figure. None without an hourly rate."""
+    found_overage = db.session.get(Overage, overage) if isinstance(overage, int) else overage
+    found = overage_billing.price(db.session(), found_overage) if found_overage is not None else None
+    if found is None:
+        return None
+    if not found.vat:
+        return _("%(price)s, no VAT", price=money(found.gross, found.currency))
+    return _("%(gross)s incl. VAT (%(net)s excl. VAT)", gross=money(found.gross, found.currency),
+             net=money(found.net, found.currency))
+
+
 def get_overage(overage_id: int) -> Overage:
     if not current_user.is_authenticated:
         abort(login_manager.unauthorized())

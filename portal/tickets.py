@@ -263,6 +263,8 @@ def _ticket_page(ticket: Ticket, reply: ReplyForm | None = None, rating: RatingF
         explanation=explanation(ticket), taken=desk.tickets_taken_note(ticket),
         entries=desk.time_entries(db.session(), ticket) if staff else [],
         reply=reply or ReplyForm(formdata=None), rating=rating_form, limits=_limits(),
+        # The owners answer an overage where its mail sends them: here.
+        answers_overages=not staff and current_user.is_owner,
     ), status
 
 

@@ -20,6 +20,7 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
 from billing.models import Account, Policy
 from billing.notifications import alerts
+from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common.extensions import db
 from common.identity.access import INVALID, owner_required
@@ -227,7 +228,8 @@ def buy():
     sections = [(packs[0].catalogue, packs) for packs in
                 (list(group) for _id, group in groupby(active_packs(db.session()), lambda p: p.catalogue_id))]
     sections.sort(key=lambda section: section[0].id not in held)
-    return render_template("portal/buy.html", sections=sections, held=held)
+    taken = orders.trials_taken(db.session(), current_user.account_id, current_user.email)
+    return render_template("portal/buy.html", sections=sections, held=held, taken=taken)
 
 
 def _invoicing_page(form: InvoicingForm | None = None, status: int = 200):

@@ -128,7 +128,8 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
 def start(slug: str):
     pack = _pack_or_404(slug)
     if pack.kind == "trial":
-        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())))
+        return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),
+                               taken=_trial_taken(pack))
     form = CheckoutForm(formdata=None)
     if pack.price is None:
         return _page(pack, form, None, 0)
@@ -226,6 +227,13 @@ def _invoicing_valid(invoicing: InvoicingForm) -> bool:
     return True
 
 
+def _trial_taken(pack):
+    """When this account or this address took ``pack``'s trial, if it did."""
+    if not current_user.is_authenticated or current_user.is_staff:
+        return None
+    return orders.trials_taken(db.session(), current_user.account_id, current_user.email).get(pack.catalogue_id)
+
+
 @bp.post("/<slug>/trial")
 def trial(slug: str):
     pack = _pack_or_404(slug)
@@ -239,7 +247,7 @@ def trial(slug: str):
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID
         return render_template("shop/checkout_trial.html", offer=offer(pack, str(get_locale())),
-                               problem=_translated(error)), status
+                               problem=_translated(error), taken=_trial_taken(pack)), status
     flash(_("Your free trial has started: %(name)s is credited to your account.",
             name=offer(pack, str(get_locale())).name), "success")
     return redirect(url_for("orders.show", order_id=started.id))

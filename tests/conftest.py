@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import jinja2
+import jinja2.bccache
 import pytest
 import sqlalchemy as sa
 from babel.messages.mofile import write_mo
@@ -91,17 +93,20 @@ class Databases:
             name = f"forfait_test_{self.run}_{len(self.copies)}"
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
             self.copies.append(name)
             return self._url(name)
         if self.pg_template is None:
             template = f"forfait_template_{self.run}"
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{template}"'))
+                conn.execute(sa.text(f'ALTER DATABASE "{template}" SET synchronous_commit = off'))
             self.pg_template = template
             migrate(self._url(template), self.folder)
         name = f"forfait_test_{self.run}_{len(self.copies)}"
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template}"'))
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
         self.copies.append(name)
         return self._url(name)
 
@@ -141,7 +146,7 @@ class Databases:
 
 def migrate(database_url: str, folder: Path) -> None:
     """Run every migration on the empty database at ``database_url``."""
-    app = create_app(test_settings(database_url, folder))
+    app = create_app(base_settings(database_url, folder))
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -154,7 +159,7 @@ def databases(tmp_path_factory) -> Iterator[Databases]:
     found.close()
 
 
-def test_settings(database_url: str, tmp_path) -> dict:
+def base_settings(database_url: str, tmp_path) -> dict:
     """What every test app runs with. Password hashing is cheap here (argon2's
     least cost): a test that is about the cost sets PASSWORD_HASH_* itself."""
     return {
@@ -174,9 +179,39 @@ def test_settings(database_url: str, tmp_path) -> dict:
     }
 
 
+class TemplateCache(jinja2.BytecodeCache):
+    """Jinja's compiled templates kept for the process, shared by every test
+    app instead of compiled again by each (keyed by the template's source)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = TemplateCache()
+
+
+def no_fsync(connection, _record) -> None:
+    """A test's SQLite file is thrown away: no fsync at each commit (what
+    PostgreSQL's copies get from synchronous_commit = off). Locking and
+    transactions are unchanged."""
+    connection.execute("PRAGMA synchronous = OFF")
+
+
 def make_app(database_url: str, tmp_path, **overrides) -> Flask:
     """The app on an already migrated database (``databases`` gives one)."""
-    return create_app({**test_settings(database_url, tmp_path), **overrides})
+    app = create_app({**base_settings(database_url, tmp_path), **overrides})
+    app.jinja_env.bytecode_cache = TEMPLATES
+    if database_url.startswith("sqlite"):
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", no_fsync)
+    return app
 
 
 @pytest.fixture(params=["sqlite"])
@@ -253,9 +288,17 @@ def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs
 PASSWORD = "correct horse battery staple"
 
 
+PEOPLE = {"owner": "owner@example.com", "member": "member@example.com", "staff": "staff@example.com"}
+
+
 @pytest.fixture
 def people(app) -> dict[str, str]:
     """The email of each role: an account's owner and pool user, and a staff member (password PASSWORD)."""
+    return make_people(app)
+
+
+def make_people(app: Flask) -> dict[str, str]:
+    """What the ``people`` fixture makes, for a set-up shared by several tests."""
     from billing.models import User
     from common.identity import accounts
 
@@ -265,7 +308,7 @@ def people(app) -> dict[str, str]:
                             password_hash=accounts.hasher.hash(PASSWORD)))
         db.session.commit()
         accounts.create_staff(db.session, "Sam Staff", "staff@example.com", PASSWORD)
-    return {"owner": "owner@example.com", "member": "member@example.com", "staff": "staff@example.com"}
+    return dict(PEOPLE)
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD, **fields):

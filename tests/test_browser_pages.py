@@ -17,7 +17,7 @@ from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import log_in, nav, one_page
+from tests.journeys import log_in, nav, one_page, start
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +79,7 @@ def test_the_estimator_pack_link_opens_the_pack_page(live_server, page: Page):
     url, app = live_server
     with app.app_context():
         load_preset(db.session, "toopixel")
-    page.goto(url + "/")  # the one address a person types
+    start(page, url)
     nav(page, "Estimator")
     page.get_by_role("link", name="See what this pack includes and how it counts time").click()
     expect(page).to_have_url(f"{url}/packs/toopixel-36")
@@ -117,8 +117,8 @@ def test_picking_another_balance_refreshes_the_kinds(live_server, page: Page, la
     expect(page.get_by_role("heading", level=1)).to_have_text(open_label)
     balance = page.get_by_label(balance_label)
     options = balance.locator("option").all_inner_texts()
-    for start, kinds in KINDS[language].items():
-        [option] = [o for o in options if start in o]
+    for beginning, kinds in KINDS[language].items():
+        [option] = [o for o in options if beginning in o]
         balance.select_option(label=option)
         if kinds is None:
             expect(page.get_by_label(kind_label)).to_have_count(0)

@@ -20,7 +20,6 @@ from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
-    TRIAL_FORGOTTEN,
     choose_pack,
     follow_mail_link,
     heading,
@@ -143,7 +142,6 @@ def mailed_shop(shop, smtp_server):  # noqa: F811
     return url, app
 
 
-@TRIAL_FORGOTTEN
 def test_a_newcomer_signs_up_from_the_trial_confirms_the_address_and_is_back_on_the_trial(
         mailed_shop, page: Page, smtp_server):  # noqa: F811
     url, app = mailed_shop

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from checkout_support import EUR_IBAN, confirm, place
-from flask import Request
+from flask import Flask, Request
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
@@ -26,7 +31,7 @@ from billing.orders import overage_bills
 from billing.orders.models import Invoice
 from common.extensions import db
 from common.identity import accounts
-from tests.conftest import CSRF_META, PASSWORD, csrf_token, login, post_form
+from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
 
@@ -45,6 +50,10 @@ def app_config(smtp_server):  # noqa: F811
 def world(app, people):
     """Acme (owner, member) with 36 Too Pixel credits and a ticket with an
     internal note; Other Co with its own member and ticket; staff."""
+    return build_world(app, people)
+
+
+def build_world(app, people) -> dict[str, int]:
     with app.app_context():
         load_preset(db.session, "toopixel")
         load_preset(db.session, "itsupport")
@@ -159,6 +168,10 @@ def test_a_debt_shows_below_zero(app, client, people, world):
 def asked(app, people, world):
     """Acme's 3 h of Digitale Artiste used up by a 200-minute ticket: 20 min
     asked beyond the balance, awaiting the owner."""
+    return build_asked(app, people)
+
+
+def build_asked(app, people) -> dict[str, int]:
     with app.app_context():
         load_preset(db.session, "digitale")
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
@@ -185,7 +198,8 @@ def test_a_pending_overage_is_on_the_dashboard_with_its_answer(app, client, peop
     client.post("/logout", data={"csrf_token": csrf_token(client, "/portal/")})
     login(client, people["owner"])
     page = text(client.get("/portal/"))
-    assert "20 min beyond the balance await your answer." in page and "Approve: billed €21.67" in page
+    assert "20 min beyond the balance await your answer." in page
+    assert "Approve: billed €26.00 incl. VAT (€21.67 excl. VAT)" in page
     assert f'action="/portal/overages/{asked["overage"]}/decline"' in page
     response = post_form(client, f"/portal/overages/{asked['overage']}/approve", {"next": "/portal/"})
     assert response.status_code == 302 and response.headers["Location"] == "/portal/"
@@ -524,17 +538,55 @@ POSTS = [
 ROLES = ["anon", "member", "owner", "other", "staff"]
 
 
+# What the cells of the matrix run with: messages stay in the outbox
+# (rendering their PDFs would double the time of each cell).
+MATRIX_CONFIG = {"PROVIDER_IBAN": EUR_IBAN, "MAIL_DELIVER_AT_ONCE": False}
+
+
+@pytest.fixture(scope="module")
+def matrix_built(databases, tmp_path_factory) -> tuple[Path, dict]:
+    """The matrix's world, built once for the module's two hundred cells:
+    each cell gets a copy of its database and files (``matrix``)."""
+    folder = tmp_path_factory.mktemp("matrix")
+    app = make_app(databases.sqlite(folder), folder, **MATRIX_CONFIG)
+    people = make_people(app)
+    world = build_world(app, people)
+    values = build_matrix_world(app, people, world, build_asked(app, people))
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    return folder, values
+
+
+@dataclass
+class Cell:
+    app: Flask
+    client: FlaskClient
+    values: dict
+    people: dict
+
+
 @pytest.fixture
-def matrix_world(app, people, world, asked, monkeypatch):
+def matrix(matrix_built, tmp_path, smtp_server) -> Iterator[Cell]:  # noqa: F811
+    """An app of the cell's own on a copy of the matrix's world."""
+    folder, values = matrix_built
+    shutil.copyfile(folder / "forfait.sqlite", tmp_path / "forfait.sqlite")
+    shutil.copytree(folder / "attachments", tmp_path / "attachments")
+    app = make_app(f"sqlite:///{tmp_path / 'forfait.sqlite'}", tmp_path, **smtp_server.config, **MATRIX_CONFIG)
+    yield Cell(app, app.test_client(), values, dict(PEOPLE))
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def build_matrix_world(app, people, world, asked) -> dict:
     """World, with the Acme ticket resolved and carrying a file; Acme's
     overage request, an order awaiting its transfer, a paid one with its
-    invoice, an invitation waiting, and messages in the outbox (left there:
-    rendering their PDFs would double the time of each cell)."""
-    monkeypatch.setitem(app.config, "MAIL_DELIVER_AT_ONCE", False)
+    invoice, an invitation waiting, and messages in the outbox."""
     with app.app_context():
         ticket = db.session.get(Ticket, world["ticket"])
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
-        rules = desk.AttachmentRules(folder=__import__("pathlib").Path(app.config["ATTACHMENT_FOLDER"]),
+        rules = desk.AttachmentRules(folder=Path(app.config["ATTACHMENT_FOLDER"]),
                                      max_bytes=10_000, types=frozenset({"image/png"}))
         message = desk.post_message(db.session, ticket, owner, "see file", now=NOW,
                                     files=[desk.Upload("a.png", PNG)], rules=rules)
@@ -573,21 +625,23 @@ def check(response, wanted, values: dict) -> None:
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("url, expected", MATRIX, ids=[url for url, _ in MATRIX])
-def test_who_may_see_each_portal_url(client, people, matrix_world, role, url, expected):
-    as_role(client, people, role)
-    with client.get(url.format(**matrix_world)) as response:
+def test_who_may_see_each_portal_url(matrix, role, url, expected):
+    client = matrix.client
+    as_role(client, matrix.people, role)
+    with client.get(url.format(**matrix.values)) as response:
         response.get_data()
-    check(response, expected[role], matrix_world)
+    check(response, expected[role], matrix.values)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("url, expected", POSTS, ids=[url for url, _ in POSTS])
-def test_who_may_post_to_each_portal_url(app, client, people, matrix_world, role, url, expected):
-    as_role(client, people, role)
+def test_who_may_post_to_each_portal_url(matrix, role, url, expected):
+    app, client = matrix.app, matrix.client
+    as_role(client, matrix.people, role)
     token = csrf_token(client, "/login" if role == "anon" else "/portal/")
     before = snapshot(app)
-    response = client.post(url.format(**matrix_world), data={"csrf_token": token})
-    check(response, expected[role], matrix_world)
+    response = client.post(url.format(**matrix.values), data={"csrf_token": token})
+    check(response, expected[role], matrix.values)
     if expected[role] in ("login", 403, 404):
         assert snapshot(app) == before  # refused: nothing written
 

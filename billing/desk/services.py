@@ -617,6 +617,32 @@ def log_time(
         raise DeskError(N_("A note has at most %(max)d characters."), "note", max=MAX_NOTE)
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - 5:
         raise DeskError(N_("The form was out of date: check the figures and save again."), "key")
+    try:
+        return _log_time(session, ticket, staff, minutes, billable, note, key, now)
+    except ledger.InsufficientBalance as refused:
+        # Nothing was written; the owners hear that work waits for credit.
+        work_waits_for_credit(session, ticket, refused, now=now)
+        raise
+
+
+def work_waits_for_credit(session: Session, ticket: Ticket, refused: ledger.InsufficientBalance, *,
+                          now: datetime) -> None:
+    """Tell the account's owners that staff time on ``ticket`` was refused
+    by its ``block`` policy: the units missing, with a link to buy (a
+    low-balance message about the ticket). Once per ticket and amount
+    missing, however often staff try again; in its own unit of work."""
+    with atomic(session):
+        current = session.get(Ticket, ticket.id)
+        assert current is not None
+        outbox.enqueue(session, "low_balance", f"ticket:{current.id}:blocked:{refused.missing}",
+                       outbox.owners(session, current.account_id), now=now,
+                       payload={"policy_id": current.policy_id, "unit": refused.unit, "units": refused.available,
+                                "missing": refused.missing, "ticket_id": current.id},
+                       account_id=current.account_id)
+
+
+def _log_time(session: Session, ticket: Ticket, staff: User, minutes: int, billable: bool, note: str, key: str,
+              now: datetime) -> TimeEntry:
     with atomic(session):
         # The ledger's lock, taken before anything is read: two entries
         # logged at once both count.

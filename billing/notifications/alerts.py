@@ -49,7 +49,9 @@ def expires_within(expires_at: datetime | None, now: datetime, days: int) -> boo
 
 def threshold_for(session: Session, account_id: int, policy_id: int, unit: str) -> int:
     """The account's own threshold for this balance, else the default: the
-    policy's ``low_balance_percent`` of its last purchase (or trial) lot."""
+    policy's ``low_balance_percent`` of its last purchase lot. A balance
+    whose last lot is the free trial has none (0): a trial is meant to run
+    out, and warning of it "Low balance" after every ticket says nothing."""
     own = session.scalar(
         select(BalanceThreshold.units).where(
             BalanceThreshold.account_id == account_id,
@@ -59,15 +61,17 @@ def threshold_for(session: Session, account_id: int, policy_id: int, unit: str) 
     )
     if own is not None:
         return own
-    last = session.scalar(
-        select(Lot.granted)
+    last = session.execute(
+        select(Lot.granted, Lot.source)
         .where(Lot.account_id == account_id, Lot.policy_id == policy_id, Lot.unit == unit,
                Lot.source.in_(("purchase", "trial")))
         .order_by(Lot.created_at.desc(), Lot.id.desc())
         .limit(1)
-    )
+    ).first()
+    if last is None or last.source == "trial":
+        return 0
     percent = session.scalar(select(Policy.low_balance_percent).where(Policy.id == policy_id))
-    return default_threshold(last, DEFAULT_THRESHOLD_PERCENT if percent is None else percent)
+    return default_threshold(last.granted, DEFAULT_THRESHOLD_PERCENT if percent is None else percent)
 
 
 def set_threshold(session: Session, account: Account, policy: Policy, units: int, *, by: User,

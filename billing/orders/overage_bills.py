@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.catalogue.pricing import split_vat
+from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
 from billing.errors import N_
 from billing.ledger import services as ledger
@@ -199,6 +199,16 @@ def _method(session: Session, account_id: int, methods: tuple[str, ...]) -> str:
         .limit(1)
     )
     return last if last in methods else "transfer"
+
+
+def price(session: Session, overage: Overage) -> Price | None:
+    """What approving ``overage`` bills, net, VAT and gross, on the basis its
+    bill will use (None without an hourly rate): the figure the owner is
+    asked to decide on is the one on the bill."""
+    if overage.price is None or overage.currency is None:
+        return None
+    vat_rate_bp, includes_vat = _vat_basis(session, overage)
+    return split_vat(overage.price, overage.currency, vat_rate_bp, includes_vat)
 
 
 def _vat_basis(session: Session, overage: Overage) -> tuple[int, bool]:

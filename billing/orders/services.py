@@ -374,6 +374,17 @@ def await_payment(session: Session, payment: Payment, *, now: datetime, external
         return current
 
 
+def trials_taken(session: Session, account_id: int | None, email: str | None) -> dict[int, TrialClaim]:
+    """The free trials this account or this email address already took, by
+    catalogue: each catalogue's trial is offered once (``start_trial``)."""
+    if account_id is None and not email:
+        return {}
+    claims = session.scalars(select(TrialClaim).where(or_(TrialClaim.account_id == account_id,
+                                                          TrialClaim.email == (email or "")))
+                             .order_by(TrialClaim.created_at))
+    return {claim.catalogue_id: claim for claim in claims}
+
+
 def start_trial(session: Session, account: Account, pack: Pack, *, by: User, now: datetime) -> Order:
     """The free trial: no payment, credited at once. Once per account and
     once per verified email address in each catalogue."""

@@ -55,11 +55,11 @@ staff_required = _requires(lambda user: user.is_staff)
 owner_required = _requires(lambda user: user.is_owner)
 
 
-def send_verification(user: User) -> None:
+def send_verification(user: User, next: str | None = None) -> None:
     """Mail the verification link and say so; a mail server that fails is
     told to the user (the link is sent as soon as it is back) and does not
-    undo the sign-up."""
-    if accounts.send_verification(user):
+    undo the sign-up. ``next``: where the link leads once verified."""
+    if accounts.send_verification(user, next):
         flash(_("We have sent a link to %(email)s: open it to confirm your address.", email=user.email), "info")
     else:
         flash(_("We could not send the email to %(email)s just now. We will try again shortly, "

@@ -184,20 +184,23 @@ def user_for_token(session: Session, token: str, purpose: str) -> User:
     return user
 
 
-def send_verification(user: User) -> bool:
+def send_verification(user: User, next: str | None = None) -> bool:
     """Mail the link that verifies the user's address, now; False when it
-    could not go yet (it stays queued and is tried again)."""
-    return _send_link(user, "verify_email")
+    could not go yet (it stays queued and is tried again). ``next``: a path
+    of this site (the caller checked it) the link leads back to once the
+    address is verified, such as the trial the person came for."""
+    return _send_link(user, "verify_email", {"next": next} if next else None)
 
 
 def send_password_reset(user: User) -> bool:
     return _send_link(user, "reset_password")
 
 
-def _send_link(user: User, kind: str) -> bool:
+def _send_link(user: User, kind: str, payload: dict | None = None) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
     with atomic(db.session()):
-        keys = outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now())
+        keys = outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+                              payload=payload)
     return delivery.deliver_now(keys)
 
 

@@ -164,8 +164,12 @@ def _overage(message: outbox.OutboxMessage) -> Context:
 # --- Balances ---------------------------------------------------------------
 
 def _low(message: outbox.OutboxMessage) -> Context:
+    """A balance below its warning level, or (``ticket_id``) too low for the
+    work staff tried to log on a ticket of a ``block`` policy."""
+    ticket_id = message.payload.get("ticket_id")
     return {"account": _get(Account, message.account_id), "policy": _get(Policy, message.payload.get("policy_id")),
-            **{k: message.payload.get(k) for k in ("units", "threshold", "unit")}}
+            "ticket": _get(Ticket, ticket_id) if ticket_id else None,
+            **{k: message.payload.get(k) for k in ("units", "threshold", "unit", "missing")}}
 
 
 def _expiring(message: outbox.OutboxMessage) -> Context:
@@ -183,7 +187,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         user = _get(User, message.user_id)
         # The token is made now, from the user as they are: a link queued
         # before a password change no longer works, as it should not.
-        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True)}
+        # Where the person was going (checked when queued, and again by the view).
+        back = {"next": message.payload["next"]} if message.payload.get("next") else {}
+        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back)}
 
     return load
 
@@ -236,7 +242,9 @@ def _kinds() -> dict[str, Kind]:
         "ticket_resolved": Kind("ticket_resolved",
                                 lambda c: _l("Ticket #%(number)d is resolved: your intervention report",
                                              number=c["ticket"].id), _resolved, _report),
-        "low_balance": Kind("low_balance", lambda c: _l("Your support balance is running low"), _low),
+        "low_balance": Kind("low_balance", lambda c: _l("Work on ticket #%(number)d waits for credit",
+                                                        number=c["ticket"].id) if c.get("ticket")
+                            else _l("Your support balance is running low"), _low),
         "expiring": Kind("expiring", lambda c: _l("Part of your support credit expires soon"), _expiring),
         "overage_request": Kind("overage_request",
                                 lambda c: _l("Ticket #%(number)d needs your approval", number=c["ticket"].id),
