@@ -75,15 +75,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale)
     htmx.init_app(app)
     limiter.init_app(app)
+    from common.identity import throttle
+
+    throttle.init_app(app)
+    if app.config["RATELIMIT_STORAGE_URI"].startswith("memory://") and settings.several_processes():
+        app.logger.warning(
+            "RATELIMIT_STORAGE_URI is memory://, and several processes serve: each keeps its own count of failed "
+            "logins, so each lets the whole limit through. Point RATELIMIT_STORAGE_URI at Redis "
+            "(redis://127.0.0.1:6379) for one count.")
     login_manager.init_app(app)
     i18n.init_app(app)
     errors.init_app(app)
     safety.init_app(app)
     tickets.init_app(app)
     cli.init_app(app)
-    from common.mail import outbox
+    from common.mail import delivery
 
-    outbox.init_app(app)
+    delivery.init_app(app)
 
     from commands import demo
     from portal.auth import bp as auth_bp

@@ -29,11 +29,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Entry, Lot, Operation, Ticket
+from billing.ledger.models import Entry, Lot, Operation
 from billing.ledger.statement import statement
-from billing.models import Account, Base, Pack, User
+from billing.models import Base
 
 ACCOUNTS = 10_000
 BIG_LOTS = 1_000

@@ -32,10 +32,10 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import create_app
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
 from billing.ledger import services as ledger
-from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts
 

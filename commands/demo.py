@@ -19,12 +19,12 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 
 from billing import clock
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.desk import services as desk
-from billing.desk.models import TicketMessage
-from billing.ledger.models import Ticket
-from billing.models import Order, Pack, User
+from billing.desk.models import Ticket, TicketMessage
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common import payments
 from common.extensions import db
 from common.identity import accounts

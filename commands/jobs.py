@@ -90,14 +90,14 @@ def _reconcile(now: datetime) -> Done:
 
 
 def _deliver(now: datetime) -> Done:
-    from common.mail import outbox
+    from common.mail import delivery
 
     if not current_app.config.get("SERVER_NAME"):
         return Done("mail", 0, "not delivered: SERVER_NAME is not set (e.g. FORFAIT_SERVER_NAME=shop.example.com), "
                                "and the messages link to the site", ok=False)
     sent = failed = 0
     while True:
-        done = outbox.deliver_due(now=now)
+        done = delivery.deliver_due(now=now)
         sent, failed = sent + done["sent"], failed + done["failed"]
         if not any(done.values()):
             break

@@ -28,10 +28,10 @@ import click
 from flask import Flask
 
 from billing import clock
+from billing.accounts.models import Account
 from billing.ledger import services as ledger
 from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
 from billing.ledger.verify import verify
-from billing.models import Account
 from billing.notifications import alerts
 from commands.cli import ScriptError, ScriptGroup
 from common.extensions import db

@@ -13,7 +13,7 @@ import click
 from flask import Flask, current_app
 
 from billing import clock
-from billing.models import Order
+from billing.orders.models import Order
 from commands.cli import ScriptError, ScriptGroup
 
 orders_cli = ScriptGroup("orders", help="Remind and cancel orders waiting for a transfer or a cheque.")

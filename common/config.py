@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -90,7 +91,15 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # local server that answers like Stripe.
         "STRIPE_API_BASE": "https://api.stripe.com",
         "RATELIMIT_STORAGE_URI": "memory://",
-        "LOGIN_RATE_LIMIT": "10 per minute",
+        # Failed logins (common.identity.throttle): per email and address, and
+        # per device cookie, with waits that grow; per address whatever the
+        # email; per email from the addresses that failed on it. A known
+        # device is held by none but the first.
+        "LOGIN_RATE_LIMIT": "5 per minute; 20 per hour; 100 per day",
+        "LOGIN_ADDRESS_RATE_LIMIT": "30 per minute; 300 per day",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "20 per hour; 100 per day",
+        # Sign-ups and password-reset requests, per address (and per email for resets).
+        "SIGNUP_RATE_LIMIT": "10 per hour",
         "TOKEN_MAX_AGE_HOURS": 24,
         # argon2's cost for password hashes: passes, memory in KiB, lanes
         # (argon2-cffi's defaults, RFC 9106's low-memory choice). Lower only
@@ -226,11 +235,22 @@ def normalise(config: dict[str, Any]) -> None:
 
     # flask-limiter logs a limit it cannot parse and lets every request through:
     # a typo here would switch off the brake on password guessing.
-    limit = config["LOGIN_RATE_LIMIT"]
+    for key in ("LOGIN_RATE_LIMIT", "LOGIN_ADDRESS_RATE_LIMIT", "LOGIN_ACCOUNT_RATE_LIMIT", "SIGNUP_RATE_LIMIT"):
+        limit = config[key]
+        try:
+            parse_many(limit)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} {limit!r} is not a rate limit (such as '10 per minute')") from None
+
+
+def several_processes() -> bool:
+    """Whether this process is likely one of several serving the app: gunicorn
+    or uWSGI, or WEB_CONCURRENCY (the worker count they read) above 1."""
     try:
-        parse_many(limit)
-    except (TypeError, ValueError):
-        raise ConfigError(f"LOGIN_RATE_LIMIT {limit!r} is not a rate limit (such as '10 per minute')") from None
+        workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    except ValueError:
+        workers = 1
+    return workers > 1 or "gunicorn" in sys.modules or "uwsgi" in sys.modules
 
 
 def public_address(config: dict[str, Any], *, development: bool) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from flask import current_app, render_template
 from flask_babel import force_locale
 
-from billing.models import Order
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from common.payments.base import PaymentProvider
 
 PDF = "application/pdf"

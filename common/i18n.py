@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from billing.ledger.rules import unit_label
 from billing.models import Translated, localized
+from billing.transaction import atomic
 from common.extensions import db
 from common.safety import safe_next
 
@@ -110,8 +111,8 @@ def set_language():
         return _("Unknown language."), 400
     session["lang"] = lang
     if current_user.is_authenticated:
-        current_user.language = lang
-        db.session.commit()
+        with atomic(db.session()):
+            current_user.language = lang
     return redirect(safe_next(request.form.get("next"), url_for("shop.catalogue")))
 
 

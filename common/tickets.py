@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from billing.desk import services as desk
-from billing.ledger.models import Ticket
+from billing.desk.models import Ticket
 from common.extensions import db
 from common.i18n import translate, translate_plural
 

@@ -4,13 +4,15 @@ Who may see what is common.identity.access."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from common.extensions import db, limiter
-from common.identity import accounts, sessions
+from common.identity import accounts, sessions, throttle
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
 from common.safety import safe_next
@@ -19,26 +21,30 @@ bp = Blueprint("auth", __name__)
 
 # ------------------------------------------------------------ rate limits
 
-def _attempts_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# Logins count their failures (common.identity.throttle); what sends mail or
+# creates an account is limited per address, and a reset per email as well.
+
+def _requests_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
 
 
 def _submitted_email() -> str:
     return "email:" + accounts.normalise_email(request.form.get("email", ""))
 
 
-def _limited(view: Callable) -> Callable:
-    """LOGIN_RATE_LIMIT on POSTs, counted per IP and per email submitted:
-    guessing one password from many addresses, or many from one, both stop."""
-    per_ip = limiter.limit(_attempts_limit, methods=["POST"])
-    per_email = limiter.limit(_attempts_limit, methods=["POST"], key_func=_submitted_email)
-    return per_ip(per_email(view))
+def _per_address(view: Callable) -> Callable:
+    return limiter.limit(_requests_limit, methods=["POST"])(view)
+
+
+def _per_address_and_email(view: Callable) -> Callable:
+    per_email = limiter.limit(_requests_limit, methods=["POST"], key_func=_submitted_email)
+    return _per_address(per_email(view))
 
 
 # ------------------------------------------------------------ views
 
 @bp.route("/signup", methods=["GET", "POST"])
-@_limited
+@_per_address
 def signup():
     # Where the person was going (the trial): back there after signing up,
     # and after following the verification link.
@@ -61,17 +67,27 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@_limited
 def login():
     form = LoginForm(next=request.args.get("next"))
     target = safe_next(form.next.data, url_for("portal.home"))
     if current_user.is_authenticated:
         return redirect(target)
     if form.validate_on_submit():
+        attempt = throttle.attempt(form.email.data)
+        wait = throttle.get().refused(attempt)
+        if wait is not None:
+            # Checked before the password: a guess past the limit learns nothing.
+            form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
+                                          wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
+            return render_template("auth/login.html", form=form), 429
         user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
+            throttle.get().succeeded(attempt)
             sessions.log_in(user, remember=form.remember.data)
-            return redirect(target)
+            response = redirect(target)
+            throttle.remember_device(response, attempt)
+            return response
+        throttle.get().failed(attempt)
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
         form.password.errors.append(_("Wrong email or password."))
@@ -119,7 +135,7 @@ def logout_everywhere():
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
-@_limited
+@_per_address_and_email
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -166,7 +182,7 @@ def verify_email(token: str):
 
 @bp.post("/verify/resend")
 @login_required
-@limiter.limit(_attempts_limit)
+@limiter.limit(_requests_limit)
 def resend_verification():
     if current_user.email_verified_at is not None:
         flash(_("Your email address is already verified."), "success")

@@ -21,28 +21,26 @@ from flask import (
     abort,
     current_app,
     flash,
-    make_response,
     redirect,
-    render_template,
     request,
     url_for,
 )
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user
-from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 
 from billing import clock
+from billing.accounts.models import Account, User
 from billing.desk import services as desk
+from billing.desk.models import CRITICALITIES, Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, Overage, Ticket
-from billing.models import Account, User
+from billing.ledger.models import Overage
 from common.extensions import db
-from common.fragments import wants_fragment
+from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
-from common.mail import outbox as delivery
+from common.mail import delivery
 from common.safety import safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
@@ -80,16 +78,6 @@ def get_ticket(ticket_id: int) -> Ticket:
     return ticket
 
 
-def _fragment_or_page(template: str, block: str, **context):
-    """The named block for an htmx request, the whole page otherwise (Vary: HX-Request)."""
-    if wants_fragment():
-        response = make_response(render_block(template, block, **context))
-    else:
-        response = make_response(render_template(template, **context))
-    response.vary.add("HX-Request")
-    return response
-
-
 def _staff_members() -> list[User]:
     return list(db.session.scalars(
         select(User).where(User.is_staff.is_(True), User.removed_at.is_(None)).order_by(User.name)))
@@ -112,8 +100,8 @@ def queue():
     accounts = db.session.scalars(
         select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
         .order_by(Account.name)).all()
-    return _fragment_or_page(
-        "desk/queue.html", "queue_list", tickets=found, status=status, who=who, account_id=account_id,
+    return page_or_fragment(
+        "desk/queue.html", "desk/_queue_list.html", tickets=found, status=status, who=who, account_id=account_id,
         accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=clock.now(),
         back=request.full_path if request.query_string else request.path)
 
@@ -141,10 +129,8 @@ def assign(ticket_id: int):
         staff = None
     desk.assign(db.session(), ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
-        response = make_response(render_template("desk/_row.html", ticket=ticket, staff=_staff_members(),
-                                                 now=clock.now(), back=request.form.get("next", "")))
-        response.vary.add("HX-Request")
-        return response
+        return page_or_fragment("desk/_row.html", None, ticket=ticket, staff=_staff_members(), now=clock.now(),
+                                back=request.form.get("next", ""))
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
           else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
     return redirect(safe_next(request.form.get("next"), url_for("desk.show", ticket_id=ticket.id)))
@@ -220,9 +206,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
 
 
 def _page(ticket: Ticket, status: int = 200, **extra):
-    response = make_response(render_template("desk/ticket.html", **_ticket_context(ticket, **extra)), status)
-    response.vary.add("HX-Request")
-    return response
+    return page_or_fragment("desk/ticket.html", None, status, **_ticket_context(ticket, **extra))
 
 
 @bp.get("/tickets/<int:ticket_id>")
@@ -243,10 +227,8 @@ def preview(ticket_id: int):
         typed["key"] = key
     minutes = _minutes(typed["minutes"])
     if wants_fragment():
-        response = make_response(render_template("desk/_preview.html", ticket=ticket,
-                                                 preview=preview_text(ticket, minutes, typed["billable"])))
-        response.vary.add("HX-Request")
-        return response
+        return page_or_fragment("desk/_preview.html", None, ticket=ticket,
+                                preview=preview_text(ticket, minutes, typed["billable"]))
     return _page(ticket, time_form=typed)
 
 

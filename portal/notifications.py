@@ -17,7 +17,7 @@ from billing import clock
 from billing.notifications import outbox
 from common.extensions import db
 from common.identity.access import staff_required
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 bp = Blueprint("notifications", __name__)
 

@@ -24,10 +24,9 @@ from wtforms.validators import DataRequired, Length, Regexp
 
 from billing import clock
 from billing.errors import BillingError
-from billing.models import Order
 from billing.orders import references, refunds
 from billing.orders import services as orders
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from common import documents, payments
 from common.extensions import db, login_manager
 from common.i18n import money, to_decimal

@@ -26,10 +26,9 @@ from billing import clock
 from billing.errors import BillingError
 from billing.ledger import services as ledger
 from billing.ledger.models import Overage
-from billing.models import Order
 from billing.orders import overage_bills as overage_billing
 from billing.orders import wording
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common import payments
 from common.extensions import db, login_manager
 from common.i18n import money

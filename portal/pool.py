@@ -17,17 +17,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from billing import clock
+from billing.accounts.models import User
 from billing.desk import services as desk
 from billing.desk.models import Invitation
 from billing.ledger import services as ledger
-from billing.models import User
 from billing.text import single_line
 from common.config import LANGUAGES
 from common.extensions import db
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, owner_required
 from common.identity.forms import email_field, new_password_fields
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 bp = Blueprint("pool", __name__)
 

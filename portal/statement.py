@@ -15,8 +15,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from billing import clock
+from billing.accounts.models import Account
 from billing.ledger.statement import CSV_HEADER, StatementError, rows, statement
-from billing.models import Account
 from common.extensions import db, login_manager
 from common.safety import csv_writer
 

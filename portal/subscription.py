@@ -12,9 +12,9 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from billing import clock
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import offer
 from billing.errors import BillingError
-from billing.models import Pack
 from billing.orders import services as orders
 from billing.orders.models import Invoice
 from billing.subscriptions import services as subscriptions

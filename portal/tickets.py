@@ -28,24 +28,24 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from jinja2_fragments.flask import render_block
 from sqlalchemy import select
 from wtforms import MultipleFileField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from billing import clock
+from billing.accounts.models import User
+from billing.catalogue.models import Policy
 from billing.desk import services as desk
-from billing.desk.models import Attachment
+from billing.desk.models import CRITICALITIES, TICKET_STATUSES, Attachment, Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Ticket
-from billing.models import Policy, User, localized
+from billing.models import localized
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line
 from common import documents
 from common.extensions import db, login_manager
-from common.fragments import wants_fragment
+from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID
 from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 
@@ -204,13 +204,7 @@ def index():
         select(User).where(User.account_id == account_id).order_by(User.name)).all()
     found = desk.tickets(db.session(), account_id, status=status or None, opened_by_id=opened_by or None)
     context = {"tickets": found, "status": status, "user": opened_by, "people": people, "statuses": TICKET_STATUSES}
-    if wants_fragment():
-        body = render_block("portal/tickets.html", "ticket_list", **context)
-    else:
-        body = render_template("portal/tickets.html", **context)
-    response = make_response(body)
-    response.vary.add("HX-Request")
-    return response
+    return page_or_fragment("portal/tickets.html", "portal/_ticket_list.html", **context)
 
 
 @bp.route("/tickets/new", methods=["GET", "POST"])
@@ -223,9 +217,7 @@ def new():
     drawable, policy, unit, subscription = _balances_for(form, now)
     if request.method == "GET" and wants_fragment():
         # Another balance was chosen: only the kinds differ.
-        response = make_response(render_block("portal/ticket_new.html", "kind_field", form=form, policy=policy))
-        response.vary.add("HX-Request")
-        return response
+        return page_or_fragment("portal/ticket_new.html", "portal/_kind_field.html", form=form, policy=policy)
     if form.validate_on_submit() and policy is not None:
         try:
             ticket = desk.open_ticket(

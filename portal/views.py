@@ -15,10 +15,12 @@ from sqlalchemy import bindparam, func, null, select, union_all
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
+from billing.accounts.models import Account
+from billing.catalogue.models import Policy
 from billing.desk import services as desk
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Entry, Lot, Operation, Overage, Ticket
-from billing.models import Account, Policy
+from billing.ledger.models import Entry, Lot, Operation, Overage
 from billing.notifications import alerts
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions

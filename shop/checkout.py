@@ -13,7 +13,7 @@ import re
 import secrets
 from datetime import date
 
-from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -23,14 +23,15 @@ from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
 from billing.accounts import invoicing as billing_accounts
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import active_pack, offer
 from billing.errors import N_, BillingError
-from billing.models import Pack
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments
 from common.errors import MissingHere
 from common.extensions import db, htmx, login_manager
+from common.fragments import page_or_fragment
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import InvoicingForm, SignupForm
@@ -118,10 +119,8 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "allows_quantity": orders.allows_quantity(pack),
         "refused": _subscription_refused(pack, account),
     }
-    template = "shop/_checkout_summary.html" if htmx and htmx.target == "checkout-summary" else "shop/checkout.html"
-    response = make_response(render_template(template, **context), status)
-    response.vary.add("HX-Request")
-    return response
+    summary = "shop/_checkout_summary.html" if htmx.target == "checkout-summary" else None
+    return page_or_fragment("shop/checkout.html", summary, status, **context)
 
 
 @bp.get("/<slug>")

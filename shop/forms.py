@@ -13,8 +13,9 @@ from werkzeug.datastructures import MultiDict
 from wtforms import Form, HiddenField, SelectField, StringField
 from wtforms.validators import ValidationError
 
+from billing.catalogue.models import Pack
 from billing.ledger.rules import Charge, units
-from billing.models import Pack, localized
+from billing.models import localized
 
 # One ticket logging more than a week of work is a typo, not a request; the
 # cap also keeps absurd numbers away from the arithmetic and the page.

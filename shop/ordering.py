@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.accounts import invoicing as billing_accounts
-from billing.models import Order, Pack, User
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from billing.transaction import atomic
 from common.identity import accounts
 

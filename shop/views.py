@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from flask import Blueprint, abort, make_response, render_template, request
+from flask import Blueprint, abort, render_template, request
 from werkzeug.datastructures import MultiDict
 
+from billing.catalogue.models import Catalogue, Pack
 from billing.catalogue.offers import Offer, active_pack, active_packs, offer
 from billing.ledger.rules import explain
-from billing.models import Catalogue, Pack
 from common.extensions import db, htmx
-from common.fragments import wants_fragment
+from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import current_locale, translate, translate_plural
 from shop.forms import EstimateForm
 
@@ -63,13 +63,9 @@ def estimate():
         "offer": offer(form.chosen_pack, locale) if form.chosen_pack else None,
         "replace_url": True,
     }
-    if wants_fragment() and htmx.target == "estimator":
-        body = render_template("shop/_estimator.html", **context)
-    elif wants_fragment():
-        body = render_template("shop/_estimate_result.html", field_messages=True, **context)
-    else:
-        body = render_template("shop/estimate.html", **context)
-    response = make_response(body, 400 if form.errors else 200)
-    # One URL answers with a page or a fragment: caches must keep them apart.
-    response.vary.add("HX-Request")
-    return response
+    # Picking another pack swaps the whole estimator; typing, only the result,
+    # which then also replaces the fields' notes, out of band.
+    whole = htmx.target == "estimator"
+    fragment = "shop/_estimator.html" if whole else "shop/_estimate_result.html"
+    return page_or_fragment("shop/estimate.html", fragment, 400 if form.errors else 200,
+                            field_messages=wants_fragment() and not whole, **context)

@@ -9,10 +9,10 @@ import pytest
 from ledger_support import pack  # noqa: F401 - the tests import it from here
 from sqlalchemy.orm import Session
 
-from billing.models import Account, Order, User
+from billing.accounts.models import Account, User
 from billing.orders import services as orders
 from billing.orders.invoices import Seller
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common.extensions import db
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

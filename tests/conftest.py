@@ -299,7 +299,7 @@ def people(app) -> dict[str, str]:
 
 def make_people(app: Flask) -> dict[str, str]:
     """What the ``people`` fixture makes, for a set-up shared by several tests."""
-    from billing.models import User
+    from billing.accounts.models import User
     from common.identity import accounts
 
     with app.app_context():

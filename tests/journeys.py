@@ -26,7 +26,6 @@ from tests.smtp import Inbox
 expect.set_options(timeout=15_000)
 
 
-
 def start(page: Page, url: str) -> None:
     """Type the site's address: the one page a journey does not click to."""
     page.goto(url + "/")

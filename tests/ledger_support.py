@@ -17,11 +17,13 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Lot, Ticket
+from billing.ledger.models import Lot
 from billing.ledger.verify import verify
-from billing.models import Account, Pack, User
 from billing.orders import overage_bills
 from billing.transaction import atomic
 from common.extensions import db

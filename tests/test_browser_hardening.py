@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Page, expect
 
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
-from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD, login

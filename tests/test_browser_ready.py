@@ -14,9 +14,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
-from billing.models import Pack
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD

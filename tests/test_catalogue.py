@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from billing.accounts.models import Account
+from billing.catalogue.models import Catalogue, Pack, Policy, RequestKind
 from billing.catalogue.offers import (
     CatalogueError,
     active_pack,
@@ -20,7 +22,8 @@ from billing.catalogue.offers import (
     preset_names,
     read_preset,
 )
-from billing.models import Account, Base, Catalogue, Order, Pack, Policy, RequestKind
+from billing.models import Base
+from billing.orders.models import Order
 from common.extensions import db
 
 BOTH_ENGINES = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from billing.accounts.models import Account
+from billing.catalogue.models import Pack, Policy
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
-from billing.models import Account, Pack, Policy
 from common.extensions import db
 from tests.test_catalogue import TINY, tiny_pack, write_tiny
 

@@ -13,10 +13,9 @@ from sqlalchemy import func, select
 
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot, Operation
-from billing.models import Order
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import services as orders
-from billing.orders.models import Invoice, OrderEvent, Payment, TrialClaim
+from billing.orders.models import Invoice, Order, OrderEvent, Payment, TrialClaim
 from common.extensions import db
 
 
@@ -187,7 +186,7 @@ def test_two_staff_confirming_at_once_credit_once(app):
 
     def clerk(clerk_id: int) -> None:
         with app.app_context():
-            from billing.models import User
+            from billing.accounts.models import User
 
             barrier.wait()
             done = confirm(db.session, db.session.get(Payment, payment_id), by=db.session.get(User, clerk_id))

@@ -13,11 +13,11 @@ import pytest
 from babel.dates import format_date
 from sqlalchemy import select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
-from billing.ledger.models import Ticket
-from billing.models import Order, User
+from billing.desk.models import Ticket
 from billing.notifications.outbox import OutboxMessage
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from billing.subscriptions.models import Subscription
 from commands.jobs import run_once
 from common.extensions import db

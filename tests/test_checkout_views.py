@@ -15,8 +15,9 @@ import pytest
 from checkout_support import EUR_IBAN, QR_IBAN
 from sqlalchemy import select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
-from billing.models import Order, User
+from billing.orders.models import Order
 from common.extensions import db
 from tests.conftest import PASSWORD, login, post_form
 from tests.test_security import snapshot

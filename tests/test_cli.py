@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
+from billing.catalogue.models import Catalogue, Pack
 from billing.catalogue.offers import preset_names
-from billing.models import Catalogue, Pack
 from common.extensions import db
 
 # `flask catalogue list` for each preset: SLUG, UNIT, QUANTITY, PRICE, NAME.

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from billing.desk.models import TicketMessage, TimeEntry
-from billing.ledger.models import Entry, Lot, Operation, Ticket
-from billing.models import Order, User
+from billing.accounts.models import User
+from billing.desk.models import Ticket, TicketMessage, TimeEntry
+from billing.ledger.models import Entry, Lot, Operation
 from billing.notifications.outbox import OutboxMessage
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from commands.demo import CLIENT, STAFF
 from common.extensions import db
 from common.identity import accounts

@@ -24,11 +24,11 @@ from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
 )
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.desk import services as desk
 from billing.desk.models import Attachment, TicketMessage, TimeEntry
 from billing.ledger import services as ledger
 from billing.ledger.models import Operation
-from billing.models import User
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 

@@ -19,10 +19,10 @@ from flask_babel import force_locale, get_translations
 from ledger_support import pack
 from sqlalchemy import select
 
+from billing.accounts.models import User
 from billing.desk import services as desk
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Ticket
-from billing.models import User
 from common.extensions import db
 
 REFUSED_TYPE = "The file %(name)s is refused: files of this type are not accepted."

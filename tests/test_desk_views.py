@@ -16,11 +16,11 @@ from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.desk import services as desk
-from billing.desk.models import TimeEntry
+from billing.desk.models import Ticket, TimeEntry
 from billing.ledger import services as ledger
-from billing.ledger.models import Event, Overage, Ticket
-from billing.models import User
+from billing.ledger.models import Event, Overage
 from common.extensions import db
 from common.identity import accounts
 

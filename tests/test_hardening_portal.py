@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from billing.ledger.models import Ticket
-from billing.models import User
+from billing.accounts.models import User
+from billing.desk.models import Ticket
 from billing.notifications.outbox import OutboxMessage
 from common.extensions import db
 from tests.conftest import login, post_form

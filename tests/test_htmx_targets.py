@@ -21,11 +21,12 @@ import pytest
 import tinyhtml5
 from sqlalchemy import select
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Ticket
-from billing.models import Pack, User
 from commands.demo import CLIENT, STAFF
 from common.extensions import db
 from tests.conftest import login

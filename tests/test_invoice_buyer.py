@@ -14,11 +14,11 @@ from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack,
 from sqlalchemy import select
 
 from billing.accounts import invoicing as billing_accounts
+from billing.accounts.models import Account, User
 from billing.catalogue.offers import load_preset
-from billing.models import Account, Order, User
 from billing.orders import invoices
 from billing.orders import services as orders
-from billing.orders.models import Invoice
+from billing.orders.models import Invoice, Order
 from billing.transaction import atomic
 from common.extensions import db
 from common.identity import accounts

@@ -166,7 +166,7 @@ def pdf_text(content: bytes) -> str:
 @pytest.fixture
 def paid_invoice(app, people):
     """The owner's account paid an order; returns (invoice id, order id)."""
-    from billing.models import User
+    from billing.accounts.models import User
 
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
@@ -191,7 +191,7 @@ def test_the_invoice_pdf_says_who_what_vat_and_total(client, people, paid_invoic
 def test_the_credit_note_pdf_adds_up_unit_price_net_vat_and_total(client, people, app):
     """A whole 510.00 taken back of a pack priced 425.00 net: every column of
     the credit note's PDF says what its invoice said, nothing reads 510 as net."""
-    from billing.models import User
+    from billing.accounts.models import User
 
     with app.app_context():
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))

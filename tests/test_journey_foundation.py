@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
-from billing.models import User
 from common.extensions import db
 from tests.journeys import start
 

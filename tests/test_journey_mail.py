@@ -13,8 +13,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from billing.catalogue.offers import load_preset
-from billing.models import Order
 from billing.notifications.outbox import OutboxMessage
+from billing.orders.models import Order
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD

@@ -15,11 +15,13 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Ticket
-from billing.models import Order, Pack, User
+from billing.orders.models import Order
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD

@@ -14,8 +14,9 @@ from checkout_support import EUR_IBAN
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
-from billing.models import Order, User
+from billing.orders.models import Order
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD

@@ -13,9 +13,11 @@ from ledger_support import NOW, assert_verified, buy, held, key, new_client, pac
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account
+from billing.catalogue.models import Pack
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Entry, Lot, Operation, Ticket
-from billing.models import Account, Pack
+from billing.ledger.models import Entry, Lot, Operation
 from common.extensions import db
 
 both = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)

@@ -34,12 +34,13 @@ from hypothesis.stateful import (
 from ledger_support import NOW, key, new_client, pack, person, staff
 from sqlalchemy import func, select
 
+from billing.catalogue.models import Pack
 from billing.clock import add_months
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Entry, Lot, Overage, OverageChange, Ticket
+from billing.ledger.models import Entry, Lot, Overage, OverageChange
 from billing.ledger.rules import units
 from billing.ledger.verify import verify
-from billing.models import Pack
 from billing.orders import overage_bills
 from common.extensions import db
 

@@ -29,8 +29,8 @@ from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
 )
 from sqlalchemy import select as sa_select
 
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Ticket
 from billing.ledger.statement import rows, statement
 from billing.orders import overage_bills
 
@@ -430,7 +430,7 @@ def test_each_balance_names_itself_on_every_row_of_the_csv(session):
     charge(session, ticket(session, account, owner, "toopixel-36"), 27, now=NOW + days(1))
     work = ticket(session, account, owner, "digitale-3h")
     charge(session, work, 200, now=NOW + days(5))  # 20 min beyond the 3 h
-    ledger.approve_overage(session, work.overages[0], by=owner, now=NOW + days(6))
+    overage_bills.approve(session, work.overages[0], by=owner, now=NOW + days(6))
     report = statement(session, account, *JANUARY, now=NOW + days(40))
     assert [line[:2] + line[3:4] for line in rows(report)] == [
         (part.policy_slug, part.unit, movement) for part in report.sections

@@ -17,22 +17,22 @@ from conftest import login, post_form
 from ledger_support import pack
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from billing.clock import as_utc
 from billing.desk import services as desk
-from billing.desk.models import Invitation
+from billing.desk.models import Invitation, Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Lot, Operation, Ticket
+from billing.ledger.models import Lot, Operation
 from billing.ledger.verify import verify
-from billing.models import Order, User
 from billing.notifications import alerts, outbox
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from commands.jobs import run_once
 from common.extensions import db
 from common.identity import accounts
-from common.mail import outbox as delivery
+from common.mail import delivery
 from tests.smtp import HOST, Inbox, free_port, smtp_server  # noqa: F401 (a fixture)
 
 

@@ -33,12 +33,14 @@ from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
 from sqlalchemy import func, select
 from test_ledger_concurrency import at_once
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Lot, Overage, Ticket
-from billing.models import Order, Pack, User
+from billing.ledger.models import Lot, Overage
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import overage_bills, references
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from common.extensions import db
 
 both = pytest.mark.parametrize("ledger_app", ["sqlite", "postgresql"], indirect=True)

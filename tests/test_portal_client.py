@@ -20,12 +20,13 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
-from billing.desk.models import Attachment, Invitation, TicketMessage
+from billing.desk.models import Attachment, Invitation, Ticket, TicketMessage
 from billing.ledger import services as ledger
-from billing.ledger.models import Overage, Ticket
-from billing.models import Pack, User
+from billing.ledger.models import Overage
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import overage_bills
 from billing.orders.models import Invoice

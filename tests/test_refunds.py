@@ -12,12 +12,12 @@ import pytest
 from checkout_support import EUR_IBAN, NOW, SELLER, both, confirm, place
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot
-from billing.models import Order, User
 from billing.orders import refunds
-from billing.orders.models import Invoice, OrderEvent
+from billing.orders.models import Invoice, Order, OrderEvent
 from billing.orders.services import OrderError
 from common.extensions import db
 from tests.conftest import login, post_form

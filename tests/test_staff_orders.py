@@ -11,11 +11,11 @@ import pytest
 from checkout_support import EUR_IBAN, place
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
-from billing.models import Order, User
-from billing.orders.models import Invoice, OrderEvent, Payment
+from billing.orders.models import Invoice, Order, OrderEvent, Payment
 from common.extensions import db
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 - a fixture

@@ -19,12 +19,13 @@ import stripe
 from checkout_support import NOW, both
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Overage
-from billing.models import Order, Pack, User
 from billing.orders import services as orders
-from billing.orders.models import Invoice, OrderEvent, Payment
+from billing.orders.models import Invoice, Order, OrderEvent, Payment
 from billing.subscriptions.models import Subscription
 from common import payments
 from common.extensions import db

@@ -13,12 +13,12 @@ from checkout_support import EUR_IBAN, NOW, SELLER, both, client, confirm, pack,
 from sqlalchemy import func, select
 
 from billing.desk import services as desk
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
-from billing.ledger.models import Entry, Lot, Ticket
-from billing.models import Order
+from billing.ledger.models import Entry, Lot
 from billing.orders import refunds
 from billing.orders import services as orders
-from billing.orders.models import Invoice
+from billing.orders.models import Invoice, Order
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription, SubscriptionPeriod
 from common.extensions import db

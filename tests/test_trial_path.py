@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from billing import clock
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
-from billing.models import Pack, User
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import services as orders
 from common.extensions import db

@@ -15,8 +15,8 @@ from stdnum.ch import vat as swiss_vat
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 
+from billing.accounts.models import Account
 from billing.errors import N_, BillingError
-from billing.models import Account
 from billing.transaction import atomic
 
 # What fits the buyer's block of an invoice beside the seller's.

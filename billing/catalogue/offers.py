@@ -22,18 +22,11 @@ from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import clock
 from billing.catalogue import pricing
+from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import BillingError
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
-from billing.models import (
-    DEFAULT_LOW_BALANCE_PERCENT,
-    PACK_KINDS,
-    Base,
-    Catalogue,
-    Pack,
-    Policy,
-    RequestKind,
-    localized,
-)
+from billing.models import Base, localized
+from billing.transaction import atomic
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 # Every text a buyer reads exists in each language the shop offers.
@@ -340,19 +333,15 @@ class LoadReport:
 
 
 def load_preset(session: Session, name: str, directory: Path = PRESETS) -> LoadReport:
-    """Create or update the catalogue of preset ``name``; commit once, or write nothing."""
+    """Create or update the catalogue of preset ``name``, as one unit of work: all of it, or nothing."""
     preset = read_preset(name, directory)
     report = LoadReport(preset.slug)
-    try:
+    with atomic(session):
         _check_owners(session, preset)
         catalogue = _upsert_catalogue(session, preset, report)
         policies = {slug: _upsert_policy(session, catalogue, spec, report) for slug, spec in preset.policies.items()}
         _sync_packs(session, catalogue, preset, policies, report)
         _drop_unused_policies(session, catalogue, preset, report)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return report
 
 

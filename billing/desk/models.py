@@ -1,9 +1,11 @@
-"""The ticket desk's tables: the messages of a ticket, their attachments, the
-time staff log, and the invitations that bring people into an account's pool.
-SQLAlchemy only, like billing.models; the services are in billing.desk.
+"""The ticket desk's tables: tickets, the messages of a ticket, their
+attachments, the time staff log, and the invitations that bring people into
+an account's pool. SQLAlchemy only, like billing.models; the services are in
+billing.desk.services.
 
-The ticket itself is billing.ledger.models.Ticket: the ledger needs its
-balance and charge, the desk adds criticality, assignment, dates, rating.
+A ticket carries what the ledger needs (its balance and what it was charged)
+and what the desk adds (criticality, assignment, dates, rating): the ledger
+reads this table, and never the desk's services.
 """
 
 from __future__ import annotations
@@ -15,12 +17,70 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.clock import UTCDateTime
-from billing.models import Account, Base, User
+from billing.models import Base, within
 
 if TYPE_CHECKING:
-    # billing.models imports this module while billing.ledger.models may be
-    # half-imported: the ledger's classes are named by string below.
-    from billing.ledger.models import Operation, Ticket
+    # billing.models imports every model module: the others' classes are
+    # named by string below, and resolved once all are registered.
+    from billing.accounts.models import Account, User
+    from billing.catalogue.models import Policy
+    from billing.ledger.models import Operation, Overage
+
+
+# The desk's workflow (billing.desk): open → in_progress ⇄ waiting (for the
+# client) → resolved → closed; a resolved ticket can be reopened.
+TICKET_STATUSES = ("open", "in_progress", "waiting", "resolved", "closed")
+CRITICALITIES = ("low", "normal", "high", "critical")
+
+
+class Ticket(Base):
+    """A request of a client, as far as the ledger needs it: which balance
+    it draws from and what it has been charged. The ticket desk extends it."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        CheckConstraint(within("status", TICKET_STATUSES), name="ticket_status"),
+        CheckConstraint("billable_minutes >= 0 AND units_charged >= 0", name="ticket_charge"),
+        CheckConstraint(within("criticality", CRITICALITIES), name="ticket_criticality"),
+        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ticket_rating"),
+        # The staff queue: open work by status.
+        Index("ix_tickets_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
+    unit: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str | None] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    billable_minutes: Mapped[int] = mapped_column(default=0)
+    # units(billable_minutes, kind): what the ticket costs, whether drawn
+    # from lots or left as an overage.
+    units_charged: Mapped[int] = mapped_column(default=0)
+    # Opened under a subscription: it draws nothing, and units_charged stays 0.
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The desk (billing.desk): how urgent, who works it, when it moved.
+    criticality: Mapped[str] = mapped_column(String(10), default="normal")
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Last message, time entry or status change: the list's order.
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client's rating once resolved, and the staff's note for the report.
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    staff_note: Mapped[str] = mapped_column(Text, default="")
+
+    account: Mapped[Account] = relationship()
+    opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])
+    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
+    policy: Mapped[Policy] = relationship()
+    overages: Mapped[list[Overage]] = relationship(back_populates="ticket", order_by="Overage.id")
 
 
 class TicketMessage(Base):

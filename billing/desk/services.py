@@ -31,14 +31,24 @@ import nh3
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Policy
 from billing.clock import utc
-from billing.desk.models import INVITATION_ROLES, Attachment, Invitation, TicketMessage, TimeEntry
+from billing.desk.models import (
+    CRITICALITIES,
+    INVITATION_ROLES,
+    TICKET_STATUSES,
+    Attachment,
+    Invitation,
+    Ticket,
+    TicketMessage,
+    TimeEntry,
+)
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
-from billing.ledger.models import CRITICALITIES, TICKET_STATUSES, Lot, Ticket
+from billing.ledger.models import Lot
 from billing.ledger.rules import Charge, Gettext, Ngettext, english_plural, explain, unit_label, units
 from billing.ledger.services import LedgerError, NotAllowed
-from billing.models import Account, Policy, User
 from billing.notifications import outbox
 from billing.orders import overage_bills
 from billing.subscriptions import services as subscriptions

@@ -1,5 +1,5 @@
 """The ledger's tables: lots, ledger entries and the operations that write
-them, tickets, overages, warnings. SQLAlchemy only, like billing.models.
+them, overages, warnings. SQLAlchemy only, like billing.models.
 
 Quantities are integers in the lot's unit. A lot keeps its ``remaining`` as a
 cache that billing.ledger writes in the same flush as the entry that moves
@@ -9,29 +9,29 @@ it; ``flask ledger verify`` proves it equals the sum of the lot's entries.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.clock import UTCDateTime
-from billing.models import Account, Base, Order, Pack, Policy, User
+from billing.models import Base, within
+
+if TYPE_CHECKING:
+    from billing.accounts.models import Account, User
+    from billing.catalogue.models import Pack, Policy
+    from billing.desk.models import Ticket
+    from billing.orders.models import Order
 
 LOT_SOURCES = ("purchase", "trial", "rollover", "adjustment")
 ENTRY_KINDS = ("grant", "consume", "expire", "refund", "adjust")
 OPERATION_KINDS = ("grant", "charge", "refund", "adjust", "expire")
-# The desk's workflow (billing.desk): open → in_progress ⇄ waiting (for the
-# client) → resolved → closed; a resolved ticket can be reopened.
-TICKET_STATUSES = ("open", "in_progress", "waiting", "resolved", "closed")
-CRITICALITIES = ("low", "normal", "high", "critical")
 # pending → approved | declined | purchased (covered by a pack bought since);
 # debt → paid (by the next grant). Either → withdrawn when time corrected
 # downwards leaves nothing to ask for.
 OVERAGE_STATUSES = ("pending", "approved", "declined", "purchased", "debt", "paid", "withdrawn")
 EVENT_KINDS = ("low_balance", "expiring", "overage_requested")
 
-
-def _within(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Lot(Base):
@@ -43,7 +43,7 @@ class Lot(Base):
 
     __tablename__ = "lots"
     __table_args__ = (
-        CheckConstraint(_within("source", LOT_SOURCES), name="lot_source"),
+        CheckConstraint(within("source", LOT_SOURCES), name="lot_source"),
         CheckConstraint("unit IN ('minute', 'credit', 'ticket')", name="lot_unit"),
         CheckConstraint("granted > 0", name="lot_granted"),
         # No lot ever goes negative: a charge beyond the balance is an overage row.
@@ -95,7 +95,7 @@ class Operation(Base):
     """
 
     __tablename__ = "ledger_operations"
-    __table_args__ = (CheckConstraint(_within("kind", OPERATION_KINDS), name="operation_kind"),)
+    __table_args__ = (CheckConstraint(within("kind", OPERATION_KINDS), name="operation_kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -128,7 +128,7 @@ class Entry(Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint(_within("kind", ENTRY_KINDS), name="entry_kind"),
+        CheckConstraint(within("kind", ENTRY_KINDS), name="entry_kind"),
         CheckConstraint(
             "quantity != 0 AND (kind = 'consume' OR (kind = 'grant') = (quantity > 0))", name="entry_sign"
         ),
@@ -151,56 +151,6 @@ class Entry(Base):
     ticket: Mapped[Ticket | None] = relationship()
 
 
-class Ticket(Base):
-    """A request of a client, as far as the ledger needs it: which balance
-    it draws from and what it has been charged. The ticket desk extends it."""
-
-    __tablename__ = "tickets"
-    __table_args__ = (
-        CheckConstraint(_within("status", TICKET_STATUSES), name="ticket_status"),
-        CheckConstraint("billable_minutes >= 0 AND units_charged >= 0", name="ticket_charge"),
-        CheckConstraint(_within("criticality", CRITICALITIES), name="ticket_criticality"),
-        CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ticket_rating"),
-        # The staff queue: open work by status.
-        Index("ix_tickets_status_created", "status", "created_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    opened_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
-    unit: Mapped[str] = mapped_column(String(10))
-    kind: Mapped[str | None] = mapped_column(String(40))
-    subject: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="open")
-    billable_minutes: Mapped[int] = mapped_column(default=0)
-    # units(billable_minutes, kind): what the ticket costs, whether drawn
-    # from lots or left as an overage.
-    units_charged: Mapped[int] = mapped_column(default=0)
-    # Opened under a subscription: it draws nothing, and units_charged stays 0.
-    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # The desk (billing.desk): how urgent, who works it, when it moved.
-    criticality: Mapped[str] = mapped_column(String(10), default="normal")
-    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Last message, time entry or status change: the list's order.
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The client's rating once resolved, and the staff's note for the report.
-    rating: Mapped[int | None]
-    rating_comment: Mapped[str] = mapped_column(Text, default="")
-    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    staff_note: Mapped[str] = mapped_column(Text, default="")
-
-    account: Mapped[Account] = relationship()
-    opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])
-    assigned_to: Mapped[User | None] = relationship(foreign_keys=[assigned_to_id])
-    policy: Mapped[Policy] = relationship()
-    overages: Mapped[list[Overage]] = relationship(back_populates="ticket", order_by="Overage.id")
-
-
 class Overage(Base):
     """Units a ticket costs beyond its balance, per the policy's overage mode.
 
@@ -212,7 +162,7 @@ class Overage(Base):
 
     __tablename__ = "overages"
     __table_args__ = (
-        CheckConstraint(_within("status", OVERAGE_STATUSES), name="overage_status"),
+        CheckConstraint(within("status", OVERAGE_STATUSES), name="overage_status"),
         CheckConstraint("settled >= 0 AND units >= settled", name="overage_units"),
         CheckConstraint("price IS NULL OR (price >= 0 AND currency IS NOT NULL)", name="overage_price"),
         Index("ix_overages_account_status", "account_id", "status"),
@@ -249,7 +199,7 @@ class OverageChange(Base):
 
     __tablename__ = "overage_changes"
     __table_args__ = (
-        CheckConstraint(_within("status", OVERAGE_STATUSES), name="overage_change_status"),
+        CheckConstraint(within("status", OVERAGE_STATUSES), name="overage_change_status"),
         CheckConstraint("units != 0 OR settled != 0", name="overage_change_moves"),
     )
 
@@ -294,7 +244,7 @@ class Event(Base):
 
     __tablename__ = "ledger_events"
     __table_args__ = (
-        CheckConstraint(_within("kind", EVENT_KINDS), name="event_kind"),
+        CheckConstraint(within("kind", EVENT_KINDS), name="event_kind"),
         Index("ix_ledger_events_pending", "notified_at", "id"),
     )
 

@@ -33,13 +33,16 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, sele
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Pack, Policy
 from billing.catalogue.pricing import round_half_up
 from billing.clock import add_months, utc
+from billing.desk.models import Ticket
 from billing.errors import N_, BillingError
-from billing.ledger.models import Entry, Event, Lot, Operation, Overage, OverageChange, Ticket
+from billing.ledger.models import Entry, Event, Lot, Operation, Overage, OverageChange
 from billing.ledger.rules import RuleError, units
-from billing.models import Account, Order, Pack, Policy, User
 from billing.notifications import alerts, outbox
+from billing.orders.models import Order
 from billing.subscriptions.models import Subscription
 from billing.text import single_line
 from billing.transaction import atomic, in_unit_of_work

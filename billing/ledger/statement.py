@@ -47,10 +47,13 @@ from babel.numbers import get_currency_precision
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account
+from billing.catalogue.models import Pack, Policy
 from billing.clock import utc
+from billing.desk.models import Ticket
 from billing.errors import BillingError
-from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange, Ticket
-from billing.models import Account, Pack, Policy, Translated
+from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange
+from billing.models import Translated
 
 
 class StatementError(BillingError):

@@ -13,9 +13,10 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import Select, case, func, inspect, select
 from sqlalchemy.orm import Session
 
-from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange, Ticket
+from billing.catalogue.models import Policy
+from billing.desk.models import Ticket
+from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange
 from billing.ledger.rules import RuleError, units
-from billing.models import Policy
 
 Row = TypeVarTuple("Row")
 

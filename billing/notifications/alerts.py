@@ -17,11 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, Policy
 from billing.clock import utc
 from billing.errors import BillingError
 from billing.ledger.models import BalanceThreshold, Event, Lot, Operation
-from billing.models import DEFAULT_LOW_BALANCE_PERCENT, Account, Policy, User
 from billing.notifications import outbox
+from billing.transaction import atomic
 
 # The default threshold of a policy that says nothing (Policy.low_balance_percent):
 # this share of the last pack granted on the balance.
@@ -82,7 +84,7 @@ def set_threshold(session: Session, account: Account, policy: Policy, units: int
     if isinstance(units, bool) or not isinstance(units, int) or units < 0:
         raise AlertError("a threshold is a whole number of units, zero or more")
     unit = unit or policy.unit
-    try:
+    with atomic(session):
         row = session.scalar(select(BalanceThreshold).where(
             BalanceThreshold.account_id == account.id, BalanceThreshold.policy_id == policy.id,
             BalanceThreshold.unit == unit))
@@ -90,10 +92,6 @@ def set_threshold(session: Session, account: Account, policy: Policy, units: int
             row = BalanceThreshold(account_id=account.id, policy_id=policy.id, unit=unit)
             session.add(row)
         row.units = units
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return row
 
 
@@ -118,7 +116,7 @@ def warn_expiring(session: Session, *, now: datetime, days: int) -> int:
     """Record an ``expiring`` event for each lot with units left that
     expires within ``days``, and queue its message to the account's users
     (or the lot's owner, for a single-user lot), once per lot however often
-    this runs; commits. Returns how many events are new."""
+    this runs; one unit of work. Returns how many events are new."""
     now = utc(now)
     lots = session.execute(
         select(Lot.id, Lot.account_id, Lot.policy_id, Lot.unit, Lot.remaining, Lot.expires_at, Lot.owner_id).where(
@@ -135,7 +133,7 @@ def warn_expiring(session: Session, *, now: datetime, days: int) -> int:
         for lot in lots
     ]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    try:
+    with atomic(session):
         # Concurrent runs may race for the same lot: the key decides, quietly,
         # and only the run whose event is new queues the messages.
         new = set(session.execute(dialect.insert(Event).values(rows).on_conflict_do_nothing(index_elements=["key"])
@@ -148,8 +146,4 @@ def warn_expiring(session: Session, *, now: datetime, days: int) -> int:
             outbox.enqueue(session, "expiring", f"expiring:{lot.id}", people, now=now, account_id=lot.account_id,
                            payload={"lot_id": lot.id, "unit": lot.unit, "units": lot.remaining,
                                     "due_at": lot.expires_at.isoformat()})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return len(new)

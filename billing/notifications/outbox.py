@@ -1,6 +1,6 @@
 """The outbox: every message Forfait owes someone, written in the same
 transaction as the event that causes it, delivered afterwards (by
-common.notify) with retries. SQLAlchemy only, like the rest of billing/.
+common.mail.delivery) with retries. SQLAlchemy only, like the rest of billing/.
 
 One row is one message to one recipient. Its key is the event's key, the
 kind and the recipient, under a unique constraint: an event retried, a
@@ -39,9 +39,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from billing.accounts.models import User
 from billing.clock import UTCDateTime, utc
 from billing.errors import BillingError
-from billing.models import Base, User
+from billing.models import Base
+from billing.transaction import atomic
 
 STATUSES = ("pending", "sent", "failed")
 MAX_ATTEMPTS = 8
@@ -166,12 +168,12 @@ def preferences(session: Session, user: User) -> dict[str, bool]:
 
 def set_preferences(session: Session, user: User, wanted: dict[str, bool]) -> dict[str, bool]:
     """Save which of their topics ``user`` wants (a topic left out keeps its
-    setting; a money topic stays on for an owner); commits."""
+    setting; a money topic stays on for an owner); one unit of work."""
     known = {t.slug: t for t in topics_for(user)}
     unknown = set(wanted) - set(known)
     if unknown:
         raise OutboxError(f"no such message topic: {', '.join(sorted(unknown))}")
-    try:
+    with atomic(session):
         for slug, enabled in wanted.items():
             row = session.get(Preference, (user.id, slug))
             enabled = bool(enabled) or locked_on(known[slug], user)
@@ -179,10 +181,6 @@ def set_preferences(session: Session, user: User, wanted: dict[str, bool]) -> di
                 session.add(Preference(user_id=user.id, topic=slug, enabled=enabled))
             else:
                 row.enabled = enabled
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return preferences(session, user)
 
 
@@ -345,7 +343,7 @@ def resend(session: Session, message: OutboxMessage, *, by: User, now: datetime)
     if not by.is_staff:
         raise OutboxError("only staff send a message again")
     now = utc(now)
-    try:
+    with atomic(session):
         current = session.get_one(OutboxMessage, message.id, populate_existing=True, with_for_update=True)
         if current.claimed_until is not None and current.claimed_until > now:
             raise OutboxError("this message is being sent right now")
@@ -355,10 +353,6 @@ def resend(session: Session, message: OutboxMessage, *, by: User, now: datetime)
         current.attempts = 0
         current.next_attempt_at = now
         current.resent_by_id = by.id
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     session.info.setdefault("outbox", []).append(current.key)
     return current
 

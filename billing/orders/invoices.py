@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session
 from billing.catalogue.pricing import split_vat
 from billing.clock import utc
 from billing.errors import BillingError
-from billing.models import Order
 from billing.orders import wording
-from billing.orders.models import DocumentCounter, Invoice, InvoiceLine, OrderEvent
+from billing.orders.models import DocumentCounter, Invoice, InvoiceLine, Order, OrderEvent
 from billing.transaction import atomic
 
 # One series per kind of document, each numbered from 1 every year.

@@ -10,24 +10,114 @@ payments cover its total (billing.orders).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from billing import clock
 from billing.clock import UTCDateTime
-from billing.models import Account, Base, Catalogue, Order, User
+from billing.models import Base, within
+
+if TYPE_CHECKING:
+    from billing.accounts.models import Account, User
+    from billing.catalogue.models import Catalogue, Pack
+    from billing.ledger.models import Overage
 
 # created: the provider has not been asked yet (prepare) → pending: money is
 # expected (a transfer, a cheque, a Stripe session) → confirmed | failed |
 # cancelled. A confirmed payment is never undone; refunds are credit notes.
+# pending: waiting for payments to cover the total → paid (credited and
+# invoiced) | cancelled; paid → refunded once credit notes cover the total.
+ORDER_STATUSES = ("pending", "paid", "cancelled", "refunded")
+# How the order is paid: the identifiers of common.payments' providers, and
+# ``free`` for the trial.
+ORDER_METHODS = ("card", "transfer", "cheque", "free")
+
+
+class Order(Base):
+    """A request to buy a pack, or the bill of an approved overage
+    (billing.orders.overage_bills). Its payments are billing.orders.models.Payment
+    rows: a separate state machine, and the order is paid when its confirmed
+    payments cover ``total``. The price is copied from the pack when the
+    order is placed, so that a catalogue edit never changes what was sold."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="order_quantity"),
+        CheckConstraint("status IN ('pending', 'paid', 'cancelled', 'refunded')", name="order_status"),
+        CheckConstraint("method IN ('card', 'transfer', 'cheque', 'free')", name="order_method"),
+        CheckConstraint("net >= 0 AND vat >= 0 AND total = net + vat", name="order_amounts"),
+        CheckConstraint("(pack_id IS NULL) != (overage_id IS NULL)", name="order_item"),
+        # One bill of an overage awaits its money at a time: approving twice,
+        # or two owners at once, places one. A bill replaced after a
+        # correction is cancelled, so its successor can wait in turn.
+        Index("ix_orders_overage_pending", "overage_id", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    # What is ordered: a pack, or the bill of an overage; exactly one of them.
+    pack_id: Mapped[int | None] = mapped_column(ForeignKey("packs.id"))
+    # use_alter: orders → overages → tickets → subscriptions → orders is a
+    # cycle, which create_all can only build with one key added afterwards.
+    overage_id: Mapped[int | None] = mapped_column(ForeignKey("overages.id", use_alter=True))
+    placed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Items of the pack; for an overage, the units billed, which its
+    # ``unit_price`` covers together (the overage may shrink later; the bill
+    # keeps what it billed).
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    method: Mapped[str] = mapped_column(String(20), default="transfer")
+    # Minor units of ``currency``: the pack's price per item as stated, and
+    # the order's net, VAT and gross (``total``) from billing.catalogue.pricing.
+    unit_price: Mapped[int] = mapped_column(default=0)
+    price_includes_vat: Mapped[bool] = mapped_column(default=False)
+    vat_rate_bp: Mapped[int] = mapped_column(default=0)
+    net: Mapped[int] = mapped_column(default=0)
+    vat: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    # What the payer writes on a transfer or a cheque (billing.orders.references).
+    reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The one-time token of the checkout form that placed it: the same form
+    # sent twice (a double click, a reload) finds this order again.
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Mail about the order goes out in the language of whoever placed it.
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    paid_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+
+    pack: Mapped[Pack | None] = relationship()
+    overage: Mapped[Overage | None] = relationship()
+    account: Mapped[Account] = relationship()
+    placed_by: Mapped[User | None] = relationship()
+
+    @property
+    def ordered_pack(self) -> Pack:
+        """The pack ordered, for an order that is not an overage's bill
+        (constraint order_item: an order has a pack or an overage, never both)."""
+        if self.pack is None:
+            raise ValueError(f"order {self.id} bills overage {self.overage_id}: it has no pack")
+        return self.pack
+
+    @property
+    def billed_overage(self) -> Overage:
+        """The overage an overage's bill is for (see ``ordered_pack``)."""
+        if self.overage is None:
+            raise ValueError(f"order {self.id} is for pack {self.pack_id}: it bills no overage")
+        return self.overage
+
+
 PAYMENT_STATUSES = ("created", "pending", "confirmed", "failed", "cancelled")
 ORDER_EVENTS = ("placed", "payment", "paid", "overpaid", "reminded", "cancelled", "credit_note")
 DOCUMENT_KINDS = ("invoice", "credit_note")
 
-
-def _within(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Payment(Base):
@@ -35,7 +125,7 @@ class Payment(Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(_within("status", PAYMENT_STATUSES), name="payment_status"),
+        CheckConstraint(within("status", PAYMENT_STATUSES), name="payment_status"),
         CheckConstraint("amount >= 0", name="payment_amount"),
         # The staff page lists what is awaited without scanning every payment.
         Index("ix_payments_status_provider", "status", "provider"),
@@ -68,7 +158,7 @@ class OrderEvent(Base):
     clients read. ``by`` None is the system (a job, a webhook)."""
 
     __tablename__ = "order_events"
-    __table_args__ = (CheckConstraint(_within("kind", ORDER_EVENTS), name="order_event_kind"),)
+    __table_args__ = (CheckConstraint(within("kind", ORDER_EVENTS), name="order_event_kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -124,7 +214,7 @@ class Invoice(Base):
 
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint(_within("kind", DOCUMENT_KINDS), name="invoice_kind"),
+        CheckConstraint(within("kind", DOCUMENT_KINDS), name="invoice_kind"),
         CheckConstraint("net >= 0 AND vat >= 0 AND gross = net + vat", name="invoice_amounts"),
         CheckConstraint("kind = 'invoice' OR corrects_id IS NOT NULL", name="invoice_credit_corrects"),
         UniqueConstraint("series", "year", "sequence"),

@@ -26,16 +26,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
 from billing.errors import N_
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot, Operation, Overage, OverageChange
-from billing.models import Order, Pack, User
 from billing.orders import references
 from billing.orders import services as orders
 from billing.orders.invoices import Seller, credited, issue_credit_note
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from billing.orders.wording import money, translate
 from billing.transaction import atomic
 

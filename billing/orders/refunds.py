@@ -22,13 +22,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import User
 from billing.clock import utc
 from billing.errors import N_
 from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Lot, Operation
-from billing.models import Order, User
 from billing.orders.invoices import Seller, credited, issue_credit_note
-from billing.orders.models import Invoice
+from billing.orders.models import Invoice, Order
 from billing.orders.services import OrderError, mark_cancelled
 from billing.subscriptions import services as subscriptions
 from billing.transaction import atomic

@@ -15,7 +15,7 @@ unit of work (billing.transaction.atomic): it commits once, or rolls back
 and raises a BillingError (OrderError, or the ledger's LedgerError) with a
 message meant for the user, so nothing is half-written. No Flask here:
 the messages each step owes the client are queued in its transaction
-(billing.notifications.outbox) and delivered by common.mail.outbox.
+(billing.notifications.outbox) and delivered by common.mail.delivery.
 """
 
 from __future__ import annotations
@@ -32,16 +32,17 @@ from sqlalchemy import ColumnElement, CursorResult, Select, and_, exists, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price, split_vat
 from billing.clock import utc
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
-from billing.models import Account, Order, Pack, User
 from billing.notifications import outbox
 from billing.orders import references
 from billing.orders.invoices import Seller, issue_invoice
-from billing.orders.models import OrderEvent, Payment, TrialClaim
+from billing.orders.models import Order, OrderEvent, Payment, TrialClaim
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.transaction import atomic, in_unit_of_work

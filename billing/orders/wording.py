@@ -17,7 +17,8 @@ from babel.numbers import format_currency, get_currency_precision
 from babel.support import NullTranslations, Translations
 
 from billing.errors import N_
-from billing.models import Order, localized
+from billing.models import localized
+from billing.orders.models import Order
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
 

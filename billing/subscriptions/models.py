@@ -9,12 +9,18 @@ under it carries its id and is charged nothing, whatever time is logged.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.clock import UTCDateTime
-from billing.models import Account, Base, Order, Pack, User
+from billing.models import Base
+
+if TYPE_CHECKING:
+    from billing.accounts.models import Account, User
+    from billing.catalogue.models import Pack
+    from billing.orders.models import Order
 
 # Why a subscription ended: the client cancelled it, a renewal was never
 # paid, or the period running was refunded.

@@ -22,9 +22,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import Account
+from billing.catalogue.models import Pack
 from billing.clock import add_months, utc
 from billing.errors import N_
-from billing.models import Account, Order, Pack
+from billing.orders.models import Order
 from billing.subscriptions.models import Subscription, SubscriptionPeriod
 
 

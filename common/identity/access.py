@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from billing.models import User
+from billing.accounts.models import User
 from common.extensions import login_manager
 from common.identity import accounts, sessions
 

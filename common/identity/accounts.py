@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from billing import clock
-from billing.models import Account, User
+from billing.accounts.models import Account, User
 from billing.notifications import outbox
 from billing.text import single_line
 from billing.transaction import atomic
 from common.config import LANGUAGES, NOT_COUNTRIES
 from common.extensions import db
 from common.identity import sessions
-from common.mail import outbox as delivery
+from common.mail import delivery
 
 MIN_PASSWORD_LENGTH = 10
 # argon2 takes any length, but hashing megabytes on every login attempt would be a cheap denial of service.

@@ -21,7 +21,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from billing.models import LoginSession, User
+from billing.accounts.models import LoginSession, User
 from billing.transaction import atomic, in_unit_of_work
 from common.extensions import db
 

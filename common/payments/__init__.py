@@ -20,11 +20,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from billing.models import Order, User
+from billing.accounts.models import User
 from billing.orders import refunds
 from billing.orders import services as orders
 from billing.orders.invoices import Seller
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.payments.base import PaymentError, PaymentProvider
 

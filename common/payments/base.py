@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from billing.models import Order, User
+from billing.accounts.models import User
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 
 
 class PaymentError(RuntimeError):

@@ -45,13 +45,13 @@ from sqlalchemy.orm import Session
 from stripe.params import RefundCreateParams
 from stripe.params.checkout import SessionCreateParams, SessionListParams
 
+from billing.accounts.models import Account, User
 from billing.clock import utc
 from billing.errors import BillingError
 from billing.ledger import services as ledger
-from billing.models import Account, Order, User
 from billing.orders import refunds, wording
 from billing.orders import services as orders
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common import payments
 from common.extensions import db
 from common.payments import register

@@ -7,9 +7,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
-from billing.models import Order
 from billing.orders import references
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common.payments import register
 from common.payments.base import ManualPaymentProvider
 

@@ -19,9 +19,8 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from schwifty import IBAN
 
-from billing.models import Order
 from billing.orders import references
-from billing.orders.models import Payment
+from billing.orders.models import Order, Payment
 from common.i18n import to_decimal
 from common.payments import register
 from common.payments.base import ManualPaymentProvider, PaymentError

@@ -36,10 +36,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from billing import clock
-from billing.ledger.models import Lot, Overage, Ticket
-from billing.models import Account, Order, Policy, User
+from billing.accounts.models import Account, User
+from billing.catalogue.models import Policy
+from billing.desk.models import Ticket
+from billing.ledger.models import Lot, Overage
 from billing.notifications import outbox
-from billing.orders.models import Invoice, Payment
+from billing.orders.models import Invoice, Order, Payment
 from common.extensions import db
 from common.mail import transport as mail
 from common.tickets import criticality_label, report_context
