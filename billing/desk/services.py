@@ -111,9 +111,10 @@ def _check_sees(user: User, ticket: Ticket) -> None:
 
 
 def _check_staff(user: User | None) -> User:
-    if not _active(user).is_staff:
+    active = _active(user)
+    if not active.is_staff:
         raise NotAllowed("only staff do this")
-    return user  # type: ignore[return-value]
+    return active
 
 
 def _check_owner(user: User | None, account: Account) -> User:

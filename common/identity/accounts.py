@@ -55,7 +55,7 @@ def password_hasher() -> PasswordHasher:
                    config["PASSWORD_HASH_PARALLELISM"])
 
 
-hasher: PasswordHasher = LocalProxy(password_hasher)  # type: ignore[assignment]
+hasher: LocalProxy[PasswordHasher] = LocalProxy(password_hasher)
 
 
 @functools.cache
