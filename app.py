@@ -38,6 +38,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # run without touching the developer's instance/).
     app = Forfait(__name__, instance_relative_config=True, instance_path=os.environ.get("FORFAIT_INSTANCE_PATH"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    # Before any route: every <int:id> takes ASCII digits up to 2^31-1 only.
+    from common import safety
+
+    safety.install_converters(app)
 
     # Defaults, then an optional .env, then the environment, then the test mapping.
     app.config.from_mapping(settings.defaults(app.instance_path))
@@ -67,7 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                 x_prefix=count)
 
     from commands import cli
-    from common import errors, i18n, safety, tickets
+    from common import errors, i18n, tickets
     from common.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)

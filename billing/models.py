@@ -40,6 +40,11 @@ def _sqlite_enforces_foreign_keys(dbapi_connection: object, _record: object) -> 
 
 
 
+# The largest value an INTEGER column holds (32 bits on PostgreSQL): no id,
+# quantity or amount in minor units beyond it can name a row or be recorded.
+MAX_INTEGER = 2**31 - 1
+
+
 class Base(DeclarativeBase):
     registry = registry(
         # Named constraints, so that later migrations can drop or alter them.

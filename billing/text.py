@@ -59,3 +59,16 @@ def write_private(path: str | os.PathLike[str], content: bytes) -> None:
 def is_control(char: str) -> bool:
     """A control character (Unicode category Cc): NUL, CR, LF, ESC …"""
     return unicodedata.category(char) == "Cc"
+
+
+# French sets a no-break space before : ; ? ! that end a phrase, and inside
+# « », so that a line never starts with the mark. A time (12:30) or an
+# address (https://) is left alone: no blank follows the colon.
+_FRENCH_MARK = re.compile(r"(?<=\S)[ \u202f]?([:;?!])(?=\s|$)")
+
+
+def french_spacing(text: str) -> str:
+    """``text`` with French typography's no-break spaces (U+00A0)."""
+    text = _FRENCH_MARK.sub("\u00a0\\1", text)
+    return re.sub(r"«[ \u202f]?", "«\u00a0", re.sub(r"[ \u202f]?»", "\u00a0»", text))
+

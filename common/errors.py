@@ -41,6 +41,13 @@ def _messages() -> dict[int, str]:
 
 def handle(error: HTTPException):
     code = error.code or 500
+    if code >= 500:
+        # A database error leaves the session's transaction failed: the page
+        # (the menu reads the user, the locale reads their language) would
+        # fail too (PendingRollbackError). Nothing of it is to be kept anyway.
+        from common.extensions import db
+
+        db.session.rollback()
     title = _titles().get(code, error.name)
     message = getattr(error, "description_for_user", None) or _messages().get(code, error.description)
     return render_template("error.html", code=code, title=title, message=message), code

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -15,6 +15,7 @@ from common.extensions import db, limiter
 from common.identity import accounts, sessions, throttle
 from common.identity.access import INVALID, send_verification
 from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.mail import delivery
 from common.safety import safe_next
 
 bp = Blueprint("auth", __name__)
@@ -56,14 +57,26 @@ def signup():
         try:
             user = accounts.register(db.session(), form.organisation.data, form.name.data, form.email.data,
                                      form.password.data, form.language.data, form.country.data)
+        except accounts.EmailTaken as taken:
+            # The page must not tell who has an account: the address is told instead.
+            accounts.queue_already_registered(taken.email)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
-            sessions.log_in(user)
-            flash(_("Welcome! Your account %(name)s is ready.", name=user.client_account.name), "success")
-            send_verification(user, back)
-            return redirect(back or url_for("portal.home"))
+            accounts.queue_verification(user, back)
+        if not form.errors:
+            # The same page whether the address was new or not; the link in the mail logs in.
+            session["signup_email"] = form.email.data
+            return redirect(url_for("auth.signup_sent"))
     return render_template("auth/signup.html", form=form, next=back), INVALID if form.errors else 200
+
+
+@bp.get("/signup/sent")
+def signup_sent():
+    email = session.get("signup_email")
+    if not email:
+        return redirect(url_for("auth.signup"))
+    return render_template("auth/signup_sent.html", email=email, hours=current_app.config["TOKEN_MAX_AGE_HOURS"])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -139,10 +152,10 @@ def logout_everywhere():
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        user = accounts.find_user(db.session(), form.email.data)
-        if user is not None:
-            # Sent or queued, the answer must not differ when the account exists.
-            accounts.send_password_reset(user)
+        email = form.email.data
+        # The lookup and the mail happen off the request: the answer takes as
+        # long whether an account uses the address or not.
+        delivery.after_answer(lambda: accounts.queue_password_reset(email))
         flash(_("If an account uses %(email)s, we have sent it a link to choose a new password. "
                 "The link works once, within %(hours)d hours.",
                 email=form.email.data, hours=current_app.config["TOKEN_MAX_AGE_HOURS"]), "success")
@@ -176,6 +189,9 @@ def verify_email(token: str):
         # The account page tells whether the address is verified and offers a new link if not.
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
     accounts.mark_email_verified(db.session(), user)
+    if not (current_user.is_authenticated and current_user.id == user.id) and user.removed_at is None:
+        # The link proves the address, once: it is how a new account is first opened.
+        sessions.log_in(user)
     flash(_("Thank you: %(email)s is verified.", email=user.email), "success")
     return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
 

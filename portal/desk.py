@@ -41,7 +41,7 @@ from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
 from common.identity.access import INVALID, staff_required
 from common.mail import delivery
-from common.safety import safe_next
+from common.safety import id_arg, parse_id, safe_next
 
 bp = Blueprint("desk", __name__, url_prefix="/desk")
 
@@ -94,7 +94,7 @@ def queue():
     status = status if status in desk.ACTIVE_STATUSES else ""
     who = request.args.get("who", "")
     who = who if who in WHO else ""
-    account_id = request.args.get("account", type=int)
+    account_id = id_arg("account")
     found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
                        assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
     accounts = db.session.scalars(
@@ -122,7 +122,7 @@ def assign(ticket_id: int):
     if to == "me":
         staff = _me()
     elif to:
-        staff = db.session.get(User, int(to)) if to.isdigit() else None
+        staff = db.session.get(User, parse_id(to)) if parse_id(to) is not None else None
         if staff is None or not staff.is_staff or staff.removed_at is not None:
             abort(400)
     else:
@@ -140,7 +140,7 @@ def assign(ticket_id: int):
 
 def _minutes(value: str | None) -> int | None:
     value = (value or "").strip()
-    return int(value) if value.isdigit() and len(value) <= 5 else None
+    return parse_id(value) if len(value) <= 5 else None
 
 
 def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | None:

@@ -150,6 +150,10 @@ def accept(token: str):
     if current_user.is_authenticated and current_user.email != invitation.email:
         return render_template("portal/invitation.html", invitation=invitation, form=None, other=True), 409
     existing = db.session.scalar(db.select(User).where(User.email == invitation.email))
+    if existing is not None and existing.account_id != invitation.account_id:
+        # The owner was not told this address has access elsewhere; the invitee is, here.
+        return render_template("portal/invitation.html", invitation=invitation, form=None, other=False,
+                               elsewhere=True)
     form = AcceptForm()
     if existing is None and form.language.data is None:
         form.language.data = "en"

@@ -47,6 +47,7 @@ from common import documents
 from common.extensions import db, login_manager
 from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID
+from common.safety import parse_id
 from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
@@ -195,10 +196,8 @@ def index():
     just the list."""
     status = request.args.get("status", "")
     status = status if status in TICKET_STATUSES else ""
-    try:
-        opened_by = int(request.args.get("user", "") or 0)
-    except ValueError:
-        opened_by = 0
+    # A filter that names nobody filters nothing.
+    opened_by = parse_id(request.args.get("user")) or 0
     account_id = None if current_user.is_staff else current_user.account_id
     people = [] if current_user.is_staff else db.session.scalars(
         select(User).where(User.account_id == account_id).order_by(User.name)).all()

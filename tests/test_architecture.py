@@ -14,6 +14,7 @@ Run alone: ``pytest tests/test_architecture.py``.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,23 @@ def test_a_planted_breach_is_found(tmp_path, planted, expected):
     (tmp_path / planted).write_text(expected)
     found = breaches(tmp_path)
     assert [b.path for b in found] == [planted], found
+
+
+# One way to do each common thing: where it lives, and what stands for it elsewhere.
+ONE_WAY = [
+    ("billing/clock.py", re.compile(r"datetime\.now\(|\bdef _now\("), "the clock is billing.clock.now()"),
+    ("billing/errors.py", re.compile(r"^def N_\(", re.M), "N_ is billing.errors.N_"),
+    ("common/fragments.py", re.compile(r"vary\.add\(|render_block\("), "a page or its fragment is page_or_fragment()"),
+    ("billing/transaction.py", re.compile(r"\bcommit: bool\b|\bdef _transaction\("), "a unit of work is atomic()"),
+]
+
+
+@pytest.mark.parametrize("home, pattern, rule", ONE_WAY, ids=[rule for _h, _p, rule in ONE_WAY])
+def test_one_way_to_do_each_common_thing(home, pattern, rule):
+    found = [f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+             for package in ("app.py", *PACKAGES)
+             for path in ([ROOT / package] if package.endswith(".py") else sorted((ROOT / package).rglob("*.py")))
+             if str(path.relative_to(ROOT)) != home
+             for text in [path.read_text()]
+             for match in pattern.finditer(text)]
+    assert not found, f"{rule}, not: {', '.join(found)}"

@@ -92,10 +92,10 @@ def test_a_correct_login_forgives_the_mistakes_made_before_it(app, people):
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from tests.conftest import test_settings, login
+from tests.conftest import base_settings, login
 from app import create_app
 settings = json.loads(sys.argv[1])
-app = create_app({**test_settings(settings.pop("database_url"), Path(settings.pop("folder"))), **settings})
+app = create_app({**base_settings(settings.pop("database_url"), Path(settings.pop("folder"))), **settings})
 client = app.test_client()
 client.environ_base["REMOTE_ADDR"] = "192.0.2.77"
 print(" ".join(str(login(client, "owner@example.com", "wrong guess").status_code) for _ in range(int(sys.argv[2]))))

@@ -711,9 +711,11 @@ def invite(session: Session, account: Account, by: User, email: str, role: str, 
     if role not in INVITATION_ROLES:
         raise DeskError(N_("Choose a role from the list."), "role")
     existing = session.scalar(select(User).where(User.email == email))
-    if existing is not None and not (existing.account_id == account.id and existing.removed_at is not None):
-        raise DeskError(N_("This address already has access to Forfait.") if existing.account_id != account.id
-                        else N_("This person is already in your pool."), "email")
+    # Someone with access to another account is invited like anybody else:
+    # telling the owner would tell them who uses Forfait. The link's page
+    # explains to the invitee why they cannot join (accept).
+    if existing is not None and existing.account_id == account.id and existing.removed_at is None:
+        raise DeskError(N_("This person is already in your pool."), "email")
     token = secrets.token_urlsafe(32)
     with atomic(session):
             for old in session.scalars(select(Invitation).where(

@@ -39,6 +39,7 @@ from billing.clock import utc
 from billing.errors import N_, BillingError
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
+from billing.models import MAX_INTEGER
 from billing.notifications import outbox
 from billing.orders import references
 from billing.orders.invoices import Seller, issue_invoice
@@ -118,6 +119,8 @@ def parse_amount(text: str, currency: str) -> int:
     minor = value.scaleb(get_currency_precision(currency))
     if not value.is_finite() or minor != minor.to_integral_value() or value < 0:
         raise OrderError(N_("Enter a positive amount, with no more decimals than the currency has."), "amount")
+    if minor > MAX_INTEGER:
+        raise OrderError(N_("This amount is larger than any Forfait can record."), "amount")
     return int(minor)
 
 
@@ -189,8 +192,9 @@ def _matching(search: str) -> ColumnElement[bool]:
         func.lower(Account.name).like(pattern),
         Order.account_id.in_(clients),
     ]
-    if search.lstrip("#").isdigit():
-        conditions.append(Order.id == int(search.lstrip("#")))
+    number = search.lstrip("#")
+    if number.isascii() and number.isdigit() and int(number) <= MAX_INTEGER:
+        conditions.append(Order.id == int(number))
     try:
         amounts = {parse_amount(search, currency) for currency in ("EUR", "JPY")}
     except OrderError:
@@ -305,8 +309,7 @@ def placed_under(session: Session, account: Account, key: str) -> tuple[Order, P
         return None
     if order.account_id != account.id:
         raise OrderError(N_("This form has expired: check it and send it again."), "total")
-    payment = session.execute(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)
-                              .limit(1)).scalar_one()
+    payment = session.scalars(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id).limit(1)).one()
     return order, payment
 
 

@@ -73,6 +73,15 @@ class AccountError(ValueError):
         self.message = message
 
 
+class EmailTaken(AccountError):
+    """An account already uses ``email``."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__("email", _l("An account already uses this email address. "
+                                     "Log in, or reset your password if you forgot it."))
+        self.email = email
+
+
 class TokenError(Exception):
     """A signed link that is tampered with, for another purpose, or already used."""
 
@@ -196,6 +205,34 @@ def send_password_reset(user: User) -> bool:
     return _send_link(user, "reset_password")
 
 
+def queue_verification(user: User, next: str | None = None) -> None:
+    """Queue the verification link; it goes when the request is over."""
+    _queue_link(user, "verify_email", {"next": next} if next else None)
+
+
+def queue_already_registered(email: str) -> None:
+    """Someone signed up with an address an account uses: tell its owner
+    (with a link to choose a new password), instead of telling the sign-up
+    form, which anybody can fill in."""
+    user = find_user(db.session(), email)
+    if user is not None and user.removed_at is None:
+        _queue_link(user, "reset_password", {"signup": True})
+
+
+def queue_password_reset(email: str) -> list[str]:
+    """A reset link to ``email`` if an account uses it, else nothing; the keys queued."""
+    user = find_user(db.session(), email)
+    if user is None or user.removed_at is not None:
+        return []
+    return _queue_link(user, "reset_password")
+
+
+def _queue_link(user: User, kind: str, payload: dict | None = None) -> list[str]:
+    with atomic(db.session()):
+        return outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+                              payload=payload)
+
+
 def _send_link(user: User, kind: str, payload: dict | None = None) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
     with atomic(db.session()):
@@ -238,8 +275,7 @@ def _add(session: Session, user: User) -> User:
     """Insert, as a unit of work of its own or the caller's (checkout); a
     taken email (even one taken by a concurrent request a moment ago) becomes
     an AccountError and nothing of the unit is kept."""
-    taken = AccountError("email", _l("An account already uses this email address. "
-                                     "Log in, or reset your password if you forgot it."))
+    taken = EmailTaken(user.email)
     with atomic(session):
         if find_user(session, user.email) is not None:
             raise taken

@@ -1,4 +1,4 @@
-"""Logins that the server can end (billing.models.LoginSession).
+"""Logins that the server can end (billing.accounts.models.LoginSession).
 
 Flask's session is a signed cookie: logging out only asks the browser to
 forget it, and a copy of the cookie (or of the remember-me cookie) would go
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app, g, request, session
@@ -21,6 +21,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from billing import clock
 from billing.accounts.models import LoginSession, User
 from billing.transaction import atomic, in_unit_of_work
 from common.extensions import db
@@ -28,9 +29,6 @@ from common.extensions import db
 # last_seen_at is written at most this often, not on every request.
 TOUCH_EVERY = timedelta(minutes=5)
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _hash(token: str) -> str:
@@ -40,7 +38,7 @@ def _hash(token: str) -> str:
 def start(db_session: Session, user: User, *, user_agent: str = "", address: str = "",
           now: datetime | None = None) -> str:
     """A new login of ``user``; returns its token (the only copy)."""
-    now = now or _now()
+    now = now or clock.now()
     token = secrets.token_urlsafe(32)
     with atomic(db_session):
         db_session.add(LoginSession(user_id=user.id, token_hash=_hash(token), created_at=now, last_seen_at=now,
@@ -50,7 +48,7 @@ def start(db_session: Session, user: User, *, user_agent: str = "", address: str
 
 def find(db_session: Session, token: str, *, max_idle: timedelta, now: datetime | None = None) -> LoginSession | None:
     """The login ``token`` opens, if it has not ended nor lain unused longer than ``max_idle``."""
-    now = now or _now()
+    now = now or clock.now()
     row = db_session.scalar(select(LoginSession).where(LoginSession.token_hash == _hash(token),
                                                        LoginSession.ended_at.is_(None)))
     if row is None or row.last_seen_at < now - max_idle:
@@ -67,8 +65,9 @@ def end(db_session: Session, token: str | None, *, now: datetime | None = None) 
     if not token:
         return
     with atomic(db_session):
-        db_session.execute(update(LoginSession).where(LoginSession.token_hash == _hash(token),
-                                                      LoginSession.ended_at.is_(None)).values(ended_at=now or _now()))
+        db_session.execute(update(LoginSession)
+                           .where(LoginSession.token_hash == _hash(token), LoginSession.ended_at.is_(None))
+                           .values(ended_at=now or clock.now()))
 
 
 def end_all(db_session: Session, user: User, *, now: datetime | None = None) -> int:
@@ -77,13 +76,13 @@ def end_all(db_session: Session, user: User, *, now: datetime | None = None) -> 
     with atomic(db_session):
         ended = cast(CursorResult[Any], db_session.execute(
             update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
-            .values(ended_at=now or _now())))
+            .values(ended_at=now or clock.now())))
         return ended.rowcount
 
 
 def running(db_session: Session, user: User, *, max_idle: timedelta, now: datetime | None = None) -> list[LoginSession]:
     """The user's logins still open, most recently seen first."""
-    now = now or _now()
+    now = now or clock.now()
     return list(db_session.scalars(select(LoginSession).where(
         LoginSession.user_id == user.id, LoginSession.ended_at.is_(None),
         LoginSession.last_seen_at >= now - max_idle,

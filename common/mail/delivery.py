@@ -191,7 +191,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         # before a password change no longer works, as it should not.
         # Where the person was going (checked when queued, and again by the view).
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
-        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back)}
+        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back),
+                # A reset mailed because someone signed up with this address.
+                "signup": bool(message.payload.get("signup"))}
 
     return load
 
@@ -215,7 +217,8 @@ def _kinds() -> dict[str, Kind]:
     return {
         "verify_email": Kind("verify_email", lambda c: _l("Please confirm your email address"),
                              _token_link("auth.verify_email", VERIFY)),
-        "reset_password": Kind("reset_password", lambda c: _l("Reset your password"),
+        "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
+                               else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
                                "%(name)s invites you to share their support credit",
@@ -313,9 +316,11 @@ LINK_WAIT_SECONDS = 0.5
 
 
 class _Job:
-    def __init__(self, keys: list[str], base_url: str) -> None:
+    def __init__(self, keys: list[str], base_url: str, work: Callable[[], list[str]] | None = None) -> None:
         self.keys = keys
         self.base_url = base_url
+        # What queues the messages, when even that must not hold the request.
+        self.work = work
         self.done = threading.Event()
         self.result: dict[str, int] | None = None
 
@@ -332,8 +337,8 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def submit(self, keys: list[str], base_url: str) -> _Job:
-        job = _Job(list(keys), base_url)
+    def submit(self, keys: list[str], base_url: str, work: Callable[[], list[str]] | None = None) -> _Job:
+        job = _Job(list(keys), base_url, work)
         with self._lock:
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 if self._pid != os.getpid():
@@ -354,6 +359,9 @@ class Sender:
                     links = (nullcontext() if self.app.config.get("SERVER_NAME")
                              else self.app.test_request_context(base_url=job.base_url))
                     with links:
+                        if job.work is not None:
+                            job.keys = job.keys + list(job.work() or [])
+                            db.session.info.pop("outbox", None)
                         job.result = deliver_due(keys=job.keys)
             except Exception:  # noqa: BLE001 - the rows stay pending; the job retries them
                 self.app.logger.exception("mail thread: messages %s not delivered now; the job will", job.keys)
@@ -385,6 +393,18 @@ def deliver_now(keys: list[str]) -> bool:
         return job.result is not None and job.result["sent"] == len(keys)
     done = deliver_due(keys=keys)
     return done["sent"] == len(keys)
+
+
+def after_answer(work: Callable[[], list[str]]) -> None:
+    """Run ``work``, which queues messages and returns their keys, after
+    the answer: on the sender thread when mail goes in the background, so
+    that what it looks up takes no time from the request (a reset asked for
+    an unknown address answers as fast as for a known one). Without the
+    thread, now: its messages go at the end of the request as usual."""
+    if _in_background():
+        _sender().submit([], request.host_url, work)
+    else:
+        work()
 
 
 def deliver_queued() -> None:
