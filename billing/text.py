@@ -48,7 +48,7 @@ def spreadsheet_cell(value: object) -> object:
     return value
 
 
-def write_private(path, content: bytes) -> None:
+def write_private(path: str | os.PathLike[str], content: bytes) -> None:
     """Write a new file only its owner may read (mode 0600, whatever the
     umask): a client's attachment, a mail with a reset link."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

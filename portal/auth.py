@@ -55,7 +55,7 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.register(db.session, form.organisation.data, form.name.data, form.email.data,
+            user = accounts.register(db.session(), form.organisation.data, form.name.data, form.email.data,
                                      form.password.data, form.language.data, form.country.data)
         except accounts.EmailTaken as taken:
             # The page must not tell who has an account: the address is told instead.
@@ -93,7 +93,7 @@ def login():
             form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                           wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
             return render_template("auth/login.html", form=form), 429
-        user = accounts.authenticate(db.session, form.email.data, form.password.data)
+        user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
             throttle.get().succeeded(attempt)
             sessions.log_in(user, remember=form.remember.data)
@@ -124,7 +124,7 @@ def security():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, user, form.current.data, form.password.data)
+            accounts.change_password(db.session(), user, form.current.data, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -133,7 +133,7 @@ def security():
             sessions.log_in(user, remember=remembered)
             flash(_("Your password is changed. You are logged out everywhere else."), "success")
             return redirect(url_for("auth.security"))
-    logins = sessions.running(db.session, user, max_idle=sessions.max_idle())
+    logins = sessions.running(db.session(), user, max_idle=sessions.max_idle())
     return render_template("auth/security.html", form=form, logins=logins,
                            this_login=g.get("login_session_id")), INVALID if form.errors else 200
 
@@ -141,7 +141,7 @@ def security():
 @bp.post("/account/security/logout-everywhere")
 @login_required
 def logout_everywhere():
-    sessions.end_all(db.session, current_user)
+    sessions.end_all(db.session(), current_user)
     sessions.log_out(current_user)
     flash(_("You are logged out everywhere, in this browser too."), "success")
     return redirect(url_for("auth.login"))
@@ -166,13 +166,13 @@ def forgot_password():
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.RESET)
+        user = accounts.user_for_token(db.session(), token, accounts.RESET)
     except accounts.TokenError as error:
         return _bad_link(error, _("Ask for a new link"), url_for("auth.forgot_password"))
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.set_password(db.session, user, form.password.data)
+            accounts.set_password(db.session(), user, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -184,11 +184,11 @@ def reset_password(token: str):
 @bp.get("/verify/<token>")
 def verify_email(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.VERIFY)
+        user = accounts.user_for_token(db.session(), token, accounts.VERIFY)
     except accounts.TokenError as error:
         # The account page tells whether the address is verified and offers a new link if not.
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
-    accounts.mark_email_verified(db.session, user)
+    accounts.mark_email_verified(db.session(), user)
     if not (current_user.is_authenticated and current_user.id == user.id) and user.removed_at is None:
         # The link proves the address, once: it is how a new account is first opened.
         sessions.log_in(user)

@@ -88,3 +88,69 @@ def test_the_order_button_is_a_verb_and_the_page_title_a_noun(app, client, world
     assert re.search(rf">\s*{button}\s*</a>", pack), button
     checkout = client.get("/checkout/demo-hours-10").get_data(as_text=True)
     assert f"<title>{title} · " in checkout
+
+
+@pytest.mark.parametrize("who", ["anonymous", "client"])
+def test_no_heading_stands_over_nothing(client, world, who):  # noqa: F811
+    """The trial's pack page showed "Conditions" over an empty list: no
+    page has an empty list, nor a section that holds only its heading."""
+    if who == "client":
+        assert login(client, CLIENT["email"], CLIENT["password"]).status_code == 302
+    bad = []
+    for url, html in crawl(client, ["/", "/portal/" if who == "client" else "/login"]).items():
+        page = HtmxPage(html)
+        for el in page.body.iter():
+            tag = local(el.tag)
+            children = [local(child.tag) for child in el]
+            if tag in ("ul", "ol") and not children:
+                bad.append(f"{url}: empty <{tag} class={el.get('class')!r}>")
+            if tag == "section" and children and all(c in ("h1", "h2", "h3", "header") for c in children):
+                bad.append(f"{url}: <section> with only {''.join(el.itertext()).strip()!r}")
+    assert not bad, "\n".join(bad)
+
+
+def buy_card(page: str, name: str) -> str:
+    """The text of the /portal/buy card of the pack called ``name``."""
+    card = page.split(f'<h3 class="h4">{name}</h3>', 1)[1].split("</article>", 1)[0]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", card))
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_each_line_of_the_buy_page_says_what_the_buyer_would_get(app, client, people, lang):
+    from billing.catalogue.models import Pack
+    from billing.catalogue.offers import load_preset
+    from billing.ledger import services as ledger
+
+    words = {"en": {"sub": ("", "Monthly, cancel any time"),
+                    "pool": ("From 20 tickets of up to 30 min each", "Pooled"), "top": "Never expires",
+                    "first": "Valid 12 months", "never": "never expires"},
+             "fr": {"sub": ("", "Mensuel, résiliable à tout moment"),
+                    "pool": ("À partir de 20 tickets", "Partagé"), "top": "N'expire jamais",
+                    "first": "Valable 12 mois", "never": "n'expire jamais"}}[lang]
+    with app.app_context():
+        for preset in ("itsupport", "innova"):
+            load_preset(db.session, preset)
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        owner.language = lang
+        db.session.commit()
+    login(client, people["owner"])
+    page = client.get("/portal/buy").get_data(as_text=True)
+    names = {"en": ("Subscription: unlimited tickets", "Multi-user tickets (from 20)", "Support top-up, 15 credits"),
+             "fr": ("Abonnement\u00a0: tickets illimités", "Tickets multi-utilisateurs (à partir de 20)",
+                    "Recharge assistance, 15 crédits")}[lang]
+    subscription, pool, top_up = (buy_card(page, name) for name in names)
+    assert words["sub"][1] in subscription and words["never"] not in subscription.lower()
+    assert all(w in pool for w in words["pool"]) and "1 ticket " not in pool
+    assert words["first"] in top_up  # the registration pack, on a first purchase
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "innova-60"))
+        ledger.grant(db.session, owner.account, pack, key="registered", now=clock_now())
+    top_up = buy_card(client.get("/portal/buy").get_data(as_text=True), names[2])
+    assert words["top"] in top_up and words["first"] not in top_up
+
+
+def clock_now():
+    from billing import clock
+
+    return clock.now()
