@@ -18,8 +18,8 @@ from billing.catalogue.offers import load_preset
 from billing.desk.models import Ticket
 from billing.notifications.outbox import OutboxMessage
 from billing.orders.models import Order, Payment
-from billing.subscriptions.models import Subscription
 from billing.subscriptions import services as subscriptions
+from billing.subscriptions.models import Subscription
 from commands.jobs import run_once
 from common.extensions import db
 from tests.conftest import login, post_form
