@@ -22,16 +22,21 @@ run: install system-packages migrate demo
 
 # The suite runs in parallel (pytest-xdist), one database and one live server
 # per worker. Three workers on two cores: browser tests spend much of their
-# time waiting for Chromium and the server.
+# time waiting for Chromium and the server; idle workers take tests queued
+# for busy ones (worksteal), so one slow file does not make the tail. Each
+# worker, and each command a test starts, imports the app: they share its
+# compiled bytecode even where the environment says not to write it
+# (PYTHONDONTWRITEBYTECODE; the dependencies' is compiled by
+# `uv sync --compile-bytecode`).
 TEST_WORKERS ?= 3
 
 test: install browser system-packages
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The quick loop while working: everything but the browser and PostgreSQL
 # tests (CI runs those too, through `make test`).
 check: install system-packages
-	$(BIN)/pytest -n auto -m "not browser and not postgres"
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n auto --dist worksteal -m "not browser and not postgres"
 
 # Style and types: ruff (Flask's rule set) and mypy (strict on billing/),
 # both configured in pyproject.toml. Both run, so one run shows every
@@ -57,8 +62,8 @@ $(VENV)/.installed: pyproject.toml uv.lock
 		|| exit 1; \
 		uv=$$(command -v uv || echo "$$(python3 -m site --user-base)/bin/uv"); \
 	fi; \
-	echo "$$uv sync --frozen"; \
-	"$$uv" sync --frozen
+	echo "$$uv sync --frozen --compile-bytecode"; \
+	"$$uv" sync --frozen --compile-bytecode
 	@touch $@
 
 # Compiled catalogues are build output: made from the committed .po files.

@@ -48,7 +48,7 @@ def spreadsheet_cell(value: object) -> object:
     return value
 
 
-def write_private(path, content: bytes) -> None:
+def write_private(path: str | os.PathLike[str], content: bytes) -> None:
     """Write a new file only its owner may read (mode 0600, whatever the
     umask): a client's attachment, a mail with a reset link."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -59,3 +59,16 @@ def write_private(path, content: bytes) -> None:
 def is_control(char: str) -> bool:
     """A control character (Unicode category Cc): NUL, CR, LF, ESC …"""
     return unicodedata.category(char) == "Cc"
+
+
+# French sets a no-break space before : ; ? ! that end a phrase, and inside
+# « », so that a line never starts with the mark. A time (12:30) or an
+# address (https://) is left alone: no blank follows the colon.
+_FRENCH_MARK = re.compile(r"(?<=\S)[ \u202f]?([:;?!])(?=\s|$)")
+
+
+def french_spacing(text: str) -> str:
+    """``text`` with French typography's no-break spaces (U+00A0)."""
+    text = _FRENCH_MARK.sub("\u00a0\\1", text)
+    return re.sub(r"«[ \u202f]?", "«\u00a0", re.sub(r"[ \u202f]?»", "\u00a0»", text))
+

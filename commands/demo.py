@@ -43,9 +43,9 @@ CLIENT = {
 PACK = "demo-hours-10"
 TICKET = {
     "subject": "L'imprimante du bureau n'est plus trouvée",
-    "description": "Depuis ce matin, personne ne peut imprimer : l'imprimante n'apparaît plus sur le réseau.",
-    "reply": "L'imprimante avait pris une nouvelle adresse après une coupure de courant : elle a maintenant "
-             "une adresse fixe. Pouvez-vous imprimer une page de test et nous dire ?",
+    "description": "Depuis ce matin, personne ne peut imprimer\u00a0: l'imprimante n'apparaît plus sur le réseau.",
+    "reply": "L'imprimante avait pris une nouvelle adresse après une coupure de courant\u00a0: elle a maintenant "
+             "une adresse fixe. Pouvez-vous imprimer une page de test et nous dire\u00a0?",
 }
 TIME = [(25, True, "Printer given a fixed IP address, drivers checked"), (5, False, "Call to confirm")]
 

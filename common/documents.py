@@ -4,6 +4,8 @@ instructions (with the QR code to scan)."""
 
 from __future__ import annotations
 
+import functools
+
 from flask import current_app, render_template
 from flask_babel import force_locale
 
@@ -14,14 +16,22 @@ PDF = "application/pdf"
 
 
 def render_pdf(template: str, **context) -> bytes:
+    html = render_template(template, **context)
+    # base_url lets a template refer to static files by relative path; nothing is fetched from the network.
+    return _pdf(html, current_app.static_folder)
+
+
+@functools.lru_cache(maxsize=32)
+def _pdf(html: str, base_url: str | None) -> bytes:
+    """The PDF of this HTML, made once: the same document asked again (the
+    order's mail, its page's download, a reminder) costs nothing the second
+    time. A document is a function of its HTML and the static files."""
     # Imported here: WeasyPrint (with its fonts and fontTools) takes longer to
     # import than the rest of the app, and most processes (every command,
     # most requests) never make a PDF.
     from weasyprint import HTML
 
-    html = render_template(template, **context)
-    # base_url lets a template refer to static files by relative path; nothing is fetched from the network.
-    return HTML(string=html, base_url=current_app.static_folder).write_pdf()
+    return HTML(string=html, base_url=base_url).write_pdf()
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:

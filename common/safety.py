@@ -147,7 +147,7 @@ class IdConverter(BaseConverter):
 
 def _bad_request(message) -> None:
     error = BadRequest()
-    error.description_for_user = message
+    error.description_for_user = message  # type: ignore[attr-defined]
     raise error
 
 

@@ -221,7 +221,7 @@ def buy():
         abort(404)
     from itertools import groupby
 
-    from billing.catalogue.offers import active_packs
+    from billing.catalogue.offers import active_packs, offer
 
     held = set(db.session.scalars(
         select(Policy.catalogue_id).join(Lot, Lot.policy_id == Policy.id)
@@ -231,7 +231,15 @@ def buy():
                 (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]
     sections.sort(key=lambda section: section[0].id not in held)
     taken = orders.trials_taken(db.session, current_user.account_id, current_user.email)
-    return render_template("portal/buy.html", sections=sections, held=held, taken=taken)
+    # What each pack would give this buyer: an offer in their language, and
+    # whether it would be their first purchase on its balance (a registration
+    # pack expires, later top-ups may not).
+    locale = str(get_locale())
+    offers = {pack.id: offer(pack, locale) for _catalogue, packs in sections for pack in packs}
+    first = {pack.id: orders.is_first_purchase(db.session, current_user.account, pack)
+             for _catalogue, packs in sections for pack in packs if pack.registration_first}
+    return render_template("portal/buy.html", sections=sections, held=held, taken=taken, offers=offers,
+                           first=first)
 
 
 def _invoicing_page(form: InvoicingForm | None = None, status: int = 200):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.conftest import PASSWORD
 from tests.smtp import Inbox
@@ -48,7 +48,7 @@ def one_page(page: Page) -> None:
     expect(page.locator("body > main"), nested).to_have_count(1)
 
 
-def heading(page: Page, text: str) -> None:
+def heading(page: Page, text: str | re.Pattern[str]) -> None:
     """Wait for the page whose title (h1) contains ``text``: the page a person sees."""
     expect(page.locator("h1", has_text=text)).to_be_visible()
 
@@ -57,7 +57,11 @@ def nav(page: Page, name: str) -> None:
     """Click a link of the site's navigation bar (Packs, My account, Ticket desk, ...)
     and wait for its page: the address bar shows the link's address."""
     link = page.locator("header.site-header").get_by_role("link", name=name, exact=True)
-    path = link.get_attribute("href")
+    click_to(page, link, link.get_attribute("href"))
+
+
+def click_to(page: Page, link: Locator, path: str) -> None:
+    """Click ``link`` and wait for its page: the address bar shows ``path``."""
     link.click()
     expect(page).to_have_url(re.compile(r"^https?://[^/]+" + re.escape(path) + r"(\?.*)?$"))
 
@@ -88,7 +92,7 @@ def staff_page(new_context: Callable[[], BrowserContext], url: str, email: str =
     return page
 
 
-def choose_pack(page: Page, name: str, details: str = "See the details") -> None:
+def choose_pack(page: Page, name: str | re.Pattern[str], details: str = "See the details") -> None:
     """On the catalogue (the home page, or "Packs"), open a pack's page from its card."""
     page.get_by_role("article", name=name, exact=True).get_by_role("link", name=details).click()
     heading(page, name)

@@ -162,7 +162,7 @@ def test_the_main_pages_run_under_the_policy_without_a_violation(page: Page, liv
     check("/portal/orders")
     nav(page, "Packs")
     choose_pack(page, "5 hours")
-    page.get_by_role("button", name="Order", exact=True).click()
+    page.get_by_role("button", name="Order this pack", exact=True).click()
     heading(page, "Order: 5 hours")
     check("/checkout/demo-hours-5")
     assert not [text for text in errors if "Content Security Policy" in text or "htmx" in text.lower()], errors

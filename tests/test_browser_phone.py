@@ -6,13 +6,14 @@ checkout). Screenshots at 1280 and 390 px go to FORFAIT_SCREENSHOTS when set."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from commands.demo import CLIENT, STAFF
-from tests.journeys import fill_log_in, start
+from commands.demo import CLIENT, STAFF, TICKET
+from tests.journeys import choose_pack, click_to, fill_log_in, nav, start
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +50,9 @@ def demo(live_server):
     return url, app
 
 
-def phone(browser: Browser, locale: str = "en-GB") -> Page:
-    return browser.new_context(viewport=PHONE, locale=locale).new_page()
+def phone(new_context, locale: str = "en-GB") -> Page:
+    """A phone's browser, closed after the test (pytest-playwright's new_context)."""
+    return new_context(viewport=PHONE, locale=locale).new_page()
 
 
 def overflow(page: Page, name: str) -> list[str]:
@@ -62,15 +64,13 @@ def overflow(page: Page, name: str) -> list[str]:
     return [f"{name}: {problem}" for problem in page.evaluate(OVERFLOW)]
 
 
-def visit(page: Page, url: str, pages) -> list[str]:
-    problems = []
-    for path, name in pages:
-        page.goto(url + path)
-        problems += overflow(page, name)
-        if SHOTS:
-            page.set_viewport_size({"width": 1280, "height": 900})
-            overflow(page, name)
-            page.set_viewport_size(PHONE)
+def look(page: Page, name: str) -> list[str]:
+    """What sticks out of the page now shown, at phone width (and a screenshot at 1280 px too, when asked)."""
+    problems = overflow(page, name)
+    if SHOTS:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        overflow(page, name)
+        page.set_viewport_size(PHONE)
     return problems
 
 
@@ -80,30 +80,72 @@ def log_in(page: Page, url: str, who: dict) -> None:
     fill_log_in(page, who["email"], who["password"])
 
 
-def test_the_clients_pages_fit_a_phone(demo, browser: Browser):
+def test_the_clients_pages_fit_a_phone(demo, new_context):
     url, _ = demo
-    page = phone(browser)
+    page = phone(new_context)
     log_in(page, url, CLIENT)
-    problems = visit(page, url, (("/portal/", "dashboard"), ("/portal/orders", "orders"), ("/portal/orders/1", "order"),
-                             ("/portal/tickets", "tickets"), ("/portal/tickets/1", "ticket"), ("/portal/buy", "buy"),
-                             ("/portal/reports", "reports")))
+    problems = look(page, "dashboard")
+    # The demo client reads French.
+    nav(page, "Commandes")
+    problems += look(page, "orders")
+    click_to(page, page.locator("main").get_by_role("link", name="#1", exact=True).first, "/portal/orders/1")
+    problems += look(page, "order")
+    nav(page, "Mon compte")
+    click_to(page, page.locator("main").get_by_role("link", name="Tickets", exact=True), "/portal/tickets")
+    problems += look(page, "tickets")
+    click_to(page, page.locator("main").get_by_role("link", name=TICKET["subject"]).first, "/portal/tickets/1")
+    problems += look(page, "ticket")
+    nav(page, "Mon compte")
+    click_to(page, page.locator("main").get_by_role("link", name="Acheter du crédit", exact=True).first, "/portal/buy")
+    problems += look(page, "buy")
+    nav(page, "Mon compte")
+    click_to(page, page.get_by_role("link", name="Rapports d'intervention"), "/portal/reports")
+    problems += look(page, "reports")
     assert not problems, "\n".join(problems)
 
 
-def test_the_desk_fits_a_phone(demo, browser: Browser):
+def test_the_desk_fits_a_phone(demo, new_context):
     url, _ = demo
-    page = phone(browser)
+    page = phone(new_context)
     log_in(page, url, STAFF)
-    problems = visit(page, url, (("/desk/", "desk"), ("/desk/tickets/1", "desk-ticket"),
-                             ("/portal/staff/orders", "payments"), ("/portal/orders/1", "staff-order")))
+    nav(page, "Ticket desk")
+    problems = look(page, "desk")
+    click_to(page, page.locator("main").get_by_role("link", name=TICKET["subject"]), "/desk/tickets/1")
+    problems += look(page, "desk-ticket")
+    nav(page, "Payments to confirm")
+    problems += look(page, "payments")
+    click_to(page, page.locator("main").get_by_role("link", name="#1", exact=True).first, "/portal/orders/1")
+    problems += look(page, "staff-order")
     assert not problems, "\n".join(problems)
+
+
+WORDS = {  # what a visitor clicks, in the language the phone asks for
+    "en-GB": {"estimator": "Estimator", "details": "See the details", "order": "Order",
+              "hours": "10 hours", "trial": "Free trial: 30 minutes", "start trial": "Start the free trial"},
+    "fr-FR": {"estimator": "Simulateur", "details": "Voir le détail", "order": "Commande",
+              "hours": "10 heures", "trial": re.compile(r"Essai gratuit\s: 30 minutes"),
+              "start trial": "Commencer l'essai gratuit"},
+    "es-ES": {"estimator": "Simulador", "details": "Ver detalles", "order": "Pedido",
+              "hours": "10 horas", "trial": "Prueba gratuita: 30 minutos", "start trial": "Empezar la prueba gratuita"},
+}
 
 
 @pytest.mark.parametrize("locale", ["es-ES", "fr-FR", "en-GB"])
-def test_the_shop_and_checkout_fit_a_phone(demo, browser: Browser, locale):
+def test_the_shop_and_checkout_fit_a_phone(demo, new_context, locale):
     url, _ = demo
-    page = phone(browser, locale)
-    problems = visit(page, url, ((path, f"{name}-{locale}") for path, name in (
-        ("/", "catalogue"), ("/estimate", "estimator"), ("/packs/demo-hours-10", "pack"),
-        ("/checkout/demo-hours-10", "checkout"), ("/checkout/demo-trial", "trial"))))
+    words = WORDS[locale]
+    page = phone(new_context, locale)
+    start(page, url)
+    problems = look(page, f"catalogue-{locale}")
+    nav(page, words["estimator"])
+    problems += look(page, f"estimator-{locale}")
+    nav(page, "Packs")
+    choose_pack(page, words["hours"], details=words["details"])
+    problems += look(page, f"pack-{locale}")
+    click_to(page, page.get_by_role("button", name=words["order"], exact=True), "/checkout/demo-hours-10")
+    problems += look(page, f"checkout-{locale}")
+    nav(page, "Packs")
+    choose_pack(page, words["trial"], details=words["details"])
+    click_to(page, page.get_by_role("button", name=words["start trial"]), "/checkout/demo-trial")
+    problems += look(page, f"trial-{locale}")
     assert not problems, "\n".join(problems)

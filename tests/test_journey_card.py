@@ -34,7 +34,7 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     url, app = shop
     start(page, url)
     choose_pack(page, "5 hours")
-    page.get_by_role("button", name="Order", exact=True).click()
+    page.get_by_role("button", name="Order this pack", exact=True).click()
 
     page.get_by_label("Card").check()
     sign_up_on_checkout(page)

@@ -52,7 +52,7 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     url, app = shop
     start(page, url)
     choose_pack(page, "Team tickets (from 20)")
-    page.get_by_role("button", name="Order", exact=True).click()
+    page.get_by_role("button", name="Order this pack", exact=True).click()
 
     # The summary follows the quantity as it is typed.
     page.get_by_label("Quantity").fill("25")

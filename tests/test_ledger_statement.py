@@ -244,8 +244,15 @@ def test_command_line_statement_refuses_bad_input_in_one_line(session, runner, a
 # --- The page -------------------------------------------------------------
 
 def log_in(http, user_id: int) -> None:
+    """A login of the user, as the login form opens one, in the client's cookie."""
+    from billing.accounts.models import User
+    from common.extensions import db
+    from common.identity import sessions
+
+    with http.application.app_context():
+        token = sessions.start(db.session, db.session.get(User, user_id))
     with http.session_transaction() as cookie:
-        cookie["_user_id"] = str(user_id)
+        cookie["_user_id"] = token
         cookie["_fresh"] = True
 
 

@@ -56,5 +56,5 @@ def test_install_bootstraps_uv_on_an_externally_managed_python(tmp_path):
     assert pip_calls[0].endswith(" uv") and "--user" not in pip_calls[0]
     assert "--user" in pip_calls[1] and "--break-system-packages" not in pip_calls[1]
     assert "--break-system-packages" in pip_calls[2]
-    assert calls[-1] == "user-base uv sync --frozen"
+    assert calls[-1] == "user-base uv sync --frozen --compile-bytecode"
     assert (venv / ".installed").exists()

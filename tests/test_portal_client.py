@@ -328,7 +328,7 @@ def test_cost_explained_rating_and_report(app, client, people, world):
     with app.app_context():
         assert db.session.get(Ticket, world["ticket"]).rating == 5
     report = text(client.get(f"/portal/tickets/{world['ticket']}/report"))
-    assert "Restarted the server." in report and "no, not charged" in report and "27 min → 3 blocks" in report
+    assert "Restarted the server." in report and "<td>no</td>" in report and "27 min → 3 blocks" in report
     pdf = client.get(f"/portal/tickets/{world['ticket']}/report.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
     assert f"/portal/tickets/{world['ticket']}/report" in text(client.get("/portal/reports"))

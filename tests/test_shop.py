@@ -171,7 +171,7 @@ def test_catalogue_in_french_formats_money_the_french_way(client, load):
     load("toopixel", "innova")
     html = page_of(client, "/", headers=FR)
     assert '<html lang="fr"' in html
-    assert "Crédits webmastering : avec les crédits, vous payez ce que vous consommez." in html
+    assert "Crédits webmastering\u00a0: avec les crédits, vous payez ce que vous consommez." in html
     for slug, price, saving in [
         ("toopixel-36", f"950,00{NBSP}CHF", f"250,00{NBSP}CHF"),
         ("toopixel-72", f"1{NNBSP}500,00{NBSP}CHF", f"900,00{NBSP}CHF"),

@@ -24,6 +24,7 @@ from billing import clock
 from billing.catalogue import pricing
 from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import BillingError
+from billing.text import french_spacing
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
 from billing.models import Base, localized
 from billing.transaction import atomic
@@ -106,7 +107,11 @@ def _per_language(check: Check, required: bool) -> Check:
         missing = [lang for lang in LANGUAGES if lang not in value]
         if missing and (required or value):
             raise ValueError(f"missing language {missing[0]!r}")
-        return {lang: check(value[lang]) for lang in LANGUAGES if lang in value}
+        checked = {lang: check(value[lang]) for lang in LANGUAGES if lang in value}
+        if "fr" in checked:  # written with plain spaces in a preset: French typography on load
+            fr = checked["fr"]
+            checked["fr"] = [french_spacing(t) for t in fr] if isinstance(fr, list) else french_spacing(fr)
+        return checked
 
     return per_language
 

@@ -308,7 +308,7 @@ def placed_under(session: Session, account: Account, key: str) -> tuple[Order, P
         return None
     if order.account_id != account.id:
         raise OrderError(N_("This form has expired: check it and send it again."), "total")
-    payment = session.scalar(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id).limit(1))
+    payment = session.scalars(select(Payment).where(Payment.order_id == order.id).order_by(Payment.id).limit(1)).one()
     return order, payment
 
 
