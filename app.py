@@ -65,6 +65,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Behind that many reverse proxies, X-Forwarded-For/-Proto/-Host/-Prefix
         # are theirs; without the setting they are whatever the client wrote.
         count = app.config["PROXY_COUNT"]
+        # Flask's documented way to wrap the WSGI app; mypy sees wsgi_app as a
+        # method and refuses the assignment, hence the one ignore of the code.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count,  # type: ignore[method-assign]
                                 x_prefix=count)
 

@@ -30,7 +30,7 @@ Translated = dict[str, Any]
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_enforces_foreign_keys(dbapi_connection, _record) -> None:
+def _sqlite_enforces_foreign_keys(dbapi_connection: object, _record: object) -> None:
     """SQLite ignores foreign keys unless asked, per connection: without this a
     row could point at a pack or lot that no longer exists."""
     if isinstance(dbapi_connection, sqlite3.Connection):

@@ -29,7 +29,8 @@ class UnitOfWorkFailed(RuntimeError):
 
 def in_unit_of_work(session: Session) -> bool:
     """Whether a caller's unit of work is open on this session."""
-    return session.info.get(_DEPTH, 0) > 0
+    depth: int = session.info.get(_DEPTH, 0)
+    return depth > 0
 
 
 @contextmanager

@@ -47,12 +47,12 @@ billing_cli = ScriptGroup("billing", help="Apply the billing rules.")
 @click.option("--if-empty", is_flag=True, help="Load only when the database has no catalogue yet.")
 def load(names: tuple[str, ...], if_empty: bool) -> None:
     """Create or update the catalogue of each preset NAME, and say what changed."""
-    if if_empty and presets.has_catalogue(db.session):
+    if if_empty and presets.has_catalogue(db.session()):
         click.echo("nothing loaded: the database already has a catalogue")
         return
     for name in names:
         try:
-            report = presets.load_preset(db.session, name)
+            report = presets.load_preset(db.session(), name)
         except presets.CatalogueError as error:
             raise click.ClickException(str(error)) from None
         for line in report.lines():
@@ -62,7 +62,7 @@ def load(names: tuple[str, ...], if_empty: bool) -> None:
 @catalogue_cli.command("list")
 def list_packs() -> None:
     """One pack on sale a line: SLUG, UNIT, QUANTITY, PRICE, NAME (tab-separated)."""
-    for pack in presets.active_packs(db.session):
+    for pack in presets.active_packs(db.session()):
         quantity = "unlimited" if pack.unlimited else str(pack.quantity)
         price = "on request" if pack.price is None else plain_amount(pack.price, pack.currency)
         click.echo("\t".join((pack.slug, pack.unit, quantity, price, localized(pack.name, "en"))))
@@ -79,7 +79,7 @@ def estimate(slug: str, minutes: str, kind: str | None) -> None:
 
     Prints "<units> <unit>", then how the rule got there.
     """
-    policy = presets.find_policy(db.session, slug)
+    policy = presets.find_policy(db.session(), slug)
     if policy is None:
         raise ScriptError(f"no policy or pack {slug!r}")
     try:

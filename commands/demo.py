@@ -54,17 +54,17 @@ TIME = [(25, True, "Printer given a fixed IP address, drivers checked"), (5, Fal
 def users() -> None:
     """Create the demo staff user and client account when absent, with the
     client's history when the demo catalogue is loaded; print their credentials."""
-    staff = accounts.find_user(db.session, STAFF["email"])
+    staff = accounts.find_user(db.session(), STAFF["email"])
     if staff is None:
-        staff = accounts.create_staff(db.session, STAFF["name"], STAFF["email"], STAFF["password"])
-    client = accounts.find_user(db.session, CLIENT["email"])
+        staff = accounts.create_staff(db.session(), STAFF["name"], STAFF["email"], STAFF["password"])
+    client = accounts.find_user(db.session(), CLIENT["email"])
     if client is None:
         client = accounts.register(
-            db.session, CLIENT["organisation"], CLIENT["name"], CLIENT["email"], CLIENT["password"],
+            db.session(), CLIENT["organisation"], CLIENT["name"], CLIENT["email"], CLIENT["password"],
             language="fr", country="FR",
         )
         # The demo client should land on a working portal, not on a verification notice.
-        accounts.mark_email_verified(db.session, client)
+        accounts.mark_email_verified(db.session(), client)
     click.echo(f"staff:  {STAFF['email']} / {STAFF['password']}")
     click.echo(f"client: {CLIENT['email']} / {CLIENT['password']} (owner of {CLIENT['organisation']})")
     pack = db.session.scalar(select(Pack).where(Pack.slug == PACK))
@@ -86,7 +86,7 @@ def _paid_order(client: User, staff: User, pack: Pack, now: datetime) -> Order:
         select(Order).where(Order.account_id == client.account_id, Order.pack_id == pack.id).order_by(Order.id)
     )
     if order is None:
-        order, _ = orders.place_order(db.session, client.account, pack, quantity=1, method="transfer",
+        order, _ = orders.place_order(db.session(), client.client_account, pack, quantity=1, method="transfer",
                                       methods=("transfer",), by=client, now=now,
                                       iban=current_app.config["PROVIDER_IBAN"])
     if order.status == "pending":
@@ -95,8 +95,8 @@ def _paid_order(client: User, staff: User, pack: Pack, now: datetime) -> Order:
         assert payment is not None
         if payment.status == "created":
             # The transfer's instructions, as the shop shows them.
-            payment = orders.await_payment(db.session, payment, now=now)
-        orders.confirm_payment(db.session, payment, seller=payments.seller(), now=now, by=staff,
+            payment = orders.await_payment(db.session(), payment, now=now)
+        orders.confirm_payment(db.session(), payment, seller=payments.seller(), now=now, by=staff,
                                note="demo data")
     return order
 
@@ -107,15 +107,15 @@ def _worked_ticket(client: User, staff: User, now: datetime) -> Ticket:
         select(Ticket).where(Ticket.account_id == client.account_id, Ticket.subject == TICKET["subject"])
     )
     if ticket is None:
-        ticket = desk.open_ticket(db.session, client.account, client, TICKET["subject"], TICKET["description"],
+        ticket = desk.open_ticket(db.session(), client.client_account, client, TICKET["subject"], TICKET["description"],
                                   now=now)
     replied = db.session.scalar(
         select(func.count()).where(TicketMessage.ticket_id == ticket.id, TicketMessage.author_id == staff.id))
     if not replied:
-        desk.post_message(db.session, ticket, staff, TICKET["reply"], now=now)
+        desk.post_message(db.session(), ticket, staff, TICKET["reply"], now=now)
     for number, (minutes, billable, note) in enumerate(TIME, start=1):
         # The key makes each entry (and its charge) happen once.
-        desk.log_time(db.session, ticket, staff, minutes, billable, note, key=f"demo:ticket:{ticket.id}:{number}",
+        desk.log_time(db.session(), ticket, staff, minutes, billable, note, key=f"demo:ticket:{ticket.id}:{number}",
                       now=now)
     return ticket
 

@@ -45,7 +45,7 @@ class Done:
 def _expire(now: datetime) -> Done:
     from billing.ledger import services as ledger
 
-    op = ledger.expire(db.session, key=f"expire:{now.isoformat()}", now=now)
+    op = ledger.expire(db.session(), key=f"expire:{now.isoformat()}", now=now)
     return Done("expire", len(op.entries), "lot(s) expired")
 
 
@@ -53,7 +53,7 @@ def _warn(now: datetime) -> Done:
     from billing.notifications import alerts
 
     days = current_app.config["EXPIRY_WARNING_DAYS"]
-    return Done("warn", alerts.warn_expiring(db.session, now=now, days=days), f"lot(s) expiring within {days} days")
+    return Done("warn", alerts.warn_expiring(db.session(), now=now, days=days), f"lot(s) expiring within {days} days")
 
 
 def _remind(now: datetime) -> Done:

@@ -45,7 +45,7 @@ ledger_cli = ScriptGroup("ledger", help="Check the ledger, print statements, exp
 def verify_command(ctx: click.Context) -> None:
     """Check invariants 1 to 6 of DESIGN.md across the database: print every
     breach and exit 1, or print "ok" and what was checked."""
-    report = verify(db.session)
+    report = verify(db.session())
     for breach in report.breaches:
         click.echo(breach)
     if not report.ok:
@@ -72,7 +72,7 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
     if account is None:
         raise ScriptError(f"no account {account_id!r}")
     try:
-        lines = rows(statement(db.session, account, first, last, now=clock.now()))
+        lines = rows(statement(db.session(), account, first, last, now=clock.now()))
     except StatementError as error:
         raise ScriptError(str(error)) from None
     if as_csv:
@@ -92,9 +92,9 @@ def statement_command(account_id: str, start: str, end: str, as_csv: bool) -> No
 def expire_command(warn_days: int) -> None:
     """Write the expiry of every lapsed lot, then record expiry warnings (run it daily)."""
     now = clock.now()
-    done = ledger.expire(db.session, key=f"expire:{now.isoformat()}", now=now)
+    done = ledger.expire(db.session(), key=f"expire:{now.isoformat()}", now=now)
     click.echo(f"expired\t{len(done.entries)} lot(s)")
-    click.echo(f"warned\t{alerts.warn_expiring(db.session, now=now, days=warn_days)} lot(s)")
+    click.echo(f"warned\t{alerts.warn_expiring(db.session(), now=now, days=warn_days)} lot(s)")
 
 
 def init_app(app: Flask) -> None:

@@ -34,8 +34,9 @@ def reconcile(ctx: click.Context) -> None:
     provider = payments.get("card")
     if provider is None:
         raise ScriptError("card is not in PAYMENT_METHODS")
-    if provider.unavailable_reason():
-        raise ScriptError(provider.unavailable_reason())
+    reason = provider.unavailable_reason()
+    if reason:
+        raise ScriptError(reason)
     can_link()
     failed = False
     for payment, outcome, ok in reconcile_all(clock.now()):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask import render_template
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException, NotFound, SecurityError
+
+
+class MissingHere(NotFound):
+    """A 404 whose page says what is missing, in the visitor's language."""
+
+    def __init__(self, description_for_user: str) -> None:
+        super().__init__()
+        self.description_for_user = description_for_user
 
 
 def _titles() -> dict[int, str]:

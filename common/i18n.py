@@ -72,7 +72,8 @@ def quantity(amount: int, unit: str) -> str:
     """A quantity of units; time is shown as time, not as a count of minutes."""
     if unit == "minute":
         return duration(amount)
-    return unit_label(unit, amount, translate_plural)  # type: ignore[arg-type]
+    # unit_label's other units; any other string reads as tickets, as it did there.
+    return unit_label("credit" if unit == "credit" else "ticket", amount, translate_plural)
 
 
 def to_decimal(minor: int, currency: str) -> Decimal:
@@ -111,7 +112,7 @@ def set_language():
         return _("Unknown language."), 400
     session["lang"] = lang
     if current_user.is_authenticated:
-        with atomic(db.session):
+        with atomic(db.session()):
             current_user.language = lang
     return redirect(safe_next(request.form.get("next"), url_for("shop.catalogue")))
 

@@ -47,7 +47,7 @@ def explanation(ticket: Ticket) -> str:
 
 
 def report_context(ticket: Ticket) -> dict:
-    entries = desk.time_entries(db.session, ticket)
+    entries = desk.time_entries(db.session(), ticket)
     return {
         "ticket": ticket, "entries": entries, "charge": desk.cost(ticket), "explanation": explanation(ticket),
         "billable_minutes": sum(e.minutes for e in entries if e.billable),

@@ -12,12 +12,18 @@ from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from common.extensions import db, limiter
 from billing.accounts.models import User
+from common.extensions import db, limiter
 from common.identity import accounts, second_factor, sessions, throttle
 from common.identity.access import INVALID, send_verification, staff_required
-from common.identity.forms import (ChangePasswordForm, CodeForm, ForgotPasswordForm, LoginForm, ResetPasswordForm,
-                                   SignupForm)
+from common.identity.forms import (
+    ChangePasswordForm,
+    CodeForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from common.mail import delivery
 from common.safety import safe_next
 
@@ -58,7 +64,7 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         try:
-            user = accounts.register(db.session, form.organisation.data, form.name.data, form.email.data,
+            user = accounts.register(db.session(), form.organisation.data, form.name.data, form.email.data,
                                      form.password.data, form.language.data, form.country.data)
         except accounts.EmailTaken as taken:
             # The page must not tell who has an account: the address is told instead.
@@ -93,12 +99,12 @@ def login():
         wait = throttle.get().refused(attempt)
         if wait is not None:
             # Checked before the password: a guess past the limit learns nothing.
-            second_factor.record(db.session, form.email.data, accounts.find_user(db.session, form.email.data),
+            second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
                                  "throttled")
             form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                           wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
             return render_template("auth/login.html", form=form), 429
-        user = accounts.authenticate(db.session, form.email.data, form.password.data)
+        user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
             throttle.get().succeeded(attempt)
             if user.totp_secret:
@@ -106,13 +112,13 @@ def login():
                 session["second_factor"] = {"user": user.id, "email": form.email.data, "at": time.time(),
                                             "remember": bool(form.remember.data), "next": target}
                 return redirect(url_for("auth.login_code"))
-            second_factor.record(db.session, form.email.data, user, "login")
+            second_factor.record(db.session(), form.email.data, user, "login")
             sessions.log_in(user, remember=form.remember.data)
             response = redirect(target)
             throttle.remember_device(response, attempt)
             return response
         throttle.get().failed(attempt)
-        second_factor.record(db.session, form.email.data, accounts.find_user(db.session, form.email.data),
+        second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
                              "wrong password")
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
@@ -126,8 +132,8 @@ CODE_STEP_SECONDS = 300
 
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code():
-    pending = session.get("second_factor")
-    user = db.session.get(User, pending["user"]) if pending else None
+    pending: dict = session.get("second_factor") or {}
+    user = db.session().get(User, pending["user"]) if pending else None
     if user is None or not user.totp_secret or time.time() - pending["at"] > CODE_STEP_SECONDS:
         session.pop("second_factor", None)
         flash(_("Please log in again."), "info")
@@ -137,19 +143,19 @@ def login_code():
         attempt = throttle.attempt(pending["email"])
         wait = throttle.get().refused(attempt)
         if wait is not None:
-            second_factor.record(db.session, pending["email"], user, "throttled")
+            second_factor.record(db.session(), pending["email"], user, "throttled")
             form.code.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                       wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
             return render_template("auth/login_code.html", form=form), 429
-        if second_factor.check(db.session, user, form.code.data):
+        if second_factor.check(db.session(), user, form.code.data):
             session.pop("second_factor", None)
-            second_factor.record(db.session, pending["email"], user, "login")
+            second_factor.record(db.session(), pending["email"], user, "login")
             sessions.log_in(user, remember=pending["remember"])
             response = redirect(safe_next(pending["next"], url_for("portal.home")))
             throttle.remember_device(response, attempt)
             return response
         throttle.get().failed(attempt)
-        second_factor.record(db.session, pending["email"], user, "wrong code")
+        second_factor.record(db.session(), pending["email"], user, "wrong code")
         form.code.errors.append(_("This code is not right, or it was used already: wait for the next one."))
     return render_template("auth/login_code.html", form=form), INVALID if form.errors else 200
 
@@ -171,7 +177,7 @@ def security():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.change_password(db.session, user, form.current.data, form.password.data)
+            accounts.change_password(db.session(), user, form.current.data, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -184,7 +190,7 @@ def security():
 
 
 def _security_page(user: User, *, form=None, code_form=None, status: int = 200):
-    logins = sessions.running(db.session, user, max_idle=sessions.max_idle())
+    logins = sessions.running(db.session(), user, max_idle=sessions.max_idle())
     enrolling = session.get("totp_enrol") if user.is_staff and not user.totp_secret else None
     qr = second_factor.qr_data_uri(second_factor.provisioning_uri(user, enrolling)) if enrolling else None
     form = form or ChangePasswordForm(formdata=None)
@@ -209,7 +215,7 @@ def second_factor_confirm():
     form = CodeForm()
     secret = session.get("totp_enrol")
     if secret and form.validate_on_submit():
-        if second_factor.enable(db.session, user, secret, form.code.data):
+        if second_factor.enable(db.session(), user, secret, form.code.data):
             session.pop("totp_enrol", None)
             flash(_("The second factor is on: each login will ask for a code from your app."), "success")
             return redirect(url_for("auth.security"))
@@ -224,8 +230,8 @@ def second_factor_off():
     form = CodeForm()
     if current_app.config["STAFF_TOTP_REQUIRED"]:
         abort(403)
-    if form.validate_on_submit() and second_factor.check(db.session, user, form.code.data):
-        second_factor.disable(db.session, user)
+    if form.validate_on_submit() and second_factor.check(db.session(), user, form.code.data):
+        second_factor.disable(db.session(), user)
         flash(_("The second factor is off."), "success")
         return redirect(url_for("auth.security"))
     form.code.errors.append(_("This code is not right, or it was used already: wait for the next one."))
@@ -252,13 +258,13 @@ def second_factor_first():
 @staff_required
 def staff_logins():
     """Staff logins and failed logins: who, when, from where."""
-    return render_template("auth/staff_logins.html", events=second_factor.recent(db.session))
+    return render_template("auth/staff_logins.html", events=second_factor.recent(db.session()))
 
 
 @bp.post("/account/security/logout-everywhere")
 @login_required
 def logout_everywhere():
-    sessions.end_all(db.session, current_user)
+    sessions.end_all(db.session(), current_user)
     sessions.log_out(current_user)
     flash(_("You are logged out everywhere, in this browser too."), "success")
     return redirect(url_for("auth.login"))
@@ -283,13 +289,13 @@ def forgot_password():
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.RESET)
+        user = accounts.user_for_token(db.session(), token, accounts.RESET)
     except accounts.TokenError as error:
         return _bad_link(error, _("Ask for a new link"), url_for("auth.forgot_password"))
     form = ResetPasswordForm()
     if form.validate_on_submit():
         try:
-            accounts.set_password(db.session, user, form.password.data)
+            accounts.set_password(db.session(), user, form.password.data)
         except accounts.AccountError as error:
             form[error.field].errors.append(error.message)
         else:
@@ -301,11 +307,11 @@ def reset_password(token: str):
 @bp.get("/verify/<token>")
 def verify_email(token: str):
     try:
-        user = accounts.user_for_token(db.session, token, accounts.VERIFY)
+        user = accounts.user_for_token(db.session(), token, accounts.VERIFY)
     except accounts.TokenError as error:
         # The account page tells whether the address is verified and offers a new link if not.
         return _bad_link(error, _("Go to your account"), url_for("portal.home"))
-    accounts.mark_email_verified(db.session, user)
+    accounts.mark_email_verified(db.session(), user)
     if not (current_user.is_authenticated and current_user.id == user.id) and user.removed_at is None:
         # The link proves the address, once: it is how a new account is first opened.
         sessions.log_in(user)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import TypedDict
 
 from flask import (
     Blueprint,
@@ -49,6 +50,14 @@ WHO = ("", "mine", "unassigned")
 # An idempotency key as the form carries it: what secrets.token_urlsafe makes.
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
+
+class TimeForm(TypedDict, total=False):
+    """The time form as typed, shown again with its preview or its errors."""
+
+    minutes: str
+    billable: bool
+    note: str
+    key: str
 
 @bp.before_request
 @staff_required
@@ -86,7 +95,7 @@ def queue():
     who = request.args.get("who", "")
     who = who if who in WHO else ""
     account_id = id_arg("account")
-    found = desk.queue(db.session, statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
+    found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
                        assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
     accounts = db.session.scalars(
         select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
@@ -109,6 +118,7 @@ def assign(ticket_id: int):
     queue row htmx swaps that row; without JavaScript, back to where it came from."""
     ticket = get_ticket(ticket_id)
     to = request.form.get("to", "")
+    staff: User | None
     if to == "me":
         staff = _me()
     elif to:
@@ -117,7 +127,7 @@ def assign(ticket_id: int):
             abort(400)
     else:
         staff = None
-    desk.assign(db.session, ticket, staff, by=_me(), now=clock.now())
+    desk.assign(db.session(), ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
         return page_or_fragment("desk/_row.html", None, ticket=ticket, staff=_staff_members(), now=clock.now(),
                                 back=request.form.get("next", ""))
@@ -163,17 +173,17 @@ def preview_text(ticket: Ticket, minutes: int | None, billable: bool) -> dict | 
 
 def _balance(ticket: Ticket) -> ledger.Balance:
     """The balance the ticket draws from, as far as its opener's lots go."""
-    return ledger.balance(db.session, ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
+    return ledger.balance(db.session(), ticket.account_id, ticket.policy_id, ticket.unit, now=clock.now(),
                           user_id=ticket.opened_by_id)
 
 
 def _ticket_context(ticket: Ticket, **extra) -> dict:
-    entries = desk.time_entries(db.session, ticket)
+    entries = desk.time_entries(db.session(), ticket)
     form = {"minutes": "", "billable": True, "note": "", "key": secrets.token_urlsafe(16)}
     form.update(extra.pop("time_form", {}))
     context = {
         "ticket": ticket,
-        "messages": desk.thread(db.session, ticket, internal=True),
+        "messages": desk.thread(db.session(), ticket, internal=True),
         "entries": entries,
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
         "other_minutes": sum(e.minutes for e in entries if not e.billable),
@@ -210,8 +220,8 @@ def preview(ticket_id: int):
     typing and swaps the preview; without JavaScript this is the ticket page
     with the form as typed and the preview under it."""
     ticket = get_ticket(ticket_id)
-    typed = {"minutes": request.args.get("minutes", ""), "billable": request.args.get("billable") == "1",
-             "note": request.args.get("note", "")}
+    typed: TimeForm = {"minutes": request.args.get("minutes", ""), "billable": request.args.get("billable") == "1",
+                       "note": request.args.get("note", "")}
     key = request.args.get("key", "")
     if KEY.fullmatch(key):
         typed["key"] = key
@@ -229,8 +239,8 @@ def log_time(ticket_id: int):
     balance: ``block`` writes nothing and says what is missing, ``ask``
     records a request and mails the owners, ``allow`` records a debt."""
     ticket = get_ticket(ticket_id)
-    typed = {"minutes": request.form.get("minutes", ""), "billable": request.form.get("billable") == "1",
-             "note": request.form.get("note", ""), "key": request.form.get("key", "")}
+    typed: TimeForm = {"minutes": request.form.get("minutes", ""), "billable": request.form.get("billable") == "1",
+                       "note": request.form.get("note", ""), "key": request.form.get("key", "")}
     if request.form.get("action") == "preview":
         if not KEY.fullmatch(typed["key"]):
             typed.pop("key")
@@ -243,12 +253,12 @@ def log_time(ticket_id: int):
         errors["minutes"] = _("The form was out of date: check the figures and save again.")
     elif minutes is None or not 1 <= minutes <= desk.MAX_ENTRY_MINUTES:
         errors["minutes"] = _("Enter whole minutes, from 1 to %(max)d.", max=desk.MAX_ENTRY_MINUTES)
-    if errors:
+    if errors or minutes is None:
         return _page(ticket, INVALID, time_form=typed, errors=errors)
     pending_before = _outstanding(ticket, "pending")
     debt_before = _outstanding(ticket, "debt")
     try:
-        entry = desk.log_time(db.session, ticket, _me(), minutes, typed["billable"], typed["note"],
+        entry = desk.log_time(db.session(), ticket, _me(), minutes, typed["billable"], typed["note"],
                               f"desk:{typed['key']}", clock.now())
     except ledger.InsufficientBalance as error:
         db.session.refresh(ticket)
@@ -295,7 +305,7 @@ def reply(ticket_id: int):
     body = request.form.get("body", "")
     internal = request.form.get("internal") == "1"
     try:
-        desk.post_message(db.session, ticket, _me(), body, now=clock.now(), internal=internal,
+        desk.post_message(db.session(), ticket, _me(), body, now=clock.now(), internal=internal,
                           files=_uploads(), rules=_rules())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"body": _(error.message, **error.params)}, reply_body=body)
@@ -318,9 +328,9 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     try:
         if request.form.get("criticality"):
-            desk.set_criticality(db.session, ticket, request.form["criticality"], by=_me(), now=clock.now())
+            desk.set_criticality(db.session(), ticket, request.form["criticality"], by=_me(), now=clock.now())
         if request.form.get("status"):
-            desk.set_status(db.session, ticket, request.form["status"], by=_me(), now=clock.now())
+            desk.set_status(db.session(), ticket, request.form["status"], by=_me(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     else:
@@ -333,7 +343,7 @@ def resolve(ticket_id: int):
     """Resolved, with the note printed on the intervention report."""
     ticket = get_ticket(ticket_id)
     try:
-        desk.resolve(db.session, ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
+        desk.resolve(db.session(), ticket, by=_me(), note=request.form.get("staff_note", ""), now=clock.now())
     except desk.DeskError as error:
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")

@@ -53,13 +53,13 @@ def preferences():
     user = current_user._get_current_object()
     if request.method == "POST":
         wanted = {topic.slug: request.form.get(topic.slug) == "on" for topic in outbox.topics_for(user)}
-        outbox.set_preferences(db.session, user, wanted)
+        outbox.set_preferences(db.session(), user, wanted)
         flash(_("Your email preferences are saved."), "success")
         return redirect(url_for("notifications.preferences"))
     rows = [(topic, *TOPIC_LABELS[topic.slug], outbox.locked_on(topic, user))
             for topic in outbox.topics_for(user)]
     return render_template("notifications/preferences.html", rows=rows,
-                           chosen=outbox.preferences(db.session, user))
+                           chosen=outbox.preferences(db.session(), user))
 
 
 @bp.get("/portal/staff/mail")
@@ -68,8 +68,8 @@ def staff():
     status = request.args.get("status") or None
     if status not in (None, *outbox.STATUSES):
         abort(400)
-    return render_template("notifications/outbox.html", messages=outbox.listing(db.session, status=status),
-                           counts=outbox.counts(db.session), status=status, labels=STATUS_LABELS, kinds=KIND_LABELS,
+    return render_template("notifications/outbox.html", messages=outbox.listing(db.session(), status=status),
+                           counts=outbox.counts(db.session()), status=status, labels=STATUS_LABELS, kinds=KIND_LABELS,
                            max_attempts=outbox.MAX_ATTEMPTS)
 
 
@@ -80,7 +80,7 @@ def resend(message_id: int):
     if message is None:
         abort(404)
     try:
-        message = outbox.resend(db.session, message, by=current_user._get_current_object(), now=clock.now())
+        message = outbox.resend(db.session(), message, by=current_user._get_current_object(), now=clock.now())
     except outbox.OutboxError as error:
         flash(_("This message cannot be sent again now: %(reason)s", reason=str(error)), "error")
         return redirect(url_for("notifications.staff", status=request.args.get("status")))

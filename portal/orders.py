@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, time
+from typing import TypeVar
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -59,7 +60,10 @@ class RefundForm(FlaskForm):
 
 
 
-def _visible(model: type[Order] | type[Invoice], row_id: int):
+Visible = TypeVar("Visible", Order, Invoice)
+
+
+def _visible(model: type[Visible], row_id: int) -> Visible:
     """The row, if the current user may see its account's; aborts otherwise
     (404: another account's order or invoice does not exist for you)."""
     if not current_user.is_authenticated:
@@ -112,15 +116,15 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
     """The order, its payments and documents; while it waits, how to pay
     (for the client) or the forms to confirm or cancel it (for staff); once
     paid, the form to refund it (for staff)."""
-    payment = orders.awaited_payment(db.session, order)
+    payment = orders.awaited_payment(db.session(), order)
     provider = payments.get(payment.provider) if payment else None
     if confirm_form is None:
         confirm_form = ConfirmForm(formdata=None, amount=_plain(payment.amount, payment.currency) if payment else "",
                                    received_on=clock.now().date())
     page = render_template(
         "portal/order.html", order=order, payment=payment, provider=provider,
-        pending=provider.pending_context(order, payment) if provider else {},
-        received=orders.received(db.session, order.id), events=orders.events(db.session, order),
+        pending=provider.pending_context(order, payment) if provider and payment else {},
+        received=orders.received(db.session(), order.id), events=orders.events(db.session(), order),
         documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
         confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
         refund=_refund_context(order, refund_form) if current_user.is_staff and order.status == "paid" else None,
@@ -131,9 +135,9 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
 @bp.get("/orders/<int:order_id>/instructions.pdf")
 def instructions(order_id: int):
     order = get_order(order_id)
-    payment = orders.awaited_payment(db.session, order)
+    payment = orders.awaited_payment(db.session(), order)
     provider = payments.get(payment.provider) if payment else None
-    if provider is None or not provider.manual:
+    if provider is None or payment is None or not provider.manual:
         abort(404)
     return _pdf(documents.instructions_pdf(order, payment, provider), documents.instructions_filename(order))
 
@@ -156,9 +160,9 @@ def _plain(minor: int, currency: str) -> str:
 def staff():
     search = request.args.get("q", "").strip()[:100]
     return render_template("portal/orders_staff.html", search=search,
-                           awaited=orders.awaited(db.session, search), overpaid=orders.overpaid(db.session),
-                           flagged=orders.flagged(db.session),
-                           confirmed=orders.recently_confirmed(db.session, search),
+                           awaited=orders.awaited(db.session(), search), overpaid=orders.overpaid(db.session()),
+                           flagged=orders.flagged(db.session()),
+                           confirmed=orders.recently_confirmed(db.session(), search),
                            methods=payments.statuses(), today=clock.now().date(), plain=_plain)
 
 
@@ -225,7 +229,7 @@ def _outcome_message(outcome: orders.Outcome) -> str:
                  excess=money(outcome.excess, order.currency))
     if order.overage_id is not None:
         return _("Order %(number)d is paid: invoiced.", number=order.id)
-    if order.pack.unlimited:
+    if order.ordered_pack.unlimited:
         return _("Order %(number)d is paid: its subscription period has started, and it is invoiced.", number=order.id)
     return _("Order %(number)d is paid: credited and invoiced.", number=order.id)
 
@@ -250,7 +254,7 @@ def cancel(order_id: int):
 
 def _refund_context(order: Order, form: RefundForm | None) -> dict | None:
     """The refund form of a paid order and what it would take back; None once all is credited."""
-    left = refunds.left_to_credit(db.session, order)
+    left = refunds.left_to_credit(db.session(), order)
     if not left:
         return None
     if form is None:
@@ -265,15 +269,15 @@ def _units(order: Order, typed: str) -> dict:
     """What the refund's units line says for the amount typed: the units it
     takes back (``unit`` None: the order granted none), or why that amount
     cannot be refunded."""
-    lot = refunds.lot_of(db.session, order)
+    lot = refunds.lot_of(db.session(), order)
     found = {"unit": lot.unit if lot is not None else None, "units": 0, "units_error": None}
     try:
         amount = orders.parse_amount(typed, order.currency)
-        refunds.check_amount(db.session, order, amount)
+        refunds.check_amount(db.session(), order, amount)
     except BillingError as error:
         found["units_error"] = _(error.message, **error.params)
         return found
-    found["units"] = refunds.revocable(db.session, order, amount, now=clock.now())
+    found["units"] = refunds.revocable(db.session(), order, amount, now=clock.now())
     return found
 
 
@@ -315,10 +319,10 @@ def _refund_message(order: Order, done: refunds.Refund) -> str:
     if done.duplicate:
         return _("This refund was already recorded (credit note %(number)s): nothing changed.", number=note.number)
     amount = money(note.gross, note.currency)
-    if not done.units:
+    lot = refunds.lot_of(db.session(), order)
+    if not done.units or lot is None:  # units are only taken back from a lot
         return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; no units taken back.",
                  number=order.id, amount=amount, note=note.number)
-    lot = refunds.lot_of(db.session, order)
     units = current_app.jinja_env.filters["quantity"](done.units, lot.unit)
     return _("Order %(number)d: %(amount)s refunded, credit note %(note)s issued; %(units)s taken back.",
              number=order.id, amount=amount, note=note.number, units=units)

@@ -46,7 +46,7 @@ def order_title_filter(order: Order) -> str:
 @bp.app_template_global()
 def overage_bill(overage: Overage) -> Order | None:
     """The order billing an approved overage, for the pages that link to it."""
-    return overage_billing.current_bill(db.session, overage.id)
+    return overage_billing.current_bill(db.session(), overage.id)
 
 
 @bp.app_template_global()
@@ -54,9 +54,8 @@ def overage_cost(overage: Overage | int) -> str | None:
     """The price of approving ``overage`` as the owner decides on it: gross,
     and net when VAT applies ("€13.00 incl. VAT (€10.83 excl. VAT)"), so the
     button and the bill say the same figure. None without an hourly rate."""
-    if isinstance(overage, int):
-        overage = db.session.get(Overage, overage)
-    found = overage_billing.price(db.session, overage) if overage is not None else None
+    found_overage = db.session.get(Overage, overage) if isinstance(overage, int) else overage
+    found = overage_billing.price(db.session(), found_overage) if found_overage is not None else None
     if found is None:
         return None
     if not found.vat:
@@ -96,12 +95,13 @@ def _approve(session, overage: Overage, *, by, now: datetime) -> None:
     iban = current_app.config["PROVIDER_IBAN"]
     overage_billing.approve(session, overage, by=by, now=now, methods=offered, iban=iban)
     order = overage_billing.current_bill(session, overage.id)
-    payment = None if order is None else session.scalar(
-        select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))
+    if order is None:
+        return
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id, Payment.status == "created"))
     if payment is None:
         return
     # A card bill: its Stripe session is opened now, so that the order page offers to pay.
-    provider = payments.get(payment.provider)
+    provider = payments.provider_of(payment)
     try:
         provider.prepare(order, payment)
         provider.execute(session, payment, now=now, return_url=url_for("orders.show", order_id=order.id,
@@ -112,7 +112,7 @@ def _approve(session, overage: Overage, *, by, now: datetime) -> None:
 
 
 def _approved(overage: Overage) -> str:
-    order = overage_billing.current_bill(db.session, overage.id)
+    order = overage_billing.current_bill(db.session(), overage.id)
     if order is None:
         return _("Approved: no hourly rate is set for this balance, so we will quote the time beyond it and "
                  "send you the bill.")

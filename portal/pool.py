@@ -68,8 +68,8 @@ def get_invitation(invitation_id: int) -> Invitation:
 
 def _page(form: InviteForm | None = None, status: int = 200):
     account = current_user.account
-    return render_template("portal/people.html", account=account, people=desk.pool(db.session, account),
-                           invitations=desk.invitations(db.session, account, now=clock.now()),
+    return render_template("portal/people.html", account=account, people=desk.pool(db.session(), account),
+                           invitations=desk.invitations(db.session(), account, now=clock.now()),
                            form=form or InviteForm(formdata=None), roles=ROLE_LABELS), status
 
 
@@ -89,7 +89,7 @@ def invite():
         return _page(form, INVALID)
     max_age = timedelta(hours=current_app.config["INVITATION_MAX_AGE_HOURS"])
     try:
-        invitation, token = desk.invite(db.session, current_user.account, current_user._get_current_object(),
+        invitation, token = desk.invite(db.session(), current_user.account, current_user._get_current_object(),
                                         form.email.data, form.role.data, now=clock.now(), max_age=max_age)
     except desk.DeskError as error:
         form.email.errors = [*form.email.errors, _(error.message, **error.params)]
@@ -107,7 +107,7 @@ def invite():
 @owner_required
 def revoke(invitation_id: int):
     invitation = get_invitation(invitation_id)
-    desk.revoke(db.session, invitation, by=current_user._get_current_object(), now=clock.now())
+    desk.revoke(db.session(), invitation, by=current_user._get_current_object(), now=clock.now())
     if invitation.accepted_at is not None:
         # Accepted while the owner's page was open: too late to withdraw.
         flash(_("%(email)s already accepted this invitation: remove them from the list if they should not be "
@@ -122,7 +122,8 @@ def revoke(invitation_id: int):
 def remove(user_id: int):
     user = get_member(user_id)
     try:
-        desk.remove_user(db.session, current_user.account, user, by=current_user._get_current_object(), now=clock.now())
+        desk.remove_user(db.session(), current_user.account, user, by=current_user._get_current_object(),
+                         now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
@@ -136,7 +137,7 @@ def remove(user_id: int):
 def accept(token: str):
     now = clock.now()
     try:
-        invitation = desk.invitation_for(db.session, token, now=now)
+        invitation = desk.invitation_for(db.session(), token, now=now)
     except desk.InvitationInvalid as error:
         messages = {
             "expired": _("This invitation has expired: ask for a new one."),
@@ -161,7 +162,7 @@ def accept(token: str):
         else form.validate_on_submit()
     if ready:
         try:
-            user = desk.accept(db.session, token, now=now, new_user=lambda inv: accounts.new_user(
+            user = desk.accept(db.session(), token, now=now, new_user=lambda inv: accounts.new_user(
                 inv.email, form.name.data, form.password.data, form.language.data
                 if form.language.data in LANGUAGES else "en"))
         except accounts.AccountError as error:
@@ -170,7 +171,7 @@ def accept(token: str):
             form.name.errors = [*form.name.errors, _(error.message, **error.params)]
         else:
             sessions.log_in(user)
-            flash(_("Welcome to %(account)s.", account=user.account.name), "success")
+            flash(_("Welcome to %(account)s.", account=user.client_account.name), "success")
             return redirect(url_for("portal.home"))
     status = INVALID if form.errors else 200
     return render_template("portal/invitation.html", invitation=invitation, form=form, other=False,

@@ -55,7 +55,7 @@ def show(account_id: int):
         return render_template("portal/statement.html", account=account, start=start, end=end,
                                problem=problem, report=None), 400
     try:
-        report = statement(db.session, account, start, end, now=now)
+        report = statement(db.session(), account, start, end, now=now)
     except StatementError as error:
         return render_template("portal/statement.html", account=account, start=start, end=end,
                                problem=str(error), report=None), 400

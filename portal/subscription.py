@@ -33,7 +33,7 @@ def _client():
 def _page(status: int = 200):
     account = _client()
     now = clock.now()
-    session = db.session
+    session = db.session()
     running = subscriptions.current(session, account.id, now=now)
     locale = str(get_locale())
     on_sale = list(session.scalars(select(Pack).where(Pack.unlimited, Pack.retired_at.is_(None),
@@ -64,11 +64,11 @@ def cancel():
     account = _client()
     if not current_user.is_owner:
         abort(403)
-    running = subscriptions.current(db.session, account.id, now=clock.now())
+    running = subscriptions.current(db.session(), account.id, now=clock.now())
     if running is None:
         abort(404)
     try:
-        done = orders.cancel_subscription(db.session, running, by=current_user._get_current_object(), now=clock.now(),
+        done = orders.cancel_subscription(db.session(), running, by=current_user._get_current_object(), now=clock.now(),
                                           reason=_("The subscription was cancelled."))
     except BillingError as error:
         flash(_(error.message, **error.params), "error")

@@ -133,8 +133,8 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     choices), the chosen policy and unit, and the subscription when it is
     the choice. A running subscription comes first: its tickets cost nothing."""
     account, user = current_user.account, current_user._get_current_object()
-    drawable = desk.drawable(db.session, account, user, now=now)
-    covering = subscriptions.covering(db.session, account.id, now=now)
+    drawable = desk.drawable(db.session(), account, user, now=now)
+    covering = subscriptions.covering(db.session(), account.id, now=now)
     policies = {p.id: p for p in db.session.scalars(
         select(Policy).where(Policy.id.in_({b.policy_id for b in drawable})))}
     locale = str(_current_locale())
@@ -154,6 +154,8 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     subscription = covering if match is None else None
     if subscription is None and match is None and drawable:
         match = drawable[0]
+    policy: Policy | None
+    unit: str | None
     if subscription is not None:
         policy, unit = subscription.pack.policy, subscription.pack.unit
         form.balance.data = SUBSCRIPTION
@@ -166,7 +168,7 @@ def _balances_for(form: TicketForm, now: datetime) -> tuple[list, Policy | None,
     form.kind.choices = [
         SelectChoice(k.slug, localized(k.name, locale) + ("" if k.billable else " · " + _("not charged")))
         for k in kinds]
-    if kinds and form.kind.data not in {k.slug for k in kinds}:
+    if policy is not None and kinds and form.kind.data not in {k.slug for k in kinds}:
         form.kind.data = policy.default_kind or kinds[0].slug
     return choices, policy, unit, subscription
 
@@ -199,7 +201,7 @@ def index():
     account_id = None if current_user.is_staff else current_user.account_id
     people = [] if current_user.is_staff else db.session.scalars(
         select(User).where(User.account_id == account_id).order_by(User.name)).all()
-    found = desk.tickets(db.session, account_id, status=status or None, opened_by_id=opened_by or None)
+    found = desk.tickets(db.session(), account_id, status=status or None, opened_by_id=opened_by or None)
     context = {"tickets": found, "status": status, "user": opened_by, "people": people, "statuses": TICKET_STATUSES}
     return page_or_fragment("portal/tickets.html", "portal/_ticket_list.html", **context)
 
@@ -218,7 +220,7 @@ def new():
     if form.validate_on_submit() and policy is not None:
         try:
             ticket = desk.open_ticket(
-                db.session, current_user.account, current_user._get_current_object(), form.subject.data,
+                db.session(), current_user.account, current_user._get_current_object(), form.subject.data,
                 form.description.data, now=now, policy=None if subscription else policy, unit=unit,
                 subscription=subscription, kind=form.kind.data or None,
                 criticality=form.criticality.data, files=_uploads(), rules=_rules())
@@ -244,13 +246,13 @@ def _limits() -> dict:
 def _ticket_page(ticket: Ticket, reply: ReplyForm | None = None, rating: RatingForm | None = None,
                  status: int = 200):
     staff = current_user.is_staff
-    messages = desk.thread(db.session, ticket, internal=staff)
+    messages = desk.thread(db.session(), ticket, internal=staff)
     rating_form = rating or RatingForm(formdata=None, rating=str(ticket.rating) if ticket.rating else None,
                                        comment=ticket.rating_comment)
     return render_template(
         "portal/ticket.html", ticket=ticket, messages=messages, charge=desk.cost(ticket),
         explanation=explanation(ticket), taken=desk.tickets_taken_note(ticket),
-        entries=desk.time_entries(db.session, ticket) if staff else [],
+        entries=desk.time_entries(db.session(), ticket) if staff else [],
         reply=reply or ReplyForm(formdata=None), rating=rating_form, limits=_limits(),
         # The owners answer an overage where its mail sends them: here.
         answers_overages=not staff and current_user.is_owner,
@@ -268,7 +270,7 @@ def reply(ticket_id: int):
     form = ReplyForm()
     if form.validate_on_submit():
         try:
-            desk.post_message(db.session, ticket, current_user._get_current_object(), form.body.data, now=clock.now(),
+            desk.post_message(db.session(), ticket, current_user._get_current_object(), form.body.data, now=clock.now(),
                               internal=current_user.is_staff and request.form.get("internal") == "1",
                               files=_uploads(), rules=_rules())
         except desk.DeskError as error:
@@ -286,7 +288,7 @@ def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
     status = request.form.get("status", "")
     try:
-        desk.set_status(db.session, ticket, status, by=current_user._get_current_object(), now=clock.now())
+        desk.set_status(db.session(), ticket, status, by=current_user._get_current_object(), now=clock.now())
     except desk.DeskError as error:
         flash(_(error.message, **error.params), "error")
     except ledger.NotAllowed:
@@ -302,7 +304,7 @@ def rate(ticket_id: int):
     form = RatingForm()
     if form.validate_on_submit():
         try:
-            desk.rate(db.session, ticket, current_user._get_current_object(), int(form.rating.data),
+            desk.rate(db.session(), ticket, current_user._get_current_object(), int(form.rating.data),
                       form.comment.data or "", now=clock.now())
         except desk.DeskError as error:
             form.rating.errors = [*form.rating.errors, _(error.message, **error.params)]

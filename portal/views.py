@@ -107,7 +107,7 @@ def dashboard(account: Account, user, now: datetime) -> dict:
     soon, the low-balance warnings, the requests awaiting an answer and the
     recent consumption. A balance used up (or owing, or asked beyond) stays,
     at 0 or below: that is when its warning matters most."""
-    session = db.session
+    session = db.session()
     lots = desk.lots_of(session, account, now=now)
     mine = {(b.policy_id, b.unit): b.units for b in ledger.balances(session, account.id, now=now, user_id=user.id)}
     keys, requests = _known(session, account.id)
@@ -150,7 +150,7 @@ def home():
     account = current_user.account
     now = clock.now()
     country = get_locale().territories.get(account.country, account.country)
-    recent_tickets = desk.tickets(db.session, account.id, limit=5)
+    recent_tickets = desk.tickets(db.session(), account.id, limit=5)
     response = Response(render_template(
         "portal/home.html", country=country, tickets=recent_tickets, tag=balance_tag(account.id, now),
         poll_seconds=current_app.config["BALANCE_POLL_SECONDS"], **dashboard(account, current_user, now)))
@@ -228,15 +228,15 @@ def buy():
         .where(Lot.account_id == current_user.account_id)
     ))
     sections = [(packs[0].catalogue, packs) for packs in
-                (list(group) for _id, group in groupby(active_packs(db.session), lambda p: p.catalogue_id))]
+                (list(group) for _id, group in groupby(active_packs(db.session()), lambda p: p.catalogue_id))]
     sections.sort(key=lambda section: section[0].id not in held)
-    taken = orders.trials_taken(db.session, current_user.account_id, current_user.email)
+    taken = orders.trials_taken(db.session(), current_user.account_id, current_user.email)
     # What each pack would give this buyer: an offer in their language, and
     # whether it would be their first purchase on its balance (a registration
     # pack expires, later top-ups may not).
     locale = str(get_locale())
     offers = {pack.id: offer(pack, locale) for _catalogue, packs in sections for pack in packs}
-    first = {pack.id: orders.is_first_purchase(db.session, current_user.account, pack)
+    first = {pack.id: orders.is_first_purchase(db.session(), current_user.account, pack)
              for _catalogue, packs in sections for pack in packs if pack.registration_first}
     return render_template("portal/buy.html", sections=sections, held=held, taken=taken, offers=offers,
                            first=first)
@@ -267,7 +267,7 @@ def save_invoicing():
     if not form.validate_on_submit():
         return _invoicing_page(form, INVALID)
     try:
-        billing_accounts.set_invoicing_details(db.session, current_user.account, address=form.address.data,
+        billing_accounts.set_invoicing_details(db.session(), current_user.account, address=form.address.data,
                                                vat_id=form.vat_id.data)
     except billing_accounts.InvoicingError as error:
         form[error.field].errors = [*form[error.field].errors, _(error.message, **error.params)]

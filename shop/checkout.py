@@ -19,7 +19,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import NotFound
 from wtforms import HiddenField, RadioField, StringField
 
 from billing import clock
@@ -30,6 +29,7 @@ from billing.errors import N_, BillingError
 from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments
+from common.errors import MissingHere
 from common.extensions import db, htmx, login_manager
 from common.fragments import page_or_fragment
 from common.identity import accounts, sessions
@@ -55,11 +55,9 @@ class CheckoutForm(FlaskForm):
 
 
 def _pack_or_404(slug: str) -> Pack:
-    pack = active_pack(db.session, slug)
+    pack = active_pack(db.session(), slug)
     if pack is None:
-        error = NotFound()
-        error.description_for_user = _("There is no pack on sale at this address. Choose one from the catalogue.")
-        raise error
+        raise MissingHere(_("There is no pack on sale at this address. Choose one from the catalogue."))
     return pack
 
 
@@ -97,8 +95,8 @@ def _subscription_refused(pack: Pack, account) -> str | None:
     after cancelling), shown before any form is filled in."""
     if not pack.unlimited or account is None:
         return None
-    refused = subscriptions.refusal(db.session, account, pack, now=clock.now())
-    return _translated(orders.OrderError(refused[0], **refused[1])) if refused else None
+    refused = subscriptions.refusal(db.session(), account, pack, now=clock.now())
+    return _translated(orders.OrderError(refused[0], None, **refused[1])) if refused else None
 
 
 def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: int, status: int = 200,
@@ -117,7 +115,7 @@ def _page(pack: Pack, form: CheckoutForm, signup: SignupForm | None, quantity: i
         "quantity": quantity,
         "price": price,
         "providers": providers,
-        "registration_pack": pack.registration_first and orders.is_first_purchase(db.session, account, pack),
+        "registration_pack": pack.registration_first and orders.is_first_purchase(db.session(), account, pack),
         "allows_quantity": orders.allows_quantity(pack),
         "refused": _subscription_refused(pack, account),
     }
@@ -185,7 +183,7 @@ def order(slug: str):
         signup.country.data)
     try:
         buyer, placed, payment = ordering.order(
-            db.session, pack, buyer=current_user._get_current_object() if signup is None else None,
+            db.session(), pack, buyer=current_user._get_current_object() if signup is None else None,
             new_account=new_account,
             invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
             quantity=quantity, method=form.method.data, methods=tuple(offered), now=clock.now(),
@@ -206,9 +204,9 @@ def order(slug: str):
         # This form placed the order already: its page says where it stands.
         return redirect(url_for("orders.show", order_id=placed.id))
     try:
-        provider = payments.get(payment.provider)
+        provider = payments.provider_of(payment)
         provider.prepare(placed, payment)
-        target = provider.execute(db.session, payment, now=clock.now(),
+        target = provider.execute(db.session(), payment, now=clock.now(),
                                   return_url=url_for("orders.show", order_id=placed.id, _external=True))
     except payments.PaymentError as error:
         flash(str(error), "error")
@@ -232,7 +230,7 @@ def _trial_taken(pack):
     """When this account or this address took ``pack``'s trial, if it did."""
     if not current_user.is_authenticated or current_user.is_staff:
         return None
-    return orders.trials_taken(db.session, current_user.account_id, current_user.email).get(pack.catalogue_id)
+    return orders.trials_taken(db.session(), current_user.account_id, current_user.email).get(pack.catalogue_id)
 
 
 @bp.post("/<slug>/trial")
@@ -243,7 +241,7 @@ def trial(slug: str):
     if current_user.is_staff:
         abort(403)
     try:
-        started = orders.start_trial(db.session, current_user.account, pack, by=current_user._get_current_object(),
+        started = orders.start_trial(db.session(), current_user.account, pack, by=current_user._get_current_object(),
                                      now=clock.now())
     except orders.OrderError as error:
         status = 409 if isinstance(error, orders.TrialTaken) else INVALID

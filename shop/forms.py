@@ -48,7 +48,7 @@ class EstimateForm(Form):
         self.kind.choices = [(kind.slug, localized(kind.name, locale)) for kind in kinds]
         slugs = [kind.slug for kind in kinds]
         pack_changed = bool(self.shown.data) and self.shown.data != self.pack.data
-        if not kinds:
+        if chosen is None or not kinds:
             self.kind.data = None
         elif not self.kind.data or (pack_changed and self.kind.data not in slugs):
             default = chosen.policy.default_kind

@@ -51,7 +51,9 @@ def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewA
                       method=method, methods=methods, now=now, iban=iban, expected_total=expected_total, key=key)
     except IntegrityError:
         # The same form sent at the same moment placed it first.
-        placed = orders.placed_under(session, buyer.account, key) if buyer is not None else None
+        if buyer is None:
+            raise
+        placed = orders.placed_under(session, buyer.client_account, key)
         if placed is None:
             raise
         return buyer, *placed
@@ -66,9 +68,9 @@ def _order(session: Session, pack: Pack, *, buyer: User | None, new_account: New
             buyer = accounts.register(session, new_account.organisation, new_account.name, new_account.email,
                                       new_account.password, new_account.language, new_account.country)
         if invoicing is not None:
-            billing_accounts.set_invoicing_details(session, buyer.account, address=invoicing.address,
+            billing_accounts.set_invoicing_details(session, buyer.client_account, address=invoicing.address,
                                                    vat_id=invoicing.vat_id)
-        placed, payment = orders.place_order(session, buyer.account, pack, quantity=quantity, method=method,
+        placed, payment = orders.place_order(session, buyer.client_account, pack, quantity=quantity, method=method,
                                              methods=methods, by=buyer, now=now, iban=iban,
                                              expected_total=expected_total, key=key)
     return buyer, placed, payment

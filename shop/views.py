@@ -21,8 +21,8 @@ bp = Blueprint("shop", __name__)
 def _sections(packs: list[Pack], locale: str) -> list[tuple[Catalogue, list[tuple[str, list[Offer]]]]]:
     """Offers by catalogue, then by kind of pack, in the order active_packs sorts them."""
     sections = []
-    for _catalogue_id, of_catalogue in groupby(packs, lambda pack: pack.catalogue_id):
-        of_catalogue = list(of_catalogue)
+    for _catalogue_id, group in groupby(packs, lambda pack: pack.catalogue_id):
+        of_catalogue = list(group)
         groups = [(kind, [offer(pack, locale) for pack in of_kind])
                   for kind, of_kind in groupby(of_catalogue, lambda pack: pack.kind)]
         sections.append((of_catalogue[0].catalogue, groups))
@@ -31,12 +31,12 @@ def _sections(packs: list[Pack], locale: str) -> list[tuple[Catalogue, list[tupl
 
 @bp.get("/")
 def catalogue():
-    return render_template("shop/catalogue.html", sections=_sections(active_packs(db.session), current_locale()))
+    return render_template("shop/catalogue.html", sections=_sections(active_packs(db.session()), current_locale()))
 
 
 @bp.get("/packs/<slug>")
 def pack(slug: str):
-    found = active_pack(db.session, slug)
+    found = active_pack(db.session(), slug)
     if found is None:
         abort(404)
     locale = current_locale()
@@ -52,7 +52,7 @@ def estimate():
     differ); typing minutes or choosing a kind only re-renders the result.
     """
     locale = current_locale()
-    form = EstimateForm(request.args, active_packs(db.session), locale)
+    form = EstimateForm(request.args, active_packs(db.session()), locale)
     if request.args:
         form.validate()
     charge = form.charge()

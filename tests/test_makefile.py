@@ -58,3 +58,44 @@ def test_install_bootstraps_uv_on_an_externally_managed_python(tmp_path):
     assert "--break-system-packages" in pip_calls[2]
     assert calls[-1] == "user-base uv sync --frozen --compile-bytecode"
     assert (venv / ".installed").exists()
+
+
+def _tool(path: Path, name: str) -> None:
+    """A stand-in for ``name`` that logs its call and fails when FAIL names it."""
+    path.write_text(f'#!/bin/bash\necho "{name} $*" >> "$LOG"\n[ "$FAIL" != "{name}" ]\n')
+    path.chmod(0o755)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize("fail, code", [("", 0), ("ruff", 2), ("mypy", 2)])
+def test_lint_runs_ruff_and_mypy_and_fails_with_either(tmp_path, fail, code):
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("ruff", "mypy"):
+        _tool(bin_dir / name, name)
+    (tmp_path / "venv" / ".installed").touch()  # newer than pyproject.toml and uv.lock: no install
+    log = tmp_path / "log"
+    result = subprocess.run(
+        ["make", "--no-print-directory", f"VENV={tmp_path / 'venv'}", "lint"], cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "LOG": str(log), "FAIL": fail}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    # Both run whichever fails, so one run shows every finding.
+    assert log.read_text().splitlines() == ["ruff check .", "mypy "]
+
+
+@pytest.mark.parametrize("fail, calls, code", [("", ["lint", "test"], 0), ("lint", ["lint"], 2),
+                                               ("test", ["lint", "test"], 2)])
+def test_ci_lints_before_the_suite_and_fails_with_either(tmp_path, fail, calls, code):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    make = bin_dir / "make"
+    make.write_text('#!/bin/bash\necho "$CI $*" >> "$LOG"\n[ "$FAIL" != "$*" ] || exit 2\n')
+    make.chmod(0o755)
+    log = tmp_path / "log"
+    result = subprocess.run(
+        [str(ROOT / ".ci" / "run")], env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "LOG": str(log),
+                                          "FAIL": fail}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    assert log.read_text().splitlines() == [f"true {call}" for call in calls]

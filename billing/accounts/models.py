@@ -67,6 +67,13 @@ class User(Base):
     account: Mapped[Account | None] = relationship(back_populates="users")
 
     @property
+    def client_account(self) -> Account:
+        """The account of a client (constraint user_has_account: only staff have none)."""
+        if self.account is None:
+            raise ValueError(f"user {self.id} is staff: no client account")
+        return self.account
+
+    @property
     def is_owner(self) -> bool:
         return self.role == "owner" and self.removed_at is None
 
@@ -82,8 +89,10 @@ class User(Base):
     # The login this object was loaded or logged in for: a random token that
     # Flask-Login keeps as "the user id" in the session and the remember-me
     # cookie, so that ending the login on the server ends both
-    # (common.identity.sessions).
-    login_token = None
+    # (common.identity.sessions). Not a column: __allow_unmapped__ lets the
+    # ORM leave this plain annotation alone.
+    __allow_unmapped__ = True
+    login_token: str | None = None
 
     def get_id(self) -> str:
         if self.login_token is None:

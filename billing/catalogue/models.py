@@ -13,7 +13,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing.ledger.rules import KindRule, PolicyRule
+from billing.ledger.rules import KindRule, PolicyRule, as_unit
 from billing.models import Base, Translated
 
 
@@ -73,7 +73,7 @@ class Policy(Base):
 
     def rule(self) -> PolicyRule:
         return PolicyRule(
-            unit=self.unit,  # type: ignore[arg-type]
+            unit=as_unit(self.unit),
             unit_minutes=self.unit_minutes,
             step=self.step,
             kinds={k.slug: k.rule() for k in self.kinds},

@@ -24,9 +24,9 @@ from billing import clock
 from billing.catalogue import pricing
 from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import BillingError
-from billing.text import french_spacing
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
 from billing.models import Base, localized
+from billing.text import french_spacing
 from billing.transaction import atomic
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -84,7 +84,7 @@ def _choice(options: tuple[str, ...]) -> Check:
     def check(value: Any) -> str:
         if value not in options:
             raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
-        return value
+        return str(value)
 
     return check
 
@@ -218,7 +218,7 @@ class PolicySpec:
 
     @property
     def slug(self) -> str:
-        return self.values["slug"]
+        return str(self.values["slug"])
 
     def rule(self) -> PolicyRule:
         # Through transient rows, so that the file and the database share one conversion.
@@ -433,7 +433,7 @@ def _sync_packs(
         _remove_pack(session, pack, report)
 
 
-def _in_use(session: Session, row: Base, *, besides: tuple[type[Base], ...] = ()) -> bool:
+def _in_use(session: Session, row: Pack | Policy, *, besides: tuple[type[Base], ...] = ()) -> bool:
     """Whether any row of another table points at ``row``: orders, lots,
     tickets, and whatever later tables refer to it, without listing them here."""
     target = row.__table__
@@ -442,7 +442,7 @@ def _in_use(session: Session, row: Base, *, besides: tuple[type[Base], ...] = ()
         if table in skipped:
             continue
         for key in table.foreign_keys:
-            if key.column.table is target and session.scalar(select(exists().where(key.parent == row.id))):
+            if key.column.table is target and session.scalar(exists().where(key.parent == row.id).select()):
                 return True
     return False
 
@@ -476,7 +476,7 @@ def _drop_unused_policies(session: Session, catalogue: Catalogue, preset: Preset
 KIND_ORDER = case({kind: position for position, kind in enumerate(PACK_KINDS)}, value=Pack.kind)
 
 
-def _on_sale() -> Select[tuple[Pack]]:
+def _on_sale() -> Select[Pack]:
     """Packs not retired, with the catalogue and the policy (and its kinds) loaded."""
     return (
         select(Pack)

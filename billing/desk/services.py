@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import nh3
 from sqlalchemy import case, func, select
@@ -110,9 +111,10 @@ def _check_sees(user: User, ticket: Ticket) -> None:
 
 
 def _check_staff(user: User | None) -> User:
-    if not _active(user).is_staff:
+    active = _active(user)
+    if not active.is_staff:
         raise NotAllowed("only staff do this")
-    return user  # type: ignore[return-value]
+    return active
 
 
 def _check_owner(user: User | None, account: Account) -> User:
@@ -230,7 +232,7 @@ class AttachmentRules:
     quota: int | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> AttachmentRules:
+    def from_settings(cls, settings: Mapping[str, Any]) -> AttachmentRules:
         return cls(folder=Path(settings["ATTACHMENT_FOLDER"]), max_bytes=settings["ATTACHMENT_MAX_BYTES"],
                    types=frozenset(settings["ATTACHMENT_TYPES"]), max_files=settings["ATTACHMENT_MAX_FILES"],
                    quota=settings.get("ATTACHMENT_QUOTA_BYTES"))
@@ -412,8 +414,8 @@ def _attach(session: Session, message: TicketMessage, files: Sequence[Upload], r
     checked = [(upload, check_upload(upload, rules)) for upload in files]
     if rules.quota is not None:
         account_id = session.scalar(select(Ticket.account_id).where(Ticket.id == message.ticket_id))
-        stored = session.scalar(select(func.coalesce(func.sum(Attachment.size), 0)).join(
-            Ticket, Ticket.id == Attachment.ticket_id).where(Ticket.account_id == account_id))
+        stored = session.execute(select(func.coalesce(func.sum(Attachment.size), 0)).join(
+            Ticket, Ticket.id == Attachment.ticket_id).where(Ticket.account_id == account_id)).scalar_one()
         if stored + sum(len(upload.content) for upload in files) > rules.quota:
             raise DeskError(N_("These files would take your account beyond its storage of %(max)d MB "
                                "(%(used)d MB used). Send smaller files, or ask us to remove old ones."), "files",
@@ -422,13 +424,13 @@ def _attach(session: Session, message: TicketMessage, files: Sequence[Upload], r
     saved: list[Path] = []
     try:
         for upload, content_type in checked:
-            stored = secrets.token_hex(16)
-            path = rules.folder / stored
+            stored_name = secrets.token_hex(16)
+            path = rules.folder / stored_name
             write_private(path, upload.content)
             saved.append(path)
             session.add(Attachment(message=message, ticket_id=message.ticket_id,
                                    original_name=file_name(upload.filename),
-                                   content_type=content_type, size=len(upload.content), stored_name=stored,
+                                   content_type=content_type, size=len(upload.content), stored_name=stored_name,
                                    created_at=now))
         session.flush()
     except BaseException:
@@ -671,10 +673,10 @@ def _log_time(session: Session, ticket: Ticket, staff: User, minutes: int, billa
         session.add(entry)
         session.flush()
         if billable:
-            total = session.scalar(
+            total = session.execute(
                 select(func.coalesce(func.sum(TimeEntry.minutes), 0))
                 .where(TimeEntry.ticket_id == current.id, TimeEntry.billable.is_(True))
-            )
+            ).scalar_one()
             entry.operation = ledger.charge_ticket_to(session, current, int(total), by=staff, key=f"time:{key}",
                                                       now=now)
             overage_bills.follow_correction(session, entry.operation, now)
@@ -814,8 +816,8 @@ def remove_user(session: Session, account: Account, user: User, *, by: User, now
     if user.removed_at is not None:
         return user
     if user.is_owner:
-        owners = session.scalar(select(func.count()).where(
-            User.account_id == account.id, User.role == "owner", User.removed_at.is_(None)))
+        owners = session.execute(select(func.count()).where(
+            User.account_id == account.id, User.role == "owner", User.removed_at.is_(None))).scalar_one()
         if owners <= 1:
             raise DeskError(N_("The account needs at least one owner: make someone else owner first."), "user")
     with atomic(session):

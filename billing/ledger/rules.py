@@ -25,6 +25,14 @@ class RuleError(BillingError):
     """Input the rule cannot price: the message is meant for the user."""
 
 
+def as_unit(value: str) -> Unit:
+    """A unit read from storage (constraint policy_unit) as the Unit it is."""
+    for unit in UNITS:
+        if value == unit:
+            return unit
+    raise ValueError(f"unknown unit {value!r}")
+
+
 @dataclass(frozen=True)
 class KindRule:
     """How one request kind is charged under a policy."""

@@ -133,6 +133,11 @@ def balances(session: Session, account_id: int, *, now: datetime, user_id: int |
         .group_by(Ticket.policy_id, Ticket.unit)
     )
     found: dict[tuple[int, str], Balance] = {}
+    policy_id: int
+    unit: str
+    held: int
+    debt: int
+    next_expiry: datetime | None
     for policy_id, unit, held, debt, next_expiry in session.execute(union_all(in_lots, owed)):
         expiries = [next_expiry] if next_expiry is not None else []
         previous = found.get((policy_id, unit))
@@ -202,7 +207,10 @@ def lock_accounts(session: Session, account_ids: Iterable[int]) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         # in_transaction is only true once a write started: the lock is held already.
-        if not connection.connection.dbapi_connection.in_transaction:
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is None:
+            raise RuntimeError("the session's connection is closed")
+        if not dbapi.in_transaction:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         return
     ids = sorted(set(account_ids))
@@ -259,6 +267,20 @@ def _write(
         return done
 
 
+def _session_of(op: Operation) -> Session:
+    session = object_session(op)
+    if session is None:
+        raise RuntimeError(f"operation {op.key} belongs to no session")
+    return session
+
+
+def _expiry(lot: Lot) -> datetime:
+    """When a lapsed lot expired (it was found by its expiry date)."""
+    if lot.expires_at is None:
+        raise ValueError(f"lot {lot.id} never expires")
+    return lot.expires_at
+
+
 def _post(op: Operation, lot: Lot, kind: str, quantity: int, at: datetime, ticket: Ticket | None = None) -> Entry:
     """Write one entry and move the lot's cached remaining with it: the only
     place either happens, so the two cannot disagree (invariant 1)."""
@@ -272,7 +294,7 @@ def _post(op: Operation, lot: Lot, kind: str, quantity: int, at: datetime, ticke
         effective_at=at,
         idempotency_key=f"{op.key}:{len(op.entries) + 1}",
     )
-    object_session(op).add(entry)
+    _session_of(op).add(entry)
     lot.remaining += quantity
     return entry
 
@@ -400,7 +422,7 @@ def _roll_over(session: Session, op: Operation, new: Lot, now: datetime) -> Lot 
         return None
     for lot in lapsed:
         if lot.remaining:
-            _post(op, lot, "expire", -lot.remaining, lot.expires_at)
+            _post(op, lot, "expire", -lot.remaining, _expiry(lot))
     expired = dict(session.execute(
         select(Entry.lot_id, -func.sum(Entry.quantity))
         .where(Entry.lot_id.in_([lot.id for lot in lapsed]), Entry.kind == "expire")
@@ -549,7 +571,7 @@ def _change(op: Operation, overage: Overage, now: datetime, *, units: int = 0, s
         return
     overage.units += units
     overage.settled += settled
-    object_session(op).add(OverageChange(overage=overage, operation=op, status=overage.status, units=units,
+    _session_of(op).add(OverageChange(overage=overage, operation=op, status=overage.status, units=units,
                                          settled=settled, created_at=now))
 
 
@@ -765,7 +787,7 @@ def expire(session: Session, *, key: str, now: datetime, account_id: int | None 
             if lot.remaining > 0:
                 balance_of = (lot.account_id, lot.policy_id, lot.unit)
                 gone[balance_of] = gone.get(balance_of, 0) + lot.remaining
-                _post(op, lot, "expire", -lot.remaining, lot.expires_at)
+                _post(op, lot, "expire", -lot.remaining, _expiry(lot))
         # Time took these units, not a charge: a balance it took below its
         # threshold is warned about here, once, as a charge would be.
         for (account_id, policy_id, unit), lost in gone.items():

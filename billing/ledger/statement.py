@@ -37,10 +37,11 @@ at the hourly rate) or declined (not charged).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import and_, func, or_, select
@@ -212,6 +213,8 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         part = section(lot.policy_id, lot.unit)
         part.opening -= quantity
         if kind == "consume":
+            if ticket_id is None:
+                raise ValueError(f"lot {lot_id}: a consume entry without a ticket (constraint entry_consume_ticket)")
             used[((lot.policy_id, lot.unit), ticket_id)] += -quantity
             last_used[((lot.policy_id, lot.unit), ticket_id)] = at
             continue
@@ -259,10 +262,10 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
     return Statement(account.id, account.name, start, end, ordered)
 
 
-def _debts(changes: list, since: datetime, section: Callable[[int, str], Section]) -> None:
+def _debts(changes: Sequence[Any], since: datetime, section: Callable[[int, str], Section]) -> None:
     """What was owed at the start and at the end of the period, from the
     debts' changes until its end, and those in it as movements."""
-    lines: dict[tuple, list] = {}
+    lines: dict[tuple[str, int | str, int | None], list[Any]] = {}
     for change in changes:
         part = section(change.policy_id, change.unit)
         owed = change.units - change.settled
@@ -282,7 +285,8 @@ def _debts(changes: list, since: datetime, section: Callable[[int, str], Section
         movements.append(Movement(first.created_at, kind, units, None, ticket_id, first.subject))
 
 
-def _requests(overages: list, since: datetime, until: datetime, section: Callable[[int, str], Section]) -> None:
+def _requests(overages: Sequence[Any], since: datetime, until: datetime,
+              section: Callable[[int, str], Section]) -> None:
     """Overage requests asked in the period and not answered by its end, and
     those answered in it."""
     for overage in overages:

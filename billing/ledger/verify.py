@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, case, func, inspect, select
 from sqlalchemy.orm import Session
@@ -16,6 +17,8 @@ from billing.catalogue.models import Policy
 from billing.desk.models import Ticket
 from billing.ledger.models import Entry, Lot, Operation, Overage, OverageChange
 from billing.ledger.rules import RuleError, units
+
+Row = TypeVarTuple("Row")
 
 SETTLED_STATUSES = ("purchased", "paid", "withdrawn")
 
@@ -44,7 +47,7 @@ def verify(session: Session, account_id: int | None = None) -> Report:
     return report
 
 
-def _of(query: Select, model: type, account_id: int | None) -> Select:
+def _of(query: Select[*Row], model: type[Any], account_id: int | None) -> Select[*Row]:
     return query if account_id is None else query.where(model.account_id == account_id)
 
 
@@ -145,7 +148,7 @@ class _Lot:
     held: int = 0
 
     @property
-    def order(self) -> tuple:
+    def order(self) -> tuple[bool, datetime, datetime, int]:
         return (self.expires_at is None, self.expires_at or self.created_at, self.created_at, self.id)
 
     def usable_at(self, moment: datetime) -> bool:
@@ -173,8 +176,8 @@ def _consumption_in_order_and_never_after_expiry(session: Session, report: Repor
         .order_by(Entry.id), Entry, account_id
     )).all()
 
-    def check(draws: list) -> None:
-        by_ticket: dict[int | None, list] = defaultdict(list)
+    def check(draws: list[Any]) -> None:
+        by_ticket: dict[int | None, list[Any]] = defaultdict(list)
         for entry in draws:
             by_ticket[entry.ticket_id].append(entry)
         for ticket_id, drawn in by_ticket.items():
@@ -190,7 +193,7 @@ def _consumption_in_order_and_never_after_expiry(session: Session, report: Repor
                         f"which comes first, held {lot.held}"
                     )
 
-    draws: list = []
+    draws: list[Any] = []
     operation = None
     for entry in entries:
         if entry.operation_id != operation:

@@ -141,7 +141,7 @@ def warn_expiring(session: Session, *, now: datetime, days: int) -> int:
         for lot in lots:
             if lot.id not in new:
                 continue
-            people = ([session.get(User, lot.owner_id)] if lot.owner_id is not None
+            people = ([session.get_one(User, lot.owner_id)] if lot.owner_id is not None
                       else outbox.members(session, lot.account_id))
             outbox.enqueue(session, "expiring", f"expiring:{lot.id}", people, now=now, account_id=lot.account_id,
                            payload={"lot_id": lot.id, "unit": lot.unit, "units": lot.remaining,

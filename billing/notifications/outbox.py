@@ -19,8 +19,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, and_, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ColumnElement,
+    CursorResult,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -89,7 +104,7 @@ class OutboxMessage(Base):
     language: Mapped[str] = mapped_column(String(5))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
     # The ids and figures the message is written from, as they were at the event.
-    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -187,7 +202,7 @@ def enqueue(
     recipients: Sequence[User],
     *,
     now: datetime,
-    payload: dict | None = None,
+    payload: dict[str, Any] | None = None,
     account_id: int | None = None,
     always: Iterable[int] = (),
 ) -> list[str]:
@@ -203,7 +218,11 @@ def enqueue(
     now = utc(now)
     always = set(always)
     seen: set[int] = set()
-    chosen = [u for u in recipients if not (u.id in seen or seen.add(u.id))]
+    chosen: list[User] = []
+    for user in recipients:
+        if user.id not in seen:
+            seen.add(user.id)
+            chosen.append(user)
     off = switched_off(session, [u.id for u in chosen]) if kind not in ESSENTIAL else set()
     rows = [
         dict(key=f"{event_key}:{kind}:{user.id}", kind=kind, user_id=user.id, email=user.email,
@@ -215,7 +234,7 @@ def enqueue(
 
 
 def enqueue_address(session: Session, kind: str, event_key: str, email: str, language: str, *, now: datetime,
-                    payload: dict | None = None, account_id: int | None = None) -> list[str]:
+                    payload: dict[str, Any] | None = None, account_id: int | None = None) -> list[str]:
     """Queue a message for an address that has no user yet (an invitation)."""
     if kind not in ESSENTIAL:
         raise ValueError(f"only an essential message goes to a bare address, not {kind!r}")
@@ -226,7 +245,7 @@ def enqueue_address(session: Session, kind: str, event_key: str, email: str, lan
         last_error="", created_at=now)])
 
 
-def _insert(session: Session, rows: list[dict]) -> list[str]:
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
@@ -258,7 +277,7 @@ def staff(session: Session) -> list[User]:
 
 # --- Delivering -------------------------------------------------------------
 
-def _due(now: datetime):
+def _due(now: datetime) -> ColumnElement[bool]:
     return and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
                 or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
 
@@ -283,15 +302,15 @@ def claim(session: Session, message_id: int, *, now: datetime) -> OutboxMessage 
     it is no longer due). The compare-and-set and the commit make the claim
     visible to every other worker before anything is sent."""
     now = utc(now)
-    claimed = session.execute(
+    claimed = cast(CursorResult[Any], session.execute(
         update(OutboxMessage).where(OutboxMessage.id == message_id, _due(now))
         .values(claimed_until=now + LEASE, attempts=OutboxMessage.attempts + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     session.commit()
     if claimed != 1:
         return None
-    return session.get(OutboxMessage, message_id, populate_existing=True)
+    return session.get_one(OutboxMessage, message_id, populate_existing=True)
 
 
 def sent(session: Session, message: OutboxMessage, *, now: datetime, scrub: Sequence[str] = ()) -> None:
@@ -325,7 +344,7 @@ def resend(session: Session, message: OutboxMessage, *, by: User, now: datetime)
         raise OutboxError("only staff send a message again")
     now = utc(now)
     with atomic(session):
-        current = session.get(OutboxMessage, message.id, populate_existing=True, with_for_update=True)
+        current = session.get_one(OutboxMessage, message.id, populate_existing=True, with_for_update=True)
         if current.claimed_until is not None and current.claimed_until > now:
             raise OutboxError("this message is being sent right now")
         if current.status == "sent" and current.kind == "invitation":

@@ -98,6 +98,21 @@ class Order(Base):
     account: Mapped[Account] = relationship()
     placed_by: Mapped[User | None] = relationship()
 
+    @property
+    def ordered_pack(self) -> Pack:
+        """The pack ordered, for an order that is not an overage's bill
+        (constraint order_item: an order has a pack or an overage, never both)."""
+        if self.pack is None:
+            raise ValueError(f"order {self.id} bills overage {self.overage_id}: it has no pack")
+        return self.pack
+
+    @property
+    def billed_overage(self) -> Overage:
+        """The overage an overage's bill is for (see ``ordered_pack``)."""
+        if self.overage is None:
+            raise ValueError(f"order {self.id} is for pack {self.pack_id}: it bills no overage")
+        return self.overage
+
 
 PAYMENT_STATUSES = ("created", "pending", "confirmed", "failed", "cancelled")
 ORDER_EVENTS = ("placed", "payment", "paid", "overpaid", "reminded", "cancelled", "credit_note")

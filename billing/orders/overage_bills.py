@@ -20,6 +20,7 @@ they are written in the order's language (billing.orders.wording).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -56,13 +57,14 @@ def bill(session: Session, overage: Overage, *, by: User, now: datetime, methods
     transaction (which holds the account's lock); None when it has no price.
     ``methods`` are those the shop offers, ``iban`` the provider's (for the
     reference's kind)."""
-    if overage.price is None or overage.outstanding == 0:
-        return None
+    currency = overage.currency
+    if overage.price is None or currency is None or overage.outstanding == 0:
+        return None  # a price has its currency (constraint overage_price)
     placed = current_bill(session, overage.id)
     if placed is not None:
         return placed
     return _place(session, overage, placed_by=by, method=_method(session, overage.account_id, methods),
-                  reference=lambda order_id: references.order_reference(order_id, overage.currency, iban),
+                  reference=lambda order_id: references.order_reference(order_id, currency, iban),
                   by=by, now=now)
 
 
@@ -103,7 +105,7 @@ def bill_by_transfer(session: Session, overage: Overage, *, by: User, now: datet
     now = utc(now)
     with atomic(session):
         ledger.lock_accounts(session, [overage.account_id])
-        current = session.get(Overage, overage.id, populate_existing=True)
+        current = session.get_one(Overage, overage.id, populate_existing=True)
         if current.status != "approved":
             return None
         return bill(session, current, by=by, now=now, methods=("transfer",), iban=iban)
@@ -163,9 +165,11 @@ def _credit(session: Session, overage: Overage, paid: Order, now: datetime, op: 
                       now=now, by_id=op.by_id)
 
 
-def _place(session: Session, overage: Overage, *, placed_by: User | None, method: str, reference, by: User | None,
-           now: datetime) -> Order:
+def _place(session: Session, overage: Overage, *, placed_by: User | None, method: str,
+           reference: Callable[[int], str], by: User | None, now: datetime) -> Order:
     """An order for the overage's price, awaiting its payment."""
+    if overage.price is None or overage.currency is None:
+        raise ValueError(f"overage {overage.id} has no price to bill")
     vat_rate_bp, includes_vat = _vat_basis(session, overage)
     price = split_vat(overage.price, overage.currency, vat_rate_bp, includes_vat)
     order = Order(account_id=overage.account_id, overage=overage, placed_by=placed_by, quantity=overage.outstanding,

@@ -73,8 +73,8 @@ def revocable(session: Session, order: Order, amount: int, *, now: datetime) -> 
     lot = lot_of(session, order)
     if invoice is None or lot is None:
         return 0
-    revoked = -session.scalar(select(func.coalesce(func.sum(Entry.quantity), 0))
-                              .where(Entry.lot_id == lot.id, Entry.kind == "refund"))
+    revoked = -session.execute(select(func.coalesce(func.sum(Entry.quantity), 0))
+                               .where(Entry.lot_id == lot.id, Entry.kind == "refund")).scalar_one()
     return units_to_revoke(granted=lot.granted, unused=lot.remaining, revoked=revoked, total=invoice.gross,
                            credited=credited(session, invoice), amount=amount,
                            usable=lot.expires_at is None or lot.expires_at > utc(now))
@@ -143,8 +143,9 @@ def record(session: Session, order: Order, amount: int, reason: str, *, key: str
     units = revocable(session, order, amount, now=now)
     note = issue_credit_note(session, order, amount, reason, seller=seller, key=key, now=now,
                              by_id=by.id if by is not None else None)
-    if units:
-        ledger.refund(session, lot_of(session, order), by=by, key=_revoke_key(key), now=now, quantity=units,
+    lot = lot_of(session, order)
+    if units and lot is not None:  # revocable finds no units without a lot
+        ledger.refund(session, lot, by=by, key=_revoke_key(key), now=now, quantity=units,
                       note=f"order #{order.id}: {note.number}")
     if order.status == "refunded":
         renewal = subscriptions.refunded(session, order, now)
@@ -164,5 +165,5 @@ def refund_order(session: Session, order: Order, amount: int, reason: str, *, by
         if by is None:
             raise OrderError(N_("Only staff refund an order."))
         ledger.lock_accounts(session, [order.account_id])
-        current = session.get(Order, order.id, populate_existing=True)
+        current = session.get_one(Order, order.id, populate_existing=True)
         return record(session, current, amount, (reason or "").strip(), key=key, now=now, seller=seller, by=by)

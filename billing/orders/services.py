@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any, cast
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -127,10 +128,10 @@ def parse_amount(text: str, currency: str) -> int:
 
 def received(session: Session, order_id: int) -> int:
     """What the order's confirmed payments add up to."""
-    return session.scalar(
+    return session.execute(
         select(func.coalesce(func.sum(Payment.amount), 0))
         .where(Payment.order_id == order_id, Payment.status == "confirmed")
-    )
+    ).scalar_one()
 
 
 def awaited_payment(session: Session, order: Order) -> Payment | None:
@@ -186,7 +187,7 @@ def _matching(search: str) -> ColumnElement[bool]:
     normalised = references.normalise(search)
     pattern = f"%{search.lower()}%"
     clients = select(User.account_id).where(func.lower(User.email).like(pattern))
-    conditions = [
+    conditions: list[ColumnElement[bool]] = [
         func.replace(Order.reference, " ", "").like(f"%{normalised}%"),
         func.lower(Account.name).like(pattern),
         Order.account_id.in_(clients),
@@ -246,7 +247,7 @@ def log_event(session: Session, order: Order, kind: str, now: datetime, *, by: U
                            by_id=by.id if by else None, note=note, created_at=now))
 
 
-def tell_buyer(session: Session, kind: str, order: Order, now: datetime, **payload) -> None:
+def tell_buyer(session: Session, kind: str, order: Order, now: datetime, **payload: object) -> None:
     """Queue ``kind`` for the buyer (whatever their preferences: it is their
     order) and the account's owners, in the caller's transaction."""
     buyer = [order.placed_by] if order.placed_by is not None else []
@@ -360,7 +361,7 @@ def _new_order(session: Session, account: Account, pack: Pack, quantity: int, pr
 
 
 def await_payment(session: Session, payment: Payment, *, now: datetime, external_id: str | None = None,
-                  info: dict | None = None) -> Payment:
+                  info: dict[str, Any] | None = None) -> Payment:
     """The provider has asked for the money (instructions shown, a Stripe
     session created): the payment is pending. Nothing else changes."""
     with atomic(session):
@@ -482,7 +483,7 @@ def confirm_payment(
         if received_at > now:
             raise OrderError(N_("The money cannot have arrived in the future."), "received_at")
         current = _locked_payment(session, payment)
-        order = session.get(Order, current.order_id, populate_existing=True)
+        order = session.get_one(Order, current.order_id, populate_existing=True)
         if current.status == "confirmed":
             return Outcome("duplicate", order, current)
         current.status = "confirmed"
@@ -524,12 +525,12 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
     log_event(session, order, "paid", now, by=by, amount=order.total)
     if order.overage_id is not None:
         pass  # the bill of an overage grants nothing: its units were used already
-    elif order.pack.unlimited:
+    elif order.ordered_pack.unlimited:
         # A subscription grants no units: the paid order is its period.
         subscriptions.extend(session, order, now)
     else:
-        ledger.grant(session, order.account, order.pack, key=f"order:{order.id}:grant", now=now, order=order,
-                     owner=order.placed_by if sold_per_user(order.pack) else None, by=by,
+        ledger.grant(session, order.account, order.ordered_pack, key=f"order:{order.id}:grant", now=now, order=order,
+                     owner=order.placed_by if sold_per_user(order.ordered_pack) else None, by=by,
                      note=f"order #{order.id}")
     if order.total > 0:
         issue_invoice(session, order, seller=seller, now=now, note=order.method)
@@ -555,7 +556,7 @@ def cancel_order(session: Session, order: Order, *, reason: str, now: datetime, 
         if not reason:
             raise OrderError(N_("Say why the order is cancelled."), "reason")
         ledger.lock_accounts(session, [order.account_id])
-        current = session.get(Order, order.id, populate_existing=True)
+        current = session.get_one(Order, order.id, populate_existing=True)
         if current.status == "cancelled":
             return current
         if current.status != "pending":
@@ -594,20 +595,20 @@ def close_payment(session: Session, payment: Payment, *, status: str, reason: st
     now = utc(now)
     with atomic(session):
         current = _locked_payment(session, payment)
-        order = session.get(Order, current.order_id, populate_existing=True)
+        order = session.get_one(Order, current.order_id, populate_existing=True)
         if current.status not in ("created", "pending"):
             return order, False
         current.status = status
         session.flush()
-        still_awaited = session.scalar(select(exists().where(
-            Payment.order_id == order.id, Payment.status.in_(("created", "pending")))))
+        still_awaited = session.scalar(exists().where(
+            Payment.order_id == order.id, Payment.status.in_(("created", "pending"))).select())
         if order.status != "pending" or still_awaited:
             return order, False
         mark_cancelled(session, order, reason, now, None)
         return order, True
 
 
-def note_payment(session: Session, payment: Payment, info: dict) -> Payment:
+def note_payment(session: Session, payment: Payment, info: dict[str, Any]) -> Payment:
     """Merge ``info`` into what the provider keeps on ``payment``; a key
     given None is removed. ``info["flag"]`` puts the payment on the staff
     page (``flagged``) until it is removed, e.g. once the money went back."""
@@ -624,10 +625,10 @@ def _locked_payment(session: Session, payment: Payment) -> Payment:
     if account_id is None:
         raise OrderError(N_("There is no such payment."))
     ledger.lock_accounts(session, [account_id])
-    return session.get(Payment, payment.id, populate_existing=True)
+    return session.get_one(Payment, payment.id, populate_existing=True)
 
 
-def _waiting_since(cutoff: datetime) -> Select[tuple[Order]]:
+def _waiting_since(cutoff: datetime) -> Select[Order]:
     return (
         select(Order)
         .where(Order.status == "pending", Order.method.in_(MANUAL_METHODS), Order.created_at <= cutoff)
@@ -645,8 +646,9 @@ def remind_due(session: Session, *, now: datetime, days: int) -> list[Order]:
         waiting = _waiting_since(now - timedelta(days=days)).where(Order.reminded_at.is_(None))
         for order in list(session.scalars(waiting)):
             # Compare-and-set: of two runs at once, one reminds each order.
-            taken = session.execute(update(Order).where(Order.id == order.id, Order.reminded_at.is_(None))
-                                    .values(reminded_at=now).execution_options(synchronize_session=False))
+            taken = cast(CursorResult[Any], session.execute(
+                update(Order).where(Order.id == order.id, Order.reminded_at.is_(None))
+                .values(reminded_at=now).execution_options(synchronize_session=False)))
             if taken.rowcount != 1:
                 continue
             order.reminded_at = now
@@ -668,7 +670,7 @@ def cancel_overdue(session: Session, *, now: datetime, days: int, reason: Callab
     for order_id in session.scalars(select(Order.id).where(
             Order.id.in_(_waiting_since(now - timedelta(days=days)).with_only_columns(Order.id)),
             nothing_received)).all():
-        order = session.get(Order, order_id)
+        order = session.get_one(Order, order_id)
         before = order.status
         try:
             order = cancel_order(session, order, reason=reason(order), now=now)
@@ -693,18 +695,20 @@ def cancel_subscription(session: Session, subscription: Subscription, *, by: Use
         if not by.is_owner or by.account_id != subscription.account_id:
             raise OrderError(N_("Only an owner of the account can cancel its subscription."))
         ledger.lock_accounts(session, [subscription.account_id])
-        current = session.get(Subscription, subscription.id, populate_existing=True)
+        current = session.get_one(Subscription, subscription.id, populate_existing=True)
         if current.cancelled_at is not None:
             return current
         if current.ends_at is not None and current.ends_at <= now:
             raise OrderError(N_("This subscription has already ended."))
         renewal = current.renewal_order
-        arrived = received(session, renewal.id) if renewal is not None and renewal.status == "pending" else 0
-        if arrived:
+        if renewal is not None and renewal.status != "pending":
+            renewal = None  # paid or cancelled already: nothing to stop
+        arrived = received(session, renewal.id) if renewal is not None else 0
+        if renewal is not None and arrived:
             raise MoneyReceived(N_("Order %(number)d has already received %(received)s for the next period: "
                                    "write to us to cancel."), number=renewal.id, received=arrived)
         subscriptions.cancel(current, by_id=by.id, now=now)
-        if renewal is not None and renewal.status == "pending":
+        if renewal is not None:
             mark_cancelled(session, renewal, reason, now, by)
         return current
 
@@ -722,14 +726,16 @@ def renew_subscriptions(session: Session, *, now: datetime, days: int, iban: str
     placed = []
     for subscription_id in [s.id for s in subscriptions.due_for_renewal(session, now=now, days=days)]:
         with atomic(session):
-            account_id = session.scalar(select(Subscription.account_id).where(Subscription.id == subscription_id))
+            account_id = session.execute(select(Subscription.account_id)
+                                         .where(Subscription.id == subscription_id)).scalar_one()
             ledger.lock_accounts(session, [account_id])
-            current = session.get(Subscription, subscription_id, populate_existing=True)
+            current = session.get_one(Subscription, subscription_id, populate_existing=True)
             if current.ends_at is not None or current.renewal_order_id is not None:
                 continue  # cancelled, or renewed by another run meanwhile
             last = current.periods[-1].order
-            stayed = last.placed_by is not None and last.placed_by.removed_at is None
-            buyer = last.placed_by if stayed else outbox.owners(session, current.account_id)[0]
+            buyer = last.placed_by
+            if buyer is None or buyer.removed_at is not None:
+                buyer = outbox.owners(session, current.account_id)[0]
             method = last.method if last.method in MANUAL_METHODS and last.method in methods else methods[0]
             pack = current.pack
             order, payment = _new_order(session, current.account, pack, 1, quote(pack, 1), method, buyer, now, iban,

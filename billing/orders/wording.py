@@ -43,14 +43,14 @@ def money(minor: int, currency: str, language: str) -> str:
 
 def overage_minutes(order: Order) -> int:
     """The working time an overage's bill covers: its units, in minutes."""
-    return order.quantity * order.overage.ticket.policy.unit_minutes
+    return order.quantity * order.billed_overage.ticket.policy.unit_minutes
 
 
 def title(order: Order, language: str) -> str:
     """What was ordered, in ``language``: the pack (× items), or the overage billed."""
     if order.overage is not None:
         return translate(OVERAGE_TITLE, language, ticket=order.overage.ticket_id, minutes=overage_minutes(order))
-    name = localized(order.pack.name, language)
+    name = localized(order.ordered_pack.name, language)
     return f"{name} × {order.quantity}" if order.quantity > 1 else name
 
 
@@ -58,7 +58,10 @@ def invoice_line(order: Order) -> str:
     """The invoice's line, in the order's language: the pack's name, or the
     overage's ticket, time and hourly rate."""
     if order.overage is None:
-        return localized(order.pack.name, order.language)
+        name: str = localized(order.ordered_pack.name, order.language)
+        return name
     overage = order.overage
+    if overage.hourly_rate is None:
+        raise ValueError(f"order {order.id} bills overage {overage.id}, which has no hourly rate")
     return translate(OVERAGE_LINE, order.language, ticket=overage.ticket_id, minutes=overage_minutes(order),
                      rate=money(overage.hourly_rate, order.currency, order.language))

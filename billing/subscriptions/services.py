@@ -76,12 +76,12 @@ def may_subscribe_from(session: Session, account_id: int, pack: Pack) -> datetim
     if not pack.resubscribe_after_months:
         return None
     cancelled = last_cancelled(session, account_id, pack.catalogue_id)
-    if cancelled is None:
+    if cancelled is None or cancelled.cancelled_at is None:
         return None
     return add_months(cancelled.cancelled_at, pack.resubscribe_after_months)
 
 
-def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) -> tuple[str, dict] | None:
+def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) -> tuple[str, dict[str, object]] | None:
     """Why ``account`` may not order ``pack`` (a subscription) now, as a
     message id and its params; None when it may."""
     now = utc(now)
@@ -112,7 +112,7 @@ def extend(session: Session, order: Order, now: datetime) -> SubscriptionPeriod:
     """The period ``order`` paid for: a new subscription, or the next period
     of the one it renews. In the caller's transaction, once per order."""
     now = utc(now)
-    months = order.pack.billing_period_months or 1
+    months = order.ordered_pack.billing_period_months or 1
     renewed = session.scalar(select(Subscription).where(Subscription.renewal_order_id == order.id))
     if renewed is None:
         subscription = Subscription(account_id=order.account_id, pack_id=order.pack_id, started_at=now,

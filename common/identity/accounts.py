@@ -55,7 +55,7 @@ def password_hasher() -> PasswordHasher:
                    config["PASSWORD_HASH_PARALLELISM"])
 
 
-hasher: PasswordHasher = LocalProxy(password_hasher)  # type: ignore[assignment]
+hasher: LocalProxy[PasswordHasher] = LocalProxy(password_hasher)
 
 
 @functools.cache
@@ -214,29 +214,29 @@ def queue_already_registered(email: str) -> None:
     """Someone signed up with an address an account uses: tell its owner
     (with a link to choose a new password), instead of telling the sign-up
     form, which anybody can fill in."""
-    user = find_user(db.session, email)
+    user = find_user(db.session(), email)
     if user is not None and user.removed_at is None:
         _queue_link(user, "reset_password", {"signup": True})
 
 
 def queue_password_reset(email: str) -> list[str]:
     """A reset link to ``email`` if an account uses it, else nothing; the keys queued."""
-    user = find_user(db.session, email)
+    user = find_user(db.session(), email)
     if user is None or user.removed_at is not None:
         return []
     return _queue_link(user, "reset_password")
 
 
 def _queue_link(user: User, kind: str, payload: dict | None = None) -> list[str]:
-    with atomic(db.session):
-        return outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+    with atomic(db.session()):
+        return outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
                               payload=payload)
 
 
 def _send_link(user: User, kind: str, payload: dict | None = None) -> bool:
     # Each request is a message of its own: a person asking again gets another mail.
-    with atomic(db.session):
-        keys = outbox.enqueue(db.session, kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
+    with atomic(db.session()):
+        keys = outbox.enqueue(db.session(), kind, f"{kind}:{user.id}:{uuid.uuid4().hex}", [user], now=clock.now(),
                               payload=payload)
     return delivery.deliver_now(keys)
 
@@ -305,5 +305,5 @@ class _ClockSigner(TimestampSigner):
 
 def _serializer(purpose: str, now: Callable[[], float] = time.time) -> URLSafeTimedSerializer:
     # One salt per purpose: a verification link can never serve as a reset link.
-    return URLSafeTimedSerializer(current_app.secret_key, salt=f"forfait.{purpose}",
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"forfait.{purpose}",
                                   signer=_ClockSigner, signer_kwargs={"now": now})

@@ -51,7 +51,7 @@ class SignupForm(FlaskForm):
         kwargs.setdefault("country", current_app.config["PROVIDER_COUNTRY"])
         super().__init__(*args, **kwargs)
         # Each language in its own name: it is how a reader looks for it.
-        self.language.choices = [(code, Locale.parse(code).get_display_name(code).capitalize())
+        self.language.choices = [(code, (Locale.parse(code).get_display_name(code) or code).capitalize())
                                  for code in current_app.config["LANGUAGES"]]
         self.country.choices = countries(locale)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app, g, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from billing import clock
@@ -73,9 +74,10 @@ def end_all(db_session: Session, user: User, *, now: datetime | None = None) -> 
     """End every login of ``user`` (in the caller's unit of work, if one is
     open); returns how many were running."""
     with atomic(db_session):
-        return db_session.execute(update(LoginSession).where(LoginSession.user_id == user.id,
-                                                             LoginSession.ended_at.is_(None))
-                                  .values(ended_at=now or clock.now())).rowcount
+        ended = cast(CursorResult[Any], db_session.execute(
+            update(LoginSession).where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+            .values(ended_at=now or clock.now())))
+        return ended.rowcount
 
 
 def running(db_session: Session, user: User, *, max_idle: timedelta, now: datetime | None = None) -> list[LoginSession]:
@@ -97,7 +99,7 @@ def max_idle() -> timedelta:
 def load_user(token: str) -> User | None:
     """Flask-Login's user_loader: the user of a running login, unless an
     owner removed them from the pool since."""
-    row = find(db.session, token, max_idle=max_idle())
+    row = find(db.session(), token, max_idle=max_idle())
     if row is None or row.user.removed_at is not None:
         return None
     user = row.user
@@ -109,7 +111,7 @@ def load_user(token: str) -> User | None:
 def log_in(user: User, *, remember: bool = False) -> None:
     """Log ``user`` in this browser as a new login. The CSRF secret is drawn
     anew: one read by someone before the login is worth nothing after it."""
-    user.login_token = start(db.session, user, user_agent=request.user_agent.string,
+    user.login_token = start(db.session(), user, user_agent=request.user_agent.string,
                              address=request.remote_addr or "")
     login_user(user, remember=remember)
     field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
@@ -119,5 +121,5 @@ def log_in(user: User, *, remember: bool = False) -> None:
 
 def log_out(user: User) -> None:
     """End this browser's login, and its remember-me cookie with it."""
-    end(db.session, getattr(user, "login_token", None))
+    end(db.session(), getattr(user, "login_token", None))
     logout_user()

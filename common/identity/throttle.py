@@ -30,11 +30,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from limits import RateLimitItem, parse, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from werkzeug.wrappers import Response
 
 DEVICE_COOKIE = "forfait_device"
 DEVICE_MAX_AGE = 365 * 24 * 3600
@@ -79,13 +80,13 @@ class Throttle:
     def refused(self, attempt: Attempt) -> int | None:
         """Seconds this attempt must wait, or None when it may be checked."""
         waits = [self._wait("pair", attempt.account, attempt.address)]
-        known = attempt.known and self._wait("device", attempt.device) is None
+        known = attempt.device is not None and attempt.known and self._wait("device", attempt.device) is None
         if not known:
             waits.append(self._wait("address", attempt.address))
             if not self.strategy.test(FAILED_HERE, self.prefix, "failed-here", attempt.account, attempt.address):
                 waits.append(self._wait("account", attempt.account))
-        waits = [wait for wait in waits if wait is not None]
-        return max(1, math.ceil(max(waits))) if waits else None
+        found = [wait for wait in waits if wait is not None]
+        return max(1, math.ceil(max(found))) if found else None
 
     def failed(self, attempt: Attempt) -> None:
         for kind, identifiers in (("pair", (attempt.account, attempt.address)), ("address", (attempt.address,)),
@@ -104,7 +105,7 @@ class Throttle:
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt="forfait.device")
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="forfait.device")
 
 
 def attempt(email: str) -> Attempt:
@@ -134,8 +135,11 @@ def get() -> Throttle:
 
 def init_app(app: Flask) -> None:
     config = app.config
+    storage = storage_from_string(config["RATELIMIT_STORAGE_URI"])
+    if not isinstance(storage, Storage):
+        raise ValueError(f"RATELIMIT_STORAGE_URI: {config['RATELIMIT_STORAGE_URI']!r} is an asynchronous storage")
     app.extensions["forfait.throttle"] = Throttle(
-        storage_from_string(config["RATELIMIT_STORAGE_URI"]),
+        storage,
         (config.get("RATELIMIT_KEY_PREFIX") or "forfait") + ":login",
         parse_many(config["LOGIN_RATE_LIMIT"]), parse_many(config["LOGIN_ADDRESS_RATE_LIMIT"]),
         parse_many(config["LOGIN_ACCOUNT_RATE_LIMIT"]))

@@ -53,12 +53,12 @@ Attachment = tuple[str, bytes, str]
 @dataclass(frozen=True)
 class Kind:
     """How to write one kind of message: ``load`` turns the queued row into
-    the templates' context (None when what it speaks of is gone), then
+    the templates' context (raising Gone when what it speaks of is gone), then
     ``subject`` and ``attachments`` read that context."""
 
     template: str
     subject: Callable[[Context], Any]
-    load: Callable[[outbox.OutboxMessage], Context | None]
+    load: Callable[[outbox.OutboxMessage], Context]
     attachments: Callable[[Context], list[Attachment]] = lambda context: []
     # Payload fields that must not outlive the sending (a link that grants access).
     scrub: tuple[str, ...] = ()
@@ -89,7 +89,7 @@ def _awaiting(message: outbox.OutboxMessage) -> Context:
     context = _order(message)
     order = context["order"]
     payment = db.session.get(Payment, message.payload.get("payment_id") or 0) or orders.awaited_payment(
-        db.session, order)
+        db.session(), order)
     provider = payments.get(payment.provider) if payment is not None else None
     return {**context, "payment": payment, "provider": provider}
 
@@ -280,7 +280,7 @@ def deliver(message: outbox.OutboxMessage) -> None:
 def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, limit: int = 100) -> dict[str, int]:
     """Try every message that is due (or only those of ``keys``), each claimed
     first so that two workers never send one twice. Returns counts."""
-    session = db.session
+    session = db.session()
     reading = (lambda: now) if now is not None else clock.now
     done = {"sent": 0, "failed": 0, "skipped": 0}
     for message_id in outbox.due(session, now=reading(), keys=keys, limit=limit):
@@ -292,7 +292,7 @@ def deliver_due(*, now: datetime | None = None, keys: list[str] | None = None, l
             deliver(message)
         except Exception as error:  # noqa: BLE001 - any failure is kept on the row for staff and retried
             session.rollback()
-            message = session.get(outbox.OutboxMessage, message_id, populate_existing=True)
+            message = session.get_one(outbox.OutboxMessage, message_id, populate_existing=True)
             current_app.logger.warning("message %s (%s to %s) not sent: %s", message.id, message.kind,
                                        message.email, error)
             # What it speaks of is gone: trying again cannot help.
@@ -370,8 +370,8 @@ class Sender:
 
 
 def _sender() -> Sender:
-    app = current_app._get_current_object()
-    return app.extensions["forfait_mail_sender"]
+    sender: Sender = current_app.extensions["forfait_mail_sender"]
+    return sender
 
 
 def _in_background() -> bool:

@@ -29,6 +29,15 @@ class MailError(RuntimeError):
     """The message could not be handed over; the cause is logged and chained."""
 
 
+def _html_part(message: EmailMessage) -> EmailMessage:
+    """The text/html alternative of a message add_alternative made
+    multipart/alternative; add_related turns it into multipart/related."""
+    parts = message.get_payload()
+    if not isinstance(parts, list) or not isinstance(parts[1], EmailMessage):
+        raise TypeError("the message has no text/html alternative")
+    return parts[1]
+
+
 def send(to: str, subject: Any, template: str, language: str, *,
          attachments: Sequence[tuple[str, bytes, str]] = (), inline: Sequence[tuple[str, bytes, str]] = (),
          message_id: str | None = None, **context: Any) -> None:
@@ -67,7 +76,7 @@ def send(to: str, subject: Any, template: str, language: str, *,
     message.add_alternative(html, subtype="html")
     for content_id, content, mimetype in inline:
         maintype, _slash, subtype = mimetype.partition("/")
-        message.get_payload()[1].add_related(content, maintype=maintype, subtype=subtype, cid=f"<{content_id}>")
+        _html_part(message).add_related(content, maintype=maintype, subtype=subtype, cid=f"<{content_id}>")
     for filename, content, mimetype in attachments:
         maintype, _slash, subtype = mimetype.partition("/")
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)

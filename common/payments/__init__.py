@@ -47,6 +47,15 @@ def get(identifier: str) -> PaymentProvider | None:
     return _registry[identifier](current_app.config)
 
 
+def provider_of(payment: Payment) -> PaymentProvider:
+    """The provider of a payment placed with one PAYMENT_METHODS lists.
+    LookupError if it was taken off the list since: nothing can go on."""
+    provider = get(payment.provider)
+    if provider is None:
+        raise LookupError(f"payment {payment.id}: {payment.provider!r} is not in PAYMENT_METHODS")
+    return provider
+
+
 def configured() -> list[PaymentProvider]:
     """Every provider PAYMENT_METHODS lists, ready or not, in its order."""
     return [_registry[name](current_app.config) for name in current_app.config["PAYMENT_METHODS"] if name in _registry]
@@ -55,7 +64,7 @@ def configured() -> list[PaymentProvider]:
 def statuses() -> list[tuple[str, str, str | None]]:
     """(identifier, name, why it is not offered or None) of each method
     PAYMENT_METHODS lists: what the staff page shows."""
-    found = []
+    found: list[tuple[str, str, str | None]] = []
     for name in current_app.config["PAYMENT_METHODS"]:
         if name not in _registry:
             found.append((name, name, str(_l("Not installed in this version of Forfait."))))
@@ -83,18 +92,18 @@ def confirm(payment: Payment, *, now: datetime, amount: int | None = None, recei
     """Record that ``payment`` arrived (billing.orders.confirm_payment); the
     call that makes the order paid queues the invoice's mail. Safe to call
     from a webhook, a return page and a staff form at once."""
-    return orders.confirm_payment(db.session, payment, seller=seller(), now=now, amount=amount,
+    return orders.confirm_payment(db.session(), payment, seller=seller(), now=now, amount=amount,
                                   received_at=received_at, by=by, note=note)
 
 
 def cancel(order: Order, *, reason: str, now: datetime, by: User | None = None) -> Order:
     """Cancel an unpaid order and tell the client why."""
-    return orders.cancel_order(db.session, order, reason=reason, now=now, by=by)
+    return orders.cancel_order(db.session(), order, reason=reason, now=now, by=by)
 
 
 def remind_due(now: datetime) -> list[Order]:
     """Remind, once, each order waiting TRANSFER_REMIND_DAYS for its transfer or cheque."""
-    return orders.remind_due(db.session, now=now, days=current_app.config["TRANSFER_REMIND_DAYS"])
+    return orders.remind_due(db.session(), now=now, days=current_app.config["TRANSFER_REMIND_DAYS"])
 
 
 def cancel_overdue(now: datetime) -> list[Order]:
@@ -105,7 +114,7 @@ def cancel_overdue(now: datetime) -> list[Order]:
         with force_locale(order.language):  # the client reads it on the order page
             return _("No payment arrived within %(days)d days.", days=days)
 
-    return orders.cancel_overdue(db.session, now=now, days=days, reason=reason)
+    return orders.cancel_overdue(db.session(), now=now, days=days, reason=reason)
 
 
 def renew_subscriptions(now: datetime) -> list[Order]:
@@ -116,10 +125,10 @@ def renew_subscriptions(now: datetime) -> list[Order]:
     manual = tuple(p.identifier for p in configured() if p.manual and p.unavailable_reason() is None)
     if not manual:
         return []
-    placed = orders.renew_subscriptions(db.session, now=now, days=config["SUBSCRIPTION_RENEW_DAYS"],
+    placed = orders.renew_subscriptions(db.session(), now=now, days=config["SUBSCRIPTION_RENEW_DAYS"],
                                         iban=config["PROVIDER_IBAN"], methods=manual)
     for _order, payment in placed:
-        get(payment.provider).execute(db.session, payment, now=now, return_url="")
+        provider_of(payment).execute(db.session(), payment, now=now, return_url="")
     return [order for order, _payment in placed]
 
 
@@ -130,15 +139,15 @@ def refund(order: Order, amount: int, reason: str, *, key: str, now: datetime, b
     charged = db.session.scalar(select(Payment).where(Payment.order_id == order.id, Payment.provider == "card",
                                                       Payment.status == "confirmed"))
     if charged is None:
-        return refunds.refund_order(db.session, order, amount, reason, by=by, now=now, key=key, seller=seller())
+        return refunds.refund_order(db.session(), order, amount, reason, by=by, now=now, key=key, seller=seller())
     # Checked before Stripe is asked: money sent back cannot be refused afterwards.
-    refunds.check(db.session, order, amount, reason, by=by)
+    refunds.check(db.session(), order, amount, reason, by=by)
     db.session.rollback()  # only read: no transaction held while Stripe answers
     provider = get("card")
     if provider is None:
         raise PaymentError(_("Card payments are not set up."))
-    refund_id = provider.refund(db.session, charged, amount, reason.strip(), now=now, by=by, key=key)
-    recorded = refunds.done(db.session, f"stripe:{refund_id}")
+    refund_id = provider.refund(db.session(), charged, amount, reason.strip(), now=now, by=by, key=key)
+    recorded = refunds.done(db.session(), f"stripe:{refund_id}")
     if recorded is None:  # Stripe paid it back, but the credit note failed: the payment is flagged
         raise PaymentError(_("Stripe refunded the money, but the credit note could not be issued: see the "
                              "flagged payments."))

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
+from billing.accounts.models import User
 from billing.orders import services as orders
 from billing.orders.models import Order, Payment
 
@@ -69,10 +70,13 @@ class PaymentProvider:
         """What ``pending_template`` needs beyond the order and the payment."""
         return {}
 
-    def refund(self, session: Session, payment: Payment, amount: int, reason: str, *, now: datetime) -> None:
-        """Send ``amount`` back to the payer. Providers that cannot (a
-        transfer is refunded by hand from the bank) raise PaymentError, and
-        ``common.payments.refund`` records the credit note and the units."""
+    def refund(self, session: Session, payment: Payment, amount: int, reason: str, *, now: datetime,
+               by: User | None = None, key: str = "") -> str:
+        """Send ``amount`` back to the payer, as asked by ``by``, once per
+        ``key``; returns the provider's id of the refund. Providers that
+        cannot (a transfer is refunded by hand from the bank) raise
+        PaymentError, and ``common.payments.refund`` records the credit note
+        and the units."""
         raise PaymentError(f"{self.identifier} payments are refunded by hand, from the bank")
 
 

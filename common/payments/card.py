@@ -32,7 +32,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from flask import url_for
@@ -42,6 +42,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from stripe.params import RefundCreateParams
+from stripe.params.checkout import SessionCreateParams, SessionListParams
 
 from billing.accounts.models import Account, User
 from billing.clock import utc
@@ -56,6 +58,10 @@ from common.payments import register
 from common.payments.base import PaymentError, PaymentProvider
 
 log = logging.getLogger(__name__)
+
+# Checkout's page in the order's language (common.config.LANGUAGES), as
+# Stripe names it; "auto" (the browser's) for any other.
+CHECKOUT_LOCALES: dict[str, Literal["en", "fr", "es"]] = {"en": "en", "fr": "fr", "es": "es"}
 
 # Currencies whose smallest unit for Stripe is not their ISO minor unit
 # (Stripe wants ISK and UGX with two decimals that are always 00): an amount
@@ -98,8 +104,10 @@ class Card(PaymentProvider):
     def execute(self, session: Session, payment: Payment, *, now: datetime, return_url: str) -> str | None:
         """One Checkout Session for the payment; the buyer is sent to its page."""
         order = payment.order
+        if order.reference is None:
+            raise PaymentError(f"order {order.id} has no reference yet")
         ids = {"order_id": str(order.id), "payment_id": str(payment.id)}
-        params: dict[str, Any] = {
+        params: SessionCreateParams = {
             "mode": "payment",
             # The order's gross as one line: its quantity and VAT are on our invoice.
             "line_items": [{"quantity": 1, "price_data": {
@@ -109,7 +117,7 @@ class Card(PaymentProvider):
             "metadata": ids,
             # Also on the PaymentIntent, so staff looking at a payment in Stripe's dashboard see the order.
             "payment_intent_data": {"metadata": ids, "description": f"{order.reference} #{order.id}"},
-            "locale": order.language,
+            "locale": CHECKOUT_LOCALES.get(order.language, "auto"),
             # Stripe puts the session's id in place of the placeholder, which url_for would escape.
             "success_url": url_for("stripe.back", _external=True) + "?session_id={CHECKOUT_SESSION_ID}",
             "cancel_url": return_url,
@@ -152,14 +160,22 @@ class Card(PaymentProvider):
         client = self.client()
         try:
             checkout = client.v1.checkout.sessions.retrieve(payment.external_id)
+            params: RefundCreateParams = {"payment_intent": _id(checkout.payment_intent), "amount": amount,
+                                          "reason": "requested_by_customer", "metadata": metadata}
             refund = client.v1.refunds.create(
-                params={"payment_intent": checkout.payment_intent, "amount": amount,
-                        "reason": "requested_by_customer", "metadata": metadata},
+                params=params,
                 options={"idempotency_key": f"forfait-refund-{payment.id}-{amount}-{digest}"})
         except stripe.StripeError as error:
             raise StripeFailed(_("Stripe refused the refund: %(error)s", error=error.user_message or error)) from error
-        settle_refunds(refund.charge, now=now)
+        settle_refunds(_id(refund.charge), now=now)
         return refund.id
+
+
+def _id(value: str | stripe.PaymentIntent | stripe.Charge | None) -> str:
+    """The id a Stripe field holds, or the id of the object when expanded."""
+    if value is None:
+        raise StripeFailed("Stripe's answer lacks the payment it is about")
+    return value if isinstance(value, str) else value.id
 
 
 def idempotency_key(payment: Payment) -> str:
@@ -222,7 +238,7 @@ def _holding(account_id: int, *, wait: bool) -> Iterator[None]:
     a lock not had raises Busy, with nothing written."""
     try:
         if wait or db.session.get_bind().dialect.name != "postgresql":
-            ledger.lock_accounts(db.session, [account_id])
+            ledger.lock_accounts(db.session(), [account_id])
         else:
             db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update(nowait=True))
         yield
@@ -240,6 +256,8 @@ def settle(payment: Payment, *, now: datetime, wait: bool = True) -> str:
     overpaid, flagged, expired, failed, processing or open. Raises
     StripeFailed when Stripe cannot be asked, Busy when ``wait`` is False
     and another writer holds the account."""
+    if payment.external_id is None:
+        raise PaymentError(f"payment {payment.id} has no Checkout Session")
     try:
         checkout = _card().client().v1.checkout.sessions.retrieve(payment.external_id,
                                                                   params={"expand": ["payment_intent"]})
@@ -254,7 +272,7 @@ def settle(payment: Payment, *, now: datetime, wait: bool = True) -> str:
             with force_locale(order.language):  # the client reads it on the order page
                 reason = (_("The card payment page expired before the payment was made.") if said == "expired"
                           else _("Your bank declined the payment."))
-            orders.close_payment(db.session, payment, now=now, reason=reason,
+            orders.close_payment(db.session(), payment, now=now, reason=reason,
                                  status="cancelled" if said == "expired" else "failed")
         else:
             db.session.rollback()  # nothing to write: the lock goes
@@ -262,7 +280,7 @@ def settle(payment: Payment, *, now: datetime, wait: bool = True) -> str:
 
 
 def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
-    payment = db.session.get(Payment, payment.id, populate_existing=True)
+    payment = db.session.get_one(Payment, payment.id, populate_existing=True)
     if payment.status == "confirmed":
         db.session.rollback()
         return "duplicate"
@@ -272,7 +290,7 @@ def _paid(checkout: Any, payment: Payment, now: datetime) -> str:
         if not payment.info.get("flag") and not payment.info.get("refunded"):
             log.warning("stripe: session %s paid %s %s for payment %s (%s): flagged, not credited",
                         checkout.id, checkout.amount_total, checkout.currency, payment.id, problem)
-            orders.note_payment(db.session, payment, {"flag": {
+            orders.note_payment(db.session(), payment, {"flag": {
                 "reason": problem, "amount": checkout.amount_total, "currency": (checkout.currency or "").upper(),
                 "stripe": checkout.id, "at": utc(now).isoformat()}})
         db.session.rollback()  # flagged already, or just now by its own unit of work: the lock goes
@@ -291,7 +309,8 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     client = _card().client()
     try:
         charge = client.v1.charges.retrieve(charge_id, params={"expand": ["refunds"]})
-        found = client.v1.checkout.sessions.list(params={"payment_intent": charge.payment_intent, "limit": 1})
+        listing: SessionListParams = {"payment_intent": _id(charge.payment_intent), "limit": 1}
+        found = client.v1.checkout.sessions.list(params=listing)
     except stripe.StripeError as error:
         raise StripeFailed(str(error)) from error
     payment = payment_for(found.data[0].id) if found.data else None
@@ -300,25 +319,26 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
     # A pending refund is money on its way back; a failed one never left.
     # Oldest first, as each share is computed from the ones before: Stripe
     # lists the newest first, and refunds of the same second in that order.
-    found_refunds = sorted((refund for refund in reversed(charge.refunds.data)
+    found_refunds = sorted((refund for refund in reversed(charge.refunds.data if charge.refunds else [])
                             if refund.status in ("succeeded", "pending")),
                            key=lambda refund: getattr(refund, "created", 0) or 0)
     with _holding(payment.order.account_id, wait=wait):
-        payment = db.session.get(Payment, payment.id, populate_existing=True)
+        payment = db.session.get_one(Payment, payment.id, populate_existing=True)
         if payment.status != "confirmed":
-            orders.note_payment(db.session, payment, {"flag": None, "refunded": charge.amount_refunded})
+            orders.note_payment(db.session(), payment, {"flag": None, "refunded": charge.amount_refunded})
             return "refunded"
-        order = db.session.get(Order, payment.order_id, populate_existing=True)
+        order = db.session.get_one(Order, payment.order_id, populate_existing=True)
         try:
             for refund in found_refunds:
+                metadata = refund.metadata or {}
                 with force_locale(order.language):
-                    reason = refund.metadata.get("note") or _("Refunded to the card (%(id)s)", id=refund.id)
-                refunds.record(db.session, order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
-                               seller=payments.seller(), by=_staff(refund.metadata.get("by")))
+                    reason = metadata.get("note") or _("Refunded to the card (%(id)s)", id=refund.id)
+                refunds.record(db.session(), order, refund.amount, reason, key=f"stripe:{refund.id}", now=now,
+                               seller=payments.seller(), by=_staff(metadata.get("by")))
         except BillingError as error:
             # Each refund is a unit of work: the one refused wrote nothing, those before it stay.
             log.error("stripe: charge %s of payment %s cannot be credited: %s", charge.id, payment.id, error)
-            orders.note_payment(db.session, payment, {"flag": {
+            orders.note_payment(db.session(), payment, {"flag": {
                 "reason": "refund", "amount": charge.amount_refunded, "currency": payment.currency,
                 "stripe": charge.id, "at": utc(now).isoformat()}})
             return "flagged"
