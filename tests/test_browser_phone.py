@@ -120,12 +120,12 @@ def test_the_desk_fits_a_phone(demo, new_context):
 
 
 WORDS = {  # what a visitor clicks, in the language the phone asks for
-    "en-GB": {"estimator": "Estimator", "details": "See the details", "order": "Order",
+    "en-GB": {"estimator": "Estimator", "details": "See the details", "order": "Order this pack",
               "hours": "10 hours", "trial": "Free trial: 30 minutes", "start trial": "Start the free trial"},
-    "fr-FR": {"estimator": "Simulateur", "details": "Voir le détail", "order": "Commande",
+    "fr-FR": {"estimator": "Simulateur", "details": "Voir le détail", "order": "Commander",
               "hours": "10 heures", "trial": re.compile(r"Essai gratuit\s: 30 minutes"),
               "start trial": "Commencer l'essai gratuit"},
-    "es-ES": {"estimator": "Simulador", "details": "Ver detalles", "order": "Pedido",
+    "es-ES": {"estimator": "Simulador", "details": "Ver detalles", "order": "Pedir este pack",
               "hours": "10 horas", "trial": "Prueba gratuita: 30 minutos", "start trial": "Empezar la prueba gratuita"},
 }
 

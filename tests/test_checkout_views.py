@@ -62,7 +62,7 @@ def mails(app) -> list:
 
 def test_the_pack_page_leads_to_the_checkout(client, load):
     page = text(client.get("/packs/demo-hours-5"))
-    assert 'href="/checkout/demo-hours-5"' in page and ">Order</a>" in page
+    assert 'href="/checkout/demo-hours-5"' in page and ">Order this pack</a>" in page
     assert "Create an account to order" not in page
 
 

@@ -154,3 +154,16 @@ def clock_now():
     from billing import clock
 
     return clock.now()
+
+
+@pytest.mark.parametrize("lang, says", [("en", "Order at least 20 to see how to pay."),
+                                        ("fr", "Commandez-en au moins 20 pour voir comment payer.")])
+def test_a_bundle_under_its_minimum_says_the_minimum(app, client, lang, says):
+    from billing.catalogue.offers import load_preset
+
+    with app.app_context():
+        load_preset(db.session, "demo")
+    post_form(client, "/language", {"lang": lang, "next": "/"})
+    page = client.get("/checkout/demo-team-tickets", query_string={"quantity": "5"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400 and says in text and "contact us" not in text and "contactez" not in text

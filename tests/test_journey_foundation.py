@@ -1,5 +1,6 @@
 """A newcomer's first visit, in a real browser: browse the catalogue, switch
-to French, use the estimator, sign up, log out, log back in."""
+to French, use the estimator, sign up, open the account from the mail, log
+out, log back in."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from sqlalchemy import select
 from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from common.extensions import db
-from tests.journeys import start
+from tests.journeys import follow_mail_link, start
+from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
 NBSP = "\u00a0"
 
 
-def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_server):
+def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_server, smtp_server):  # noqa: F811
     url, app = live_server
+    app.config.update(smtp_server.config)
     with app.app_context():
         load_preset(db.session, "toopixel")
 
@@ -52,6 +55,9 @@ def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_se
     page.get_by_role("combobox", name="Langue").select_option("fr")
     page.get_by_label("Pays").select_option("FR")
     page.get_by_role("button", name="Créer le compte").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Consultez vos e-mails")
+    # The link in the mail confirms the address and opens the account.
+    follow_mail_link(page, smtp_server, "lea@boulangerie.example", "/verify/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Boulangerie Martin")
     expect(page.locator("html")).to_have_attribute("lang", "fr")
 
