@@ -18,6 +18,7 @@ from billing.catalogue.offers import load_preset
 from billing.desk.models import Ticket
 from billing.notifications.outbox import OutboxMessage
 from billing.orders.models import Order, Payment
+from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from commands.jobs import run_once
 from common.extensions import db
@@ -119,8 +120,11 @@ def test_only_an_owner_cancels_and_then_subscribing_waits(app, client, demo, peo
         next_month = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
         assert cancelled.ends_at == max(next_month, cancelled.paid_until)
         until = format_date(cancelled.ends_at, "long", locale="en")
+        # Ordering again waits for the pack's months after the cancellation: that is the date said.
+        again = format_date(subscriptions.may_subscribe_from(db.session, cancelled.account_id, cancelled.pack),
+                            "long", locale="en")
     refused = text(client.get("/checkout/demo-unlimited"))
-    assert f"runs until {until}:" in refused and 'name="method"' not in refused
+    assert f"runs until {until}; you may subscribe again from {again}." in refused and 'name="method"' not in refused
     before = snapshot(app)
     posted = post_form(client, "/checkout/demo-unlimited", {"method": "transfer", "quantity": "1", "total": "17880"})
     assert posted.status_code == 422 and "runs until" in text(posted)

@@ -133,7 +133,9 @@ def test_cancelling_keeps_the_period_paid_and_resubscribing_waits_three_months(s
     with pytest.raises(ledger.LedgerError):
         ticket(session, owner, at("2026-04-28 10:00"))
 
-    for day, refused in [("2026-04-10", "runs until 2026-04-28"), ("2026-06-29", "again from 2026-06-30")]:
+    # While the period runs, the refusal names the day ordering again is possible (issue 12.6).
+    for day, refused in [("2026-04-10", "runs until 2026-04-28; you may subscribe again from 2026-06-30"),
+                         ("2026-06-29", "again from 2026-06-30")]:
         with pytest.raises(orders.OrderError, match=refused) as why:
             subscribe(session, owner, now=at(f"{day} 12:00"))
         assert why.value.field == "pack"

@@ -90,8 +90,11 @@ def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) ->
         if running.ends_at is None:
             return N_("You are already subscribed: your subscription renews on %(date)s."), {
                 "date": running.paid_until.date()}
-        return N_("Your subscription runs until %(date)s: subscribe again after that."), {
-            "date": running.ends_at.date()}
+        # Cancelled: ordering again waits for the end of the period and for
+        # the pack's waiting time after the cancellation, whichever is later.
+        again = max(running.ends_at, may_subscribe_from(session, account.id, pack) or running.ends_at)
+        return N_("Your subscription runs until %(end)s; you may subscribe again from %(date)s."), {
+            "end": running.ends_at.date(), "date": again.date()}
     waiting = session.scalar(
         select(Order.id)
         .join(Pack, Pack.id == Order.pack_id)
