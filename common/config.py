@@ -100,6 +100,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "LOGIN_ACCOUNT_RATE_LIMIT": "20 per hour; 100 per day",
         # Sign-ups and password-reset requests, per address (and per email for resets).
         "SIGNUP_RATE_LIMIT": "10 per hour",
+        # Staff must set up a second factor (TOTP) before anything else.
+        "STAFF_TOTP_REQUIRED": False,
         "TOKEN_MAX_AGE_HOURS": 24,
         # argon2's cost for password hashes: passes, memory in KiB, lanes
         # (argon2-cffi's defaults, RFC 9106's low-memory choice). Lower only
@@ -230,7 +232,7 @@ def normalise(config: dict[str, Any]) -> None:
             config["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=int(config["REMEMBER_COOKIE_DURATION"]))
         except (TypeError, ValueError):
             raise ConfigError("REMEMBER_COOKIE_DURATION must be a whole number of seconds") from None
-    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE", "MAIL_DELIVER_IN_BACKGROUND"):
+    for key in ("MAIL_USE_TLS", "MAIL_DELIVER_AT_ONCE", "MAIL_DELIVER_IN_BACKGROUND", "STAFF_TOTP_REQUIRED"):
         config[key] = boolean(key, config[key])
 
     # flask-limiter logs a limit it cannot parse and lets every request through:

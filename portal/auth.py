@@ -3,18 +3,27 @@ Who may see what is common.identity.access."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from billing.accounts.models import User
 from common.extensions import db, limiter
-from common.identity import accounts, sessions, throttle
-from common.identity.access import INVALID, send_verification
-from common.identity.forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ResetPasswordForm, SignupForm
+from common.identity import accounts, second_factor, sessions, throttle
+from common.identity.access import INVALID, send_verification, staff_required
+from common.identity.forms import (
+    ChangePasswordForm,
+    CodeForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from common.mail import delivery
 from common.safety import safe_next
 
@@ -90,21 +99,65 @@ def login():
         wait = throttle.get().refused(attempt)
         if wait is not None:
             # Checked before the password: a guess past the limit learns nothing.
+            second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
+                                 "throttled")
             form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                           wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
             return render_template("auth/login.html", form=form), 429
         user = accounts.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
             throttle.get().succeeded(attempt)
+            if user.totp_secret:
+                # The password was right; the login waits for the code.
+                session["second_factor"] = {"user": user.id, "email": form.email.data, "at": time.time(),
+                                            "remember": bool(form.remember.data), "next": target}
+                return redirect(url_for("auth.login_code"))
+            second_factor.record(db.session(), form.email.data, user, "login")
             sessions.log_in(user, remember=form.remember.data)
             response = redirect(target)
             throttle.remember_device(response, attempt)
             return response
         throttle.get().failed(attempt)
+        second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
+                             "wrong password")
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
         form.password.errors.append(_("Wrong email or password."))
     return render_template("auth/login.html", form=form), INVALID if form.errors else 200
+
+
+# How long the code step waits after the password.
+CODE_STEP_SECONDS = 300
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code():
+    pending: dict = session.get("second_factor") or {}
+    user = db.session().get(User, pending["user"]) if pending else None
+    if user is None or not user.totp_secret or time.time() - pending["at"] > CODE_STEP_SECONDS:
+        session.pop("second_factor", None)
+        flash(_("Please log in again."), "info")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        attempt = throttle.attempt(pending["email"])
+        wait = throttle.get().refused(attempt)
+        if wait is not None:
+            second_factor.record(db.session(), pending["email"], user, "throttled")
+            form.code.errors.append(_("Too many failed attempts: try again in %(wait)s.",
+                                      wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
+            return render_template("auth/login_code.html", form=form), 429
+        if second_factor.check(db.session(), user, form.code.data):
+            session.pop("second_factor", None)
+            second_factor.record(db.session(), pending["email"], user, "login")
+            sessions.log_in(user, remember=pending["remember"])
+            response = redirect(safe_next(pending["next"], url_for("portal.home")))
+            throttle.remember_device(response, attempt)
+            return response
+        throttle.get().failed(attempt)
+        second_factor.record(db.session(), pending["email"], user, "wrong code")
+        form.code.errors.append(_("This code is not right, or it was used already: wait for the next one."))
+    return render_template("auth/login_code.html", form=form), INVALID if form.errors else 200
 
 
 @bp.post("/logout")
@@ -133,9 +186,79 @@ def security():
             sessions.log_in(user, remember=remembered)
             flash(_("Your password is changed. You are logged out everywhere else."), "success")
             return redirect(url_for("auth.security"))
+    return _security_page(user, form=form)
+
+
+def _security_page(user: User, *, form=None, code_form=None, status: int = 200):
     logins = sessions.running(db.session(), user, max_idle=sessions.max_idle())
-    return render_template("auth/security.html", form=form, logins=logins,
-                           this_login=g.get("login_session_id")), INVALID if form.errors else 200
+    enrolling = session.get("totp_enrol") if user.is_staff and not user.totp_secret else None
+    qr = second_factor.qr_data_uri(second_factor.provisioning_uri(user, enrolling)) if enrolling else None
+    form = form or ChangePasswordForm(formdata=None)
+    status = INVALID if form.errors else status
+    return render_template("auth/security.html", form=form, logins=logins, this_login=g.get("login_session_id"),
+                           code_form=code_form or CodeForm(formdata=None), enrolling=enrolling, qr=qr,
+                           totp_required=current_app.config["STAFF_TOTP_REQUIRED"]), status
+
+
+@bp.post("/account/security/second-factor/start")
+@staff_required
+def second_factor_start():
+    if not current_user.totp_secret:
+        session["totp_enrol"] = second_factor.new_secret()
+    return redirect(url_for("auth.security") + "#second-factor")
+
+
+@bp.post("/account/security/second-factor/confirm")
+@staff_required
+def second_factor_confirm():
+    user = current_user._get_current_object()
+    form = CodeForm()
+    secret = session.get("totp_enrol")
+    if secret and form.validate_on_submit():
+        if second_factor.enable(db.session(), user, secret, form.code.data):
+            session.pop("totp_enrol", None)
+            flash(_("The second factor is on: each login will ask for a code from your app."), "success")
+            return redirect(url_for("auth.security"))
+        form.code.errors.append(_("This code is not right: check the time on your phone, and type the code shown now."))
+    return _security_page(user, code_form=form, status=INVALID)
+
+
+@bp.post("/account/security/second-factor/off")
+@staff_required
+def second_factor_off():
+    user = current_user._get_current_object()
+    form = CodeForm()
+    if current_app.config["STAFF_TOTP_REQUIRED"]:
+        abort(403)
+    if form.validate_on_submit() and second_factor.check(db.session(), user, form.code.data):
+        second_factor.disable(db.session(), user)
+        flash(_("The second factor is off."), "success")
+        return redirect(url_for("auth.security"))
+    form.code.errors.append(_("This code is not right, or it was used already: wait for the next one."))
+    return _security_page(user, code_form=form, status=INVALID)
+
+
+# What a staff member who must set up a second factor may still open.
+BEFORE_SECOND_FACTOR = {"auth.security", "auth.second_factor_start", "auth.second_factor_confirm", "auth.logout",
+                        "auth.logout_everywhere", "static", "i18n.set_language"}
+
+
+@bp.before_app_request
+def second_factor_first():
+    """STAFF_TOTP_REQUIRED: staff without a second factor set it up before anything else."""
+    if request.endpoint is None or request.endpoint in BEFORE_SECOND_FACTOR:
+        return None
+    if current_user.is_authenticated and second_factor.required(current_user):
+        flash(_("Set up a second factor to go on: your role requires it."), "info")
+        return redirect(url_for("auth.security") + "#second-factor")
+    return None
+
+
+@bp.get("/portal/staff/logins")
+@staff_required
+def staff_logins():
+    """Staff logins and failed logins: who, when, from where."""
+    return render_template("auth/staff_logins.html", events=second_factor.recent(db.session()))
 
 
 @bp.post("/account/security/logout-everywhere")

@@ -59,6 +59,10 @@ class User(Base):
     # Removed from the pool by an owner (billing.desk.remove_user): the row
     # stays for the history (tickets, ledger), the person loses all access.
     removed_at: Mapped[datetime | None]
+    # A second factor (staff): the TOTP secret (base 32), and the last time
+    # step a code was accepted for, so that a code seen once is refused after.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None]
 
     account: Mapped[Account | None] = relationship(back_populates="users")
 
@@ -118,3 +122,22 @@ class LoginSession(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
 
     user: Mapped[User] = relationship()
+
+
+class LoginEvent(Base):
+    """A staff login, or a failed one (who, when, from where, how it ended),
+    for staff to look through (common.identity.staff_log)."""
+
+    __tablename__ = "login_events"
+    __table_args__ = (Index("ix_login_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(clock.UTCDateTime)
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    # login, wrong password, wrong code, throttled
+    outcome: Mapped[str] = mapped_column(String(20))
+
+    user: Mapped[User | None] = relationship()

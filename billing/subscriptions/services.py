@@ -92,9 +92,9 @@ def refusal(session: Session, account: Account, pack: Pack, *, now: datetime) ->
                 "date": running.paid_until.date()}
         # Cancelled: ordering again waits for the end of the period and for
         # the pack's waiting time after the cancellation, whichever is later.
-        allowed = max(running.ends_at, may_subscribe_from(session, account.id, pack) or running.ends_at)
+        again = max(running.ends_at, may_subscribe_from(session, account.id, pack) or running.ends_at)
         return N_("Your subscription runs until %(end)s; you may subscribe again from %(date)s."), {
-            "end": running.ends_at.date(), "date": allowed.date()}
+            "end": running.ends_at.date(), "date": again.date()}
     waiting = session.scalar(
         select(Order.id)
         .join(Pack, Pack.id == Order.pack_id)

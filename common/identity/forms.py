@@ -71,6 +71,11 @@ class ResetPasswordForm(FlaskForm):
     password, confirm = new_password_fields(_l("New password"))
 
 
+class CodeForm(FlaskForm):
+    code = StringField(_l("Code from your authenticator app"), validators=[DataRequired(), Length(max=12)],
+                       description=_l("Six digits; a new one every 30 seconds."))
+
+
 class ChangePasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)])
     password, confirm = new_password_fields(_l("New password"))
