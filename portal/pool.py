@@ -26,7 +26,7 @@ from common.config import LANGUAGES
 from common.extensions import db
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, owner_required
-from common.identity.forms import email_field, new_password_fields
+from common.identity.forms import email_field, language_field, new_password_fields
 from common.mail import delivery
 
 bp = Blueprint("pool", __name__)
@@ -47,8 +47,7 @@ class InviteForm(FlaskForm):
 class AcceptForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
     password, confirm = new_password_fields(_l("Choose a password"))
-    language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("fr", "Français"),
-                                    SelectChoice("es", "Español")])
+    language = language_field()
 
 
 def get_member(user_id: int) -> User:
@@ -155,8 +154,6 @@ def accept(token: str):
         return render_template("portal/invitation.html", invitation=invitation, form=None, other=False,
                                elsewhere=True)
     form = AcceptForm()
-    if existing is None and form.language.data is None:
-        form.language.data = "en"
     # Someone removed before comes back with their own password: nothing to fill in.
     ready = form.is_submitted() and form.csrf_token.validate(form) if existing is not None \
         else form.validate_on_submit()

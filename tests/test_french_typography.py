@@ -167,3 +167,20 @@ def test_a_bundle_under_its_minimum_says_the_minimum(app, client, lang, says):
     page = client.get("/checkout/demo-team-tickets", query_string={"quantity": "5"})
     text = page.get_data(as_text=True)
     assert page.status_code == 400 and says in text and "contact us" not in text and "contactez" not in text
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "es"])
+def test_the_invitation_page_offers_the_language_the_invitee_reads(app, client, people, lang):
+    """An invitee reading the acceptance page in French had English chosen for them."""
+    from datetime import timedelta
+
+    from billing.desk import services as desk
+
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        _invitation, token = desk.invite(db.session, owner.account, owner, "new@example.com", "member",
+                                         now=clock_now(), max_age=timedelta(days=3))
+    post_form(client, "/language", {"lang": lang, "next": "/"})
+    page = client.get(f"/invitations/{token}").get_data(as_text=True)
+    [chosen] = re.findall(r'<option selected value="(\w+)">|<option value="(\w+)" selected>', page) or [None]
+    assert chosen is not None and lang in chosen, re.findall(r"<option[^>]*>", page)

@@ -23,6 +23,17 @@ def email_field(label=None) -> EmailField:
     )
 
 
+def language_field() -> SelectField:
+    """The person's language: each offered in its own name (how a reader
+    looks for it), the page's own chosen until they pick another, so that a
+    person reading French is not signed up, or let in, in English."""
+    return SelectField(
+        _l("Language"), validators=[DataRequired()], default=lambda: get_locale().language,
+        choices=lambda: [(code, (Locale.parse(code).get_display_name(code) or code).capitalize())
+                         for code in current_app.config["LANGUAGES"]],
+    )
+
+
 def new_password_fields(label) -> tuple[PasswordField, PasswordField]:
     password = PasswordField(
         label,
@@ -42,17 +53,13 @@ class SignupForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)], filters=[single_line])
     email = email_field()
     password, confirm = new_password_fields(_l("Password"))
-    language = SelectField(_l("Language"), validators=[DataRequired()])
+    language = language_field()
     country = SelectField(_l("Country"), validators=[DataRequired()])
 
     def __init__(self, *args, **kwargs) -> None:
         locale = get_locale()
-        kwargs.setdefault("language", locale.language)
         kwargs.setdefault("country", current_app.config["PROVIDER_COUNTRY"])
         super().__init__(*args, **kwargs)
-        # Each language in its own name: it is how a reader looks for it.
-        self.language.choices = [(code, (Locale.parse(code).get_display_name(code) or code).capitalize())
-                                 for code in current_app.config["LANGUAGES"]]
         self.country.choices = countries(locale)
 
 
