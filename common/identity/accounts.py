@@ -201,10 +201,6 @@ def send_verification(user: User, next: str | None = None) -> bool:
     return _send_link(user, "verify_email", {"next": next} if next else None)
 
 
-def send_password_reset(user: User) -> bool:
-    return _send_link(user, "reset_password")
-
-
 def queue_verification(user: User, next: str | None = None) -> None:
     """Queue the verification link; it goes when the request is over."""
     _queue_link(user, "verify_email", {"next": next} if next else None)
