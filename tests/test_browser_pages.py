@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +21,14 @@ from tests.conftest import PASSWORD
 from tests.journeys import log_in, nav, one_page, start
 
 pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("FORFAIT_SCREENSHOTS")
+
+
+def shot(page: Page, name: str) -> None:
+    """A screenshot to look at, when FORFAIT_SCREENSHOTS names a folder."""
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        page.screenshot(path=f"{SHOTS}/{name}.png", full_page=True)
 
 
 @pytest.fixture
@@ -55,6 +64,7 @@ def test_the_desk_row_link_opens_the_ticket_page(acme, page: Page):
     expect(page.get_by_role("heading", level=1)).to_contain_text("Site down")
     one_page(page)
     expect(page.locator("#queue")).to_have_count(0)
+    shot(page, "desk-ticket-from-queue")
 
 
 def test_links_and_answers_in_the_live_balance_open_pages(acme, page: Page):
@@ -126,3 +136,17 @@ def test_picking_another_balance_refreshes_the_kinds(live_server, page: Page, la
             kind = page.get_by_label(kind_label)
             for name in kinds:
                 expect(kind.locator("option", has_text=name)).to_have_count(1)
+
+
+def test_buy_a_pack_from_an_empty_balance_opens_the_buy_page(live_server, page: Page):
+    url, app = live_server
+    with app.app_context():
+        load_preset(db.session, "toopixel")
+        owner = accounts.register(db.session, "Acme", "Olive Owner", "owner@example.com", PASSWORD, "en", "FR")
+        accounts.mark_email_verified(db.session, owner)
+    log_in(page, url, "owner@example.com")
+    page.locator("#balance").get_by_role("link", name="Buy a pack").click()
+    expect(page).to_have_url(f"{url}/portal/buy")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Buy more")
+    one_page(page)
+    shot(page, "buy-from-empty-dashboard")
