@@ -184,3 +184,24 @@ def test_the_invitation_page_offers_the_language_the_invitee_reads(app, client, 
     page = client.get(f"/invitations/{token}").get_data(as_text=True)
     [chosen] = re.findall(r'<option selected value="(\w+)">|<option value="(\w+)" selected>', page) or [None]
     assert chosen is not None and lang in chosen, re.findall(r"<option[^>]*>", page)
+
+
+@pytest.mark.parametrize("lang, says", [("en", "Expires on "), ("fr", "Expiration le ")])
+def test_the_expiry_notice_reads_right_for_one_ticket(app, client, people, lang, says):
+    """'1 ticket expire on …' (and '1 ticket of your credit expire on … (1 ticket)' by mail)."""
+    from datetime import timedelta
+
+    from billing.catalogue.models import Pack
+    from billing.catalogue.offers import load_preset
+    from billing.ledger import services as ledger
+
+    with app.app_context():
+        load_preset(db.session, "itsupport")
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        owner.language = lang
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "itsupport-ticket-1"))
+        ledger.grant(db.session, owner.account, pack, key="one", now=clock_now() - timedelta(days=170))
+    login(client, people["owner"])
+    page = re.sub(r"\s+", " ", client.get("/portal/").get_data(as_text=True))
+    notice = page.split('class="notice expiring"', 1)[1].split("</article>", 1)[0]
+    assert says in notice and re.search(r"\u00a0?: 1 ticket", notice) and "expire on" not in notice
