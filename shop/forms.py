@@ -37,7 +37,8 @@ class EstimateForm(Form):
         self.packs = {pack.slug: pack for pack in packs}
         groups: dict[str, list[tuple[str, str]]] = {}
         for pack in packs:
-            groups.setdefault(pack.catalogue.name, []).append((pack.slug, localized(pack.name, locale)))
+            provider = localized(pack.catalogue.name, locale)
+            groups.setdefault(provider, []).append((pack.slug, localized(pack.name, locale)))
         # With one catalogue, an <optgroup> would only repeat the provider's name.
         self.pack.choices = groups if len(groups) > 1 else next(iter(groups.values()), [])
         if not self.pack.data and packs:

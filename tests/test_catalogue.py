@@ -99,7 +99,8 @@ def test_toopixel(app):
     with app.app_context():
         load_preset(db.session, "toopixel")
         catalogue = db.session.scalar(select(Catalogue).where(Catalogue.slug == "toopixel"))
-        assert (catalogue.name, catalogue.currency, catalogue.language) == ("Too Pixel Sàrl", "CHF", "fr")
+        assert (catalogue.name, catalogue.currency, catalogue.language) == (
+            {"en": "Too Pixel Sàrl", "fr": "Too Pixel Sàrl", "es": "Too Pixel Sàrl"}, "CHF", "fr")
         policy = find_policy(db.session, "toopixel-credits")
         assert (policy.unit, policy.unit_minutes, policy.step, policy.overage_mode) == ("credit", 10, 1, "block")
         for pack in catalogue.packs:
@@ -434,3 +435,14 @@ def test_a_slug_of_another_catalogue_is_refused_before_anything_is_written(app, 
             load_preset(db.session, "tiny-pro", tmp_path)
         assert snapshot() == before
         assert db.session.scalar(select(Policy).where(Policy.slug == "tiny-pro-credits")) is None
+
+
+@pytest.mark.parametrize("language, name", [("en", "IT user support"), ("fr", "Support utilisateur informatique"),
+                                            ("es", "Soporte informático para usuarios")])
+def test_a_catalogues_name_is_in_the_readers_language(app, client, language, name):
+    """Issue 12.6: the seed's French name no longer stands on English and Spanish pages."""
+    with app.app_context():
+        load_preset(db.session, "itsupport")
+    page = client.get("/", headers={"Accept-Language": language}).get_data(as_text=True)
+    assert f">{name}</h2>" in page
+    assert "Support utilisateur informatique" not in page or language == "fr"

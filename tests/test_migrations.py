@@ -56,3 +56,26 @@ def test_0007_gives_existing_policies_the_20_percent_they_had(app):
             assert conn.execute(sa.text("SELECT low_balance_percent FROM policies")).scalar_one() == 20
             with pytest.raises(sa.exc.IntegrityError):
                 conn.execute(sa.text("UPDATE policies SET low_balance_percent = 101"))
+
+
+def test_0015_keeps_a_catalogues_name_in_every_language_and_back(app):
+    """A name stored as one text becomes that text in each language; going
+    back keeps the catalogue's own language's."""
+    from flask_migrate import downgrade, upgrade
+
+    with app.app_context():
+        upgrade()
+        downgrade(revision="0014")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO catalogues (id, slug, name, tagline, currency, language, position) "
+                                 "VALUES (1, 'old', 'Atelier Old', '{}', 'EUR', 'fr', 0)"))
+        upgrade()
+        with app.app_context(), db.engine.connect() as conn:
+            name = conn.execute(sa.select(sa.column("name", sa.JSON)).select_from(sa.table("catalogues"))).scalar_one()
+        assert name == {"en": "Atelier Old", "fr": "Atelier Old", "es": "Atelier Old"}
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE catalogues SET name = :name"),
+                         {"name": '{"en": "Old workshop", "fr": "Atelier Old", "es": "Taller Old"}'})
+        downgrade(revision="0014")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM catalogues")).scalar_one() == "Atelier Old"

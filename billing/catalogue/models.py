@@ -24,7 +24,8 @@ class Catalogue(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(40), unique=True)
-    name: Mapped[str] = mapped_column(String(120))
+    # In each language: the shop's pages name the provider in the reader's.
+    name: Mapped[Translated] = mapped_column(default=dict)
     tagline: Mapped[Translated] = mapped_column(default=dict)
     currency: Mapped[str] = mapped_column(String(3))
     language: Mapped[str] = mapped_column(String(5))

@@ -123,12 +123,18 @@ def _texts(value: Any) -> list[str]:
 
 
 _translated = _per_language(_text, required=True)
+
+
+def _name(value: Any) -> dict[str, str]:
+    """A provider's name: a table of the three languages, or one text (a
+    brand reads the same in every language) that stands for all three."""
+    return _translated({lang: value for lang in LANGUAGES} if isinstance(value, str) else value)
 _translated_lists = _per_language(_texts, required=False)
 
 Spec = dict[str, tuple[Check, Any]]
 
 CATALOGUE_FIELDS: Spec = {
-    "name": (_text, REQUIRED),
+    "name": (_name, REQUIRED),
     "currency": (_currency, REQUIRED),
     "language": (_choice(LANGUAGES), REQUIRED),
     "tagline": (_translated, REQUIRED),
