@@ -96,8 +96,8 @@ def test_a_search_that_matches_nothing_says_so(staff_client, order):
 
 def test_the_page_says_why_card_is_not_offered(staff_client, order):
     page = text(staff_client.get("/portal/staff/orders"))
-    assert "Bank transfer</strong>: offered to clients" in page
-    assert "Card</strong>: Not installed" in page or "No Stripe key" in page
+    assert "Bank transfer</strong> — offered to clients" in page
+    assert "Card</strong> — Not installed" in page or "No Stripe key" in page
 
 
 @pytest.mark.parametrize("role", ["owner", "member"])
