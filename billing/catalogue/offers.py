@@ -128,7 +128,10 @@ _translated = _per_language(_text, required=True)
 def _name(value: Any) -> dict[str, str]:
     """A provider's name: a table of the three languages, or one text (a
     brand reads the same in every language) that stands for all three."""
-    return _translated({lang: value for lang in LANGUAGES} if isinstance(value, str) else value)
+    name: dict[str, str] = _translated({lang: value for lang in LANGUAGES} if isinstance(value, str) else value)
+    return name
+
+
 _translated_lists = _per_language(_texts, required=False)
 
 Spec = dict[str, tuple[Check, Any]]
