@@ -39,18 +39,17 @@ def atomic(session: Session) -> Iterator[None]:
     session.info[_DEPTH] = depth + 1
     try:
         yield
+        if not depth:
+            if session.info.get(_DOOMED):
+                raise UnitOfWorkFailed("a service inside this unit of work failed; nothing was written")
+            # Inside the try: a commit the database refuses is rolled back too.
+            session.commit()
     except BaseException:
         if depth:
             session.info[_DOOMED] = True
         else:
             session.rollback()
         raise
-    else:
-        if not depth:
-            if session.info.pop(_DOOMED, False):
-                session.rollback()
-                raise UnitOfWorkFailed("a service inside this unit of work failed; nothing was written")
-            session.commit()
     finally:
         session.info[_DEPTH] = depth
         if not depth:

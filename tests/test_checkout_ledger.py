@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from checkout_support import NOW, both, client, pack, session  # noqa: F401 - session is a fixture
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot, Operation
@@ -114,3 +114,25 @@ def test_refund_inside_the_callers_unit(session):
         ledger.refund(session, lot, by=None, key=key(), now=NOW)
     session.expire_all()
     assert session.get(Lot, lot.id).remaining == 0
+
+
+@both
+def test_a_commit_the_database_refuses_is_rolled_back(session):
+    """The outermost block commits inside its guard: a refused commit (a
+    deferred constraint, a lost connection) leaves the session usable."""
+    account, _owner = client(session)
+    hours = pack(session, "demo-hours-5")
+
+    def refuse(_session):
+        raise RuntimeError("the database refused the commit")
+
+    event.listen(session, "before_commit", refuse)
+    try:
+        with pytest.raises(RuntimeError), atomic(session):
+            ledger.grant(session, account, hours, key=key(), now=NOW)
+    finally:
+        event.remove(session, "before_commit", refuse)
+
+    assert lots(session) == 0  # rolled back, and the session answers again
+    ledger.grant(session, account, hours, key=key(), now=NOW)
+    assert lots(session) == 1
