@@ -47,30 +47,24 @@ def order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewA
     is the checkout form's: the same form sent twice finds the first order
     (its payment is then no longer ``created``)."""
     try:
-        return _order(session, pack, buyer=buyer, new_account=new_account, invoicing=invoicing, quantity=quantity,
-                      method=method, methods=methods, now=now, iban=iban, expected_total=expected_total, key=key)
+        with atomic(session):
+            if buyer is not None:
+                signed_up = buyer
+            else:
+                assert new_account is not None
+                signed_up = accounts.register(session, new_account.organisation, new_account.name,
+                                              new_account.email, new_account.password, new_account.language,
+                                              new_account.country)
+            if invoicing is not None:
+                billing_accounts.set_invoicing_details(session, signed_up.client_account, address=invoicing.address,
+                                                       vat_id=invoicing.vat_id)
+            placed, payment = orders.place_order(session, signed_up.client_account, pack, quantity=quantity,
+                                                 method=method, methods=methods, by=signed_up, now=now, iban=iban,
+                                                 expected_total=expected_total, key=key)
     except IntegrityError:
         # The same form sent at the same moment placed it first.
-        if buyer is None:
+        found = None if buyer is None else orders.placed_under(session, buyer.client_account, key)
+        if buyer is None or found is None:
             raise
-        placed = orders.placed_under(session, buyer.client_account, key)
-        if placed is None:
-            raise
-        return buyer, *placed
-
-
-def _order(session: Session, pack: Pack, *, buyer: User | None, new_account: NewAccount | None,
-           invoicing: Invoicing | None, quantity: int, method: str, methods: tuple[str, ...], now: datetime,
-           iban: str, expected_total: int, key: str) -> tuple[User, Order, Payment]:
-    with atomic(session):
-        if buyer is None:
-            assert new_account is not None
-            buyer = accounts.register(session, new_account.organisation, new_account.name, new_account.email,
-                                      new_account.password, new_account.language, new_account.country)
-        if invoicing is not None:
-            billing_accounts.set_invoicing_details(session, buyer.client_account, address=invoicing.address,
-                                                   vat_id=invoicing.vat_id)
-        placed, payment = orders.place_order(session, buyer.client_account, pack, quantity=quantity, method=method,
-                                             methods=methods, by=buyer, now=now, iban=iban,
-                                             expected_total=expected_total, key=key)
-    return buyer, placed, payment
+        return buyer, *found
+    return signed_up, placed, payment
