@@ -262,6 +262,7 @@ def catalogue_draft(session: Session, form: Form, catalogue: Catalogue | None) -
         currency=currency,
         language=_choice(draft, form, "language", LANGUAGES),
         position=_whole(draft, form, "position", 0, 1000, example=1),
+        publishes_service_levels=_flag(form, "publishes_service_levels"),
     )
     return draft
 
@@ -571,6 +572,7 @@ def export_preset(session: Session, catalogue: Catalogue) -> str:
         "language": catalogue.language,
         "position": catalogue.position,
         "tagline": dict(catalogue.tagline),
+        "publishes_service_levels": catalogue.publishes_service_levels,
     }
     document: dict[str, Any] = {"catalogue": _without_defaults(head, offers.CATALOGUE_FIELDS)}
     policies = current_policies(session, catalogue)

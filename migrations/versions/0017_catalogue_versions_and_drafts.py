@@ -6,8 +6,8 @@ old row keeps serving what was sold under it. A slug is therefore unique per
 version, and once among the current rows. A pack the editor creates starts as
 a draft (published_at empty); every pack that exists was published.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-06 01:45:00
 
 """
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0016'
-down_revision = '0015'
+revision = '0017'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
