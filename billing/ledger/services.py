@@ -407,7 +407,7 @@ def grant(
                   order_id=order.id if order is not None else None, by=by, note=note)
 
 
-def _versions_of(policy_slug: str) -> Select[tuple[int]]:
+def _versions_of(policy_slug: str) -> Select[int]:
     """Every version of a policy (billing.catalogue.versions): a registration
     pack bought under the terms of last year still registers the account, and
     tickets expired under them still come back with a bundle of this year's."""
