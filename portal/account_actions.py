@@ -36,6 +36,7 @@ from billing.ledger import adjustments
 from billing.ledger import services as ledger
 from billing.models import localized
 from billing.subscriptions import services as subscriptions
+from billing.subscriptions.models import Subscription
 from billing.text import single_line
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
@@ -158,7 +159,7 @@ class Choice:
         self.person: User | None = None
         self.policy: Policy | None = None
         self.unit: str | None = None
-        self.subscription = None
+        self.subscription: Subscription | None = None
         self.drawable: list[ledger.Balance] = []
 
 

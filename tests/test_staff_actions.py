@@ -11,7 +11,20 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
-from ledger_support import NOW, assert_verified, buy, charge, held, key, new_client, pack, person, ticket
+from ledger_support import (  # noqa: F401 - ledger_app and session are fixtures
+    NOW,
+    assert_verified,
+    buy,
+    charge,
+    held,
+    key,
+    ledger_app,
+    new_client,
+    pack,
+    person,
+    session,
+    ticket,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

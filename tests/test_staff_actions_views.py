@@ -123,7 +123,7 @@ def test_the_same_adjustment_form_sent_twice_removes_once(app, client, cast):
     ({"quantity": "91"}, "Only 90 credits can be removed"),
     ({"reason": ""}, "Give the reason"),
     ({"quantity": "-3"}, "Number must be between"),
-    ({"quantity": "two"}, "Not a valid integer value"),
+    ({"quantity": "two"}, "Enter a whole number of units."),
     ({"balance": "999-credit"}, "Choose a balance of this account."),
     ({"token": "stale"}, "This form has expired"),
 ])
