@@ -81,14 +81,14 @@ def test_0015_keeps_a_catalogues_name_in_every_language_and_back(app):
             assert conn.execute(sa.text("SELECT name FROM catalogues")).scalar_one() == "Atelier Old"
 
 
-def test_0017_makes_existing_staff_admins_and_keeps_clients_roles(app):
+def test_0018_makes_existing_staff_admins_and_keeps_clients_roles(app):
     """Every staff member could do everything before roles: each becomes an
     admin; clients keep theirs; afterwards staff without a staff role are refused."""
     from flask_migrate import downgrade, upgrade
 
     with app.app_context():
         upgrade()
-        downgrade(revision="0016")
+        downgrade(revision="0017")
         with db.engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO accounts (id, name, country, address, vat_id, created_at) "
                                  "VALUES (1, 'Acme', 'FR', '', '', '2026-01-01')"))
@@ -108,7 +108,7 @@ def test_0017_makes_existing_staff_admins_and_keeps_clients_roles(app):
             with pytest.raises(sa.exc.IntegrityError):
                 conn.execute(sa.text("UPDATE users SET role = NULL WHERE id = 1"))
             conn.rollback()
-        downgrade(revision="0016")
+        downgrade(revision="0017")
         with db.engine.connect() as conn:
             assert dict(conn.execute(sa.text("SELECT id, role FROM users ORDER BY id")).all()) == {
                 1: None, 2: "owner", 3: None}
