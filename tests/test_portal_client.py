@@ -502,6 +502,8 @@ MATRIX = [
     # Each user reads their own account's subscription; staff have none.
     ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Bank statements: staff only (issue 15.1).
     ("/portal/staff/bank/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/portal/staff/bank/imports/{bank_import}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
