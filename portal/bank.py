@@ -155,11 +155,16 @@ def show(import_id: int):
 def _waiting(forms: dict[int, FlaskForm] | None = None, status: int = 200):
     lines = imports.waiting(db.session())
     forms = forms or {}
-    return render_template("portal/bank_lines.html", lines=lines,
-                           assign={line.id: forms.get(line.id) if isinstance(forms.get(line.id), AssignForm)
-                                   else AssignForm(formdata=None, order=line.suggested_order_id) for line in lines},
-                           discard={line.id: forms.get(line.id) if isinstance(forms.get(line.id), DiscardForm)
-                                    else DiscardForm(formdata=None) for line in lines}), status
+    assign, discard = {}, {}
+    for line in lines:
+        sent = forms.get(line.id)
+        assign[line.id] = sent if isinstance(sent, AssignForm) else AssignForm(formdata=None,
+                                                                               order=line.suggested_order_id)
+        discard[line.id] = sent if isinstance(sent, DiscardForm) else DiscardForm(formdata=None)
+        # One form per line on the page: each field's id (and its label) is the line's.
+        assign[line.id].order.id = f"order-{line.id}"
+        discard[line.id].note.id = f"note-{line.id}"
+    return render_template("portal/bank_lines.html", lines=lines, assign=assign, discard=discard), status
 
 
 @bp.get("/lines")

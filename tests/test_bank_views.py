@@ -9,11 +9,12 @@ import re
 
 import pytest
 from bank_support import camt, csv_statement
+from checkout_support import NOW, place, session  # noqa: F401
 from checkout_support import client as new_client
-from checkout_support import place, session  # noqa: F401
 from conftest import PASSWORD, csrf_token, login, post_form
 from sqlalchemy import func, select
 
+from billing.accounts.models import User
 from billing.bank.models import BankImport, BankLine, BankMapping
 from billing.orders.models import Order, Payment
 from common.extensions import db
@@ -174,3 +175,93 @@ def test_only_staff_reach_the_bank_pages(app, client, people, who):
         assert response.status_code == 302 and response.headers["Location"].startswith("/login")
     else:
         assert response.status_code == 403
+
+
+# --- Who may (issue 14's roles) --------------------------------------------------------
+
+ROLES = ("anonymous", "member", "owner", "another", "agent", "admin", "deactivated")
+EMAIL = {"member": "member@example.com", "owner": "owner@example.com", "another": "other@example.com",
+         "agent": "agent@example.com", "admin": "admin@example.com", "deactivated": "gone@example.com"}
+
+
+@pytest.fixture
+def cast(app, people):
+    """An account's owner and member, another account's owner, an agent, an
+    admin, a staff member about to be deactivated; a waiting bank line and a mapping."""
+    from bank_support import camt as statement
+    from checkout_support import SELLER
+
+    from billing.bank import imports
+    from billing.bank import mappings as bank_mappings
+    from billing.bank.statements import Mapping
+
+    with app.app_context():
+        accounts.register(db.session, "Other", "Otto Other", "other@example.com", PASSWORD, "en", "FR")
+        for email, role in (("agent@example.com", "agent"), ("admin@example.com", "admin"),
+                            ("gone@example.com", "agent")):
+            db.session.add(User(role=role, email=email, name=email.split("@")[0].title(), is_staff=True,
+                                password_hash=accounts.hasher.hash(PASSWORD)))
+        db.session.commit()
+        done = imports.import_statement(db.session, statement([{"amount": "4.00", "ref": "R-1", "text": "?"}]),
+                                        format="camt053", filename="r.xml", seller=SELLER, now=NOW)
+        mapping = bank_mappings.save(db.session, Mapping(name="Roles bank", date_column="Date", text_column="Text"),
+                                     now=NOW)
+        return {"import": done.bank_import.id, "line": done.lines[0].line.id, "mapping": mapping.id}
+
+
+def signed_in(app, client, role: str):
+    if role != "anonymous":
+        login(client, EMAIL[role])
+    if role == "deactivated":
+        with app.app_context():
+            db.session.scalar(select(User).where(User.email == EMAIL[role])).removed_at = NOW
+            db.session.commit()
+    return client
+
+
+def expected(role: str):
+    return "login" if role in ("anonymous", "deactivated") else 200 if role in ("agent", "admin") else 403
+
+
+def judge(answer, want) -> None:
+    if want == "login":
+        assert answer.status_code == 302 and "/login" in answer.location
+    else:
+        assert answer.status_code == want
+
+
+PAGES = ["/portal/staff/bank/", "/portal/staff/bank/imports/{import}", "/portal/staff/bank/lines",
+         "/portal/staff/bank/mappings", "/portal/staff/bank/mappings/{mapping}"]
+POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
+         "/portal/staff/bank/lines/{line}/assign": {"order": "1"},
+         "/portal/staff/bank/lines/{line}/discard": {"note": "mine"},
+         "/portal/staff/bank/mappings": {"name": "X", "delimiter": ";", "date_column": "D", "date_format": "%d.%m.%Y",
+                                         "amount_column": "A", "currency": "EUR", "text_column": "T"},
+         "/portal/staff/bank/mappings/{mapping}": {"name": "Y", "delimiter": ";", "date_column": "D",
+                                                   "date_format": "%d.%m.%Y", "amount_column": "A",
+                                                   "currency": "EUR", "text_column": "T"}}
+
+
+def bank_rows(app) -> dict[str, list]:
+    with app.app_context():
+        return {model.__tablename__: sorted(map(repr, db.session.execute(select(model.__table__)).all()))
+                for model in (BankImport, BankLine, BankMapping, Payment, Order)}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", PAGES)
+def test_who_may_open_each_bank_page(app, client, cast, page, role):
+    judge(signed_in(app, client, role).get(page.format(**cast)), expected(role))
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if expected(role) != 200])
+@pytest.mark.parametrize("url", sorted(POSTS))
+def test_a_refused_bank_post_writes_nothing(app, client, cast, url, role):
+    client = signed_in(app, client, role)
+    before = bank_rows(app)
+    data = {**POSTS[url], "csrf_token": csrf_token(client, "/login" if role in ("anonymous", "deactivated")
+                                                   else "/portal/")}
+    if url.endswith("/imports"):
+        data["statement"] = (io.BytesIO(camt([{"amount": "1.00", "ref": "Z"}])), "z.xml")
+    judge(client.post(url.format(**cast), data=data, content_type="multipart/form-data"), expected(role))
+    assert bank_rows(app) == before
