@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from babel.dates import format_date
 from checkout_support import EUR_IBAN, confirm, place
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from billing.accounts import directory
 from billing.accounts.models import Account, User
+from billing.audit import AuditEntry
 from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
@@ -213,8 +214,17 @@ def test_staff_correct_the_invoicing_details(app, client, people, clients):
     with app.app_context():
         acme = db.session.get(Account, clients["acme"])
         assert (acme.address, acme.vat_id) == ("1 rue de la Paix\n75002 Paris", "FR40303265045")
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "account.invoicing"))
+        staff = db.session.scalar(select(User).where(User.email == people["staff"]))
+        assert (entry.actor_id, entry.subject_kind, entry.subject_id) == (staff.id, "account", clients["acme"])
+        assert entry.before == {"address": "", "vat_id": ""}
+        assert entry.after == {"address": "1 rue de la Paix\n75002 Paris", "vat_id": "FR40303265045"}
     page = text(client.get(f"/staff/clients/{clients['acme']}"))
     assert "FR40303265045" in page and "The invoicing details of Acme are saved" in page
+    # Sent again unchanged: nothing to record.
+    post_form(client, path, {"address": "1 rue de la Paix\n75002 Paris", "vat_id": "FR 40303265045"})
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AuditEntry.id))) == 1
 
 
 def test_a_wrong_vat_id_is_said_beside_its_field_and_writes_nothing(app, client, people, clients):
