@@ -704,8 +704,8 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
     payment provider's refund.
     """
     now = utc(now)
-    if by is not None and not by.is_staff:
-        raise NotAllowed("only staff refund a lot")
+    if by is not None and not by.is_admin:
+        raise NotAllowed("only an admin refunds a lot")
     if quantity is not None:
         _whole(quantity, "quantity", 1)
 
@@ -741,8 +741,8 @@ def adjust(
     ``expires_at``) or remove (from the usable lots, in consumption order)
     units of a balance, with a reason the client sees on the statement."""
     now = utc(now)
-    if by is None or not by.is_staff:
-        raise NotAllowed("only staff adjust credit")
+    if by is None or not by.is_admin:
+        raise NotAllowed("only an admin adjusts credit")
     reason = (reason or "").strip()
     if not reason:
         raise LedgerError("an adjustment needs a reason")

@@ -37,7 +37,8 @@ from sqlalchemy import select
 
 from billing import clock
 from billing.accounts.models import Account, User
-from billing.catalogue.models import Policy
+from billing.catalogue.models import Pack, Policy
+from billing.catalogue.offers import offer
 from billing.desk.models import Ticket
 from billing.ledger.models import Lot, Overage
 from billing.notifications import outbox
@@ -191,11 +192,23 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         # before a password change no longer works, as it should not.
         # Where the person was going (checked when queued, and again by the view).
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
-        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back),
-                # A reset mailed because someone signed up with this address.
-                "signup": bool(message.payload.get("signup"))}
+        context = {"user": user, "signup": bool(message.payload.get("signup")),
+                   # A reset mailed because someone ordered with this address (shop.ordering).
+                   "order": bool(message.payload.get("order")), "pack": _pack_name(message)}
+        if context["order"]:
+            # The owner logs in to order; the reset link is for a forgotten password.
+            context["login_link"] = url_for("auth.login", _external=True, **back)
+            back = {}
+        # A reset mailed because someone signed up with this address.
+        return {**context, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back)}
 
     return load
+
+
+def _pack_name(message: outbox.OutboxMessage) -> str | None:
+    """The name of the pack a visitor was ordering, in the recipient's language."""
+    pack = db.session.get(Pack, message.payload["pack_id"]) if message.payload.get("pack_id") else None
+    return offer(pack, message.language).name if pack is not None else None
 
 
 def _invitation(message: outbox.OutboxMessage) -> Context:
@@ -218,6 +231,7 @@ def _kinds() -> dict[str, Kind]:
         "verify_email": Kind("verify_email", lambda c: _l("Please confirm your email address"),
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
+                               else _l("You already have an account: log in to order") if c.get("order")
                                else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
