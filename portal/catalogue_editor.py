@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -26,12 +27,9 @@ from billing.models import localized
 from common.extensions import db
 from common.fragments import page_or_fragment
 from common.i18n import current_locale, translate, translate_plural
-from common.identity.access import INVALID, staff_required
+from common.identity.access import INVALID, admin_required
 
 bp = Blueprint("catalogue_editor", __name__, url_prefix="/staff/catalogue")
-
-# Admins only, once the roles exist; until then any active staff member.
-admin_required = staff_required
 
 PACK_KIND_LABELS = {"trial": _l("Free trial"), "pack": _l("Pack"), "annual_plan": _l("Annual plan"),
                     "subscription": _l("Subscription")}
@@ -141,7 +139,7 @@ def _save_catalogue(catalogue: Catalogue | None) -> Response:
     draft = editing.catalogue_draft(db.session(), form, catalogue)
     if not draft.ok:
         return _catalogue_page(catalogue, form, messages(draft), INVALID)
-    saved = editing.save_catalogue(db.session(), catalogue, draft)
+    saved = editing.save_catalogue(db.session(), catalogue, draft, current_user)
     flash(_("Catalogue %(name)s saved.", name=localized(saved.name, current_locale())), "success")
     return redirect(url_for(".index", _anchor=f"catalogue-{saved.slug}"))
 
@@ -168,9 +166,9 @@ def import_preset():
             text = upload.read(1_000_001)
             if len(text) > 1_000_000:
                 raise editing.EditorError(editing.PRESET_REFUSED, "file", reason="larger than 1 MB")
-            report = editing.import_preset(db.session(), text.decode("utf-8", errors="replace"), stem)
+            report = editing.import_preset(db.session(), text.decode("utf-8", errors="replace"), stem, current_user)
         elif name in offers.preset_names():
-            report = offers.load_preset(db.session(), name)
+            report = editing.import_preset(db.session(), None, name, current_user)
         else:
             raise editing.EditorError(editing.CHOICE, "preset")
     except editing.EditorError as error:
@@ -268,7 +266,7 @@ def _save_policy(catalogue: Catalogue, policy: Policy | None) -> Response:
         return _policy_page(catalogue, policy, form, draft, INVALID)
     if not _saving():
         return _policy_page(catalogue, policy, form, draft)
-    saved, done = editing.save_policy(db.session(), catalogue, policy, draft, clock.now())
+    saved, done = editing.save_policy(db.session(), catalogue, policy, draft, clock.now(), current_user)
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Policy %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier "
@@ -354,7 +352,7 @@ def _save_pack(catalogue: Catalogue, pack: Pack | None) -> Response:
         return _pack_page(catalogue, pack, form, draft, INVALID)
     if not _saving():
         return _pack_page(catalogue, pack, form, draft)
-    saved, done = editing.save_pack(db.session(), catalogue, pack, draft, clock.now())
+    saved, done = editing.save_pack(db.session(), catalogue, pack, draft, clock.now(), current_user)
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Pack %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier version.",
@@ -387,11 +385,11 @@ def _sale_change(pack_id: int, change: str) -> Response:
     name = localized(pack.name, current_locale())
     try:
         if change == "retire":
-            editing.retire(db.session(), pack, clock.now())
+            editing.retire(db.session(), pack, clock.now(), current_user)
             flash(_("Pack %(name)s retired: it is no longer on sale; what was sold stays as it was.", name=name),
                   "success")
         else:
-            editing.publish(db.session(), pack, clock.now())
+            editing.publish(db.session(), pack, clock.now(), current_user)
             flash(_("Pack %(name)s is on sale.", name=name), "success")
     except editing.EditorError as error:
         flash(_(error.message, **error.params), "error")

@@ -11,6 +11,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from billing.audit import AuditEntry
 from billing.catalogue import versions
 from billing.catalogue.models import Catalogue, Pack, Policy
 from billing.catalogue.offers import active_pack, load_preset, parse_preset, read_preset
@@ -68,6 +69,7 @@ def test_a_new_pack_is_a_draft_until_published_then_on_sale(app, admin):
         pack = versions.current_pack(db.session, "toopixel-starter-12-credits")
         assert pack.status == "draft" and pack.price == 39000 and pack.name["fr"] == "Démarrage, 12 crédits"
         pack_id = pack.id
+        assert db.session.scalar(select(AuditEntry.action).where(AuditEntry.subject_id == pack_id)) == "pack.create"
     assert response.headers["Location"] == f"/staff/catalogue/packs/{pack_id}"
     card = 'id="offer-toopixel-starter-12-credits"'
     assert card not in text(admin.get("/"))
@@ -77,6 +79,10 @@ def test_a_new_pack_is_a_draft_until_published_then_on_sale(app, admin):
     assert card not in text(admin.get("/"))
     assert post_form(admin, f"/staff/catalogue/packs/{pack_id}/restore").status_code == 303
     assert card in text(admin.get("/"))
+    with app.app_context():
+        assert list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.subject_kind == "pack")
+                                       .order_by(AuditEntry.id))) == [
+            "pack.create", "pack.publish", "pack.retire", "pack.restore"]
 
 
 @pytest.mark.parametrize(("field", "value", "words"), [
@@ -162,6 +168,9 @@ def test_editing_a_sold_pack_makes_a_version_and_says_so(app, admin, people):
         assert db.session.get(Pack, values["pack"]).price == 95000
         current = active_pack(db.session, "toopixel-36")
         assert current.price == 99000 and current.version == 2
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "pack.version"))
+        assert (entry.subject_kind, entry.subject_id, entry.actor.email) == ("pack", current.id, people["staff"])
+        assert (entry.before["price"], entry.after["price"], entry.before["version"]) == (95000, 99000, 1)
     assert "version 2" in text(admin.get(response.headers["Location"]))
     # The old version's address leads to the current one.
     assert admin.get(f"/staff/catalogue/packs/{values['pack']}").headers["Location"].endswith(f"/{current.id}")
@@ -179,6 +188,8 @@ def test_import_a_shipped_preset_or_a_file(app, admin):
     assert response.status_code == 302
     with app.app_context():
         assert active_pack(db.session, "innova-480") is not None
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "catalogue.import"))
+        assert entry.after["preset"] == "innova.toml" and "created pack innova-480" in entry.after["changes"]
     exported = admin.get(f"/staff/catalogue/{ids(app)['catalogue']}/export").get_data()
     changed = exported.replace(b"price = 95000", b"price = 96000")
     response = post_form(admin, "/staff/catalogue/import",
@@ -209,3 +220,18 @@ def test_a_new_catalogue_and_policy(app, admin):
     with app.app_context():
         policy = db.session.scalar(select(Policy).where(Policy.slug == "acme-hours"))
         assert (policy.step, policy.overage_hourly_rate) == (15, 8000)
+
+
+def test_an_agent_may_not_edit_the_catalogue(app, client, people):
+    from common.identity import accounts
+
+    with app.app_context():
+        load_preset(db.session, "toopixel")
+        accounts.create_staff(db.session, "Ann Agent", "agent@example.com", "correct horse battery staple",
+                              role="agent")
+    login(client, "agent@example.com")
+    assert client.get("/staff/catalogue").status_code == 403
+    before = snapshot_in(app)
+    assert post_form(client, f"/staff/catalogue/{ids(app)['catalogue']}/packs/new", NEW_PACK).status_code == 403
+    assert post_form(client, "/staff/catalogue/import", {"preset": "innova"}).status_code == 403
+    assert snapshot_in(app) == before
