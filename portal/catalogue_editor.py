@@ -76,7 +76,8 @@ def _to_current(current: Pack | Policy | None, endpoint: str, key: str) -> Respo
     if current is None:
         abort(404)
     flash(_("That was an earlier version, kept for what was sold under it: this is the current one."), "info")
-    return redirect(url_for(endpoint, **{key: current.id}))
+    values: dict[str, Any] = {key: current.id}
+    return redirect(url_for(endpoint, **values))
 
 
 def _saving() -> bool:
