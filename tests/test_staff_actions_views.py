@@ -307,3 +307,21 @@ def test_an_unknown_account_or_ticket_is_a_404(client, cast):
     assert client.get("/staff/clients/999999/adjust").status_code == 404
     assert client.get("/staff/clients/999999/tickets/new").status_code == 404
     assert client.get("/desk/tickets/999999/kind").status_code == 404
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("fr", ("Ajuster le crédit", "Retirer des unités", "Confirmer\u00a0: décompter comme",
+            "Ouvrir un ticket pour ce client")),
+    ("es", ("Ajustar el crédito", "Retirar unidades", "Confirmar: cobrar como", "Abrir un ticket para este cliente")),
+])
+def test_the_actions_speak_the_staff_members_language(app, client, cast, language, words):
+    with app.app_context():
+        user("admin@example.com").language = language
+        db.session.commit()
+    as_(client, "admin@example.com")
+    pages = "".join(client.get(path, query_string=query).get_data(as_text=True) for path, query in (
+        (f"/staff/clients/{cast['account']}/adjust", {}),
+        (f"/desk/tickets/{cast['ticket']}/kind", {"kind": "intervention"}),
+        (f"/staff/clients/{cast['account']}/tickets/new", {})))
+    for word in words:
+        assert word in pages
