@@ -325,3 +325,23 @@ def test_the_actions_speak_the_staff_members_language(app, client, cast, languag
         (f"/staff/clients/{cast['account']}/tickets/new", {})))
     for word in words:
         assert word in pages
+
+
+def test_a_kind_change_beyond_an_ask_balance_is_previewed_and_the_owners_are_asked(app, client, cast):
+    """Seed 002: 200 min of e-mail on a 3 h pack, then charged as production."""
+    with app.app_context():
+        owner = user("owner@example.com")
+        ledger.grant(db.session, owner.account, pack(db.session, "digitale-3h"), key="acme-digitale", now=now())
+        work = desk.open_ticket(db.session, owner.account, owner, "Mails", "Many mails.", now=now(),
+                                policy=pack(db.session, "digitale-3h").policy, kind="communication")
+        ledger.charge_ticket_to(db.session, work, 200, by=None, key="acme-200", now=now())
+        ticket_id = work.id
+    as_(client, "agent@example.com")
+    text = client.get(f"/desk/tickets/{ticket_id}/kind", query_string={"kind": "production"},
+                      headers=HX).get_data(as_text=True)
+    assert "0 min → <strong>3 h 20 min</strong>" in text
+    assert "The balance lacks 20 min: confirming asks the account" in text
+    answer = post_form(client, f"/desk/tickets/{ticket_id}/kind", {"kind": "production", "expected": "communication",
+                                                                  "token": token_of(text)})
+    page = client.get(answer.location).get_data(as_text=True)
+    assert "the account&#39;s owners are asked to approve (1 told by email)" in page
