@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 
 from billing.desk.models import CRITICALITIES, Ticket
 from billing.errors import N_
-from billing.service.hours import Range, Schedule, ScheduleError, add_opening_time, parse_ranges, zone
+from billing.service.hours import (
+    Range,
+    Schedule,
+    ScheduleError,
+    add_opening_time,
+    opening_time_between,
+    parse_ranges,
+    zone,
+)
 from billing.service.models import Holiday, ServiceLevels
 from billing.transaction import atomic
 
@@ -34,6 +42,19 @@ MAX_HOLIDAY_NAME = 100
 
 
 @dataclass(frozen=True)
+class DueState:
+    """A ticket against its target: ``due`` (None if the schedule never
+    opens), whether it is ``late``, whether staff ``answered``, and the
+    opening time ``left`` before it falls due (not answered, not late) or by
+    which it is or was late."""
+
+    due: datetime | None
+    late: bool
+    answered: bool
+    by: timedelta | None
+
+
+@dataclass(frozen=True)
 class Levels:
     """What the desk and the service page need: the schedule and the targets."""
 
@@ -44,6 +65,19 @@ class Levels:
     def due(self, ticket: Ticket) -> datetime | None:
         """When the first response is due, counted in opening hours from the ticket's opening."""
         return add_opening_time(self.schedule, ticket.created_at, self.targets[ticket.criticality])
+
+    def state(self, ticket: Ticket, now: datetime) -> DueState:
+        """Where the ticket stands against its first-response target at ``now``."""
+        due = self.due(ticket)
+        answered = ticket.first_response_at
+        if due is None:
+            return DueState(None, False, answered is not None, None)
+        if answered is not None:
+            late = answered > due
+            return DueState(due, late, True, opening_time_between(self.schedule, due, answered) if late else None)
+        if now > due:
+            return DueState(due, True, False, opening_time_between(self.schedule, due, now))
+        return DueState(due, False, False, opening_time_between(self.schedule, now, due))
 
     def overdue(self, ticket: Ticket, now: datetime) -> bool:
         """The first response is late: not given and due before ``now``, or given after it was due."""
