@@ -1,4 +1,4 @@
-"""The service levels, as staff set them: opening hours per weekday in the
+"""The service levels, as admins set them (audited): opening hours per weekday in the
 provider's time zone, the target of first response per criticality, and
 the holidays. The desk counts due times with them and the public service
 page its figures (billing.service).
@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, redirect, url_for
 from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, StringField
 
@@ -24,7 +25,7 @@ from billing.service.models import Holiday
 from common.extensions import db
 from common.fragments import page_or_fragment
 from common.i18n import weekday_name
-from common.identity.access import INVALID, staff_required
+from common.identity.access import INVALID, admin_required
 
 bp = Blueprint("service_levels", __name__, url_prefix="/staff/service-levels")
 
@@ -55,9 +56,9 @@ class HolidayForm(FlaskForm):
 
 
 @bp.before_request
-@staff_required
-def _staff_only() -> None:
-    """Every view: staff only (login for anonymous, 403 for clients)."""
+@admin_required
+def _admins_only() -> None:
+    """Every view: admins only (login for anonymous, 403 for agents and clients)."""
 
 
 def _filled(form: LevelsForm) -> LevelsForm:
@@ -106,7 +107,7 @@ def save():
     except ScheduleError as error:
         _blame(form, error)
         return _page(form, status=INVALID)
-    levels.save_settings(db.session(), settings, now=clock.now())
+    levels.save_settings(db.session(), settings, by=current_user._get_current_object(), now=clock.now())
     figures.forget()
     flash(_("The service levels are saved: due times and the published figures count with them."), "success")
     return redirect(url_for("service_levels.show"))
@@ -121,7 +122,7 @@ def add_holiday():
         return _page(holiday_form=form, status=INVALID)
     try:
         holiday = levels.add_holiday(db.session(), form.day.data.isoformat() if form.day.data else "",
-                                     form.name.data or "", now=clock.now())
+                                     form.name.data or "", by=current_user._get_current_object(), now=clock.now())
     except ScheduleError as error:
         _blame(form, error)
         return _page(holiday_form=form, status=INVALID)
@@ -136,7 +137,7 @@ def remove_holiday(holiday_id: int):
     if holiday is None:
         abort(404)
     name = holiday.name
-    levels.remove_holiday(db.session(), holiday)
+    levels.remove_holiday(db.session(), holiday, by=current_user._get_current_object())
     figures.forget()
     flash(_("%(name)s is no longer a holiday.", name=name), "success")
     return redirect(url_for("service_levels.show") + "#holidays")

@@ -8,19 +8,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import csrf_token, login, post_form
+from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
 from sqlalchemy import select
 from test_security import snapshot
 
 from billing import clock
 from billing.accounts.models import User
+from billing.audit import AuditEntry
 from billing.desk import services as desk
 from billing.desk.models import Ticket
 from billing.ledger import services as ledger
 from billing.service import figures
 from billing.service.models import Holiday, ServiceLevels
 from common.extensions import db
+from common.identity import accounts
 
 # Monday 7 December 2026, 15:00 in Paris.
 NOW = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
@@ -56,8 +58,16 @@ def open_ticket(slug: str, at: datetime, criticality: str = "normal", subject: s
 
 # ------------------------------------------------------------------ settings
 
-@pytest.mark.parametrize("role, expected", [("anon", "login"), ("owner", 403), ("member", 403), ("staff", 200)])
-def test_who_may_see_the_settings(client, people, role, expected):
+def add_agent(app) -> str:
+    with app.app_context():
+        accounts.create_staff(db.session, "Ada Agent", "agent@example.com", PASSWORD, role="agent")
+    return "agent@example.com"
+
+
+@pytest.mark.parametrize("role, expected", [("anon", "login"), ("owner", 403), ("member", 403), ("agent", 403),
+                                            ("staff", 200)])
+def test_who_may_see_the_settings(app, client, people, role, expected):
+    people["agent"] = add_agent(app)
     if role != "anon":
         login(client, people[role])
     response = client.get("/staff/service-levels")
@@ -69,8 +79,9 @@ def test_who_may_see_the_settings(client, people, role, expected):
 
 @pytest.mark.parametrize("url", ["/staff/service-levels", "/staff/service-levels/holidays",
                                  "/staff/service-levels/holidays/1/remove"])
-@pytest.mark.parametrize("role", ["anon", "owner"])
+@pytest.mark.parametrize("role", ["anon", "owner", "agent"])
 def test_refused_posts_write_nothing(app, client, people, url, role):
+    people["agent"] = add_agent(app)
     with app.app_context():
         db.session.add(Holiday(day=datetime(2026, 12, 25).date(), name="Christmas", created_at=NOW))
         db.session.commit()
@@ -93,6 +104,9 @@ def test_staff_set_the_hours_and_targets(app, client, people):
     with app.app_context():
         row = db.session.get(ServiceLevels, 1)
         assert row.hours[1] == [[540, 1080]] and row.hours[5] == [] and row.targets["critical"] == 90
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "service.levels"))
+        assert entry.actor.email == "staff@example.com" and entry.before is None
+        assert entry.after["targets"]["critical"] == 90 and entry.after["timezone"] == "Europe/Paris"
     assert 'value="1:30"' in text(client.get("/staff/service-levels"))
 
 
@@ -133,6 +147,8 @@ def test_holidays_are_added_refused_and_removed(app, client, people):
     assert post_form(client, f"/staff/service-levels/holidays/{holiday_id}/remove").status_code == 302
     with app.app_context():
         assert db.session.scalars(select(Holiday)).all() == []
+        actions = db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        assert actions == ["service.holiday.add", "service.holiday.remove"]
 
 
 # ------------------------------------------------------------------ the desk
