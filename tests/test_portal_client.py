@@ -535,6 +535,9 @@ POSTS = [
     ("/portal/subscription/cancel", {"anon": "login", "member": 403, "owner": 404, "other": 404, "staff": 403}),
     ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
                                "other": "/portal/notifications", "staff": "/portal/notifications"}),
+    # Empty fields clear the account's details: staff may, clients never.
+    ("/staff/clients/{account}/invoicing", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                           "staff": "/staff/clients/{account}#invoicing"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                              "staff": "/portal/staff/mail"}),
 ]
