@@ -502,6 +502,7 @@ MATRIX = [
     # Each user reads their own account's subscription; staff have none.
     ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Bank statements: staff only (issue 15.1).
@@ -552,6 +553,9 @@ POSTS = [
                                            "staff": "/staff/clients/{account}#invoicing"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                              "staff": "/portal/staff/mail"}),
+    # Empty settings and an empty holiday: said beside their fields.
+    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     # No file, no order number, no note, no column: each said beside its field.
     ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/portal/staff/bank/lines/{bank_line}/assign", {"anon": "login", "member": 403, "owner": 403, "other": 403,
