@@ -15,7 +15,7 @@ def text(response) -> str:
 
 def test_staff_reach_an_account_from_the_hub(app, client, people):
     login(client, people["staff"])
-    hub = text(client.get("/portal/"))
+    hub = text(client.get("/staff/"))
     assert 'href="/staff/clients"' in hub
     with app.app_context():
         acme = db.session.scalar(select(Account.id).where(Account.name == "Acme"))

@@ -193,7 +193,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
         return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back),
                 # A reset mailed because someone signed up with this address.
-                "signup": bool(message.payload.get("signup"))}
+                "signup": bool(message.payload.get("signup")),
+                # A staff member invited to choose their first password (common.identity.staff).
+                "invite": bool(message.payload.get("invite")), "inviter": message.payload.get("by")}
 
     return load
 
@@ -218,7 +220,8 @@ def _kinds() -> dict[str, Kind]:
         "verify_email": Kind("verify_email", lambda c: _l("Please confirm your email address"),
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
-                               else _l("Reset your password"),
+                               else _l("Join the team of %(provider)s", provider=current_app.config["PROVIDER_NAME"])
+                               if c.get("invite") else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
                                "%(name)s invites you to share their support credit",
