@@ -112,3 +112,22 @@ def test_0018_makes_existing_staff_admins_and_keeps_clients_roles(app):
         with db.engine.connect() as conn:
             assert dict(conn.execute(sa.text("SELECT id, role FROM users ORDER BY id")).all()) == {
                 1: None, 2: "owner", 3: None}
+
+
+def test_the_migrations_form_one_line():
+    """Helpers land migrations in parallel: two with the same parent would give
+    Alembic two heads, and `flask db upgrade` would refuse to run in production.
+    Each file's number is its revision and follows its parent's."""
+    from pathlib import Path
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parents[1] / "migrations"))
+    script = ScriptDirectory.from_config(config)
+    assert len(script.get_heads()) == 1, f"several heads: {script.get_heads()}"
+    for revision in script.walk_revisions():
+        assert Path(revision.path).name.startswith(f"{revision.revision}_")
+        if revision.down_revision is not None:
+            assert int(revision.revision) == int(revision.down_revision) + 1 or revision.revision == "0003"
