@@ -32,6 +32,8 @@ AREAS = [
     Area("orders.staff", _l("Payments to confirm"),
          _l("Confirm the bank transfers and cheques that arrived, or cancel what never will.")),
     Area("clients.index", _l("Clients"), _l("Find an account: its people, balances, orders, invoices and tickets.")),
+    Area("service_levels.show", _l("Service levels"),
+         _l("Opening hours, holidays and the first-response target of each criticality."), admin=True),
     Area("catalogue_editor.index", _l("Catalogue editor"),
          _l("Catalogues, billing policies and packs in three languages: edit, publish, retire, import, export."),
          admin=True),
