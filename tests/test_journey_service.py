@@ -109,7 +109,7 @@ def test_a_visitor_reads_the_published_figures_from_the_storefront(world, page: 
 def test_an_admin_sets_the_levels_and_finds_the_overdue_ticket(world, page: Page):
     url, _app = world
     log_in(page, url, "admin@example.com")
-    nav(page, "My account")
+    nav(page, "Back office")
     page.get_by_role("link", name="Service levels").click()
     heading(page, "Service levels")
     expect(page.get_by_label("Critical")).to_have_value("1")
