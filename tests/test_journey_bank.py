@@ -7,8 +7,6 @@ at 1280 and 390 px go to FORFAIT_SCREENSHOTS when it names a folder."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from bank_support import camt
 from checkout_support import EUR_IBAN, place
@@ -22,22 +20,9 @@ from billing.orders.models import Invoice, Payment
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, log_in, nav, staff_page
+from tests.journeys import heading, log_in, nav, screenshots, staff_page
 
 pytestmark = pytest.mark.browser
-SHOTS = os.environ.get("FORFAIT_SCREENSHOTS")
-
-
-def shots(page: Page, name: str) -> None:
-    """The page at 1280 and at 390 px wide, when FORFAIT_SCREENSHOTS names a folder."""
-    if not SHOTS:
-        return
-    os.makedirs(SHOTS, exist_ok=True)
-    size = page.viewport_size
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=f"{SHOTS}/{name}-{width}.png", full_page=True)
-    page.set_viewport_size(size)
 
 
 def written(app) -> tuple[int, int, int]:
@@ -91,7 +76,7 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     expect(rows.nth(1)).to_contain_text(f"€{euros(total - 20000)} still awaited")
     expect(rows.nth(2)).to_contain_text("no match")
     expect(rows.nth(3)).to_contain_text("already imported")
-    shots(staff, "bank-import-result")
+    screenshots(staff, "bank-import-result")
 
     # The unknown reference waits; staff, who know the payer, assign it by the order's number.
     staff.get_by_role("link", name="Unmatched bank lines").first.click()
@@ -99,7 +84,7 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     line = staff.locator("article.bank-line")
     expect(line).to_have_count(1)
     expect(line).to_contain_text("M. Martin")
-    shots(staff, "bank-unmatched")
+    screenshots(staff, "bank-unmatched")
     line.get_by_label("Order number").fill(str(ids[2]))
     line.get_by_role("button", name="Assign to this order").click()
     expect(staff.get_by_text(f"Order {ids[2]} is paid: credited and invoiced.")).to_be_visible()
