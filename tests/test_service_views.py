@@ -87,7 +87,7 @@ def test_refused_posts_write_nothing(app, client, people, url, role):
         db.session.commit()
     if role != "anon":
         login(client, people[role])
-    token = csrf_token(client, "/login" if role == "anon" else "/portal/")
+    token = csrf_token(client, {"anon": "/login", "agent": "/staff/"}.get(role, "/portal/"))
     before = snapshot(app)
     response = client.post(url, data={**SETTINGS, "day": "2026-12-24", "name": "Eve", "csrf_token": token})
     assert response.status_code == (302 if role == "anon" else 403)
