@@ -85,7 +85,7 @@ def names(page: str) -> list[str]:
 
 def test_staff_reach_an_account_from_the_hub(client, people, clients):
     login(client, people["staff"])
-    hub = text(client.get("/portal/"))
+    hub = text(client.get("/staff/"))
     assert 'href="/staff/clients"' in hub
     listing = text(client.get("/staff/clients"))
     assert names(listing) == ["Acme", "Dormant SARL", "Owing SL", "Zürich Support AG"]

@@ -197,7 +197,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
         context = {"user": user, "signup": bool(message.payload.get("signup")),
                    # A reset mailed because someone ordered with this address (shop.ordering).
-                   "order": bool(message.payload.get("order")), "pack": _pack_name(message)}
+                   "order": bool(message.payload.get("order")), "pack": _pack_name(message),
+                   # A staff member invited to choose their first password (common.identity.staff).
+                   "invite": bool(message.payload.get("invite")), "inviter": message.payload.get("by")}
         if context["order"]:
             # The owner logs in to order; the reset link is for a forgotten password.
             context["login_link"] = url_for("auth.login", _external=True, **back)
@@ -235,7 +237,8 @@ def _kinds() -> dict[str, Kind]:
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
                                else _l("You already have an account: log in to order") if c.get("order")
-                               else _l("Reset your password"),
+                               else _l("Join the team of %(provider)s", provider=current_app.config["PROVIDER_NAME"])
+                               if c.get("invite") else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
                                "%(name)s invites you to share their support credit",
