@@ -4,6 +4,7 @@ usage error is one line on stderr with exit code 2 and nothing on stdout.
 
     flask catalogue load NAME... [--if-empty]
     flask catalogue list                    SLUG UNIT QUANTITY PRICE NAME
+    flask catalogue export SLUG             the live catalogue as a preset (TOML)
     flask billing estimate SLUG MINUTES [--kind KIND]
 """
 
@@ -12,8 +13,11 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import select
 
+from billing.catalogue import editing
 from billing.catalogue import offers as presets
+from billing.catalogue.models import Catalogue
 from billing.ledger.rules import RuleError, explain, units
 from billing.models import localized
 from common.extensions import db
@@ -57,6 +61,16 @@ def load(names: tuple[str, ...], if_empty: bool) -> None:
             raise click.ClickException(str(error)) from None
         for line in report.lines():
             click.echo(line)
+
+
+@catalogue_cli.command("export")
+@click.argument("slug")
+def export(slug: str) -> None:
+    """The catalogue SLUG as it is sold now, as a preset file on standard output."""
+    catalogue = db.session.scalar(select(Catalogue).where(Catalogue.slug == slug))
+    if catalogue is None:
+        raise ScriptError(f"no catalogue {slug!r}")
+    click.echo(editing.export_preset(db.session(), catalogue), nl=False)
 
 
 @catalogue_cli.command("list")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime, tzinfo
 from typing import TypedDict
 
+from babel.dates import format_skeleton
 from flask import (
     Blueprint,
     abort,
@@ -25,17 +27,21 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_timedelta
+from flask_babel import format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from billing import clock
 from billing.accounts.models import Account, User
+from billing.desk import kinds
 from billing.desk import services as desk
 from billing.desk.models import CRITICALITIES, Ticket
 from billing.ledger import services as ledger
 from billing.ledger.models import Overage
+from billing.ledger.rules import explain
+from billing.models import localized
+from billing.service import levels as service_levels
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
@@ -47,8 +53,15 @@ bp = Blueprint("desk", __name__, url_prefix="/desk")
 
 # Who the queue shows: everybody's tickets, mine, or nobody's.
 WHO = ("", "mine", "unassigned")
+# Which tickets by their first-response target, and in which order.
+DUE = ("", "overdue")
+SORTS = ("", "due")
+# The queue's status filter: the work, or what was done (with its rating).
+STATUSES = (*desk.ACTIVE_STATUSES, *desk.DONE_STATUSES)
 # An idempotency key as the form carries it: what secrets.token_urlsafe makes.
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# The kind change's one-time token, as the confirmation form carries it.
+TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 class TimeForm(TypedDict, total=False):
@@ -87,29 +100,50 @@ def _staff_members() -> list[User]:
 
 @bp.get("/")
 def queue():
-    """Open tickets of every account, most critical then oldest, with how
-    long the first answer took (or how long the client has been waiting).
-    The filters are a real GET form; htmx swaps just the list."""
+    """Open tickets of every account, most critical then oldest (or the
+    soonest due first), with each one's first-response due time counted in
+    opening hours and whether it is late; resolved and closed ones show
+    their rating. The filters are a real GET form; htmx swaps just the list."""
     status = request.args.get("status", "")
-    status = status if status in desk.ACTIVE_STATUSES else ""
+    status = status if status in STATUSES else ""
     who = request.args.get("who", "")
     who = who if who in WHO else ""
+    due = request.args.get("due", "")
+    due = due if due in DUE else ""
+    sort = request.args.get("sort", "")
+    sort = sort if sort in SORTS else ""
     account_id = id_arg("account")
+    now = clock.now()
     found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
                        assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
+    if status in desk.DONE_STATUSES:
+        found.sort(key=lambda t: t.updated_at or t.created_at, reverse=True)
+    sla = service_levels.levels(db.session())
+    dues = {ticket.id: sla.state(ticket, now) for ticket in found}
+    if due == "overdue":
+        found = [ticket for ticket in found if dues[ticket.id].late]
+    if sort == "due":
+        found.sort(key=lambda t: (dues[t.id].answered, dues[t.id].due or now.max.replace(tzinfo=now.tzinfo)))
     accounts = db.session.scalars(
         select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
         .order_by(Account.name)).all()
     return page_or_fragment(
-        "desk/queue.html", "desk/_queue_list.html", tickets=found, status=status, who=who, account_id=account_id,
-        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=clock.now(),
-        back=request.full_path if request.query_string else request.path)
+        "desk/queue.html", "desk/_queue_list.html", tickets=found, status=status, who=who, due=due, sort=sort,
+        account_id=account_id, accounts=accounts, statuses=STATUSES, staff=_staff_members(), now=now, dues=dues,
+        zone=sla.schedule.zone, back=request.full_path if request.query_string else request.path)
 
 
 @bp.app_template_filter("elapsed")
 def elapsed(delta) -> str:
     """``3 hours``: a wait or a response time, in the reader's language."""
     return format_timedelta(delta, granularity="minute", threshold=1.5)
+
+
+@bp.app_template_filter("local_moment")
+def local_moment(moment: datetime, zone: tzinfo) -> str:
+    """``Mon, Dec 7 14:00``: a due time on the provider's clock, in the reader's language."""
+    local, locale = moment.astimezone(zone), get_locale()
+    return f"{format_skeleton('MMMEd', local, locale=locale)} {format_skeleton('Hm', local, locale=locale)}"
 
 
 @bp.post("/tickets/<int:ticket_id>/assign")
@@ -129,7 +163,9 @@ def assign(ticket_id: int):
         staff = None
     desk.assign(db.session(), ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
+        sla = service_levels.levels(db.session())
         return page_or_fragment("desk/_row.html", None, ticket=ticket, staff=_staff_members(), now=clock.now(),
+                                dues={ticket.id: sla.state(ticket, clock.now())}, zone=sla.schedule.zone,
                                 back=request.form.get("next", ""))
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
           else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
@@ -181,8 +217,11 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
     entries = desk.time_entries(db.session(), ticket)
     form = {"minutes": "", "billable": True, "note": "", "key": secrets.token_urlsafe(16)}
     form.update(extra.pop("time_form", {}))
+    sla = service_levels.levels(db.session())
     context = {
         "ticket": ticket,
+        "due_state": sla.state(ticket, clock.now()),
+        "zone": sla.schedule.zone,
         "messages": desk.thread(db.session(), ticket, internal=True),
         "entries": entries,
         "billable_minutes": sum(e.minutes for e in entries if e.billable),
@@ -200,6 +239,8 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
         "errors": {},
         "reply_body": "",
         "limits": {"types": sorted(current_app.config["ATTACHMENT_TYPES"])},
+        "kind_change": kind_change(ticket),
+        "opened_for": desk.opened_by_staff(db.session(), ticket),
     }
     context.update(extra)
     return context
@@ -280,16 +321,22 @@ def log_time(ticket_id: int):
     db.session.refresh(ticket)
     flash(_("%(minutes)d min logged on #%(number)d. The ticket now costs %(units)s.", minutes=entry.minutes,
             number=ticket.id, units=quantity(ticket.units_charged, ticket.unit)), "success")
+    _beyond(ticket, pending_before, debt_before, f"time:{entry.key}:overage")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#time")
+
+
+def _beyond(ticket: Ticket, pending_before: int, debt_before: int, event: str) -> None:
+    """Tell staff what a charge left beyond the balance: a request the
+    owners were asked to approve (by the mail of ``event``), or a debt."""
     asked = _outstanding(ticket, "pending") - pending_before
     if asked > 0:
-        told = len(delivery.queued(f"time:{entry.key}:overage"))
+        told = len(delivery.queued(event))
         flash(_("%(amount)s beyond the balance: the account's owners are asked to approve (%(count)d told by email).",
                 amount=quantity(asked, ticket.unit), count=told), "info")
     owed = _outstanding(ticket, "debt") - debt_before
     if owed > 0:
         flash(_("Warning: %(amount)s beyond the balance recorded as debt; the next pack pays it first.",
                 amount=quantity(owed, ticket.unit)), "error")
-    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#time")
 
 
 def _outstanding(ticket: Ticket, status: str) -> int:
@@ -348,3 +395,87 @@ def resolve(ticket_id: int):
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")
     return redirect(url_for("desk.show", ticket_id=ticket.id))
+
+
+# ------------------------------------------------------------------ request kind
+
+def _kind_name(ticket: Ticket, slug: str) -> str:
+    found = next((k for k in ticket.policy.kinds if k.slug == slug), None)
+    return localized(found.name, str(get_locale())) if found is not None else slug
+
+
+def kind_change(ticket: Ticket, chosen: str = "", error: str | None = None, token: str | None = None) -> dict:
+    """The request kind form: the kinds of the ticket's policy and, once
+    another is chosen, the preview of the charge under its rule (before →
+    after) with the confirmation's one-time token."""
+    current = kinds.current_kind(ticket)
+    found: dict = {"current": current, "current_name": _kind_name(ticket, current) if current else "",
+                   "choices": [(k.slug, localized(k.name, str(get_locale()))) for k in ticket.policy.kinds],
+                   "chosen": chosen or current, "preview": None, "error": error}
+    if chosen and chosen != current and error is None:
+        try:
+            preview = kinds.preview_kind(ticket, chosen)
+        except desk.DeskError as refused:
+            found["error"] = _(refused.message, **refused.params)
+            return found
+        text = {"before": explain(preview.before, translate, translate_plural),
+                "after": explain(preview.after, translate, translate_plural),
+                "before_name": found["current_name"], "after_name": _kind_name(ticket, chosen),
+                "delta": preview.delta, "units_before": preview.before.units, "units_after": preview.after.units,
+                "token": token if token and TOKEN.fullmatch(token) else secrets.token_hex(16)}
+        if preview.delta > 0:
+            available = _balance(ticket).units
+            if preview.delta > available:
+                text["short"] = preview.delta - available
+                text["mode"] = ticket.policy.overage_mode
+        found["preview"] = text
+    return found
+
+
+@bp.get("/tickets/<int:ticket_id>/kind")
+def kind_preview(ticket_id: int):
+    """The charge under the kind chosen, before → after, and the button that
+    confirms it. htmx swaps #kind-change; without JavaScript, the ticket
+    page with the preview in place."""
+    ticket = get_ticket(ticket_id)
+    chosen = request.args.get("kind", "")[:40]
+    change = kind_change(ticket, chosen)
+    if wants_fragment():
+        return page_or_fragment("desk/_kind.html", None, ticket=ticket, kind_change=change)
+    return _page(ticket, kind_change=change)
+
+
+@bp.post("/tickets/<int:ticket_id>/kind")
+def change_kind(ticket_id: int):
+    """Confirm the kind previewed: the charge follows the new kind's rule
+    at once (billing.desk.kinds), once per preview shown (its token)."""
+    ticket = get_ticket(ticket_id)
+    chosen = request.form.get("kind", "")[:40]
+    token = request.form.get("token", "")
+    if not TOKEN.fullmatch(token):
+        change = kind_change(ticket, chosen)
+        change["error"] = _("This form has expired: check it and send it again.")
+        return _page(ticket, INVALID, kind_change=change)
+    before = ticket.units_charged
+    pending_before, debt_before = _outstanding(ticket, "pending"), _outstanding(ticket, "debt")
+    try:
+        done = kinds.change_kind(db.session(), ticket, chosen, by=_me(), expected=request.form.get("expected", ""),
+                                 key=f"{ticket.id}:{token}", now=clock.now())
+    except ledger.InsufficientBalance as error:
+        db.session.refresh(ticket)
+        message = _("Not changed: %(missing)s missing. The balance holds %(available)s and this policy does not go "
+                    "beyond it: the client buys a pack first.", missing=quantity(error.missing, error.unit),
+                    available=quantity(error.available, error.unit))
+        return _page(ticket, INVALID, kind_change=kind_change(ticket, chosen, error=message))
+    except (desk.DeskError, ledger.LedgerError) as error:
+        db.session.refresh(ticket)
+        message = _(error.message, **error.params)
+        return _page(ticket, INVALID, kind_change=kind_change(ticket, chosen, error=message))
+    if done.duplicate:
+        flash(_("This change was already made: nothing changed."), "info")
+    else:
+        flash(_("#%(number)d is now %(kind)s: it costs %(after)s (was %(before)s).", number=ticket.id,
+                kind=_kind_name(ticket, chosen), after=quantity(done.ticket.units_charged, ticket.unit),
+                before=quantity(before, ticket.unit)), "success")
+        _beyond(ticket, pending_before, debt_before, f"{kinds.KEY_PREFIX}{ticket.id}:{token}:overage")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#kind-change")

@@ -111,7 +111,7 @@ def register(session: Session, organisation: str, name: str, email: str, passwor
         raise AccountError("country", _l("Choose a country from the list."))
     account = Account(name=_text("organisation", organisation), country=country)
     owner = new_user(email, name, password, language, role="owner", account=account)
-    return _add(session, owner)
+    return add_user(session, owner)
 
 
 def create_staff(session: Session, name: str, email: str, password: str, language: str = "en",
@@ -122,7 +122,7 @@ def create_staff(session: Session, name: str, email: str, password: str, languag
     if role not in STAFF_ROLES:
         raise AccountError("role", _l("Choose a role from the list."))
     staff = new_user(email, name, password, language, is_staff=True, role=role, email_verified_at=clock.now())
-    return _add(session, staff)
+    return add_user(session, staff)
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -289,7 +289,7 @@ def new_user(email: str, name: str, password: str, language: str, **fields: Any)
                 language=language, **fields)
 
 
-def _add(session: Session, user: User) -> User:
+def add_user(session: Session, user: User) -> User:
     """Insert, as a unit of work of its own or the caller's (checkout); a
     taken email (even one taken by a concurrent request a moment ago) becomes
     an AccountError and nothing of the unit is kept."""

@@ -40,6 +40,7 @@ from billing.accounts.models import Account, User
 from billing.catalogue.models import Pack, Policy
 from billing.catalogue.offers import offer
 from billing.desk.models import Ticket
+from billing.desk.services import opened_by_staff
 from billing.ledger.models import Lot, Overage
 from billing.notifications import outbox
 from billing.orders.models import Invoice, Order, Payment
@@ -137,7 +138,9 @@ def _invoice(context: Context) -> list[Attachment]:
 
 def _ticket(message: outbox.OutboxMessage) -> Context:
     ticket = _get(Ticket, message.payload.get("ticket_id"))
-    return {"ticket": ticket, "criticality": criticality_label(ticket.criticality)}
+    return {"ticket": ticket, "criticality": criticality_label(ticket.criticality),
+            # Staff opened it on the client's behalf (a phone call): the mail says who.
+            "opened_for": opened_by_staff(db.session(), ticket)}
 
 
 def _reply(message: outbox.OutboxMessage) -> Context:
@@ -194,7 +197,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
         context = {"user": user, "signup": bool(message.payload.get("signup")),
                    # A reset mailed because someone ordered with this address (shop.ordering).
-                   "order": bool(message.payload.get("order")), "pack": _pack_name(message)}
+                   "order": bool(message.payload.get("order")), "pack": _pack_name(message),
+                   # A staff member invited to choose their first password (common.identity.staff).
+                   "invite": bool(message.payload.get("invite")), "inviter": message.payload.get("by")}
         if context["order"]:
             # The owner logs in to order; the reset link is for a forgotten password.
             context["login_link"] = url_for("auth.login", _external=True, **back)
@@ -232,7 +237,8 @@ def _kinds() -> dict[str, Kind]:
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
                                else _l("You already have an account: log in to order") if c.get("order")
-                               else _l("Reset your password"),
+                               else _l("Join the team of %(provider)s", provider=current_app.config["PROVIDER_NAME"])
+                               if c.get("invite") else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
                                "%(name)s invites you to share their support credit",
@@ -249,8 +255,10 @@ def _kinds() -> dict[str, Kind]:
         "order_cancelled": Kind("order_cancelled",
                                 lambda c: _l("Your order %(number)s is cancelled", number=number(c)), _order),
         "trial_started": Kind("trial_started", lambda c: _l("Your free trial has started"), _trial),
-        "ticket_opened": Kind("ticket_opened", lambda c: _l("Ticket #%(number)d received: %(subject)s",
-                                                            number=c["ticket"].id, subject=c["ticket"].subject),
+        "ticket_opened": Kind("ticket_opened", lambda c: _l("Ticket #%(number)d opened for you: %(subject)s",
+                                                            number=c["ticket"].id, subject=c["ticket"].subject)
+                              if c.get("opened_for") else _l("Ticket #%(number)d received: %(subject)s",
+                                                             number=c["ticket"].id, subject=c["ticket"].subject),
                               _ticket),
         "ticket_opened_staff": Kind("ticket_opened_staff",
                                     lambda c: _l("New ticket #%(number)d from %(account)s: %(subject)s",
