@@ -120,6 +120,10 @@ def _paid(message: outbox.OutboxMessage) -> Context:
     return {**context, "invoice": invoice}
 
 
+def _partial(message: outbox.OutboxMessage) -> Context:
+    return {**_awaiting(message), "received": message.payload.get("received") or 0}
+
+
 def _trial(message: outbox.OutboxMessage) -> Context:
     context = _order(message)
     lot = db.session.scalar(select(Lot).where(Lot.order_id == context["order"].id))
@@ -249,6 +253,9 @@ def _kinds() -> dict[str, Kind]:
         "payment_confirmed": Kind("payment_confirmed",
                                   lambda c: _l("Payment received for order %(number)s", number=number(c)),
                                   _paid, _invoice),
+        "payment_partial": Kind("payment_partial",
+                                lambda c: _l("Part of the payment for order %(number)s received", number=number(c)),
+                                _partial),
         "order_reminder": Kind("order_reminder",
                                lambda c: _l("Reminder: order %(number)s is waiting for your payment",
                                             number=number(c)), _awaiting, _instructions, inline=_payment_code),
