@@ -171,6 +171,8 @@ ACTION_LABELS = {
     "staff.role": _l("Role changed"),
     "staff.deactivate": _l("Staff member deactivated"),
     "staff.reactivate": _l("Staff member reactivated"),
+    "bank.assign": _l("Bank line assigned to an order"),
+    "bank.discard": _l("Bank line set aside"),
 }
 FIELD_LABELS = {
     "email": _l("Email"), "name": _l("Name"), "role": _l("Role"), "active": _l("Active"),
