@@ -500,6 +500,8 @@ MATRIX = [
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    # The catalogue editor is an admin's; every one of its URLs × seven roles: test_catalogue_editor_access.py.
+    ("/staff/catalogue", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
@@ -544,6 +546,7 @@ POSTS = [
     # Empty settings and an empty holiday: said beside their fields.
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/staff/catalogue/import", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
 
