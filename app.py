@@ -102,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from commands import demo
     from portal.account_actions import bp as account_actions_bp
     from portal.auth import bp as auth_bp
+    from portal.bank import bp as bank_bp
     from portal.catalogue_editor import bp as catalogue_editor_bp
     from portal.clients import bp as clients_bp
     from portal.desk import bp as desk_bp
@@ -139,6 +140,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(overages_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(subscription_bp)
+    app.register_blueprint(bank_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(catalogue_editor_bp)
     app.register_blueprint(account_actions_bp)

@@ -114,12 +114,14 @@ def _whole_number(text: str) -> int:
 def init_app(app: Flask) -> None:
     app.cli.add_command(catalogue_cli)
     app.cli.add_command(billing_cli)
-    from commands import jobs as jobs_cli  # imported here: they build on ScriptGroup above
+    from commands import bank as bank_cli  # imported here: they build on ScriptGroup above
+    from commands import jobs as jobs_cli
     from commands import ledger as ledger_cli
     from commands import orders as orders_cli
     from commands import reconcile as stripe_cli
     from commands import staff as staff_cli
 
+    bank_cli.init_app(app)
     jobs_cli.init_app(app)
     ledger_cli.init_app(app)
     orders_cli.init_app(app)

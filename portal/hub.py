@@ -31,6 +31,9 @@ AREAS = [
     Area("desk.queue", _l("Ticket desk"), _l("Work the tickets, reply, log time and see the charge before saving it.")),
     Area("orders.staff", _l("Payments to confirm"),
          _l("Confirm the bank transfers and cheques that arrived, or cancel what never will.")),
+    Area("bank.index", _l("Bank statements"),
+         _l("Import the bank's statement: transfers that carry an order's reference are confirmed; assign or set "
+            "aside the rest.")),
     Area("clients.index", _l("Clients"), _l("Find an account: its people, balances, orders, invoices and tickets.")),
     Area("service_levels.show", _l("Service levels"),
          _l("Opening hours, holidays and the first-response target of each criticality."), admin=True),

@@ -6,8 +6,6 @@ and in French."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -15,23 +13,13 @@ from billing.catalogue.offers import load_preset
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, log_in, nav, one_page
+from tests.journeys import heading, log_in, nav, one_page, screenshots
 
 pytestmark = pytest.mark.browser
-SHOTS = os.environ.get("FORFAIT_SCREENSHOTS")
 
 
 def shot(page: Page, name: str) -> None:
-    """Screenshots at a desktop's width and a phone's, when FORFAIT_SCREENSHOTS names a folder."""
-    if not SHOTS:
-        return
-    os.makedirs(SHOTS, exist_ok=True)
-    size = page.viewport_size
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=f"{SHOTS}/catalogue-{name}-{width}.png", full_page=True)
-    if size:
-        page.set_viewport_size(size)
+    screenshots(page, f"catalogue-{name}")
 
 
 @pytest.fixture

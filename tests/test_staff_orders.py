@@ -268,6 +268,7 @@ def test_a_partly_paid_order_is_reminded_once_and_never_cancelled_by_the_jobs(ap
     page = text(staff_client.get("/portal/staff/orders"))
     assert f'id="order-{order["id"]}"' in page and "of €510.00" in page
     assert subjects(smtp_server) == [f"Your order {order['id']}",
+                                     f"Part of the payment for order {order['id']} received",
                                      f"Reminder: order {order['id']} is waiting for your payment"]
 
 
