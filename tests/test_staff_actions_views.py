@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
-from test_security import snapshot
 from sqlalchemy import func, select
+from test_security import snapshot
 
 from billing import audit
 from billing.accounts.models import Account, User
