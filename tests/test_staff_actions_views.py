@@ -345,3 +345,21 @@ def test_a_kind_change_beyond_an_ask_balance_is_previewed_and_the_owners_are_ask
                                                                   "token": token_of(text)})
     page = client.get(answer.location).get_data(as_text=True)
     assert "the account&#39;s owners are asked to approve (1 told by email)" in page
+
+
+def test_the_audit_log_tells_an_adjustment_and_a_kind_change_in_words(app, client, cast):
+    as_(client, "admin@example.com")
+    page = client.get(f"/staff/clients/{cast['account']}/adjust").get_data(as_text=True)
+    with app.app_context():
+        policy = pack(db.session, "innova-120").policy
+    post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "quantity": "5", "reason": "Goodwill",
+        "token": token_of(page)})
+    text = client.get(f"/desk/tickets/{cast['ticket']}/kind", query_string={"kind": "intervention"},
+                      headers=HX).get_data(as_text=True)
+    post_form(client, f"/desk/tickets/{cast['ticket']}/kind", {"kind": "intervention", "expected": "consultation",
+                                                              "token": token_of(text)})
+    log = client.get("/staff/audit").get_data(as_text=True)
+    for words in ("Credit adjusted", "Request kind changed", "Goodwill", "Units moved", "Units charged",
+                  "intervention"):
+        assert words in log
