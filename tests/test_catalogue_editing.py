@@ -302,3 +302,29 @@ def test_the_command_line_exports_a_catalogue(app, runner, tmp_path):
     assert parse_preset(result.stdout, "itsupport") == read_preset("itsupport")
     missing = runner.invoke(args=["catalogue", "export", "nothing"])
     assert (missing.exit_code, missing.stdout, missing.stderr) == (2, "", "Error: no catalogue 'nothing'\n")
+
+
+@pytest.mark.parametrize("database_url", BOTH_ENGINES, indirect=True)
+def test_two_admins_saving_a_sold_pack_at_once_make_one_new_version(app):
+    """The second save read the pack before the first made version 2: it is
+    refused (edit the current version), not a second version 2."""
+    from sqlalchemy.orm import Session
+
+    with app.app_context():
+        load_preset(db.session, "toopixel")
+        account, _user = client_account()
+        ledger.grant(db.session, account, versions.current_pack(db.session, "toopixel-36"), key="sold", now=NOW)
+        catalogue_id = db.session.scalar(select(Catalogue.id).where(Catalogue.slug == "toopixel"))
+        with Session(db.engine) as first, Session(db.engine) as second:
+            drafts = []
+            for session in (first, second):
+                catalogue = session.get(Catalogue, catalogue_id)
+                pack = versions.current_pack(session, "toopixel-36")
+                form = editing.pack_form(pack) | {"price": "990"}
+                drafts.append((session, catalogue, pack, editing.pack_draft(session, form, catalogue, pack)))
+            for session, catalogue, pack, draft in drafts[:1]:
+                assert editing.save_pack(session, catalogue, pack, draft, NOW, None)[1] == "versioned"
+            session, catalogue, pack, draft = drafts[1]
+            with pytest.raises(editing.EditorError):
+                editing.save_pack(session, catalogue, pack, draft, NOW, None)
+        assert db.session.scalar(select(func.count()).select_from(Pack).where(Pack.slug == "toopixel-36")) == 2
