@@ -16,6 +16,7 @@ import pytest
 from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
 from sqlalchemy import func, select
+from test_security import snapshot
 
 from billing import audit
 from billing.accounts.models import Account, User
@@ -288,7 +289,8 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
     with app.app_context():
         policy = pack(db.session, "innova-120").policy
         member_id = user("member@example.com").id
-        before = counts()
+    token = csrf_token(client)
+    before = snapshot(app)
     data = {
         "adjust": {"balance": f"{policy.id}-credit", "direction": "remove", "quantity": "2", "reason": "No",
                    "token": "c" * 32},
@@ -296,10 +298,9 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
                    "criticality": "normal", "subject": "Not mine", "description": "No."},
         "kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
     }[action]
-    answer = client.post(urls(cast)[action], data={**data, "csrf_token": csrf_token(client)})
+    answer = client.post(urls(cast)[action], data={**data, "csrf_token": token})
     judge(answer, expected(action, role))
-    with app.app_context():
-        assert counts() == before
+    assert snapshot(app) == before
 
 
 def test_an_unknown_account_or_ticket_is_a_404(client, cast):
