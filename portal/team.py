@@ -173,6 +173,8 @@ ACTION_LABELS = {
     "staff.reactivate": _l("Staff member reactivated"),
     "credit.adjust": _l("Credit adjusted"),
     "ticket.kind": _l("Request kind changed"),
+    "bank.assign": _l("Bank line assigned to an order"),
+    "bank.discard": _l("Bank line set aside"),
 }
 FIELD_LABELS = {
     "email": _l("Email"), "name": _l("Name"), "role": _l("Role"), "active": _l("Active"),
