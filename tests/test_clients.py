@@ -317,3 +317,18 @@ def test_who_may_correct_invoicing_details_and_a_refusal_writes_nothing(app, cli
         assert db.session.get(Account, clients["acme"]).address == ("Changed" if allowed else "")
     if not allowed:
         assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("fr", ["Trier par", "Dernière activité", "4 comptes.", "Prochaine expiration", "2 personnes"]),
+    ("es", ["Ordenar por", "Última actividad", "4 cuentas.", "Próximo vencimiento", "2 personas"]),
+])
+def test_the_list_and_the_account_page_speak_french_and_spanish(client, people, clients, lang, words):
+    login(client, people["staff"])
+    post_form(client, "/language", {"lang": lang})
+    listing = text(client.get("/staff/clients"))
+    for word in words:
+        assert word in listing, word
+    page = text(client.get(f"/staff/clients/{clients['acme']}"))
+    assert {"fr": "Enregistrer les coordonnées de facturation", "es": "Guardar los datos de facturación"}[lang] in page
+    assert {"fr": "Dernière connexion", "es": "Último acceso"}[lang] in page
