@@ -183,6 +183,11 @@ def test_the_directory_pages_and_sorts_on_each_engine(app, people, clients):
         acme = directory.clients(session, now=NOW, query="acme").rows[0]
         assert (acme.people, acme.requests, acme.last_activity is not None) == (2, 0, True)
         assert {(h.unit, h.units) for h in acme.holdings} == {("credit", 36)}
+        seen = directory.overview(session, session.get(Account, clients["acme"]), now=NOW)
+        assert [p.user.name for p in seen.people] == ["Olive Owner", "Max Member"]
+        assert [(b.units, b.unit) for _policy, b in seen.balances] == [(36, "credit")]
+        assert len(seen.lots) == 2 and len(seen.orders) == 1 and len(seen.invoices) == 1
+        assert [t.subject for t in seen.tickets] == ["Printer jammed"]
 
 
 def test_the_account_page_shows_people_lots_orders_invoices_tickets_and_statement(app, client, people, clients):
