@@ -364,3 +364,25 @@ def test_the_audit_log_tells_an_adjustment_and_a_kind_change_in_words(app, clien
     for words in ("Credit adjusted", "Request kind changed", "Goodwill", "Units moved", "Units charged",
                   "intervention"):
         assert words in log
+
+
+def test_an_admin_adds_units_for_one_person(app, client, cast):
+    as_(client, "admin@example.com")
+    page = client.get(f"/staff/clients/{cast['account']}/adjust").get_data(as_text=True)
+    assert "Only Max Member" in page
+    with app.app_context():
+        policy = pack(db.session, "innova-120").policy
+        member = user("member@example.com")
+    answer = post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "owner": str(member.id), "quantity": "15",
+        "reason": "Training for Max", "token": token_of(page)})
+    assert answer.status_code == 302
+    with app.app_context():
+        assert ledger.balance(db.session, cast["account"], policy.id, "credit", now=now(),
+                              user_id=member.id).units == 105
+        assert ledger.balance(db.session, cast["account"], policy.id, "credit", now=now(),
+                              user_id=user("owner@example.com").id).units == 90
+    refused = post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "owner": "999", "quantity": "15",
+        "reason": "Nobody", "token": token_of(page)[::-1]})
+    assert refused.status_code == 422 and "Choose a person of this account." in refused.get_data(as_text=True)
