@@ -224,7 +224,11 @@ def _policy_context(catalogue: Catalogue, policy: Policy | None, form: dict[str,
         spec = offers.check_policy(draft.values, draft.kinds)
         kinds = [(kind["slug"], localized(kind["name"], locale)) for kind in draft.kinds]
         preview = _charges(spec.rule(), kinds, form)
+    # The default kind is one of the kinds the form holds, as typed.
+    kind_choices = [(slug, form.get(f"kind-{row}-name-{locale[:2]}") or slug) for row in rows
+                    if (slug := form.get(f"kind-{row}-slug", "").strip())]
     return {"catalogue": catalogue, "policy": policy, "form": form, "kind_rows": rows, "preview": preview,
+            "kind_choices": kind_choices,
             "unit_labels": UNIT_LABELS, "overage_labels": OVERAGE_LABELS,
             "preview_url": url_for(".preview_policy", catalogue_id=catalogue.id,
                                    policy_id=policy.id if policy else None)}

@@ -367,7 +367,7 @@ def test_the_command_exits_2_naming_what_is_malformed_and_writes_nothing(app, se
 
     result = runner.invoke(args=["bank", "import", str(broken)])
     no_mapping = runner.invoke(args=["bank", "import", str(csv_file), "--format", "csv"])
-    unknown = runner.invoke(args=["bank", "import", str(csv_file), "--mapping", "Nowhere", "--format", "csv"])
+    unknown = runner.invoke(args=["bank", "import", str(csv_file), "--mapping", "Nowhere"])
 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith("Error: broken.sta: Line 5: field :61: cannot be read") and \
@@ -388,3 +388,19 @@ def test_an_xml_entity_cannot_read_a_file_of_the_server(session, tmp_path):
 
     assert outcomes == {0: ("unmatched", None)}
     assert "TOP-SECRET" not in session.scalar(select(BankLine.text))
+
+
+def test_the_command_reads_a_csv_through_a_mapping_named_once(app, session, runner, tmp_path):
+    from billing.bank import mappings as bank_mappings
+
+    _account, owner = client(session)
+    order, _ = place(session, owner)
+    bank_mappings.save(session, MAPPING, now=NOW)
+    export = tmp_path / "sparkasse.csv"
+    export.write_bytes(csv_statement([["04.01.2026", "25,00", f"Zahlung {order.reference}", "Acme", ""]]))
+    db.session.remove()
+
+    result = runner.invoke(args=["bank", "import", str(export), "--mapping", "Sparkasse"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[1:] == ["partial", str(order.id), "25.00", "EUR\n"]
