@@ -101,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from commands import demo
     from portal.auth import bp as auth_bp
+    from portal.clients import bp as clients_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp
     from portal.orders import bp as orders_bp
@@ -132,4 +133,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(subscription_bp)
     app.register_blueprint(quotes_bp)
     app.register_blueprint(quote_request_bp)
+    app.register_blueprint(clients_bp)
     return app

@@ -498,6 +498,8 @@ MATRIX = [
     # Each user reads their own account's subscription; staff have none.
     ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,6 +31,9 @@ class Catalogue(Base):
     currency: Mapped[str] = mapped_column(String(3))
     language: Mapped[str] = mapped_column(String(5))
     position: Mapped[int] = mapped_column(default=0)
+    # The provider promises to publish its response times and ratings
+    # (seed 004): the storefront links to its public service page.
+    publishes_service_levels: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     packs: Mapped[list[Pack]] = relationship(back_populates="catalogue", order_by="Pack.position")
     policies: Mapped[list[Policy]] = relationship(back_populates="catalogue")

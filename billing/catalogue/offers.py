@@ -142,6 +142,7 @@ CATALOGUE_FIELDS: Spec = {
     "language": (_choice(LANGUAGES), REQUIRED),
     "tagline": (_translated, REQUIRED),
     "position": (_whole(0), 0),
+    "publishes_service_levels": (_flag, False),
 }
 POLICY_FIELDS: Spec = {
     "slug": (_slug, REQUIRED),
