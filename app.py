@@ -108,6 +108,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.overages import bp as overages_bp
     from portal.pool import bp as pool_bp
     from portal.quotes import bp as quotes_bp
+    from portal.staff_orders import bp as staff_orders_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
     from portal.tickets import bp as tickets_bp
@@ -132,6 +133,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(subscription_bp)
     app.register_blueprint(quotes_bp)
+    app.register_blueprint(staff_orders_bp)
     app.register_blueprint(quote_request_bp)
     app.register_blueprint(clients_bp)
     return app

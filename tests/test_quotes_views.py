@@ -198,3 +198,58 @@ def test_an_expired_quote_is_refused_clearly(app, client, presets, people):
     assert refused.status_code == 422 and "This quote expired on" in text(refused)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+
+
+# --- Orders staff place ---------------------------------------------------------------
+
+def account_of(app, email: str) -> tuple[int, int]:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        return user.account_id, user.id
+
+
+def test_staff_take_a_phone_order_for_a_member_priced_on_request(app, client, presets, people):
+    account_id, member_id = account_of(app, people["member"])
+    login(client, people["staff"])
+    assert 'href="/staff/clients/%d/orders/new"' % account_id in text(client.get(f"/staff/clients/{account_id}"))
+    path = f"/staff/clients/{account_id}/orders/new"
+    page = text(client.get(path))
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
+    order = {"buyer": str(member_id), "pack": "itsupport-team-tickets", "quantity": "20", "method": "transfer",
+             "token": token}
+    before = snapshot(app)
+    missing = post_form(client, path, order)  # priced on request: the price agreed is needed
+    assert missing.status_code == 422 and 'id="unit_price-note"' in text(missing)
+    assert post_form(client, path, {**order, "quantity": "5", "unit_price": "38"}).status_code == 422
+    assert snapshot(app) == before
+    placed = post_form(client, path, {**order, "unit_price": "38"})
+    twice = post_form(client, path, {**order, "unit_price": "38"})
+    assert placed.status_code == twice.status_code == 302 and placed.headers["Location"] == twice.headers["Location"]
+    with app.app_context():
+        [made] = db.session.scalars(select(Order)).all()
+        assert (made.placed_by_id, made.total, made.quantity, made.method) == (member_id, 76000, 20, "transfer")
+    mine = app.test_client()
+    login(mine, people["member"])
+    assert f"/portal/orders/{made.id}" in text(mine.get("/portal/orders"))
+
+
+def test_a_complimentary_lot_needs_a_reason_and_reaches_balance_and_statement(app, client, presets, people):
+    account_id, owner_id = account_of(app, people["owner"])
+    login(client, people["staff"])
+    path = f"/staff/clients/{account_id}/complimentary"
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', text(client.get(path))).group(1)
+    grant = {"buyer": str(owner_id), "pack": "itsupport-ticket-1", "quantity": "1", "token": token}
+    before = snapshot(app)
+    refused = post_form(client, path, {**grant, "reason": ""})
+    assert refused.status_code == 422 and 'id="reason-note"' in text(refused)
+    assert snapshot(app) == before
+    given = post_form(client, path, {**grant, "reason": "Sorry for Monday's outage"})
+    assert post_form(client, path, {**grant, "reason": "Sorry for Monday's outage"}).status_code == 302
+    assert given.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Order)) == 1
+    owner = app.test_client()
+    login(owner, people["owner"])
+    assert "1 ticket" in text(owner.get("/portal/"))
+    statement = text(owner.get(f"/portal/accounts/{account_id}/statement"))
+    assert "Complimentary" in statement and "Sorry for Monday's outage" in statement
