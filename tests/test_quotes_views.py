@@ -211,8 +211,8 @@ def account_of(app, email: str) -> tuple[int, int]:
 def test_staff_take_a_phone_order_for_a_member_priced_on_request(app, client, presets, people):
     account_id, member_id = account_of(app, people["member"])
     login(client, people["staff"])
-    assert 'href="/staff/clients/%d/orders/new"' % account_id in text(client.get(f"/staff/clients/{account_id}"))
     path = f"/staff/clients/{account_id}/orders/new"
+    assert f'href="{path}"' in text(client.get(f"/staff/clients/{account_id}"))
     page = text(client.get(path))
     token = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
     order = {"buyer": str(member_id), "pack": "itsupport-team-tickets", "quantity": "20", "method": "transfer",
