@@ -100,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     delivery.init_app(app)
 
     from commands import demo
+    from portal.account_actions import bp as account_actions_bp
     from portal.auth import bp as auth_bp
     from portal.clients import bp as clients_bp
     from portal.desk import bp as desk_bp
@@ -136,4 +137,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(staff_orders_bp)
     app.register_blueprint(quote_request_bp)
     app.register_blueprint(clients_bp)
+    app.register_blueprint(account_actions_bp)
     return app

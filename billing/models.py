@@ -3,7 +3,8 @@ convention, the per-language text type, and the registry of every model
 module (importing this one registers all tables, for migrations and
 create_all). The tables themselves live with what they hold:
 billing.catalogue.models, billing.accounts.models, billing.orders.models,
-billing.ledger.models, billing.desk.models, billing.subscriptions.models.
+billing.ledger.models, billing.desk.models, billing.subscriptions.models,
+billing.audit.models.
 SQLAlchemy only: no Flask here, so services and the command line can use
 them with any session."""
 
@@ -81,6 +82,7 @@ def localized(text: Translated | None, locale: str, fallback: str = "en") -> Any
 
 # Every table registers on import: the registry is whole once this module is.
 from billing.accounts import models as account_models  # noqa: E402,F401
+from billing.audit import models as audit_models  # noqa: E402,F401
 from billing.catalogue import models as catalogue_models  # noqa: E402,F401
 from billing.desk import models as desk_models  # noqa: E402,F401
 from billing.ledger import models as ledger_models  # noqa: E402,F401

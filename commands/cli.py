@@ -104,8 +104,10 @@ def init_app(app: Flask) -> None:
     from commands import ledger as ledger_cli
     from commands import orders as orders_cli
     from commands import reconcile as stripe_cli
+    from commands import staff as staff_cli
 
     jobs_cli.init_app(app)
     ledger_cli.init_app(app)
     orders_cli.init_app(app)
     stripe_cli.init_app(app)
+    staff_cli.init_app(app)

@@ -25,17 +25,20 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_timedelta
+from flask_babel import format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from billing import clock
 from billing.accounts.models import Account, User
+from billing.desk import kinds
 from billing.desk import services as desk
 from billing.desk.models import CRITICALITIES, Ticket
 from billing.ledger import services as ledger
 from billing.ledger.models import Overage
+from billing.ledger.rules import explain
+from billing.models import localized
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
@@ -49,6 +52,8 @@ bp = Blueprint("desk", __name__, url_prefix="/desk")
 WHO = ("", "mine", "unassigned")
 # An idempotency key as the form carries it: what secrets.token_urlsafe makes.
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# The kind change's one-time token, as the confirmation form carries it.
+TOKEN = re.compile(r"[0-9a-f]{32}")
 
 
 class TimeForm(TypedDict, total=False):
@@ -200,6 +205,8 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
         "errors": {},
         "reply_body": "",
         "limits": {"types": sorted(current_app.config["ATTACHMENT_TYPES"])},
+        "kind_change": kind_change(ticket),
+        "opened_for": desk.opened_by_staff(db.session(), ticket),
     }
     context.update(extra)
     return context
@@ -348,3 +355,85 @@ def resolve(ticket_id: int):
         return _page(ticket, INVALID, errors={"staff_note": _(error.message, **error.params)})
     flash(_("#%(number)d is resolved: its intervention report is ready for the client.", number=ticket.id), "success")
     return redirect(url_for("desk.show", ticket_id=ticket.id))
+
+
+# ------------------------------------------------------------------ request kind
+
+def _kind_name(ticket: Ticket, slug: str) -> str:
+    found = next((k for k in ticket.policy.kinds if k.slug == slug), None)
+    return localized(found.name, str(get_locale())) if found is not None else slug
+
+
+def kind_change(ticket: Ticket, chosen: str = "", error: str | None = None, token: str | None = None) -> dict:
+    """The request kind form: the kinds of the ticket's policy and, once
+    another is chosen, the preview of the charge under its rule (before →
+    after) with the confirmation's one-time token."""
+    current = kinds.current_kind(ticket)
+    found: dict = {"current": current, "current_name": _kind_name(ticket, current) if current else "",
+                   "choices": [(k.slug, localized(k.name, str(get_locale()))) for k in ticket.policy.kinds],
+                   "chosen": chosen or current, "preview": None, "error": error}
+    if chosen and chosen != current and error is None:
+        try:
+            preview = kinds.preview_kind(ticket, chosen)
+        except desk.DeskError as refused:
+            found["error"] = _(refused.message, **refused.params)
+            return found
+        text = {"before": explain(preview.before, translate, translate_plural),
+                "after": explain(preview.after, translate, translate_plural),
+                "before_name": found["current_name"], "after_name": _kind_name(ticket, chosen),
+                "delta": preview.delta, "units_before": preview.before.units, "units_after": preview.after.units,
+                "token": token if token and TOKEN.fullmatch(token) else secrets.token_hex(16)}
+        if preview.delta > 0:
+            available = _balance(ticket).units
+            if preview.delta > available:
+                text["short"] = preview.delta - available
+                text["mode"] = ticket.policy.overage_mode
+        found["preview"] = text
+    return found
+
+
+@bp.get("/tickets/<int:ticket_id>/kind")
+def kind_preview(ticket_id: int):
+    """The charge under the kind chosen, before → after, and the button that
+    confirms it. htmx swaps #kind-change; without JavaScript, the ticket
+    page with the preview in place."""
+    ticket = get_ticket(ticket_id)
+    chosen = request.args.get("kind", "")[:40]
+    change = kind_change(ticket, chosen)
+    if wants_fragment():
+        return page_or_fragment("desk/_kind.html", None, ticket=ticket, kind_change=change)
+    return _page(ticket, kind_change=change)
+
+
+@bp.post("/tickets/<int:ticket_id>/kind")
+def change_kind(ticket_id: int):
+    """Confirm the kind previewed: the charge follows the new kind's rule
+    at once (billing.desk.kinds), once per preview shown (its token)."""
+    ticket = get_ticket(ticket_id)
+    chosen = request.form.get("kind", "")[:40]
+    token = request.form.get("token", "")
+    if not TOKEN.fullmatch(token):
+        change = kind_change(ticket, chosen)
+        change["error"] = _("This form has expired: check it and send it again.")
+        return _page(ticket, INVALID, kind_change=change)
+    before = ticket.units_charged
+    try:
+        done = kinds.change_kind(db.session(), ticket, chosen, by=_me(), expected=request.form.get("expected", ""),
+                                 key=f"{ticket.id}:{token}", now=clock.now())
+    except ledger.InsufficientBalance as error:
+        db.session.refresh(ticket)
+        message = _("Not changed: %(missing)s missing. The balance holds %(available)s and this policy does not go "
+                    "beyond it: the client buys a pack first.", missing=quantity(error.missing, error.unit),
+                    available=quantity(error.available, error.unit))
+        return _page(ticket, INVALID, kind_change=kind_change(ticket, chosen, error=message))
+    except (desk.DeskError, ledger.LedgerError) as error:
+        db.session.refresh(ticket)
+        message = _(error.message, **error.params)
+        return _page(ticket, INVALID, kind_change=kind_change(ticket, chosen, error=message))
+    if done.duplicate:
+        flash(_("This change was already made: nothing changed."), "info")
+    else:
+        flash(_("#%(number)d is now %(kind)s: it costs %(after)s (was %(before)s).", number=ticket.id,
+                kind=_kind_name(ticket, chosen), after=quantity(done.ticket.units_charged, ticket.unit),
+                before=quantity(before, ticket.unit)), "success")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#kind-change")

@@ -1,5 +1,5 @@
 """Orders in the client space (orders, invoices, credit notes, PDFs) and
-the staff page of orders awaiting a transfer or a cheque; staff refund a
+the staff page of orders awaiting a transfer or a cheque; admins refund a
 paid order from its page.
 
 Who may see an order or an invoice is decided in one place each,
@@ -30,7 +30,7 @@ from billing.orders.models import Invoice, Order, Payment
 from common import documents, payments
 from common.extensions import db, login_manager
 from common.i18n import money, to_decimal
-from common.identity.access import INVALID, staff_required
+from common.identity.access import INVALID, admin_required, staff_required
 
 bp = Blueprint("orders", __name__, url_prefix="/portal")
 
@@ -127,7 +127,7 @@ def _order_page(order: Order, confirm_form: ConfirmForm | None = None, cancel_fo
         received=orders.received(db.session(), order.id), events=orders.events(db.session(), order),
         documents=db.session.scalars(select(Invoice).where(Invoice.order_id == order.id).order_by(Invoice.id)).all(),
         confirm_form=confirm_form, cancel_form=cancel_form or CancelForm(formdata=None),
-        refund=_refund_context(order, refund_form) if current_user.is_staff and order.status == "paid" else None,
+        refund=_refund_context(order, refund_form) if current_user.is_admin and order.status == "paid" else None,
     )
     return page, status
 
@@ -282,7 +282,7 @@ def _units(order: Order, typed: str) -> dict:
 
 
 @bp.get("/staff/orders/<int:order_id>/refund/units")
-@staff_required
+@admin_required
 def refund_units(order_id: int):
     """The units line again for the amount being typed (htmx)."""
     order = get_order(order_id)
@@ -291,7 +291,7 @@ def refund_units(order_id: int):
 
 
 @bp.post("/staff/orders/<int:order_id>/refund")
-@staff_required
+@admin_required
 def refund(order_id: int):
     order = get_order(order_id)
     form = RefundForm()

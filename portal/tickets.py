@@ -256,6 +256,7 @@ def _ticket_page(ticket: Ticket, reply: ReplyForm | None = None, rating: RatingF
         reply=reply or ReplyForm(formdata=None), rating=rating_form, limits=_limits(),
         # The owners answer an overage where its mail sends them: here.
         answers_overages=not staff and current_user.is_owner,
+        opened_for=desk.opened_by_staff(db.session(), ticket),
     ), status
 
 

@@ -1,5 +1,6 @@
-"""Checkout: from a pack to an order, for a client who is logged in or
-who creates the account on the same form; and the free trial.
+"""Checkout: from a pack to an order, for a client who is logged in or a
+visitor who creates the account on the same form (the order then waits for
+the link mailed to confirm the address); and the free trial.
 
 The price never comes from the browser: the summary is computed by
 billing.catalogue.pricing, and the total it showed comes back only to be compared
@@ -13,7 +14,7 @@ import re
 import secrets
 from datetime import date
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -32,9 +33,9 @@ from common import payments
 from common.errors import MissingHere
 from common.extensions import db, htmx, login_manager
 from common.fragments import page_or_fragment
-from common.identity import accounts, sessions
-from common.identity.access import INVALID, send_verification
+from common.identity.access import INVALID
 from common.identity.forms import InvoicingForm, SignupForm
+from common.mail import delivery
 from shop import ordering
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
@@ -178,28 +179,19 @@ def order(slug: str):
             form[field].errors = [*form[field].errors, message]
         return _page(pack, form, signup, quantity if not form.quantity.errors else 0, INVALID, invoicing)
 
-    new_account = None if signup is None else ordering.NewAccount(
-        signup.organisation.data, signup.name.data, signup.email.data, signup.password.data, signup.language.data,
-        signup.country.data)
+    if signup is not None:
+        return _sign_up_to_order(pack, form, signup, quantity)
     try:
-        buyer, placed, payment = ordering.order(
-            db.session(), pack, buyer=current_user._get_current_object() if signup is None else None,
-            new_account=new_account,
+        placed, payment = ordering.order(
+            db.session(), pack, buyer=current_user._get_current_object(),
             invoicing=None if invoicing is None else ordering.Invoicing(invoicing.address.data, invoicing.vat_id.data),
             quantity=quantity, method=form.method.data, methods=tuple(offered), now=clock.now(),
             iban=current_app.config["PROVIDER_IBAN"], expected_total=int(form.total.data),
             key=f"checkout:{form.token.data}")
-    except accounts.AccountError as error:
-        assert signup is not None
-        signup[error.field].errors.append(error.message)
-        return _page(pack, form, signup, quantity, INVALID)
     except BillingError as error:
         # A refusal of the pack itself (a subscription already running) shows by the total.
         form[error.field if error.field in form else "total"].errors = [_translated(error)]
         return _page(pack, form, signup, quantity, INVALID, invoicing)
-    if signup is not None:
-        sessions.log_in(buyer)
-        send_verification(buyer)
     if payment.status != "created":
         # This form placed the order already: its page says where it stands.
         return redirect(url_for("orders.show", order_id=placed.id))
@@ -212,6 +204,31 @@ def order(slug: str):
         flash(str(error), "error")
         return redirect(url_for("orders.show", order_id=placed.id))
     return redirect(target or url_for("orders.show", order_id=placed.id))
+
+
+def _sign_up_to_order(pack: Pack, form: CheckoutForm, signup: SignupForm, quantity: int):
+    """A visitor's order waits for their address (shop.ordering): the same
+    answer whether an account uses it or not, with the same work before it
+    (the account, or the owner's mail, comes after the answer)."""
+    back = url_for("checkout.start", slug=pack.slug, method=form.method.data,
+                   quantity=quantity if orders.allows_quantity(pack) else None)
+    new_account = ordering.NewAccount(signup.organisation.data, signup.name.data, signup.email.data,
+                                      signup.password.data, signup.language.data, signup.country.data)
+    pack_id, key = pack.id, f"checkout-signup:{form.token.data}"
+    delivery.after_answer(lambda: ordering.sign_up_to_order(db.session(), new_account, pack_id=pack_id, back=back,
+                                                            key=key, now=clock.now()))
+    session["checkout_email"] = signup.email.data
+    return redirect(url_for("checkout.sent", slug=pack.slug))
+
+
+@bp.get("/<slug>/sent")
+def sent(slug: str):
+    pack = _pack_or_404(slug)
+    email = session.get("checkout_email")
+    if not email or current_user.is_authenticated:
+        return redirect(url_for("checkout.start", slug=pack.slug))
+    return render_template("shop/checkout_sent.html", offer=offer(pack, str(get_locale())), email=email,
+                           hours=current_app.config["TOKEN_MAX_AGE_HOURS"])
 
 
 def _invoicing_valid(invoicing: InvoicingForm) -> bool:

@@ -35,7 +35,7 @@ def session(app):
 def person(session: Session, account: Account | None = None, *, staff: bool = False, verified: bool = True) -> User:
     n = next(_serial)
     user = User(account=account, email=f"person{n}@example.com", name=f"Person {n}", password_hash="-",
-                role="owner" if account is not None else None, is_staff=staff,
+                role="owner" if account is not None else ("admin" if staff else None), is_staff=staff,
                 email_verified_at=NOW if verified else None)
     session.add(user)
     session.commit()

@@ -115,6 +115,19 @@ def sign_up_on_checkout(page: Page) -> None:
     page.get_by_label("Repeat the password").fill(PASSWORD)
 
 
+def confirm_and_back_to_checkout(page: Page, inbox: Inbox, pack: str, email: str = "nora@example.com") -> None:
+    """The newcomer sends the checkout's account fields ("Continue"), is told
+    to look at the mail, opens its link, and is back on the checkout, logged
+    in, as they filled it in: nothing is ordered before the address is theirs."""
+    page.get_by_role("button", name="Continue").click()
+    heading(page, "Check your email")
+    expect(page.get_by_text(f"We have sent a message to {email}.")).to_be_visible()
+    follow_mail_link(page, inbox, email, "/verify/")
+    expect(page.get_by_text(f"Thank you: {email} is verified.")).to_be_visible()
+    heading(page, f"Order: {pack}")
+    one_page(page)
+
+
 def htmx_settled(page: Page) -> None:
     """No htmx request in flight and nothing swapped in still settling: what
     is shown is what the server last said."""

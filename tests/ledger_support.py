@@ -85,7 +85,7 @@ def toopixel_allows_overage(session):
 def person(session: Session, account: Account | None, role: str | None = "owner", staff: bool = False) -> User:
     n = next(_serial)
     user = User(account=account, email=f"user{n}@example.com", name=f"User {n}", password_hash="-",
-                role=role if account is not None else None, is_staff=staff)
+                role=role if account is not None else ("admin" if staff else None), is_staff=staff)
     session.add(user)
     session.commit()
     return user

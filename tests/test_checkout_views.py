@@ -111,18 +111,40 @@ def test_a_first_buyer_of_a_registration_catalogue_is_told_which_pack_registers(
 
 # --- Placing ----------------------------------------------------------------------
 
-def test_a_visitor_creates_the_account_and_orders_by_transfer_in_one_form(app, client, load):
+def test_a_visitor_creates_the_account_confirms_the_address_and_orders_by_transfer(app, client, load):
     response = post_form(client, "/checkout/demo-team-tickets",
                          {"quantity": "25", "method": "transfer", "total": "114000", **SIGNUP})
 
-    assert response.status_code == 302
+    # Nothing is ordered before the address is confirmed: the page says to look at the mail.
+    assert (response.status_code, response.headers["Location"]) == (302, "/checkout/demo-team-tickets/sent")
+    sent = text(client.get(response.headers["Location"]))
+    assert "We have sent a message to nora@example.com" in sent and "continue your order of Team tickets" in sent
+    with app.app_context():
+        assert db.session.scalar(select(Order)) is None
+        assert db.session.scalar(select(User).where(User.email == "nora@example.com")).email_verified_at is None
+    [welcome] = mails(app)
+    assert welcome["Subject"] == "Please confirm your email address"
+    assert "brings you back to your order of Team tickets" in welcome.get_body(("plain",)).get_content()
+
+    # The mail's link opens the account and leads back to the checkout as it was filled in.
+    link = re.search(r"http://localhost(/verify/\S+)", welcome.get_body(("plain",)).get_content()).group(1)
+    back = client.get(link)
+    assert back.status_code == 302
+    assert back.headers["Location"] == "/checkout/demo-team-tickets?method=transfer&quantity=25"
+    form = text(client.get(back.headers["Location"]))
+    assert 'name="account-email"' not in form and "Ordering for Bistro Nova, as Nora Nova." in form
+    assert 'name="quantity"' in form and 'value="25"' in form and "€1,140.00" in form
+    assert re.search(r'value="transfer"\s+required\s+checked', form)
+
+    placed = post_form(client, back.headers["Location"], {"quantity": "25", "method": "transfer", "total": "114000"})
+    assert placed.status_code == 302
     with app.app_context():
         order = db.session.scalar(select(Order))
         assert (order.quantity, order.total, order.status, order.placed_by.email) == (25, 114000, "pending",
                                                                                      "nora@example.com")
-        assert response.headers["Location"] == f"/portal/orders/{order.id}"
+        assert placed.headers["Location"] == f"/portal/orders/{order.id}"
         reference = order.reference
-    page = text(client.get(response.headers["Location"]))
+    page = text(client.get(placed.headers["Location"]))
     assert "FR76 3000 6000 0112 3456 7890 189" in page and "€1,140.00" in page
     assert reference[:4] in page and '<svg' in page  # the EPC code, inline
 

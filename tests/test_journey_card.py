@@ -1,5 +1,5 @@
-"""Browser journey on Debian's Chromium: a newcomer buys a pack by card, is
-sent to the (local) Stripe payment page with the right amount and
+"""Browser journey on Debian's Chromium: a newcomer buys a pack by card,
+confirms the address from the mail, is sent to the (local) Stripe payment page with the right amount and
 reference, goes back without paying, returns to the same page, pays, and
 comes back to a paid and credited order."""
 
@@ -14,23 +14,24 @@ from sqlalchemy import select
 from billing.catalogue.offers import load_preset
 from billing.orders.models import Payment
 from common.extensions import db
-from tests.journeys import choose_pack, sign_up_on_checkout, start
+from tests.journeys import choose_pack, confirm_and_back_to_checkout, sign_up_on_checkout, start
+from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.stripe_server import SECRET_KEY, WEBHOOK_SECRET, stripe_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def shop(live_server, stripe_server):  # noqa: F811
+def shop(live_server, stripe_server, smtp_server):  # noqa: F811
     url, app = live_server
     app.config.update(STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
-                      STRIPE_API_BASE=stripe_server.url)
+                      STRIPE_API_BASE=stripe_server.url, **smtp_server.config)
     with app.app_context():
         load_preset(db.session, "demo")
     return url, app
 
 
-def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Page):  # noqa: F811
+def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, smtp_server, page: Page):  # noqa: F811
     url, app = shop
     start(page, url)
     choose_pack(page, "5 hours")
@@ -40,6 +41,10 @@ def test_buy_a_pack_by_card_up_to_stripe_and_back(shop, stripe_server, page: Pag
     sign_up_on_checkout(page)
     if os.environ.get("FORFAIT_SCREENSHOTS"):  # a look at the checkout with card offered
         page.screenshot(path=os.path.join(os.environ["FORFAIT_SCREENSHOTS"], "checkout-card.png"), full_page=True)
+    # Nothing goes to Stripe before the address is confirmed.
+    confirm_and_back_to_checkout(page, smtp_server, "5 hours")
+    assert not stripe_server.created_sessions()
+    expect(page.get_by_label("Card")).to_be_checked()
     page.get_by_role("button", name="Place the order").click()
 
     # Stripe's page (the local server's), for this order's amount and reference.

@@ -22,6 +22,7 @@ from common.identity import accounts
 from tests.conftest import PASSWORD
 from tests.journeys import (
     choose_pack,
+    confirm_and_back_to_checkout,
     follow_mail_link,
     heading,
     log_in,
@@ -48,8 +49,16 @@ def shop(live_server):
     return url, app
 
 
-def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, new_context):
+@pytest.fixture
+def mailed_shop(shop, smtp_server):  # noqa: F811
     url, app = shop
+    app.config.update(smtp_server.config)
+    return url, app
+
+
+def test_buy_by_transfer_staff_confirm_client_sees_the_credit(mailed_shop, page: Page, new_context,
+                                                              smtp_server):  # noqa: F811
+    url, app = mailed_shop
     start(page, url)
     choose_pack(page, "Team tickets (from 20)")
     page.get_by_role("button", name="Order this pack", exact=True).click()
@@ -59,6 +68,10 @@ def test_buy_by_transfer_staff_confirm_client_sees_the_credit(shop, page: Page, 
     expect(page.locator("#checkout-total")).to_have_text("€1,140.00")
     page.get_by_label("Bank transfer").check()
     sign_up_on_checkout(page)
+    confirm_and_back_to_checkout(page, smtp_server, "Team tickets (from 20)")
+    expect(page.get_by_label("Quantity")).to_have_value("25")
+    expect(page.get_by_label("Bank transfer")).to_be_checked()
+    expect(page.locator("#checkout-total")).to_have_text("€1,140.00")
     page.get_by_role("button", name="Place the order").click()
 
     expect(page.get_by_role("heading", name="Pay by bank transfer")).to_be_visible()
@@ -106,13 +119,16 @@ def test_start_the_free_trial(shop, page: Page):
         assert db.session.scalar(select(Order.method)) == "free"
 
 
-def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, page: Page, new_context):
-    url, app = shop
+def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(mailed_shop, page: Page, new_context,
+                                                                       smtp_server):  # noqa: F811
+    url, app = mailed_shop
     start(page, url)
     choose_pack(page, "Unlimited tickets, monthly")
     page.get_by_role("button", name="Subscribe").click()
     page.get_by_label("Bank transfer").check()
     sign_up_on_checkout(page)
+    confirm_and_back_to_checkout(page, smtp_server, "Unlimited tickets, monthly")
+    expect(page.get_by_label("Bank transfer")).to_be_checked()
     page.get_by_role("button", name="Subscribe").click()
     expect(page.get_by_text("Your subscription period starts as soon as the money arrives.")).to_be_visible()
     expect(page.locator("#pay-amount")).to_have_text("€178.80")
@@ -134,13 +150,6 @@ def test_subscribe_by_transfer_staff_confirm_client_opens_a_free_ticket(shop, pa
     page.get_by_label("Description").fill("Since this morning.")
     page.get_by_role("button", name="Open the ticket").click()
     expect(page.get_by_text("covered by the subscription")).to_be_visible()
-
-
-@pytest.fixture
-def mailed_shop(shop, smtp_server):  # noqa: F811
-    url, app = shop
-    app.config.update(smtp_server.config)
-    return url, app
 
 
 def test_a_newcomer_signs_up_from_the_trial_confirms_the_address_and_is_back_on_the_trial(

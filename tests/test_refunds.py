@@ -244,16 +244,23 @@ def test_an_unpaid_order_is_not_refunded(app, staff_client, people):
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("role, wanted", [("anon", "login"), ("member", 403), ("owner", 403), ("other", 403)])
-def test_only_staff_refund(app, people, paid, role, wanted):
+@pytest.mark.parametrize("role, wanted", [("anon", "login"), ("member", 403), ("owner", 403), ("other", 403),
+                                         ("agent", 403)])
+def test_only_admins_refund(app, people, paid, role, wanted):
+    """Agents work the desk and confirm payments; refunds are an admin's."""
+    from common.identity import accounts
+
     client = app.test_client()
     if role == "other":
-        from common.identity import accounts
-
         with app.app_context():
             accounts.register(db.session, "Other Co", "Oscar Other", "other@example.com",
                               "correct horse battery staple", "en", "FR")
         login(client, "other@example.com")
+    elif role == "agent":
+        with app.app_context():
+            accounts.create_staff(db.session, "Abe Agent", "agent@example.com", "correct horse battery staple",
+                                  role="agent")
+        login(client, "agent@example.com")
     elif role != "anon":
         login(client, people[role])
     before = snapshot(app)
@@ -277,13 +284,18 @@ def test_unknown_orders_are_404(staff_client, paid):
 
 # --- The service ---------------------------------------------------------------------
 
-def test_the_service_refuses_clients_and_empty_reasons_and_writes_nothing(app, people, paid):
+def test_the_service_refuses_clients_agents_and_empty_reasons_and_writes_nothing(app, people, paid):
+    from common.identity import accounts
+
     with app.app_context():
         order = db.session.get(Order, paid["id"])
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
         staff = db.session.scalar(select(User).where(User.email == people["staff"]))
-        for by, reason, message in [(owner, "x", "Only staff refund an order."),
-                                    (None, "x", "Only staff refund an order."),
+        agent = accounts.create_staff(db.session, "Abe Agent", "agent@example.com", "correct horse battery staple",
+                                      role="agent")
+        for by, reason, message in [(owner, "x", "Only an administrator refunds an order."),
+                                    (agent, "x", "Only an administrator refunds an order."),
+                                    (None, "x", "Only an administrator refunds an order."),
                                     (staff, "  ", "Say why the order is refunded.")]:
             with pytest.raises(OrderError) as refused:
                 refunds.refund_order(db.session, order, 1000, reason, by=by, now=now(), key="k", seller=SELLER)

@@ -123,6 +123,20 @@ def test_the_exact_amount_credits_invoices_and_mails_the_invoice(app, staff_clie
     assert pdf.get_content().startswith(b"%PDF")
 
 
+def test_an_agent_confirms_payments_too(app, order, smtp_server):  # noqa: F811
+    """Agents work the desk and confirm payments (issue 14.1): the page and the confirmation are theirs."""
+    from common.identity import accounts
+
+    with app.app_context():
+        accounts.create_staff(db.session, "Abe Agent", "agent@example.com", "correct horse battery staple",
+                              role="agent")
+    client = app.test_client()
+    login(client, "agent@example.com")
+    assert client.get("/portal/staff/orders").status_code == 200
+    response = confirm(client, order, "510.00")
+    assert response.status_code == 302 and status(app, order) == "paid"
+
+
 def test_a_double_click_credits_once(app, staff_client, order, smtp_server):  # noqa: F811
     confirm(staff_client, order, "510.00")
     again = confirm(staff_client, order, "510.00")

@@ -110,3 +110,47 @@ def test_staff_logins_and_failures_are_logged_with_where_from(app, people):
     owner = app.test_client()
     login(owner, people["owner"], PASSWORD)
     assert owner.get("/portal/staff/logins").status_code == 403
+
+
+# --- A lost phone: the operator clears the second factor ----------------------
+
+@pytest.mark.parametrize("app_config", [{"STAFF_TOTP_REQUIRED": True}], indirect=True)
+def test_resetting_a_staff_members_second_factor_ends_their_logins_and_asks_for_a_new_one(app, client, people,
+                                                                                           runner):
+    from sqlalchemy import select
+
+    from billing.audit import AuditEntry
+
+    login(client, people["staff"])
+    secret = enrol(client)
+    post_form(client, "/logout")
+    # Logged in on another device (password and code), which may be the lost phone.
+    lost = app.test_client()
+    login(lost, people["staff"])
+    assert post_form(lost, "/login/code", {"code": next_code(secret)}).headers["Location"] == "/portal/"
+    assert lost.get("/portal/staff/logins").status_code == 200
+
+    done = runner.invoke(args=["staff", "reset-totp", people["staff"].upper()])
+
+    assert (done.exit_code, done.output) == (0, f"{people['staff']}\t1\n")
+    assert lost.get("/portal/staff/logins").status_code == 302  # that login is over
+    with app.app_context():
+        staff = db.session.scalar(select(User).where(User.email == people["staff"]))
+        assert (staff.totp_secret, staff.totp_last_step) == (None, None)
+        [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "staff.second_factor_reset"))
+        assert (entry.actor_id, entry.subject_id, entry.before, entry.after) == (
+            None, staff.id, {"second_factor": True}, {"second_factor": False, "logins_ended": 1})
+    # The password alone opens a login again, which must set up a new second factor first.
+    fresh = app.test_client()
+    assert login(fresh, people["staff"]).headers["Location"] == "/portal/"
+    assert fresh.get("/portal/staff/logins").headers["Location"] == "/account/security#second-factor"
+    enrol(fresh)
+    assert fresh.get("/portal/staff/logins").status_code == 200
+
+
+@pytest.mark.parametrize("email", ["owner@example.com", "nobody@example.com"])
+def test_only_a_staff_members_second_factor_is_reset_from_the_command_line(app, people, runner, email):
+    done = runner.invoke(args=["staff", "reset-totp", email])
+
+    assert done.exit_code == 2 and done.stdout == ""
+    assert done.stderr == f"Error: no staff member uses {email!r}\n"

@@ -37,12 +37,17 @@ class Account(Base):
 
 
 ROLES = ("owner", "member")
+# The provider's staff: agents work the desk and confirm payments; admins
+# also edit the catalogue, refund, adjust credit and manage staff.
+STAFF_ROLES = ("admin", "agent")
 
 
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IS NULL OR role IN ('owner', 'member')", name="user_role"),
+        # A client is an owner or a member of its account; staff are an admin or an agent.
+        CheckConstraint("(is_staff AND role IS NOT NULL AND role IN ('admin', 'agent')) "
+                        "OR (NOT is_staff AND (role IS NULL OR role IN ('owner', 'member')))", name="user_role"),
         CheckConstraint("is_staff OR account_id IS NOT NULL", name="user_has_account"),
     )
 
@@ -76,6 +81,11 @@ class User(Base):
     @property
     def is_owner(self) -> bool:
         return self.role == "owner" and self.removed_at is None
+
+    @property
+    def is_admin(self) -> bool:
+        """An active staff member with the admin role."""
+        return self.is_staff and self.role == "admin" and self.removed_at is None
 
     # The session protocol Flask-Login expects, written out so that billing
     # needs no Flask import.

@@ -8,12 +8,15 @@ from datetime import datetime
 from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
+    Index,
     String,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from billing.clock import UTCDateTime
 from billing.ledger.rules import KindRule, PolicyRule, as_unit
 from billing.models import Base, Translated
 
@@ -53,11 +56,21 @@ class Policy(Base):
         CheckConstraint("unit_minutes >= 1 AND step >= 1", name="policy_blocks"),
         CheckConstraint("overage_mode IN ('block', 'ask', 'allow')", name="policy_overage"),
         CheckConstraint("low_balance_percent >= 0 AND low_balance_percent <= 100", name="policy_low_balance"),
+        CheckConstraint("version >= 1", name="policy_version"),
+        UniqueConstraint("slug", "version", name="uq_policies_slug_version"),
+        # One current version a slug: the one new packs, tickets and presets use.
+        Index("uq_policies_current_slug", "slug", unique=True,
+              sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id"))
-    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    # The same slug names every version of a policy; lots and tickets point
+    # at the version they were sold or opened under (billing.catalogue.editing).
+    slug: Mapped[str] = mapped_column(String(60))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Set when an edit made a newer version: this one keeps serving what was sold under it.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     name: Mapped[Translated] = mapped_column(default=dict)
     unit: Mapped[str] = mapped_column(String(10))
     unit_minutes: Mapped[int] = mapped_column(default=1)
@@ -122,12 +135,21 @@ class Pack(Base):
         CheckConstraint("price IS NULL OR price >= 0", name="pack_price"),
         CheckConstraint("vat_rate_bp >= 0 AND vat_rate_bp < 10000", name="pack_vat"),
         CheckConstraint("validity_months IS NULL OR validity_months >= 1", name="pack_validity"),
+        CheckConstraint("version >= 1", name="pack_version"),
+        # A version that is no longer current is off sale too.
+        CheckConstraint("superseded_at IS NULL OR retired_at IS NOT NULL", name="pack_superseded_retired"),
+        UniqueConstraint("slug", "version", name="uq_packs_slug_version"),
+        Index("uq_packs_current_slug", "slug", unique=True,
+              sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id"))
     policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))
-    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    # As for policies: one slug, a version per change of terms made once sold.
+    slug: Mapped[str] = mapped_column(String(60))
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     kind: Mapped[str] = mapped_column(String(20), default="pack")
     name: Mapped[Translated] = mapped_column(default=dict)
     description: Mapped[Translated] = mapped_column(default=dict)
@@ -153,7 +175,10 @@ class Pack(Base):
     included: Mapped[Translated] = mapped_column(default=dict)
     excluded: Mapped[Translated] = mapped_column(default=dict)
     position: Mapped[int] = mapped_column(default=0)
+    # Off sale since (retired, superseded, or a draft never published).
     retired_at: Mapped[datetime | None]
+    # None: a draft the editor created and nobody published yet.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     catalogue: Mapped[Catalogue] = relationship(back_populates="packs")
     policy: Mapped[Policy] = relationship()
@@ -161,3 +186,12 @@ class Pack(Base):
     @property
     def unit(self) -> str:
         return self.policy.unit
+
+    @property
+    def status(self) -> str:
+        """superseded (an older version), draft, retired or on_sale."""
+        if self.superseded_at is not None:
+            return "superseded"
+        if self.published_at is None:
+            return "draft"
+        return "retired" if self.retired_at is not None else "on_sale"

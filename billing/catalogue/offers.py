@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy import Select, case, exists, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from billing import clock
-from billing.catalogue import pricing
+from billing.catalogue import pricing, versions
 from billing.catalogue.models import DEFAULT_LOW_BALANCE_PERCENT, PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import BillingError
 from billing.ledger.rules import OVERAGE_MODES, UNITS, PolicyRule
@@ -305,6 +306,17 @@ def _pack(table: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
     return values
 
 
+def check_pack(values: dict[str, Any]) -> dict[str, Any]:
+    """A pack's values (as a [[packs]] table) checked as a file's would be; CatalogueError if wrong."""
+    return _pack(values, {}, f"pack {values.get('slug')}")
+
+
+def check_policy(values: dict[str, Any], kinds: list[dict[str, Any]]) -> PolicySpec:
+    """A policy's values and its kinds checked as a file's would be; CatalogueError if wrong."""
+    table = {**values, "kinds": [{k: v for k, v in kind.items() if k != "position"} for kind in kinds]}
+    return _policy(table, f"policy {values.get('slug')}")
+
+
 def _check_references(preset: Preset, policies: list[PolicySpec]) -> None:
     """Slugs start with the catalogue's and name one row; packs name a policy of the file."""
     prefix = f"{preset.slug}-"
@@ -349,13 +361,33 @@ class LoadReport:
 
 def load_preset(session: Session, name: str, directory: Path = PRESETS) -> LoadReport:
     """Create or update the catalogue of preset ``name``, as one unit of work: all of it, or nothing."""
-    preset = read_preset(name, directory)
+    return load(session, read_preset(name, directory))
+
+
+def parse_preset(text: str, name: str) -> Preset:
+    """A preset from the text of a file named ``name``.toml (an upload), validated."""
+    file = f"{name}.toml"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise CatalogueError(f"{file}: not valid TOML: {error}") from None
+    return _preset(raw, name, file)
+
+
+def load(session: Session, preset: Preset) -> LoadReport:
+    """Create or update the preset's catalogue, as one unit of work.
+
+    Rows are matched by slug among the current versions; a pack or policy
+    already sold gets a new version rather than new terms
+    (billing.catalogue.versions)."""
     report = LoadReport(preset.slug)
     with atomic(session):
+        now = clock.now()
         _check_owners(session, preset)
         catalogue = _upsert_catalogue(session, preset, report)
-        policies = {slug: _upsert_policy(session, catalogue, spec, report) for slug, spec in preset.policies.items()}
-        _sync_packs(session, catalogue, preset, policies, report)
+        policies = {slug: _upsert_policy(session, catalogue, spec, report, now)
+                    for slug, spec in preset.policies.items()}
+        _sync_packs(session, catalogue, preset, policies, report, now)
         _drop_unused_policies(session, catalogue, preset, report)
     return report
 
@@ -382,8 +414,8 @@ def _assign(row: Base, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _note(report: LoadReport, row: str, created: bool, changed: bool) -> None:
-    report.add("created" if created else "updated" if changed else "unchanged", row)
+def _note(report: LoadReport, row: str, done: str) -> None:
+    report.add({"versioned": "updated"}.get(done, done), row)
 
 
 def _upsert_catalogue(session: Session, preset: Preset, report: LoadReport) -> Catalogue:
@@ -392,79 +424,57 @@ def _upsert_catalogue(session: Session, preset: Preset, report: LoadReport) -> C
     if catalogue is None:
         catalogue = Catalogue(slug=preset.slug)
         session.add(catalogue)
-    _note(report, f"catalogue {preset.slug}", created, _assign(catalogue, preset.catalogue))
+    changed = _assign(catalogue, preset.catalogue)
+    _note(report, f"catalogue {preset.slug}", "created" if created else "updated" if changed else "unchanged")
     return catalogue
 
 
-def _upsert_policy(session: Session, catalogue: Catalogue, spec: PolicySpec, report: LoadReport) -> Policy:
-    policy = session.scalar(select(Policy).where(Policy.slug == spec.slug))
-    created = policy is None
+def _upsert_policy(session: Session, catalogue: Catalogue, spec: PolicySpec, report: LoadReport,
+                   now: datetime) -> Policy:
+    policy = versions.current_policy(session, spec.slug)
     if policy is None:
-        policy = Policy(catalogue=catalogue)
+        policy = Policy(catalogue=catalogue, **spec.values, kinds=[RequestKind(**kind) for kind in spec.kinds])
         session.add(policy)
-    changed = _assign(policy, spec.values)
-    changed = _sync_kinds(policy, spec.kinds) or changed
-    _note(report, f"policy {spec.slug}", created, changed)
+        session.flush()
+        _note(report, f"policy {spec.slug}", "created")
+        return policy
+    policy, done = versions.revise_policy(session, policy, spec.values, spec.kinds, now)
+    _note(report, f"policy {spec.slug}", done)
     return policy
 
 
-def _sync_kinds(policy: Policy, kinds: list[dict[str, Any]]) -> bool:
-    existing = {kind.slug: kind for kind in policy.kinds}
-    wanted = []
-    changed = False
-    for values in kinds:
-        kind = existing.pop(values["slug"], None) or RequestKind()
-        changed = _assign(kind, values) or changed
-        wanted.append(kind)
-    if existing or changed:
-        # Kinds left out of the file go with the collection (delete-orphan).
-        policy.kinds = wanted
-    return changed or bool(existing)
-
-
-def _sync_packs(
-    session: Session, catalogue: Catalogue, preset: Preset, policies: dict[str, Policy], report: LoadReport
-) -> None:
-    existing = {pack.slug: pack for pack in catalogue.packs}
+def _sync_packs(session: Session, catalogue: Catalogue, preset: Preset, policies: dict[str, Policy],
+                report: LoadReport, now: datetime) -> None:
+    existing = {pack.slug: pack for pack in session.scalars(
+        select(Pack).where(Pack.catalogue_id == catalogue.id, Pack.superseded_at.is_(None)))}
     for position, values in enumerate(preset.packs):
+        columns = {**{k: v for k, v in values.items() if k != "policy"}, "policy_id": policies[values["policy"]].id,
+                   "currency": preset.catalogue["currency"], "position": position, "retired_at": None}
         pack = existing.pop(values["slug"], None)
-        created = pack is None
         if pack is None:
-            pack = Pack(catalogue=catalogue)
-            session.add(pack)
+            session.add(Pack(catalogue_id=catalogue.id, published_at=now, **columns))
+            report.add("created", f"pack {values['slug']}")
+            continue
         restored = pack.retired_at is not None
-        columns = {**values, "policy": policies[values["policy"]], "currency": preset.catalogue["currency"]}
-        changed = _assign(pack, {**columns, "position": position, "retired_at": None})
+        pack, done = versions.revise_pack(session, pack, {**columns, "published_at": pack.published_at or now}, now)
         if restored:
             report.add("restored", f"pack {pack.slug}")
         else:
-            _note(report, f"pack {pack.slug}", created, changed)
+            _note(report, f"pack {pack.slug}", done)
     for pack in existing.values():
-        _remove_pack(session, pack, report)
+        _remove_pack(session, pack, report, now)
+    session.flush()
+    session.expire(catalogue, ["packs", "policies"])
 
 
-def _in_use(session: Session, row: Pack | Policy, *, besides: tuple[type[Base], ...] = ()) -> bool:
-    """Whether any row of another table points at ``row``: orders, lots,
-    tickets, and whatever later tables refer to it, without listing them here."""
-    target = row.__table__
-    skipped = {model.__table__ for model in besides}
-    for table in Base.metadata.tables.values():
-        if table in skipped:
-            continue
-        for key in table.foreign_keys:
-            if key.column.table is target and session.scalar(exists().where(key.parent == row.id).select()):
-                return True
-    return False
-
-
-def _remove_pack(session: Session, pack: Pack, report: LoadReport) -> None:
+def _remove_pack(session: Session, pack: Pack, report: LoadReport, now: datetime) -> None:
     """Delete a pack the file no longer lists, unless anything points at it
     (an order, a lot): then retire it, so history keeps its pack."""
-    if not _in_use(session, pack):
+    if not versions.in_use(session, pack):
         session.delete(pack)
         report.add("deleted", f"pack {pack.slug}")
     elif pack.retired_at is None:
-        pack.retired_at = clock.now()
+        pack.retired_at = now
         report.add("retired", f"pack {pack.slug}")
 
 
@@ -472,10 +482,11 @@ def _drop_unused_policies(session: Session, catalogue: Catalogue, preset: Preset
     """A policy the file no longer lists goes once nothing uses it: no pack,
     retired or not, no lot, no ticket. Its request kinds go with it."""
     session.flush()
-    for policy in catalogue.policies:
+    for policy in session.scalars(select(Policy).where(Policy.catalogue_id == catalogue.id,
+                                                       Policy.superseded_at.is_(None))):
         if policy.slug in preset.policies:
             continue
-        if not _in_use(session, policy, besides=(RequestKind,)):
+        if not versions.in_use(session, policy, besides=(RequestKind,)):
             session.delete(policy)
             report.add("deleted", f"policy {policy.slug}")
 
@@ -491,7 +502,7 @@ def _on_sale() -> Select[Pack]:
     return (
         select(Pack)
         .join(Pack.catalogue)
-        .where(Pack.retired_at.is_(None))
+        .where(Pack.retired_at.is_(None))  # drafts and older versions are off sale too
         .options(contains_eager(Pack.catalogue), selectinload(Pack.policy).selectinload(Policy.kinds))
     )
 
@@ -515,9 +526,10 @@ def has_catalogue(session: Session) -> bool:
 
 def find_policy(session: Session, slug: str) -> Policy | None:
     """The policy named ``slug``, or the policy of the pack named ``slug``."""
-    policy = session.scalar(select(Policy).where(Policy.slug == slug))
+    policy = versions.current_policy(session, slug)
     if policy is None:
-        policy = session.scalar(select(Policy).join(Pack, Pack.policy_id == Policy.id).where(Pack.slug == slug))
+        policy = session.scalar(select(Policy).join(Pack, Pack.policy_id == Policy.id)
+                                .where(Pack.slug == slug, Pack.superseded_at.is_(None)))
     return policy
 
 

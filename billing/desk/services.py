@@ -100,6 +100,14 @@ def _active(user: User | None) -> User:
     return user
 
 
+def opened_by_staff(session: Session, ticket: Ticket) -> User | None:
+    """The staff member who opened the ticket on the client's behalf (its
+    first message is theirs), or None when the client opened it."""
+    author = session.scalar(select(User).join(TicketMessage, TicketMessage.author_id == User.id)
+                            .where(TicketMessage.ticket_id == ticket.id).order_by(TicketMessage.id).limit(1))
+    return author if author is not None and author.is_staff else None
+
+
 def may_see(user: User, ticket: Ticket) -> bool:
     """Staff see every ticket; a client the tickets of their account."""
     return user.removed_at is None and (user.is_staff or user.account_id == ticket.account_id)
@@ -253,8 +261,14 @@ def open_ticket(
     files: Sequence[Upload] = (),
     rules: AttachmentRules | None = None,
     subscription: Subscription | None = None,
+    by: User | None = None,
 ) -> Ticket:
     """Open a ticket with its first message (and files) in one transaction.
+
+    ``by``: a staff member opening it on ``user``'s behalf (a phone call, a
+    mail): the first message is theirs (``opened_by_staff`` reads it back),
+    ``user`` is told by mail whatever their preferences, and the other staff
+    hear of a new ticket as usual.
 
     ``policy``/``unit`` choose the balance, or ``subscription`` the account's
     running subscription (default: the subscription when one covers new
@@ -264,6 +278,7 @@ def open_ticket(
     """
     now = utc(now)
     _active(user)
+    author = _check_staff(by) if by is not None else user
     if user.is_staff or user.account_id != account.id:
         raise NotAllowed("only a user of the account opens its tickets")
     subject = single_line(subject)
@@ -294,14 +309,16 @@ def open_ticket(
                                         unit=unit, subscription=subscription)
             ticket.criticality = criticality
             ticket.updated_at = now
-            message = TicketMessage(ticket=ticket, author=user, body=body, internal=False, created_at=now)
+            message = TicketMessage(ticket=ticket, author=author, body=body, internal=False, created_at=now)
             session.add(message)
             session.flush()
             saved = _attach(session, message, files, rules, now)
             event = f"ticket:{ticket.id}:opened"
+            # Opened for them, the person hears of it even with confirmations switched off.
             outbox.enqueue(session, "ticket_opened", event, [user], now=now, payload={"ticket_id": ticket.id},
-                           account_id=account.id)
-            outbox.enqueue(session, "ticket_opened_staff", event, outbox.staff(session), now=now,
+                           account_id=account.id, always=[user.id] if by is not None else [])
+            outbox.enqueue(session, "ticket_opened_staff", event,
+                           [s for s in outbox.staff(session) if s.id != author.id], now=now,
                            payload={"ticket_id": ticket.id}, account_id=account.id)
         return ticket
     except BaseException:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
@@ -397,7 +397,7 @@ def grant(
                    .where(Entry.lot_id == Lot.id, Entry.kind == "refund").scalar_subquery())
         refunded_in_full = revoked == Lot.granted
         registered = session.scalar(
-            select(func.count()).where(Lot.account_id == account.id, Lot.policy_id == policy.id,
+            select(func.count()).where(Lot.account_id == account.id, Lot.policy_id.in_(_versions_of(policy.slug)),
                                        Lot.source == "purchase", ~refunded_in_full)
         )
         if pack.topups_never_expire and registered:
@@ -410,21 +410,29 @@ def grant(
                        expires_at=expires_at, now=now, pack=pack, order=order,
                        owner_id=owner.id if owner is not None else None)
         if pack.rollover_expired:
-            _roll_over(session, op, lot, now)
+            _roll_over(session, op, lot, policy.slug, now)
         _settle(session, op, account.id, policy.id, unit, now)
 
     return _write(session, apply, key=key, kind="grant", now=now, account_id=account.id,
                   order_id=order.id if order is not None else None, by=by, note=note)
 
 
-def _roll_over(session: Session, op: Operation, new: Lot, now: datetime) -> Lot | None:
+def _versions_of(policy_slug: str) -> Select[int]:
+    """Every version of a policy (billing.catalogue.versions): a registration
+    pack bought under the terms of last year still registers the account, and
+    tickets expired under them still come back with a bundle of this year's."""
+    return select(Policy.id).where(Policy.slug == policy_slug)
+
+
+def _roll_over(session: Session, op: Operation, new: Lot, policy_slug: str, now: datetime) -> Lot | None:
     """Grant again the units that expired unused in lots of the same balance
-    and owner (rollovers excluded: units come back once)."""
+    (any version of its policy, same unit) and owner (rollovers excluded:
+    units come back once)."""
     same_owner = Lot.owner_id.is_(None) if new.owner_id is None else Lot.owner_id == new.owner_id
     lapsed = list(session.scalars(
         select(Lot)
-        .where(Lot.account_id == new.account_id, Lot.policy_id == new.policy_id, Lot.unit == new.unit,
-               Lot.source != "rollover", Lot.expires_at <= now, same_owner)
+        .where(Lot.account_id == new.account_id, Lot.policy_id.in_(_versions_of(policy_slug)),
+               Lot.unit == new.unit, Lot.source != "rollover", Lot.expires_at <= now, same_owner)
         .order_by(Lot.id)
         .execution_options(populate_existing=True)
     ))
@@ -706,8 +714,8 @@ def refund(session: Session, lot: Lot, *, by: User | None, key: str, now: dateti
     payment provider's refund.
     """
     now = utc(now)
-    if by is not None and not by.is_staff:
-        raise NotAllowed("only staff refund a lot")
+    if by is not None and not by.is_admin:
+        raise NotAllowed("only an admin refunds a lot")
     if quantity is not None:
         _whole(quantity, "quantity", 1)
 
@@ -743,8 +751,8 @@ def adjust(
     ``expires_at``) or remove (from the usable lots, in consumption order)
     units of a balance, with a reason the client sees on the statement."""
     now = utc(now)
-    if by is None or not by.is_staff:
-        raise NotAllowed("only staff adjust credit")
+    if by is None or not by.is_admin:
+        raise NotAllowed("only an admin adjusts credit")
     reason = (reason or "").strip()
     if not reason:
         raise LedgerError("an adjustment needs a reason")

@@ -106,10 +106,10 @@ def done(session: Session, key: str) -> Refund | None:
 
 
 def check(session: Session, order: Order, amount: int, reason: str, *, by: User | None) -> None:
-    """Raise OrderError unless ``by`` (staff, or None for a payment
+    """Raise OrderError unless ``by`` (an admin, or None for a payment
     provider) may refund ``amount`` of ``order`` with ``reason`` now."""
-    if by is not None and not by.is_staff:
-        raise OrderError(N_("Only staff refund an order."))
+    if by is not None and not by.is_admin:
+        raise OrderError(N_("Only an administrator refunds an order."))
     if not (reason or "").strip():
         raise OrderError(N_("Say why the order is refunded."), "reason")
     check_amount(session, order, amount)
@@ -163,7 +163,7 @@ def refund_order(session: Session, order: Order, amount: int, reason: str, *, by
     (common.payments.card), whose settling calls ``record``."""
     with atomic(session):
         if by is None:
-            raise OrderError(N_("Only staff refund an order."))
+            raise OrderError(N_("Only an administrator refunds an order."))
         ledger.lock_accounts(session, [order.account_id])
         current = session.get_one(Order, order.id, populate_existing=True)
         return record(session, current, amount, (reason or "").strip(), key=key, now=now, seller=seller, by=by)

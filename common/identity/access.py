@@ -52,6 +52,8 @@ def _requires(allowed: Callable[[User], bool]) -> Callable:
 
 
 staff_required = _requires(lambda user: user.is_staff)
+# Staff with the admin role: the catalogue, refunds, credit adjustments, the team, the audit log.
+admin_required = _requires(lambda user: user.is_admin)
 owner_required = _requires(lambda user: user.is_owner)
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from werkzeug.local import LocalProxy
 
 from billing import clock
-from billing.accounts.models import Account, User
+from billing.accounts.models import STAFF_ROLES, Account, User
 from billing.notifications import outbox
 from billing.text import single_line
 from billing.transaction import atomic
@@ -114,10 +114,14 @@ def register(session: Session, organisation: str, name: str, email: str, passwor
     return _add(session, owner)
 
 
-def create_staff(session: Session, name: str, email: str, password: str, language: str = "en") -> User:
-    """A member of the provider's team: no account, sees the back office.
-    The operator vouches for the address, so it counts as verified."""
-    staff = new_user(email, name, password, language, is_staff=True, email_verified_at=clock.now())
+def create_staff(session: Session, name: str, email: str, password: str, language: str = "en",
+                 role: str = "admin") -> User:
+    """A member of the provider's team: no account, sees the back office,
+    as an ``admin`` or an ``agent`` (STAFF_ROLES). The operator vouches for
+    the address, so it counts as verified."""
+    if role not in STAFF_ROLES:
+        raise AccountError("role", _l("Choose a role from the list."))
+    staff = new_user(email, name, password, language, is_staff=True, role=role, email_verified_at=clock.now())
     return _add(session, staff)
 
 

@@ -17,9 +17,10 @@ from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing import clock
+from billing import audit, clock
 from billing.accounts.models import LoginEvent, User
 from billing.transaction import atomic
+from common.identity import sessions
 
 STEP_SECONDS = 30
 OUTCOMES = ("login", "wrong password", "wrong code", "throttled")
@@ -66,6 +67,24 @@ def enable(session: Session, user: User, secret: str, code: str) -> bool:
 def disable(session: Session, user: User) -> None:
     with atomic(session):
         user.totp_secret, user.totp_last_step = None, None
+
+
+def reset(session: Session, user: User, *, by: User | None = None) -> int:
+    """A staff member lost their phone: the second factor is cleared and
+    every login of theirs ends (whoever holds one of them is out), in one
+    unit of work with its audit entry; returns how many logins ended. Their
+    next login asks for the password only, then, if STAFF_TOTP_REQUIRED,
+    for a new enrolment before anything else. ``by``: None from the command
+    line."""
+    with atomic(session):
+        before = {"second_factor": bool(user.totp_secret)}
+        user.totp_secret, user.totp_last_step = None, None
+        ended = sessions.end_all(session, user)
+        audit.record(by, "staff.second_factor_reset", "user", user.id, before=before,
+                     after={"second_factor": False, "logins_ended": ended}, session=session)
+    current_app.logger.warning("staff second factor reset: %s (%d logins ended) by %s", user.email, ended,
+                               by.email if by is not None else "the command line")
+    return ended
 
 
 def check(session: Session, user: User, code: str) -> bool:

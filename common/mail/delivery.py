@@ -37,8 +37,10 @@ from sqlalchemy import select
 
 from billing import clock
 from billing.accounts.models import Account, User
-from billing.catalogue.models import Policy
+from billing.catalogue.models import Pack, Policy
+from billing.catalogue.offers import offer
 from billing.desk.models import Ticket
+from billing.desk.services import opened_by_staff
 from billing.ledger.models import Lot, Overage
 from billing.models import localized
 from billing.notifications import outbox
@@ -139,7 +141,9 @@ def _invoice(context: Context) -> list[Attachment]:
 
 def _ticket(message: outbox.OutboxMessage) -> Context:
     ticket = _get(Ticket, message.payload.get("ticket_id"))
-    return {"ticket": ticket, "criticality": criticality_label(ticket.criticality)}
+    return {"ticket": ticket, "criticality": criticality_label(ticket.criticality),
+            # Staff opened it on the client's behalf (a phone call): the mail says who.
+            "opened_for": opened_by_staff(db.session(), ticket)}
 
 
 def _reply(message: outbox.OutboxMessage) -> Context:
@@ -194,11 +198,23 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         # before a password change no longer works, as it should not.
         # Where the person was going (checked when queued, and again by the view).
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
-        return {"user": user, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back),
-                # A reset mailed because someone signed up with this address.
-                "signup": bool(message.payload.get("signup"))}
+        context = {"user": user, "signup": bool(message.payload.get("signup")),
+                   # A reset mailed because someone ordered with this address (shop.ordering).
+                   "order": bool(message.payload.get("order")), "pack": _pack_name(message)}
+        if context["order"]:
+            # The owner logs in to order; the reset link is for a forgotten password.
+            context["login_link"] = url_for("auth.login", _external=True, **back)
+            back = {}
+        # A reset mailed because someone signed up with this address.
+        return {**context, "link": url_for(endpoint, token=make_token(user, purpose), _external=True, **back)}
 
     return load
+
+
+def _pack_name(message: outbox.OutboxMessage) -> str | None:
+    """The name of the pack a visitor was ordering, in the recipient's language."""
+    pack = db.session.get(Pack, message.payload["pack_id"]) if message.payload.get("pack_id") else None
+    return offer(pack, message.language).name if pack is not None else None
 
 
 def _invitation(message: outbox.OutboxMessage) -> Context:
@@ -235,6 +251,7 @@ def _kinds() -> dict[str, Kind]:
         "verify_email": Kind("verify_email", lambda c: _l("Please confirm your email address"),
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
+                               else _l("You already have an account: log in to order") if c.get("order")
                                else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
@@ -252,8 +269,10 @@ def _kinds() -> dict[str, Kind]:
         "order_cancelled": Kind("order_cancelled",
                                 lambda c: _l("Your order %(number)s is cancelled", number=number(c)), _order),
         "trial_started": Kind("trial_started", lambda c: _l("Your free trial has started"), _trial),
-        "ticket_opened": Kind("ticket_opened", lambda c: _l("Ticket #%(number)d received: %(subject)s",
-                                                            number=c["ticket"].id, subject=c["ticket"].subject),
+        "ticket_opened": Kind("ticket_opened", lambda c: _l("Ticket #%(number)d opened for you: %(subject)s",
+                                                            number=c["ticket"].id, subject=c["ticket"].subject)
+                              if c.get("opened_for") else _l("Ticket #%(number)d received: %(subject)s",
+                                                             number=c["ticket"].id, subject=c["ticket"].subject),
                               _ticket),
         "ticket_opened_staff": Kind("ticket_opened_staff",
                                     lambda c: _l("New ticket #%(number)d from %(account)s: %(subject)s",

@@ -346,6 +346,8 @@ def settle_refunds(charge_id: str, *, now: datetime, wait: bool = True) -> str:
 
 
 def _staff(user_id: str | None) -> User | None:
-    """The staff member a refund's metadata names (Forfait's own refunds), if any."""
+    """The admin a refund's metadata names (Forfait's own refunds), if any.
+    One no longer an admin when Stripe reports the refund is not named: the
+    money went back all the same, and the credit note must follow."""
     user = db.session.get(User, int(user_id)) if user_id and user_id.isdigit() else None
-    return user if user is not None and user.is_staff else None
+    return user if user is not None and user.is_admin else None
