@@ -117,9 +117,10 @@ def accept(quote_id: int):
     if current_user.is_staff:
         abort(403)
     form = AcceptForm()
-    context = accept_context(quote, form)
-    methods = tuple(p.identifier for p in context["providers"])
+    price = quotes.price(quote)
+    methods = tuple(p.identifier for p in payments.enabled(quote.currency, price.gross)) if price else ()
     problem = None
+    # Checked as sent, before the page draws a new token or a default method for the form shown again.
     if not form.validate_on_submit() or not form.token_valid():
         problem = _("This form has expired: check it and send it again.")
     elif form.method.data not in methods:
@@ -226,3 +227,9 @@ def quote_total(quote: Quote) -> int | None:
     """What the quote's terms come to, VAT included; None before they are set."""
     price = quotes.price(quote)
     return price.gross if price else None
+
+
+@bp.app_template_global()
+def quotes_waiting() -> int:
+    """Quote requests staff have not answered yet, for the staff home."""
+    return quotes.waiting_count(db.session())

@@ -28,7 +28,7 @@ from billing.orders import services as orders
 from common import payments
 from common.extensions import db
 from common.i18n import current_locale, refusal
-from common.identity.access import INVALID, staff_required
+from common.identity.access import INVALID, admin_required, staff_required
 from portal.clients import get_account
 from portal.quotes import pay
 
@@ -154,7 +154,7 @@ def _complimentary_page(account: Account, form: ComplimentaryForm, status: int =
 
 
 @bp.route("/<int:account_id>/complimentary", methods=["GET", "POST"])
-@staff_required
+@admin_required
 def complimentary(account_id: int):
     account = get_account(account_id)
     if request.method == "GET":

@@ -172,14 +172,20 @@ def accept(token: str):
         valid = False
     if not valid:
         return _link_page(quote, token, form, signup, INVALID)
+    # The account opens under the address the quote was mailed to, whatever
+    # was typed: the link proves that address, and no other is tried here.
     new_account = None if signup is None else ordering.NewAccount(
-        signup.organisation.data, signup.name.data, signup.email.data, signup.password.data, signup.language.data,
+        signup.organisation.data, signup.name.data, quote.email, signup.password.data, signup.language.data,
         signup.country.data)
     try:
         buyer, order, payment = ordering.accept_quote(
             db.session(), quote, buyer=current_user._get_current_object() if signup is None else None,
             new_account=new_account, method=form.method.data, methods=methods, now=clock.now(),
             iban=current_app.config["PROVIDER_IBAN"])
+    except accounts.EmailTaken:
+        db.session.rollback()
+        return _link_page(db.session.get_one(Quote, quote.id), token, form, signup, INVALID, problem=_(
+            "An account already uses %(email)s: log in to accept the quote.", email=quote.email))
     except accounts.AccountError as error:
         db.session.rollback()
         assert signup is not None

@@ -13,6 +13,7 @@ import pytest
 from checkout_support import NOW, both, client, confirm, pack, person, session, staff  # noqa: F401
 from sqlalchemy import func, select
 
+from billing import audit
 from billing.accounts.models import User
 from billing.ledger import services as ledger
 from billing.ledger import statement
@@ -58,6 +59,9 @@ def test_the_pooled_bundle_quoted_at_38_a_ticket_grants_20_pooled_tickets_for_a_
     quote = ask(session, "itsupport-team-tickets", owner, quantity=20)
     assert (quote.status, quote.account_id, quote.requested_quantity) == ("requested", account.id, 20)
     send(session, quote, 3800, quantity=20)
+    [sent] = session.scalars(select(audit.AuditEntry)).all()
+    assert (sent.action, sent.before["status"], sent.after["status"], sent.after["unit_price"]) == (
+        "quote.send", "requested", "sent", 3800)
     order, payment = accept(session, quote, owner)
     orders.await_payment(session, payment, now=NOW)
 
@@ -202,6 +206,9 @@ def test_a_phone_order_is_placed_for_the_person_chosen_and_logged_as_staffs(sess
                                            methods=("transfer", "cheque"), now=NOW, iban=IBAN, by=clerk)
     assert (order.placed_by_id, order.total, order.method) == (member.id, 114000, "transfer")
     assert [(e.kind, e.by_id) for e in orders.events(session, order)] == [("placed", clerk.id)]
+    [entry] = session.scalars(select(audit.AuditEntry)).all()
+    assert (entry.actor_id, entry.action, entry.after["total"], entry.after["buyer"]) == (
+        clerk.id, "order.phone", 114000, member.id)
     with pytest.raises(orders.OrderError):
         orders.place_on_terms(session, account, priced, buyer=member, quantity=25,
                               terms=orders.catalogue_terms(priced), method="transfer", methods=("transfer",),
@@ -218,12 +225,17 @@ def test_a_phone_order_is_placed_for_the_person_chosen_and_logged_as_staffs(sess
 def test_a_complimentary_lot_is_free_needs_a_reason_and_shows_on_the_statement(session):
     account, owner = client(session)
     clerk = staff(session)
+    clerk.role = "admin"
+    agent = staff(session)
+    agent.role = "agent"
     bundle = pack(session, "itsupport-ticket-1")
     with pytest.raises(orders.OrderError):
         orders.grant_complimentary(session, account, bundle, quantity=1, reason="  ", by=clerk, now=NOW, owner=owner)
     with pytest.raises(orders.OrderError):
         orders.grant_complimentary(session, account, bundle, quantity=1, reason="x", by=owner, now=NOW, owner=owner)
-    assert count(session, Order) == 0
+    with pytest.raises(orders.OrderError, match="administrator"):
+        orders.grant_complimentary(session, account, bundle, quantity=1, reason="x", by=agent, now=NOW, owner=owner)
+    assert count(session, Order) == count(session, audit.AuditEntry) == 0
     order = orders.grant_complimentary(session, account, bundle, quantity=1, reason="Sorry for the outage",
                                        by=clerk, now=NOW, owner=owner, key="form-1")
     again = orders.grant_complimentary(session, account, bundle, quantity=1, reason="Sorry for the outage",
@@ -238,3 +250,6 @@ def test_a_complimentary_lot_is_free_needs_a_reason_and_shows_on_the_statement(s
     grants = [g for part in read.sections for g in part.grants]
     assert [(g.source, g.units) for g in grants] == [("complimentary", 1)]
     assert "Sorry for the outage" in grants[0].detail
+    [entry] = session.scalars(select(audit.AuditEntry)).all()
+    assert (entry.actor_id, entry.action, entry.subject_id) == (clerk.id, "lot.complimentary", account.id)
+    assert (entry.after["units"], entry.after["reason"]) == (1, "Sorry for the outage")

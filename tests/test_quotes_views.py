@@ -253,3 +253,24 @@ def test_a_complimentary_lot_needs_a_reason_and_reaches_balance_and_statement(ap
     assert "1 ticket" in text(owner.get("/portal/"))
     statement = text(owner.get(f"/portal/accounts/{account_id}/statement"))
     assert "Complimentary" in statement and "Sorry for Monday's outage" in statement
+
+
+def test_the_quote_link_opens_an_account_only_under_the_address_it_was_mailed_to(app, client, presets, people):
+    assert post_form(client, ASK, {**VISITOR, "email": people["owner"]}).status_code == 302
+    quote = quote_of(app, people["owner"])
+    staff = app.test_client()
+    login(staff, people["staff"])
+    until = (clock.now().date() + timedelta(days=5)).isoformat()
+    post_form(staff, f"/staff/quotes/{quote.id}", {"unit_price": "38", "quantity": "20", "valid_until": until})
+    path = link_in(mails(app, people["owner"])[-1], "/quotes/")
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', text(client.get(path))).group(1)
+    signup = {"account-organisation": "Someone", "account-name": "Some One", "account-email": "typed@example.com",
+              "account-password": PASSWORD, "account-confirm": PASSWORD, "account-language": "en",
+              "account-country": "FR", "method": "transfer", "token": token}
+    before = snapshot(app)
+    taken = post_form(client, path, signup)
+    assert taken.status_code == 422 and f"An account already uses {people['owner']}" in text(taken)
+    assert snapshot(app) == before  # no account under the typed address either
+    login(client, people["owner"])
+    accepted = post_form(client, path, {"method": "transfer", "token": token})
+    assert accepted.status_code == 302 and accepted.headers["Location"].startswith("/portal/orders/")

@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, CursorResult, Select, and_, exists, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing import audit
 from billing.accounts.models import Account, User
 from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price, split_vat
@@ -429,6 +430,10 @@ def place_on_terms(session: Session, account: Account, pack: Pack, *, buyer: Use
                             logged_by=by)
         placed[0].checkout_key = key
         session.flush()
+        if by.id != buyer.id:
+            audit.record(by, "order.phone", "order", placed[0].id, session=session, after={
+                "account": account.id, "buyer": buyer.id, "pack": pack.slug, "quantity": quantity,
+                "unit_price": terms.unit_price, "total": price.gross, "currency": pack.currency, "method": method})
         return placed
 
 
@@ -448,8 +453,8 @@ def grant_complimentary(session: Session, account: Account, pack: Pack, *, quant
                 raise OrderError(N_("This form has expired: check it and send it again."), "reason")
             return done
     with atomic(session):
-        if not (by.is_staff and by.is_active):
-            raise OrderError(N_("Only staff grant a complimentary lot."))
+        if not by.is_admin:
+            raise OrderError(N_("Only an administrator grants a complimentary lot."))
         if not reason:
             raise OrderError(N_("Say why this lot is given: the client reads it."), "reason")
         if len(reason) > 500:
@@ -468,8 +473,11 @@ def grant_complimentary(session: Session, account: Account, pack: Pack, *, quant
         session.flush()
         log_event(session, order, "placed", now, by=by, amount=0, note=reason)
         log_event(session, order, "paid", now, by=by, amount=0)
-        ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
-                     owner=owner if sold_per_user(pack) else None, note=reason, complimentary=True)
+        granted = ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
+                               owner=owner if sold_per_user(pack) else None, note=reason, complimentary=True)
+        audit.record(by, "lot.complimentary", "account", account.id, session=session, after={
+            "order": order.id, "pack": pack.slug, "quantity": quantity, "units": granted.lot.granted if granted.lot
+            else None, "person": owner.id, "reason": reason})
         return order
 
 

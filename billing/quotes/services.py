@@ -20,6 +20,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing import audit
 from billing.accounts.models import Account, User
 from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price
@@ -80,6 +81,12 @@ def visible_to(quote: Quote, user: User) -> bool:
     if user.is_staff:
         return True
     return quote.account_id is not None and quote.account_id == user.account_id
+
+
+def _terms_of(quote: Quote) -> dict[str, object]:
+    """What the audit log keeps of a quote before and after staff change it."""
+    return {"status": quote.status, "unit_price": quote.unit_price, "quantity": quote.quantity,
+            "currency": quote.currency, "validity_months": quote.validity_months, "valid_until": quote.valid_until}
 
 
 def _token_hash(token: str) -> str:
@@ -197,6 +204,7 @@ def send_quote(session: Session, quote: Quote, *, by: User, unit_price: int, qua
         if len(note) > MAX_MESSAGE:
             raise QuoteError(N_("Keep this under %(max)d characters."), "note", max=MAX_MESSAGE)
         token = secrets.token_urlsafe(32)
+        before = _terms_of(current)
         current.unit_price, current.quantity = unit_price, quantity
         current.validity_months, current.valid_until, current.note = validity_months, valid_until, note
         current.currency, current.vat_rate_bp = pack.currency, pack.vat_rate_bp
@@ -204,6 +212,7 @@ def send_quote(session: Session, quote: Quote, *, by: User, unit_price: int, qua
         current.status, current.sent_at, current.sent_by_id = "sent", now, by.id
         current.token_hash = _token_hash(token)
         session.flush()
+        audit.record(by, "quote.send", "quote", current.id, before=before, after=_terms_of(current), session=session)
         event = f"quote:{current.id}:sent:{now:%Y%m%dT%H%M%S%f}"
         payload = {"quote_id": current.id, "token": token}
         requester = current.requested_by
@@ -226,7 +235,10 @@ def withdraw_quote(session: Session, quote: Quote, *, by: User, now: datetime) -
         current = session.get_one(Quote, quote.id, populate_existing=True)
         if current.status == "accepted":
             raise QuoteError(N_("This quote is accepted: cancel its order instead."))
+        before = _terms_of(current)
         current.status, current.token_hash = "withdrawn", None
+        audit.record(by, "quote.withdraw", "quote", current.id, before=before, after=_terms_of(current),
+                     session=session)
         return current
 
 
