@@ -102,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from commands import demo
     from portal.account_actions import bp as account_actions_bp
     from portal.auth import bp as auth_bp
+    from portal.catalogue_editor import bp as catalogue_editor_bp
     from portal.clients import bp as clients_bp
     from portal.desk import bp as desk_bp
     from portal.notifications import bp as notifications_bp
@@ -110,17 +111,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.pool import bp as pool_bp
     from portal.quotes import bp as quotes_bp
     from portal.staff_orders import bp as staff_orders_bp
+    from portal.service_levels import bp as service_levels_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
     from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp
     from shop.quotes import bp as quote_request_bp
+    from shop.service import bp as service_bp
     from shop.stripe_webhook import bp as stripe_bp
     from shop.views import bp as shop_bp
 
     demo.init_app(app)
     app.register_blueprint(shop_bp)
+    app.register_blueprint(service_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(statement_bp)
@@ -130,6 +134,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tickets_bp)
     app.register_blueprint(pool_bp)
     app.register_blueprint(desk_bp)
+    app.register_blueprint(service_levels_bp)
     app.register_blueprint(overages_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(subscription_bp)
@@ -137,5 +142,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(staff_orders_bp)
     app.register_blueprint(quote_request_bp)
     app.register_blueprint(clients_bp)
+    app.register_blueprint(catalogue_editor_bp)
     app.register_blueprint(account_actions_bp)
     return app

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from babel import dates as babel_dates
 from babel.numbers import get_currency_precision
 from flask import Blueprint, current_app, has_request_context, redirect, request, session, url_for
 from flask_babel import format_currency, format_date, format_decimal, get_locale, get_translations
@@ -109,6 +110,26 @@ def percent(basis_points: int) -> str:
     return format_decimal(Decimal(basis_points).scaleb(-2), format="#,##0.##") + " %"
 
 
+def span(value: timedelta | None) -> str:
+    """``2 h 30 min``: a length of (opening) time, to the nearest minute."""
+    return duration(round(value.total_seconds() / 60)) if value is not None else ""
+
+
+def weekday_name(index: int) -> str:
+    """``Monday`` for 0: a weekday's name, capitalised, in the reader's language (CLDR's, by Babel)."""
+    return str(babel_dates.get_day_names("wide", locale=get_locale())[index]).capitalize()
+
+
+def month_name(value: date, width: str = "long") -> str:
+    """``December 2026`` (long) or ``Dec`` (short), in the reader's language."""
+    return babel_dates.format_date(value, "LLLL y" if width == "long" else "LLL", locale=get_locale())
+
+
+def decimal1(value: float) -> str:
+    """``4.2``, ``4,2``: one decimal, as the reader writes it."""
+    return format_decimal(round(value, 1), format="0.0")
+
+
 def day(value: date | datetime | None) -> str:
     return format_date(value, format="medium") if value else ""
 
@@ -126,7 +147,9 @@ def set_language():
 
 
 def init_app(app) -> None:
-    app.jinja_env.filters.update(money=money, percent=percent, day=day)
+    app.jinja_env.filters.update(money=money, percent=percent, day=day, span=span, decimal1=decimal1,
+                               month_long=month_name, month_short=lambda v: month_name(v, "short"))
+    app.jinja_env.globals.update(weekday_name=weekday_name)
     app.jinja_env.globals.update(get_locale=get_locale)
     app.register_blueprint(bp)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime, tzinfo
 from typing import TypedDict
 
+from babel.dates import format_skeleton
 from flask import (
     Blueprint,
     abort,
@@ -39,6 +41,7 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Overage
 from billing.ledger.rules import explain
 from billing.models import localized
+from billing.service import levels as service_levels
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import quantity, translate, translate_plural
@@ -50,6 +53,11 @@ bp = Blueprint("desk", __name__, url_prefix="/desk")
 
 # Who the queue shows: everybody's tickets, mine, or nobody's.
 WHO = ("", "mine", "unassigned")
+# Which tickets by their first-response target, and in which order.
+DUE = ("", "overdue")
+SORTS = ("", "due")
+# The queue's status filter: the work, or what was done (with its rating).
+STATUSES = (*desk.ACTIVE_STATUSES, *desk.DONE_STATUSES)
 # An idempotency key as the form carries it: what secrets.token_urlsafe makes.
 KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # The kind change's one-time token, as the confirmation form carries it.
@@ -92,29 +100,50 @@ def _staff_members() -> list[User]:
 
 @bp.get("/")
 def queue():
-    """Open tickets of every account, most critical then oldest, with how
-    long the first answer took (or how long the client has been waiting).
-    The filters are a real GET form; htmx swaps just the list."""
+    """Open tickets of every account, most critical then oldest (or the
+    soonest due first), with each one's first-response due time counted in
+    opening hours and whether it is late; resolved and closed ones show
+    their rating. The filters are a real GET form; htmx swaps just the list."""
     status = request.args.get("status", "")
-    status = status if status in desk.ACTIVE_STATUSES else ""
+    status = status if status in STATUSES else ""
     who = request.args.get("who", "")
     who = who if who in WHO else ""
+    due = request.args.get("due", "")
+    due = due if due in DUE else ""
+    sort = request.args.get("sort", "")
+    sort = sort if sort in SORTS else ""
     account_id = id_arg("account")
+    now = clock.now()
     found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
                        assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
+    if status in desk.DONE_STATUSES:
+        found.sort(key=lambda t: t.updated_at or t.created_at, reverse=True)
+    sla = service_levels.levels(db.session())
+    dues = {ticket.id: sla.state(ticket, now) for ticket in found}
+    if due == "overdue":
+        found = [ticket for ticket in found if dues[ticket.id].late]
+    if sort == "due":
+        found.sort(key=lambda t: (dues[t.id].answered, dues[t.id].due or now.max.replace(tzinfo=now.tzinfo)))
     accounts = db.session.scalars(
         select(Account).where(Account.id.in_(select(Ticket.account_id).where(Ticket.status.in_(desk.ACTIVE_STATUSES))))
         .order_by(Account.name)).all()
     return page_or_fragment(
-        "desk/queue.html", "desk/_queue_list.html", tickets=found, status=status, who=who, account_id=account_id,
-        accounts=accounts, statuses=desk.ACTIVE_STATUSES, staff=_staff_members(), now=clock.now(),
-        back=request.full_path if request.query_string else request.path)
+        "desk/queue.html", "desk/_queue_list.html", tickets=found, status=status, who=who, due=due, sort=sort,
+        account_id=account_id, accounts=accounts, statuses=STATUSES, staff=_staff_members(), now=now, dues=dues,
+        zone=sla.schedule.zone, back=request.full_path if request.query_string else request.path)
 
 
 @bp.app_template_filter("elapsed")
 def elapsed(delta) -> str:
     """``3 hours``: a wait or a response time, in the reader's language."""
     return format_timedelta(delta, granularity="minute", threshold=1.5)
+
+
+@bp.app_template_filter("local_moment")
+def local_moment(moment: datetime, zone: tzinfo) -> str:
+    """``Mon, Dec 7 14:00``: a due time on the provider's clock, in the reader's language."""
+    local, locale = moment.astimezone(zone), get_locale()
+    return f"{format_skeleton('MMMEd', local, locale=locale)} {format_skeleton('Hm', local, locale=locale)}"
 
 
 @bp.post("/tickets/<int:ticket_id>/assign")
@@ -134,7 +163,9 @@ def assign(ticket_id: int):
         staff = None
     desk.assign(db.session(), ticket, staff, by=_me(), now=clock.now())
     if wants_fragment() and request.form.get("row"):
+        sla = service_levels.levels(db.session())
         return page_or_fragment("desk/_row.html", None, ticket=ticket, staff=_staff_members(), now=clock.now(),
+                                dues={ticket.id: sla.state(ticket, clock.now())}, zone=sla.schedule.zone,
                                 back=request.form.get("next", ""))
     flash(_("#%(number)d is assigned to %(name)s.", number=ticket.id, name=staff.name) if staff
           else _("#%(number)d is assigned to nobody.", number=ticket.id), "success")
@@ -186,8 +217,11 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
     entries = desk.time_entries(db.session(), ticket)
     form = {"minutes": "", "billable": True, "note": "", "key": secrets.token_urlsafe(16)}
     form.update(extra.pop("time_form", {}))
+    sla = service_levels.levels(db.session())
     context = {
         "ticket": ticket,
+        "due_state": sla.state(ticket, clock.now()),
+        "zone": sla.schedule.zone,
         "messages": desk.thread(db.session(), ticket, internal=True),
         "entries": entries,
         "billable_minutes": sum(e.minutes for e in entries if e.billable),

@@ -74,9 +74,9 @@ def test_a_pack_form_gives_the_values_a_preset_would(toopixel):
     assert draft.values["slug"] == "toopixel-pro-10"
     assert draft.values["price"] == 25050 and draft.values["vat_rate_bp"] == 810
     assert draft.values["description"]["fr"] == "Dix crédits."
-    pack, done = editing.save_pack(db.session, toopixel, None, draft, NOW)
+    pack, done = editing.save_pack(db.session, toopixel, None, draft, NOW, None)
     assert done == "created" and pack.status == "draft" and active_pack(db.session, pack.slug) is None
-    editing.publish(db.session, pack, NOW)
+    editing.publish(db.session, pack, NOW, None)
     assert active_pack(db.session, "toopixel-pro-10").price == 25050
 
 
@@ -119,7 +119,7 @@ def test_a_policy_form_gives_its_rule(toopixel):
     draft = editing.policy_draft(db.session, policy_form(), toopixel, None)
     assert draft.ok, draft.errors
     assert [kind["slug"] for kind in draft.kinds] == ["consultation", "security-update"]
-    policy, done = editing.save_policy(db.session, toopixel, None, draft, NOW)
+    policy, done = editing.save_policy(db.session, toopixel, None, draft, NOW, None)
     assert done == "created" and policy.slug == "toopixel-support"
     rule = policy.rule()
     from billing.ledger.rules import units
@@ -177,7 +177,7 @@ def test_a_sold_pack_edited_is_a_new_version_and_the_lot_keeps_its_terms(app):
         form = editing.pack_form(old) | {"price": "990", "validity_months": "12"}
         draft = editing.pack_draft(db.session, form, catalogue, old)
         assert draft.ok, draft.errors
-        new, done = editing.save_pack(db.session, catalogue, old, draft, NOW)
+        new, done = editing.save_pack(db.session, catalogue, old, draft, NOW, None)
         assert done == "versioned" and new.id != old_id and new.version == 2
         old = db.session.get(Pack, old_id)
         assert (old.price, old.validity_months, old.status) == (95000, 24, "superseded")
@@ -186,11 +186,11 @@ def test_a_sold_pack_edited_is_a_new_version_and_the_lot_keeps_its_terms(app):
 
         # Editing version 2, not yet sold, changes it in place.
         again = editing.pack_draft(db.session, form | {"price": "980"}, catalogue, new)
-        assert editing.save_pack(db.session, catalogue, new, again, NOW) == (new, "updated")
+        assert editing.save_pack(db.session, catalogue, new, again, NOW, None) == (new, "updated")
         # Moving it in the list is no change of terms.
         moved = editing.pack_draft(db.session, form | {"price": "980", "position": "7"}, catalogue, new)
         ledger.grant(db.session, account, new, key="buy-2", now=NOW)
-        assert editing.save_pack(db.session, catalogue, new, moved, NOW) == (new, "updated")
+        assert editing.save_pack(db.session, catalogue, new, moved, NOW, None) == (new, "updated")
         assert db.session.scalar(select(func.count()).select_from(Pack).where(Pack.slug == "toopixel-36")) == 2
         assert verify(db.session, account.id).breaches == []
 
@@ -210,7 +210,7 @@ def test_a_policy_in_use_edited_keeps_charging_its_tickets_by_the_old_rule(app):
         # Blocks of 15 minutes instead of 10.
         form = editing.policy_form(old_policy, "CHF") | {"unit_minutes": "15"}
         draft = editing.policy_draft(db.session, form, catalogue, old_policy)
-        new_policy, done = editing.save_policy(db.session, catalogue, old_policy, draft, NOW)
+        new_policy, done = editing.save_policy(db.session, catalogue, old_policy, draft, NOW, None)
         assert done == "versioned" and new_policy.version == 2 and old_policy.superseded_at is not None
 
         # The ticket opened under version 1 still counts 10-minute blocks: 41 min → 5 credits.
@@ -225,7 +225,7 @@ def test_a_policy_in_use_edited_keeps_charging_its_tickets_by_the_old_rule(app):
         assert unsold.version == 1 and unsold.policy_id == new_policy.id
         # Renaming is no change of terms: no third version.
         renamed = editing.policy_draft(db.session, form | {"name-en": "Credits"}, catalogue, new_policy)
-        assert editing.save_policy(db.session, catalogue, new_policy, renamed, NOW)[1] == "updated"
+        assert editing.save_policy(db.session, catalogue, new_policy, renamed, NOW, None)[1] == "updated"
         assert verify(db.session, account.id).breaches == []
 
 
@@ -242,7 +242,7 @@ def test_a_registration_under_the_old_version_still_registers(app):
         policy = versions.current_policy(db.session, "innova-credits")
         form = editing.policy_form(policy, "EUR") | {"step": "5"}
         editing.save_policy(db.session, catalogue, policy,
-                            editing.policy_draft(db.session, form, catalogue, policy), NOW)
+                            editing.policy_draft(db.session, form, catalogue, policy), NOW, None)
         topup = ledger.grant(db.session, account, active_pack(db.session, "innova-30"), key="t",
                              now=NOW + timedelta(days=3)).lot
         assert topup.policy_id != first.policy_id and topup.expires_at is None
@@ -263,18 +263,18 @@ def test_a_reload_of_a_changed_preset_versions_what_was_sold(app, tmp_path):
 
 def test_retire_and_restore(toopixel):
     pack = versions.current_pack(db.session, "toopixel-72")
-    editing.retire(db.session, pack, NOW)
+    editing.retire(db.session, pack, NOW, None)
     assert pack.status == "retired" and active_pack(db.session, "toopixel-72") is None
     with pytest.raises(editing.EditorError):
-        editing.retire(db.session, pack, NOW)
-    editing.publish(db.session, pack, NOW)
+        editing.retire(db.session, pack, NOW, None)
+    editing.publish(db.session, pack, NOW, None)
     assert active_pack(db.session, "toopixel-72") is pack
 
 
 def test_an_uploaded_preset_that_is_wrong_writes_nothing(toopixel):
     before = snapshot()
     with pytest.raises(editing.EditorError) as refused:
-        editing.import_preset(db.session, '[catalogue]\nname = "X"\n', "broken")
+        editing.import_preset(db.session, '[catalogue]\nname = "X"\n', "broken", None)
     assert "missing field 'currency'" in str(refused.value)
     assert snapshot() == before
     assert db.session.scalar(select(func.count()).select_from(Policy)) == 1

@@ -499,6 +499,7 @@ MATRIX = [
     # Each user reads their own account's subscription; staff have none.
     ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
@@ -550,6 +551,9 @@ POSTS = [
     ("/portal/subscription/cancel", {"anon": "login", "member": 403, "owner": 404, "other": 404, "staff": 403}),
     ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
                                "other": "/portal/notifications", "staff": "/portal/notifications"}),
+    # Empty fields clear the account's details: staff may, clients never.
+    ("/staff/clients/{account}/invoicing", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                           "staff": "/staff/clients/{account}#invoicing"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                              "staff": "/portal/staff/mail"}),
     # No payment method chosen, no one-time token: said on the quote's page.
@@ -566,6 +570,9 @@ POSTS = [
                                              "staff": 422}),
     ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                 "staff": 422}),
+    # Empty settings and an empty holiday: said beside their fields.
+    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
 

@@ -15,7 +15,8 @@ from stdnum.ch import vat as swiss_vat
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 
-from billing.accounts.models import Account
+from billing import audit
+from billing.accounts.models import Account, User
 from billing.errors import N_, BillingError
 from billing.transaction import atomic
 
@@ -94,9 +95,16 @@ def invoicing_details(country: str, address: str | None, vat_id: str | None) -> 
     return clean_address(address), clean_vat_id(country, vat_id)
 
 
-def set_invoicing_details(session: Session, account: Account, *, address: str | None, vat_id: str | None) -> None:
+def set_invoicing_details(session: Session, account: Account, *, address: str | None, vat_id: str | None,
+                          by: User | None = None) -> None:
     """Check and store the account's address and VAT ID; both are optional
     (empty clears them). On a refusal nothing changes. In a caller's unit of
-    work (an order placed with them) it joins it."""
+    work (an order placed with them) it joins it. ``by``: the staff member
+    who corrects them for the client: the audit log keeps before → after."""
     with atomic(session):
+        before = {"address": account.address, "vat_id": account.vat_id}
         account.address, account.vat_id = invoicing_details(account.country, address, vat_id)
+        after = {"address": account.address, "vat_id": account.vat_id}
+        if by is not None and by.is_staff and after != before:
+            audit.record(by, "account.invoicing", "account", account.id, before=before, after=after,
+                         session=session)

@@ -29,6 +29,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from billing import audit
+from billing.accounts.models import User
 from billing.catalogue import offers, versions
 from billing.catalogue.models import PACK_KINDS, Catalogue, Pack, Policy, RequestKind
 from billing.errors import N_, BillingError
@@ -271,11 +273,13 @@ def _sold_packs(session: Session) -> list[int]:
     return [pack.id for pack in session.scalars(select(Pack)) if versions.in_use(session, pack)]
 
 
-def save_catalogue(session: Session, catalogue: Catalogue | None, draft: Draft) -> Catalogue:
+def save_catalogue(session: Session, catalogue: Catalogue | None, draft: Draft, actor: User | None
+                   ) -> Catalogue:
     """Create or update a catalogue (nothing sold depends on its own columns:
     packs copy its currency, and it cannot change once they sold)."""
     assert draft.ok
     with atomic(session):
+        before = snapshot(catalogue) if catalogue is not None else None
         if catalogue is None:
             catalogue = Catalogue(**draft.values)
             session.add(catalogue)
@@ -286,6 +290,10 @@ def save_catalogue(session: Session, catalogue: Catalogue | None, draft: Draft) 
                                                            Pack.superseded_at.is_(None))):
                 pack.currency = catalogue.currency
         session.flush()
+        after = snapshot(catalogue)
+        if before != after:
+            audit.record(actor, "catalogue.create" if before is None else "catalogue.update", "catalogue",
+                         catalogue.id, before=before, after=after, session=session)
     return catalogue
 
 
@@ -359,20 +367,32 @@ def _guard(draft: Draft, check: Callable[[], object]) -> None:
 
 
 def save_policy(session: Session, catalogue: Catalogue, policy: Policy | None, draft: Draft,
-                now: datetime) -> tuple[Policy, str]:
+                now: datetime, actor: User | None) -> tuple[Policy, str]:
     """Create a policy, or revise one (a new version when anything was sold under it)."""
     assert draft.ok
+    if policy is not None and policy.superseded_at is not None:
+        raise EditorError(SUPERSEDED)
     with atomic(session):
+        before = snapshot(policy) if policy is not None else None
         if policy is None:
             policy = Policy(catalogue_id=catalogue.id, **draft.values,
                             kinds=[RequestKind(**kind) for kind in draft.kinds])
             session.add(policy)
             session.flush()
-            return policy, "created"
-        if policy.superseded_at is not None:
-            raise EditorError(SUPERSEDED)
-        values = {name: value for name, value in draft.values.items() if name != "slug"}
-        return versions.revise_policy(session, policy, values, draft.kinds, now)
+            done = "created"
+        else:
+            values = {name: value for name, value in draft.values.items() if name != "slug"}
+            policy, done = versions.revise_policy(session, policy, values, draft.kinds, now)
+        _record(actor, "policy", done, policy, before, session)
+    return policy, done
+
+
+def _record(actor: User | None, kind: str, done: str, row: Policy | Pack, before: dict[str, Any] | None,
+            session: Session) -> None:
+    """The audit entry of a save: pack.create, pack.update or pack.version (before is the older version)."""
+    if done != "unchanged":
+        action = {"created": "create", "updated": "update", "versioned": "version"}[done]
+        audit.record(actor, f"{kind}.{action}", kind, row.id, before=before, after=snapshot(row), session=session)
 
 
 def policy_form(policy: Policy, currency: str) -> dict[str, str]:
@@ -462,21 +482,25 @@ def _pack_columns(session: Session, catalogue: Catalogue, draft: Draft) -> dict[
 
 
 def save_pack(session: Session, catalogue: Catalogue, pack: Pack | None, draft: Draft,
-              now: datetime) -> tuple[Pack, str]:
+              now: datetime, actor: User | None) -> tuple[Pack, str]:
     """Create a pack (a draft, off sale until published), or revise one (a new
     version when it was sold)."""
     assert draft.ok
+    if pack is not None and pack.superseded_at is not None:
+        raise EditorError(SUPERSEDED)
     with atomic(session):
+        before = snapshot(pack) if pack is not None else None
         columns = _pack_columns(session, catalogue, draft)
         if pack is None:
             pack = Pack(catalogue_id=catalogue.id, retired_at=now, published_at=None, **columns)
             session.add(pack)
             session.flush()
-            return pack, "created"
-        if pack.superseded_at is not None:
-            raise EditorError(SUPERSEDED)
-        columns.pop("slug")
-        return versions.revise_pack(session, pack, columns, now)
+            done = "created"
+        else:
+            columns.pop("slug")
+            pack, done = versions.revise_pack(session, pack, columns, now)
+        _record(actor, "pack", done, pack, before, session)
+    return pack, done
 
 
 def preview_pack(session: Session, catalogue: Catalogue, draft: Draft, pack: Pack | None) -> Pack | None:
@@ -522,23 +546,28 @@ def new_pack_form(catalogue: Catalogue, policies: list[Policy]) -> dict[str, str
             "min_quantity": "1", "position": "0"}
 
 
-def publish(session: Session, pack: Pack, now: datetime) -> None:
+def publish(session: Session, pack: Pack, now: datetime, actor: User | None) -> None:
     """Put a draft or a retired pack on sale (publish and restore are one act)."""
     if pack.superseded_at is not None:
         raise EditorError(SUPERSEDED)
     if pack.status == "on_sale":
         raise EditorError(NOT_OFF_SALE)
     with atomic(session):
+        before = {"status": pack.status}
         pack.retired_at = None
         pack.published_at = pack.published_at or now
+        audit.record(actor, "pack.publish" if before["status"] == "draft" else "pack.restore", "pack", pack.id,
+                     before=before, after={"status": pack.status}, session=session)
 
 
-def retire(session: Session, pack: Pack, now: datetime) -> None:
+def retire(session: Session, pack: Pack, now: datetime, actor: User | None) -> None:
     """Take a pack off sale; what was sold stays as it was."""
     if pack.status != "on_sale":
         raise EditorError(NOT_ON_SALE)
     with atomic(session):
         pack.retired_at = now
+        audit.record(actor, "pack.retire", "pack", pack.id, before={"status": "on_sale"},
+                     after={"status": pack.status}, session=session)
 
 
 def snapshot(row: Catalogue | Policy | Pack) -> dict[str, Any]:
@@ -614,10 +643,19 @@ def export_preset(session: Session, catalogue: Catalogue) -> str:
     return header + tomli_w.dumps(document, multiline_strings=False)
 
 
-def import_preset(session: Session, text: str, name: str) -> offers.LoadReport:
-    """Load an uploaded preset file named ``name``.toml (versioned like any edit)."""
+def import_preset(session: Session, text: str | None, name: str, actor: User | None) -> offers.LoadReport:
+    """Load an uploaded preset file named ``name``.toml, or (``text`` None)
+    the preset of that name shipped with Forfait: versioned like any edit,
+    and written to the audit log with what changed."""
     try:
-        preset = offers.parse_preset(text, name)
-        return offers.load(session, preset)
+        preset = offers.parse_preset(text, name) if text is not None else offers.read_preset(name)
+        with atomic(session):
+            report = offers.load(session, preset)
+            catalogue_id = session.scalar(select(Catalogue.id).where(Catalogue.slug == report.catalogue))
+            audit.record(actor, "catalogue.import", "catalogue", catalogue_id, before=None,
+                         after={"preset": preset.file, "changes": [f"{action} {row}" for action, row in
+                                                                  report.changes if action != "unchanged"]},
+                         session=session)
+        return report
     except offers.CatalogueError as error:
         raise EditorError(PRESET_REFUSED, "file", reason=str(error)) from None

@@ -45,6 +45,9 @@ class Ticket(Base):
         CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ticket_rating"),
         # The staff queue: open work by status.
         Index("ix_tickets_status_created", "status", "created_at"),
+        # An account's last activity in the staff's client list: one seek each.
+        Index("ix_tickets_account_created", "account_id", "created_at"),
+        Index("ix_tickets_account_updated", "account_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -55,6 +55,8 @@ class Order(Base):
         # correction is cancelled, so its successor can wait in turn.
         Index("ix_orders_overage_pending", "overage_id", unique=True,
               sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        # An account's last order, for the staff's client list.
+        Index("ix_orders_account_created", "account_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

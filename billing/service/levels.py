@@ -16,9 +16,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing import audit
+from billing.accounts.models import User
 from billing.desk.models import CRITICALITIES, Ticket
 from billing.errors import N_
-from billing.service.hours import Range, Schedule, ScheduleError, add_opening_time, parse_ranges, zone
+from billing.service.hours import (
+    Range,
+    Schedule,
+    ScheduleError,
+    add_opening_time,
+    opening_time_between,
+    parse_ranges,
+    zone,
+)
 from billing.service.models import Holiday, ServiceLevels
 from billing.transaction import atomic
 
@@ -34,6 +44,19 @@ MAX_HOLIDAY_NAME = 100
 
 
 @dataclass(frozen=True)
+class DueState:
+    """A ticket against its target: ``due`` (None if the schedule never
+    opens), whether it is ``late``, whether staff ``answered``, and the
+    opening time ``left`` before it falls due (not answered, not late) or by
+    which it is or was late."""
+
+    due: datetime | None
+    late: bool
+    answered: bool
+    by: timedelta | None
+
+
+@dataclass(frozen=True)
 class Levels:
     """What the desk and the service page need: the schedule and the targets."""
 
@@ -44,6 +67,19 @@ class Levels:
     def due(self, ticket: Ticket) -> datetime | None:
         """When the first response is due, counted in opening hours from the ticket's opening."""
         return add_opening_time(self.schedule, ticket.created_at, self.targets[ticket.criticality])
+
+    def state(self, ticket: Ticket, now: datetime) -> DueState:
+        """Where the ticket stands against its first-response target at ``now``."""
+        due = self.due(ticket)
+        answered = ticket.first_response_at
+        if due is None:
+            return DueState(None, False, answered is not None, None)
+        if answered is not None:
+            late = answered > due
+            return DueState(due, late, True, opening_time_between(self.schedule, due, answered) if late else None)
+        if now > due:
+            return DueState(due, True, False, opening_time_between(self.schedule, due, now))
+        return DueState(due, False, False, opening_time_between(self.schedule, now, due))
 
     def overdue(self, ticket: Ticket, now: datetime) -> bool:
         """The first response is late: not given and due before ``now``, or given after it was due."""
@@ -150,9 +186,17 @@ def read_settings(timezone: str, days: dict[str, str], targets: dict[str, str]) 
     return Settings(timezone.strip(), tuple(week), minutes)
 
 
-def save_settings(session: Session, settings: Settings, now: datetime) -> ServiceLevels:
+def _as_saved(row: ServiceLevels | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"timezone": row.timezone, "hours": row.hours, "targets": row.targets}
+
+
+def save_settings(session: Session, settings: Settings, by: User | None, now: datetime) -> ServiceLevels:
+    """Save the settings with their audit entry (``by`` None: the command line)."""
     with atomic(session):
         row = session.get(ServiceLevels, 1)
+        before = _as_saved(row)
         if row is None:
             row = ServiceLevels(id=1)
             session.add(row)
@@ -160,6 +204,9 @@ def save_settings(session: Session, settings: Settings, now: datetime) -> Servic
         row.hours = [[list(r) for r in day] for day in settings.week]
         row.targets = dict(settings.targets)
         row.updated_at = now
+        session.flush()
+        audit.record(by, "service.levels", "service_levels", row.id, before=before, after=_as_saved(row),
+                     session=session)
     return row
 
 
@@ -170,7 +217,7 @@ def parse_day(text: str) -> date:
         raise ScheduleError(N_("Write the date as 2026-12-25."), "day") from None
 
 
-def add_holiday(session: Session, day: str, name: str, now: datetime) -> Holiday:
+def add_holiday(session: Session, day: str, name: str, by: User | None, now: datetime) -> Holiday:
     """A closed day, named; the same date twice is refused on its field."""
     errors: list[ScheduleError] = []
     try:
@@ -188,9 +235,14 @@ def add_holiday(session: Session, day: str, name: str, now: datetime) -> Holiday
     with atomic(session):
         holiday = Holiday(day=when, name=name, created_at=now)
         session.add(holiday)
+        session.flush()
+        audit.record(by, "service.holiday.add", "holiday", holiday.id, after={"day": when, "name": name},
+                     session=session)
     return holiday
 
 
-def remove_holiday(session: Session, holiday: Holiday) -> None:
+def remove_holiday(session: Session, holiday: Holiday, by: User | None) -> None:
     with atomic(session):
+        audit.record(by, "service.holiday.remove", "holiday", holiday.id,
+                     before={"day": holiday.day, "name": holiday.name}, session=session)
         session.delete(holiday)
