@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 
 from billing import audit
 from billing.accounts.models import User
+from billing.catalogue.models import Catalogue, Pack
+from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger import statement
 from billing.ledger.models import Lot
@@ -23,6 +25,7 @@ from billing.orders import services as orders
 from billing.orders.models import Invoice, Order
 from billing.quotes import services as quotes
 from billing.quotes.models import Quote
+from billing.subscriptions import services as subscriptions
 from common.extensions import db
 
 METHODS = ("transfer", "cheque", "card")
@@ -253,3 +256,50 @@ def test_a_complimentary_lot_is_free_needs_a_reason_and_shows_on_the_statement(s
     [entry] = session.scalars(select(audit.AuditEntry)).all()
     assert (entry.actor_id, entry.action, entry.subject_id) == (clerk.id, "lot.complimentary", account.id)
     assert (entry.after["units"], entry.after["reason"]) == (1, "Sorry for the outage")
+
+
+# --- Every offer of the five seeds ---------------------------------------------
+
+SEEDS = ("toopixel", "webservice", "digitale", "innova", "itsupport")
+
+
+def buy(session, pack_, owner: User) -> Order:
+    """Buy ``pack_`` as a client can: the trial started, a priced pack ordered
+    online, a pack priced on request through a quote (at 1,000.00 an item)."""
+    items = pack_.min_quantity
+    if pack_.kind == "trial":
+        return orders.start_trial(session, owner.client_account, pack_, by=owner, now=NOW)
+    if pack_.price is not None:
+        order, payment = orders.place_order(session, owner.client_account, pack_, quantity=items, method="transfer",
+                                            methods=METHODS, by=owner, now=NOW, iban=IBAN)
+    else:
+        asked = quotes.request_quote(session, pack_, requester=owner, name="", email="", company="", country="",
+                                     language="en", message="", quantity=items, now=NOW)
+        send(session, asked, 100000, quantity=items)
+        order, payment = accept(session, asked, owner)
+    orders.await_payment(session, payment, now=NOW)
+    assert confirm(session, payment, by=staff(session)).status == "paid"
+    return order
+
+
+@both
+def test_every_offer_of_the_five_seeds_can_be_bought_online_or_through_a_quote(session):
+    for seed in SEEDS:
+        load_preset(session, seed)
+    packs = session.scalars(select(Pack).join(Catalogue).where(Catalogue.slug.in_(SEEDS)).order_by(Pack.id)).all()
+    assert len(packs) >= 20
+    quoted = 0
+    for pack_ in packs:
+        account, owner = client(session)
+        order = buy(session, pack_, owner)
+        assert order.status == "paid", pack_.slug
+        if pack_.unlimited:
+            assert subscriptions.current(session, account.id, now=NOW) is not None, pack_.slug
+        else:
+            lot = session.scalar(select(Lot).where(Lot.order_id == order.id))
+            assert lot.granted == pack_.quantity * pack_.min_quantity, pack_.slug
+            assert (lot.owner_id is None) == (not orders.sold_per_user(pack_)), pack_.slug
+        if pack_.price is None and pack_.kind != "trial":
+            quoted += 1
+            assert order.unit_price == 100000 and order.vat_rate_bp == pack_.vat_rate_bp, pack_.slug
+    assert quoted == 3 + 5  # Web Service's three plans; IT support's bundles, hourly pack and subscription
