@@ -102,9 +102,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from commands import demo
     from portal.account_actions import bp as account_actions_bp
     from portal.auth import bp as auth_bp
+    from portal.bank import bp as bank_bp
     from portal.catalogue_editor import bp as catalogue_editor_bp
     from portal.clients import bp as clients_bp
     from portal.desk import bp as desk_bp
+    from portal.hub import bp as hub_bp
     from portal.notifications import bp as notifications_bp
     from portal.orders import bp as orders_bp
     from portal.overages import bp as overages_bp
@@ -114,6 +116,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.service_levels import bp as service_levels_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
+    from portal.team import bp as team_bp
     from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp
@@ -134,6 +137,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tickets_bp)
     app.register_blueprint(pool_bp)
     app.register_blueprint(desk_bp)
+    app.register_blueprint(hub_bp)
+    app.register_blueprint(team_bp)
     app.register_blueprint(service_levels_bp)
     app.register_blueprint(overages_bp)
     app.register_blueprint(notifications_bp)
@@ -141,6 +146,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(quotes_bp)
     app.register_blueprint(staff_orders_bp)
     app.register_blueprint(quote_request_bp)
+    app.register_blueprint(bank_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(catalogue_editor_bp)
     app.register_blueprint(account_actions_bp)

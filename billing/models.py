@@ -83,6 +83,7 @@ def localized(text: Translated | None, locale: str, fallback: str = "en") -> Any
 # Every table registers on import: the registry is whole once this module is.
 from billing.accounts import models as account_models  # noqa: E402,F401
 from billing.audit import models as audit_models  # noqa: E402,F401
+from billing.bank import models as bank_models  # noqa: E402,F401
 from billing.catalogue import models as catalogue_models  # noqa: E402,F401
 from billing.desk import models as desk_models  # noqa: E402,F401
 from billing.ledger import models as ledger_models  # noqa: E402,F401

@@ -4,6 +4,7 @@ usage error is one line on stderr with exit code 2 and nothing on stdout.
 
     flask catalogue load NAME... [--if-empty]
     flask catalogue list                    SLUG UNIT QUANTITY PRICE NAME
+    flask catalogue export SLUG             the live catalogue as a preset (TOML)
     flask billing estimate SLUG MINUTES [--kind KIND]
 """
 
@@ -12,8 +13,11 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import select
 
+from billing.catalogue import editing
 from billing.catalogue import offers as presets
+from billing.catalogue.models import Catalogue
 from billing.ledger.rules import RuleError, explain, units
 from billing.models import localized
 from common.extensions import db
@@ -59,6 +63,16 @@ def load(names: tuple[str, ...], if_empty: bool) -> None:
             click.echo(line)
 
 
+@catalogue_cli.command("export")
+@click.argument("slug")
+def export(slug: str) -> None:
+    """The catalogue SLUG as it is sold now, as a preset file on standard output."""
+    catalogue = db.session.scalar(select(Catalogue).where(Catalogue.slug == slug))
+    if catalogue is None:
+        raise ScriptError(f"no catalogue {slug!r}")
+    click.echo(editing.export_preset(db.session(), catalogue), nl=False)
+
+
 @catalogue_cli.command("list")
 def list_packs() -> None:
     """One pack on sale a line: SLUG, UNIT, QUANTITY, PRICE, NAME (tab-separated)."""
@@ -100,12 +114,14 @@ def _whole_number(text: str) -> int:
 def init_app(app: Flask) -> None:
     app.cli.add_command(catalogue_cli)
     app.cli.add_command(billing_cli)
-    from commands import jobs as jobs_cli  # imported here: they build on ScriptGroup above
+    from commands import bank as bank_cli  # imported here: they build on ScriptGroup above
+    from commands import jobs as jobs_cli
     from commands import ledger as ledger_cli
     from commands import orders as orders_cli
     from commands import reconcile as stripe_cli
     from commands import staff as staff_cli
 
+    bank_cli.init_app(app)
     jobs_cli.init_app(app)
     ledger_cli.init_app(app)
     orders_cli.init_app(app)

@@ -63,20 +63,15 @@ def signup():
         return redirect(back or url_for("portal.home"))
     form = SignupForm()
     if form.validate_on_submit():
-        try:
-            user = accounts.register(db.session(), form.organisation.data, form.name.data, form.email.data,
-                                     form.password.data, form.language.data, form.country.data)
-        except accounts.EmailTaken as taken:
-            # The page must not tell who has an account: the address is told instead.
-            accounts.queue_already_registered(taken.email)
-        except accounts.AccountError as error:
-            form[error.field].errors.append(error.message)
-        else:
-            accounts.queue_verification(user, back)
-        if not form.errors:
-            # The same page whether the address was new or not; the link in the mail logs in.
-            session["signup_email"] = form.email.data
-            return redirect(url_for("auth.signup_sent"))
+        # The page must not tell who has an account: the same answer, with the
+        # same work before it, whether the address is new or not. The account
+        # (or the mail to the address's owner) is made after the answer; the
+        # link in the mail logs in.
+        fields = (form.organisation.data, form.name.data, form.email.data, form.password.data, form.language.data,
+                  form.country.data)
+        delivery.after_answer(lambda: accounts.sign_up(db.session(), *fields, next=back))
+        session["signup_email"] = form.email.data
+        return redirect(url_for("auth.signup_sent"))
     return render_template("auth/signup.html", form=form, next=back), INVALID if form.errors else 200
 
 

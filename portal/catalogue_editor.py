@@ -302,7 +302,7 @@ def _pack_context(catalogue: Catalogue, pack: Pack | None, form: dict[str, str],
     policies = editing.current_policies(session, catalogue)
     transient = editing.preview_pack(session, catalogue, draft, pack) if draft is not None else None
     card = charges = None
-    if transient is not None and not (draft and {"name-en", "name-fr", "name-es", "quantity", "price"}
+    if transient is not None and not (draft and {"quantity", "price", "policy", "kind"}
                                       & set(draft.errors)):
         card = offers.offer(transient, locale)
         kinds = [(kind.slug, localized(kind.name, locale)) for kind in transient.policy.kinds]

@@ -321,16 +321,22 @@ def log_time(ticket_id: int):
     db.session.refresh(ticket)
     flash(_("%(minutes)d min logged on #%(number)d. The ticket now costs %(units)s.", minutes=entry.minutes,
             number=ticket.id, units=quantity(ticket.units_charged, ticket.unit)), "success")
+    _beyond(ticket, pending_before, debt_before, f"time:{entry.key}:overage")
+    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#time")
+
+
+def _beyond(ticket: Ticket, pending_before: int, debt_before: int, event: str) -> None:
+    """Tell staff what a charge left beyond the balance: a request the
+    owners were asked to approve (by the mail of ``event``), or a debt."""
     asked = _outstanding(ticket, "pending") - pending_before
     if asked > 0:
-        told = len(delivery.queued(f"time:{entry.key}:overage"))
+        told = len(delivery.queued(event))
         flash(_("%(amount)s beyond the balance: the account's owners are asked to approve (%(count)d told by email).",
                 amount=quantity(asked, ticket.unit), count=told), "info")
     owed = _outstanding(ticket, "debt") - debt_before
     if owed > 0:
         flash(_("Warning: %(amount)s beyond the balance recorded as debt; the next pack pays it first.",
                 amount=quantity(owed, ticket.unit)), "error")
-    return redirect(url_for("desk.show", ticket_id=ticket.id) + "#time")
 
 
 def _outstanding(ticket: Ticket, status: str) -> int:
@@ -451,6 +457,7 @@ def change_kind(ticket_id: int):
         change["error"] = _("This form has expired: check it and send it again.")
         return _page(ticket, INVALID, kind_change=change)
     before = ticket.units_charged
+    pending_before, debt_before = _outstanding(ticket, "pending"), _outstanding(ticket, "debt")
     try:
         done = kinds.change_kind(db.session(), ticket, chosen, by=_me(), expected=request.form.get("expected", ""),
                                  key=f"{ticket.id}:{token}", now=clock.now())
@@ -470,4 +477,5 @@ def change_kind(ticket_id: int):
         flash(_("#%(number)d is now %(kind)s: it costs %(after)s (was %(before)s).", number=ticket.id,
                 kind=_kind_name(ticket, chosen), after=quantity(done.ticket.units_charged, ticket.unit),
                 before=quantity(before, ticket.unit)), "success")
+        _beyond(ticket, pending_before, debt_before, f"{kinds.KEY_PREFIX}{ticket.id}:{token}:overage")
     return redirect(url_for("desk.show", ticket_id=ticket.id) + "#kind-change")

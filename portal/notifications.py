@@ -36,7 +36,8 @@ TOPIC_LABELS = {
 KIND_LABELS = {
     "verify_email": _l("Email address to confirm"), "reset_password": _l("Password reset"),
     "invitation": _l("Invitation to a pool"), "order_received": _l("Order received"),
-    "payment_confirmed": _l("Payment received, with the invoice"), "order_reminder": _l("Payment reminder"),
+    "payment_confirmed": _l("Payment received, with the invoice"),
+    "payment_partial": _l("Part of a payment received"), "order_reminder": _l("Payment reminder"),
     "order_cancelled": _l("Order cancelled"), "trial_started": _l("Free trial started"),
     "low_balance": _l("Low balance"), "expiring": _l("Credit about to expire"),
     "overage_request": _l("Work beyond the balance"), "ticket_opened": _l("Ticket received"),

@@ -228,8 +228,3 @@ def quote_total(quote: Quote) -> int | None:
     price = quotes.price(quote)
     return price.gross if price else None
 
-
-@bp.app_template_global()
-def quotes_waiting() -> int:
-    """Quote requests staff have not answered yet, for the staff home."""
-    return quotes.waiting_count(db.session())

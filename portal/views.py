@@ -1,5 +1,6 @@
 """The client portal's home: the dashboard of an account, its live
-balance and its invoicing details; staff get the back office's home."""
+balance and its invoicing details; staff are sent to the back office's
+home (portal/hub.py)."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ def dashboard(account: Account, user, now: datetime) -> dict:
 @login_required
 def home():
     if current_user.is_staff:
-        return render_template("portal/staff_home.html")
+        return redirect(url_for("staff.hub"))
     account = current_user.account
     now = clock.now()
     country = get_locale().territories.get(account.country, account.country)

@@ -31,7 +31,7 @@ from billing.orders import services as orders
 from billing.subscriptions import services as subscriptions
 from common import payments
 from common.errors import MissingHere
-from common.extensions import db, htmx, login_manager
+from common.extensions import db, htmx, limiter, login_manager
 from common.fragments import page_or_fragment
 from common.identity.access import INVALID
 from common.identity.forms import InvoicingForm, SignupForm
@@ -145,7 +145,14 @@ def start(slug: str):
     return _page(pack, form, signup, quantity)
 
 
+def _signup_limit() -> str:
+    return current_app.config["SIGNUP_RATE_LIMIT"]
+
+
 @bp.post("/<slug>")
+# A visitor's order opens an account and sends a mail, as the sign-up form
+# does: limited per address as that form is. Clients order as they like.
+@limiter.limit(_signup_limit, exempt_when=lambda: current_user.is_authenticated)
 def order(slug: str):
     pack = _pack_or_404(slug)
     if pack.kind == "trial" or pack.price is None:

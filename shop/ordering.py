@@ -14,10 +14,10 @@ mail."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,8 +32,6 @@ from billing.quotes import services as quotes
 from billing.quotes.models import Quote
 from billing.transaction import atomic
 from common.identity import accounts
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def sign_up_to_order(session: Session, new_account: NewAccount, *, pack_id: int,
     except accounts.AccountError as error:
         # The checkout's form checks the same rules first: only a rule
         # changed on one side and not the other lands here.
-        logger.warning("checkout sign-up refused after the answer: %s (%s)", error.message, error.field)
+        current_app.logger.warning("checkout sign-up refused after the answer: %s (%s)", error.message, error.field)
         return []
     with atomic(session):
         user = accounts.find_user(session, new_account.email)

@@ -25,9 +25,10 @@ from common.fragments import page_or_fragment
 
 bp = Blueprint("service", __name__)
 
-# The charts' drawing area, in SVG user units.
-CHART_WIDTH = 640
-BAR_HEIGHT = 14
+# The charts' drawing area, in SVG user units: narrow enough that a phone
+# shows its text at about the page's size.
+CHART_WIDTH = 420
+ROW_HEIGHT = 44
 
 
 def response_chart(window: figures.Window) -> dict | None:
@@ -37,22 +38,21 @@ def response_chart(window: figures.Window) -> dict | None:
     if not rows:
         return None
     longest = max((stat.p90 or timedelta(0)) for _, stat in rows) or timedelta(minutes=1)
-    label_width, plot = 150, CHART_WIDTH - 150 - 90
     bars = []
     for index, (level, stat) in enumerate(rows):
         assert stat.median is not None and stat.p90 is not None
-        bars.append({"level": level, "y": 10 + index * 3 * BAR_HEIGHT, "median": stat.median, "p90": stat.p90,
-                     "median_width": max(1, round(plot * (stat.median / longest))),
-                     "p90_width": max(1, round(plot * (stat.p90 / longest)))})
-    return {"bars": bars, "x": label_width, "height": 20 + len(rows) * 3 * BAR_HEIGHT, "width": CHART_WIDTH}
+        bars.append({"level": level, "y": index * ROW_HEIGHT, "median": stat.median, "p90": stat.p90,
+                     "median_width": max(2, round(CHART_WIDTH * (stat.median / longest))),
+                     "p90_width": max(2, round(CHART_WIDTH * (stat.p90 / longest)))})
+    return {"bars": bars, "height": len(rows) * ROW_HEIGHT, "width": CHART_WIDTH}
 
 
 def ratings_chart(months: list[figures.Month]) -> dict | None:
     """Columns of the average rating by month (1 to 5), for months with an average shown."""
     if not any(month.average is not None for month in months):
         return None
-    column, top, plot = CHART_WIDTH // len(months), 20, 120
-    columns = [{"month": month, "x": index * column + 8, "width": column - 16,
+    column, top, plot = CHART_WIDTH // len(months), 20, 110
+    columns = [{"month": month, "x": index * column + 4, "width": column - 8,
                 "height": round(plot * month.average / 5) if month.average is not None else 0}
                for index, month in enumerate(months)]
     return {"columns": columns, "top": top, "plot": plot, "height": top + plot + 40, "width": CHART_WIDTH}

@@ -9,6 +9,7 @@ for what a person would see before going on, never for time.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -206,3 +207,18 @@ def mail_link(inbox: Inbox, to: str, path: str, timeout: float = 10.0) -> str:
 def follow_mail_link(page: Page, inbox: Inbox, to: str, path: str) -> None:
     """Open the mail to ``to`` and click its link to ``path``."""
     page.goto(mail_link(inbox, to, path))
+
+
+def screenshots(page: Page, name: str) -> None:
+    """The page at a desktop's width and a phone's (``NAME-1280.png``,
+    ``NAME-390.png``), when FORFAIT_SCREENSHOTS names a folder."""
+    folder = os.environ.get("FORFAIT_SCREENSHOTS")
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    size = page.viewport_size
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=f"{folder}/{name}-{width}.png", full_page=True)
+    if size:
+        page.set_viewport_size(size)

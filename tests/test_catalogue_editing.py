@@ -16,6 +16,7 @@ from billing.catalogue import editing, versions
 from billing.catalogue.models import Catalogue, Pack, Policy
 from billing.catalogue.offers import active_pack, load, load_preset, parse_preset, preset_names, read_preset
 from billing.ledger import services as ledger
+from billing.ledger import statement
 from billing.ledger.verify import verify
 from common.extensions import db
 from tests.test_catalogue import BOTH_ENGINES, snapshot
@@ -228,6 +229,19 @@ def test_a_policy_in_use_edited_keeps_charging_its_tickets_by_the_old_rule(app):
         assert editing.save_policy(db.session, catalogue, new_policy, renamed, NOW, None)[1] == "updated"
         assert verify(db.session, account.id).breaches == []
 
+        # The statement says which terms each balance and each purchase had.
+        ledger.grant(db.session, account, on_sale, key="buy-2", now=NOW)
+        report = statement.statement(db.session, account, NOW.date(), NOW.date(), now=NOW + timedelta(days=1))
+        parts = {part.policy_slug: part for part in report.sections}
+        assert set(parts) == {"toopixel-credits v1", "toopixel-credits v2"}
+        assert (parts["toopixel-credits v1"].closing, parts["toopixel-credits v2"].closing) == (31, 36)
+        assert [grant.pack_version for grant in parts["toopixel-credits v1"].grants] == [1]
+        assert [grant.pack_version for grant in parts["toopixel-credits v2"].grants] == [2]
+        grants = [row for row in statement.rows(report) if row[3] == "grant"]
+        assert [(row[0], row[6], row[7]) for row in grants] == [
+            ("toopixel-credits v1", "36", "purchase toopixel-36 v1"),
+            ("toopixel-credits v2", "36", "purchase toopixel-36 v2")]
+
 
 def test_a_registration_under_the_old_version_still_registers(app):
     """Innova (seed 003): the first pack is valid one year, top-ups never
@@ -278,3 +292,13 @@ def test_an_uploaded_preset_that_is_wrong_writes_nothing(toopixel):
     assert "missing field 'currency'" in str(refused.value)
     assert snapshot() == before
     assert db.session.scalar(select(func.count()).select_from(Policy)) == 1
+
+
+def test_the_command_line_exports_a_catalogue(app, runner, tmp_path):
+    with app.app_context():
+        load_preset(db.session, "itsupport")
+    result = runner.invoke(args=["catalogue", "export", "itsupport"])
+    assert result.exit_code == 0
+    assert parse_preset(result.stdout, "itsupport") == read_preset("itsupport")
+    missing = runner.invoke(args=["catalogue", "export", "nothing"])
+    assert (missing.exit_code, missing.stdout, missing.stderr) == (2, "", "Error: no catalogue 'nothing'\n")

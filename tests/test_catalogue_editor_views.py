@@ -172,6 +172,10 @@ def test_editing_a_sold_pack_makes_a_version_and_says_so(app, admin, people):
         assert (entry.subject_kind, entry.subject_id, entry.actor.email) == ("pack", current.id, people["staff"])
         assert (entry.before["price"], entry.after["price"], entry.before["version"]) == (95000, 99000, 1)
     assert "version 2" in text(admin.get(response.headers["Location"]))
+    # The client's statement says which version the credits were bought under.
+    with app.app_context():
+        account_id = db.session.scalar(select(User.account_id).where(User.email == people["owner"]))
+    assert "36 credits (version 1)" in text(admin.get(f"/portal/accounts/{account_id}/statement"))
     # The old version's address leads to the current one.
     assert admin.get(f"/staff/catalogue/packs/{values['pack']}").headers["Location"].endswith(f"/{current.id}")
 

@@ -345,3 +345,18 @@ def test_a_checkout_without_its_token_is_refused_and_writes_nothing(app, client,
     assert "This form has expired" in text(response)
     with app.app_context():
         assert db.session.scalars(select(Order)).all() == []
+
+
+@pytest.mark.parametrize("app_config", [{"PROVIDER_IBAN": EUR_IBAN, "SIGNUP_RATE_LIMIT": "2 per hour"}])
+def test_a_visitors_orders_are_limited_per_address_as_sign_ups_are_and_a_clients_are_not(app, client, load,
+                                                                                          people):
+    """A visitor's order opens an account and sends a mail: a script posting
+    it in a loop is held as on the sign-up form."""
+    data = {"method": "transfer", "total": "51000", **SIGNUP}
+    answers = [post_form(client, "/checkout/demo-hours-5", data).status_code for _ in range(3)]
+    assert answers == [302, 302, 429]
+
+    login(client, people["owner"])
+    answers = [post_form(client, "/checkout/demo-hours-5", {"method": "transfer", "total": "51000"}).status_code
+               for _ in range(3)]
+    assert answers == [302, 302, 302]

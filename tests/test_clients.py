@@ -23,7 +23,7 @@ from billing.ledger.models import Lot, Overage
 from billing.orders.models import Invoice, Order
 from common.extensions import db
 from common.identity import accounts
-from tests.conftest import PASSWORD, login, post_form
+from tests.conftest import PASSWORD, csrf_token, login, post_form
 from tests.test_security import snapshot
 
 NOW = datetime.now(UTC)
@@ -85,7 +85,7 @@ def names(page: str) -> list[str]:
 
 def test_staff_reach_an_account_from_the_hub(client, people, clients):
     login(client, people["staff"])
-    hub = text(client.get("/portal/"))
+    hub = text(client.get("/staff/"))
     assert 'href="/staff/clients"' in hub
     listing = text(client.get("/staff/clients"))
     assert names(listing) == ["Acme", "Dormant SARL", "Owing SL", "Zürich Support AG"]
@@ -260,3 +260,60 @@ def test_clients_see_no_list(client, people):
     assert client.get("/staff/clients").status_code == 403
 
 
+
+
+# --- Who may do what (issue 14.5) ----------------------------------------------------
+
+# anonymous, client member, client owner, another account's owner, agent,
+# admin, a staff member deactivated after logging in. "login": sent to log in.
+STAFF_ONLY = {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 200, "admin": 200,
+              "deactivated": "login"}
+WHO = list(STAFF_ONLY)
+
+
+def as_who(app, client, people, who: str) -> None:
+    emails = {"member": people["member"], "owner": people["owner"], "other": "denise@dormant.example",
+              "admin": people["staff"], "agent": "agent@example.com", "deactivated": "agent@example.com"}
+    if who in ("agent", "deactivated"):
+        with app.app_context():
+            accounts.create_staff(db.session, "Alex Agent", "agent@example.com", PASSWORD, role="agent")
+    if who != "anon":
+        assert login(client, emails[who]).status_code == 302
+    if who == "deactivated":
+        with app.app_context():
+            agent = db.session.scalar(select(User).where(User.email == "agent@example.com"))
+            agent.removed_at = NOW
+            db.session.commit()
+
+
+def expect(response, wanted) -> None:
+    if wanted == "login":
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    elif isinstance(wanted, str):
+        assert (response.status_code, response.headers["Location"]) == (302, wanted)
+    else:
+        assert response.status_code == wanted
+
+
+@pytest.mark.parametrize("who", WHO)
+@pytest.mark.parametrize("url", ["/staff/clients", "/staff/clients?q=acme&sort=balance", "/staff/clients/{acme}"])
+def test_who_may_see_the_clients(app, client, people, clients, who, url):
+    as_who(app, client, people, who)
+    expect(client.get(url.format(**clients)), STAFF_ONLY[who])
+    expect(client.get(url.format(**clients), headers={"HX-Request": "true"}), STAFF_ONLY[who])
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_who_may_correct_invoicing_details_and_a_refusal_writes_nothing(app, client, people, clients, who):
+    as_who(app, client, people, who)
+    token = csrf_token(client, {"anon": "/login", "deactivated": "/login", "agent": "/staff/", "admin": "/staff/"}
+                       .get(who, "/portal/"))
+    before = snapshot(app)
+    response = client.post(f"/staff/clients/{clients['acme']}/invoicing",
+                           data={"csrf_token": token, "address": "Changed", "vat_id": ""})
+    allowed = STAFF_ONLY[who] == 200
+    expect(response, f"/staff/clients/{clients['acme']}#invoicing" if allowed else STAFF_ONLY[who])
+    with app.app_context():
+        assert db.session.get(Account, clients["acme"]).address == ("Changed" if allowed else "")
+    if not allowed:
+        assert snapshot(app) == before

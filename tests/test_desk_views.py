@@ -148,7 +148,7 @@ def test_staff_see_the_desk_in_the_menu_and_clients_do_not(app, client, people):
     assert "/desk/" not in client.get("/portal/").get_data(as_text=True)
     post_form(client, "/logout")
     login(client, people["staff"])
-    assert 'href="/desk/"' in client.get("/portal/").get_data(as_text=True)
+    assert 'href="/desk/"' in client.get("/staff/").get_data(as_text=True)
 
 
 # ------------------------------------------------------------------ queue

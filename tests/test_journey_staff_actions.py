@@ -61,8 +61,9 @@ def world(live_server):
 
 
 def to_account(page: Page, name: str) -> None:
-    """From the staff navigation: Clients, then the client's page."""
-    nav(page, "Clients")
+    """From the staff home page, where logging in leads: Clients, then the client's page."""
+    heading(page, "Back office")
+    page.locator("main").get_by_role("link", name="Clients", exact=True).click()
     heading(page, "Clients")
     page.get_by_role("link", name=name).first.click()
     heading(page, name)

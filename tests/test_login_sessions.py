@@ -36,7 +36,8 @@ def browser_with(app, **held: str) -> FlaskClient:
 
 
 def logged_in(client: FlaskClient) -> bool:
-    return client.get("/portal/").status_code == 200
+    # A page every logged-in user sees (staff are sent on from /portal/ to /staff/).
+    return client.get("/account/security").status_code == 200
 
 
 def test_after_logout_neither_the_old_session_cookie_nor_the_remember_cookie_works(app, client, people):

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from checkout_support import EUR_IBAN, confirm, place
+from bank_support import camt
+from checkout_support import EUR_IBAN, SELLER, confirm, place
 from flask import Flask, Request
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -21,6 +22,9 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
 from billing.accounts.models import User
+from billing.bank import imports
+from billing.bank import mappings as bank_mappings
+from billing.bank.statements import Mapping
 from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
 from billing.desk import services as desk
@@ -502,6 +506,14 @@ MATRIX = [
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    # Bank statements: staff only (issue 15.1).
+    ("/portal/staff/bank/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/staff/bank/imports/{bank_import}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                  "staff": 200}),
+    ("/portal/staff/bank/lines", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                               "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
     # Quotes: Acme's, read by its users; requests and terms by staff.
@@ -573,6 +585,15 @@ POSTS = [
     # Empty settings and an empty holiday: said beside their fields.
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    # No file, no order number, no note, no column: each said beside its field.
+    ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/portal/staff/bank/lines/{bank_line}/assign", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                     "staff": 422}),
+    ("/portal/staff/bank/lines/{bank_line}/discard", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                      "staff": 422}),
+    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                               "staff": 422}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
 
@@ -637,7 +658,13 @@ def build_matrix_world(app, people, world, asked) -> dict:
         invoice = db.session.scalar(select(Invoice).where(Invoice.order_id == _paid.id))
         invitation, token = desk.invite(db.session, owner.account, owner, "invitee@example.com", "member", now=NOW,
                                         max_age=timedelta(hours=72))
-        values = {"ticket": world["ticket"], "file": message.attachments[0].id, "member": member.id,
+        statement = imports.import_statement(db.session, camt([{"amount": "12.00", "ref": "M-1", "text": "?"}]),
+                                             format="camt053", filename="m.xml", seller=SELLER, now=NOW)
+        mapping = bank_mappings.save(db.session, Mapping(name="Matrix bank", date_column="Date", text_column="Text"),
+                                     now=NOW)
+        values = {"bank_import": statement.bank_import.id, "bank_line": statement.lines[0].line.id,
+                  "mapping": mapping.id, "ticket": world["ticket"], "file": message.attachments[0].id,
+                  "member": member.id,
                   "account": world["account"], "order": awaited.id, "payment": payment.id, "invoice": invoice.id,
                   "overage": asked["overage"], "asked": asked["ticket"], "invitation": invitation.id,
                   "token": token, "message": db.session.scalar(select(func.max(OutboxMessage.id)))}

@@ -75,7 +75,7 @@ def test_portal_home_sends_anonymous_visitors_to_login_and_back(client):
 def test_portal_home_by_role(client, people, role, shows):
     login(client, people[role])
 
-    response = client.get("/portal/")
+    response = client.get("/portal/", follow_redirects=True)  # staff are sent on to /staff/
 
     assert response.status_code == 200
     assert shows in response.get_data(as_text=True)

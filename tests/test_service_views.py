@@ -11,6 +11,7 @@ import pytest
 from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
 from sqlalchemy import select
+from test_catalogue import BOTH_ENGINES
 from test_security import snapshot
 
 from billing import clock
@@ -87,7 +88,7 @@ def test_refused_posts_write_nothing(app, client, people, url, role):
         db.session.commit()
     if role != "anon":
         login(client, people[role])
-    token = csrf_token(client, "/login" if role == "anon" else "/portal/")
+    token = csrf_token(client, {"anon": "/login", "agent": "/staff/"}.get(role, "/portal/"))
     before = snapshot(app)
     response = client.post(url, data={**SETTINGS, "day": "2026-12-24", "name": "Eve", "csrf_token": token})
     assert response.status_code == (302 if role == "anon" else 403)
@@ -209,6 +210,7 @@ def test_the_catalogue_that_promises_it_links_its_service_page(app, client):
     assert client.get("/service/nothing").status_code == 404
 
 
+@pytest.mark.parametrize("database_url", BOTH_ENGINES, indirect=True)
 def test_no_figure_from_fewer_than_five_tickets(app, client, people):
     with app.app_context():
         answered(4)

@@ -318,3 +318,29 @@ def test_staff_cannot_open_a_ticket_for_another_account_or_as_staff(session):
     for who in (stranger, agent):
         with pytest.raises(ledger.NotAllowed):
             desk.open_ticket(session, account, who, "Help", "Please.", now=NOW, by=agent)
+
+
+def test_communication_becoming_production_under_ask_asks_the_owner_for_what_the_balance_lacks(session):
+    """Seed 002: e-mail is not charged, production is. 200 min logged as
+    communication on a 3 h pack cost nothing; as production they take the
+    180 min there are and ask the owner about the 20 beyond."""
+    account, owner = new_client(session)
+    buy(session, account, "digitale-3h")
+    work = ticket(session, account, owner, "digitale-3h", kind="communication")
+    charge(session, work, 200)
+    assert work.units_charged == 0
+    done = kinds.change_kind(session, work, "production", by=staff_member(session, "agent"),
+                             expected="communication", key=key(), now=NOW)
+    assert done.ticket.units_charged == 200
+    assert held(session, account, "digitale-3h") == 0
+    [overage] = done.ticket.overages
+    assert (overage.status, overage.outstanding) == ("pending", 20)
+    asked = session.scalars(select(outbox.OutboxMessage.user_id).where(
+        outbox.OutboxMessage.kind == "overage_request", outbox.OutboxMessage.account_id == account.id)).all()
+    assert asked == [owner.id]
+    back = kinds.change_kind(session, work, "communication", by=staff_member(session, "agent"),
+                             expected="production", key=key(), now=NOW)
+    assert back.ticket.units_charged == 0 and held(session, account, "digitale-3h") == 180
+    session.refresh(overage)
+    assert (overage.status, overage.outstanding) == ("withdrawn", 0)
+    assert_verified(session, account)

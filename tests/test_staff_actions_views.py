@@ -307,3 +307,41 @@ def test_an_unknown_account_or_ticket_is_a_404(client, cast):
     assert client.get("/staff/clients/999999/adjust").status_code == 404
     assert client.get("/staff/clients/999999/tickets/new").status_code == 404
     assert client.get("/desk/tickets/999999/kind").status_code == 404
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("fr", ("Ajuster le crédit", "Retirer des unités", "Confirmer\u00a0: décompter comme",
+            "Ouvrir un ticket pour ce client")),
+    ("es", ("Ajustar el crédito", "Retirar unidades", "Confirmar: cobrar como", "Abrir un ticket para este cliente")),
+])
+def test_the_actions_speak_the_staff_members_language(app, client, cast, language, words):
+    with app.app_context():
+        user("admin@example.com").language = language
+        db.session.commit()
+    as_(client, "admin@example.com")
+    pages = "".join(client.get(path, query_string=query).get_data(as_text=True) for path, query in (
+        (f"/staff/clients/{cast['account']}/adjust", {}),
+        (f"/desk/tickets/{cast['ticket']}/kind", {"kind": "intervention"}),
+        (f"/staff/clients/{cast['account']}/tickets/new", {})))
+    for word in words:
+        assert word in pages
+
+
+def test_a_kind_change_beyond_an_ask_balance_is_previewed_and_the_owners_are_asked(app, client, cast):
+    """Seed 002: 200 min of e-mail on a 3 h pack, then charged as production."""
+    with app.app_context():
+        owner = user("owner@example.com")
+        ledger.grant(db.session, owner.account, pack(db.session, "digitale-3h"), key="acme-digitale", now=now())
+        work = desk.open_ticket(db.session, owner.account, owner, "Mails", "Many mails.", now=now(),
+                                policy=pack(db.session, "digitale-3h").policy, kind="communication")
+        ledger.charge_ticket_to(db.session, work, 200, by=None, key="acme-200", now=now())
+        ticket_id = work.id
+    as_(client, "agent@example.com")
+    text = client.get(f"/desk/tickets/{ticket_id}/kind", query_string={"kind": "production"},
+                      headers=HX).get_data(as_text=True)
+    assert "0 min → <strong>3 h 20 min</strong>" in text
+    assert "The balance lacks 20 min: confirming asks the account" in text
+    answer = post_form(client, f"/desk/tickets/{ticket_id}/kind", {"kind": "production", "expected": "communication",
+                                                                  "token": token_of(text)})
+    page = client.get(answer.location).get_data(as_text=True)
+    assert "the account&#39;s owners are asked to approve (1 told by email)" in page

@@ -268,6 +268,7 @@ def test_a_partly_paid_order_is_reminded_once_and_never_cancelled_by_the_jobs(ap
     page = text(staff_client.get("/portal/staff/orders"))
     assert f'id="order-{order["id"]}"' in page and "of €510.00" in page
     assert subjects(smtp_server) == [f"Your order {order['id']}",
+                                     f"Part of the payment for order {order['id']} received",
                                      f"Reminder: order {order['id']} is waiting for your payment"]
 
 
@@ -284,11 +285,11 @@ def test_the_jobs_refuse_to_run_without_knowing_the_sites_address(app, order, ru
 @pytest.mark.parametrize("lang, desk, promise", [("en", "Ticket desk", "adjust credit"),
                                                  ("fr", "Gestion des tickets", "ajuster le crédit")])
 def test_the_staff_home_offers_only_pages_that_exist(app, staff_client, people, lang, desk, promise):
-    post_form(staff_client, "/language", {"lang": lang, "next": "/portal/"})
-    page = text(staff_client.get("/portal/"))
+    post_form(staff_client, "/language", {"lang": lang, "next": "/staff/"})
+    page = text(staff_client.get("/staff/"))
     main = page.split('<main id="main"', 1)[1]
     assert promise not in main and "catalog" not in main.split("</hgroup>", 1)[1].split("<a")[0]
-    assert f'<a href="/desk/">{desk}</a>' in main
+    assert f'<a class="hub-card" href="/desk/">\n      <strong>{desk}</strong>' in main
     for href in re.findall(r'href="(/[^"]*)"', main):
         assert staff_client.get(href).status_code == 200, href
 

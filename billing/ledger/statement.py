@@ -79,6 +79,8 @@ class Movement:
     # name, so a page can say it in the reader's language.
     source: str = ""
     pack_name: Translated | None = None
+    # The version of the pack's terms the lot was sold under, when it has several.
+    pack_version: int | None = None
     # For an approved overage: what it is billed (minor units), when known.
     price: int | None = None
     currency: str | None = None
@@ -108,6 +110,10 @@ class Section:
     closing_debt: int = 0
     grants: list[Movement] = field(default_factory=list)
     consumption: list[TicketUse] = field(default_factory=list)
+    # Which version of the policy's terms applied (billing.catalogue.versions):
+    # a balance bought before a change of terms is a balance of its own.
+    policy_version: int = 1
+    versioned: bool = False
     # Units charged beyond the balance as a debt (negative), what corrections
     # took off it and what grants paid of it (positive).
     debts: list[Movement] = field(default_factory=list)
@@ -175,10 +181,13 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         .order_by(OverageChange.created_at, OverageChange.id)
     ).all()
     pack_rows = session.execute(
-        select(Pack.id, Pack.slug, Pack.name).where(Pack.id.in_({lot.pack_id for lot in lots.values() if lot.pack_id}))
+        select(Pack.id, Pack.slug, Pack.name, Pack.version, Pack.superseded_at)
+        .where(Pack.id.in_({lot.pack_id for lot in lots.values() if lot.pack_id}))
     ).all()
-    packs = {row.id: row.slug for row in pack_rows}
+    # A pack whose terms changed once sold says which version the lot was sold under.
+    packs = {row.id: versioned_name(row.slug, row.version, row.superseded_at is not None) for row in pack_rows}
     pack_names = {row.id: row.name for row in pack_rows}
+    pack_versions = {row.id: row.version for row in pack_rows if row.version > 1 or row.superseded_at is not None}
     policies = {policy.id: policy for policy in session.scalars(
         select(Policy).where(Policy.id.in_({lot.policy_id for lot in lots.values()}
                                            | {overage.policy_id for overage in (*overages, *debt_changes)})))}
@@ -187,7 +196,10 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
     def section(policy_id: int, unit: str) -> Section:
         if (policy_id, unit) not in sections:
             policy = policies[policy_id]
-            sections[(policy_id, unit)] = Section(policy_id, policy.slug, policy.name, unit)
+            sections[(policy_id, unit)] = Section(
+                policy_id, versioned_name(policy.slug, policy.version, policy.superseded_at is not None),
+                policy.name, unit, policy_version=policy.version,
+                versioned=policy.version > 1 or policy.superseded_at is not None)
         return sections[(policy_id, unit)]
 
     # Ledger balance at a time t = what the lots hold now less what moved since t.
@@ -222,7 +234,8 @@ def statement(session: Session, account: Account, start: date, end: date, *, now
         movement = Movement(at, kind, quantity, lot_id, ticket_id, detail)
         if kind == "grant" and lot.source != "adjustment":
             part.grants.append(Movement(at, kind, quantity, lot_id, None, f"{lot.source} {detail}".strip(),
-                                        source=lot.source, pack_name=pack_names.get(lot.pack_id)))
+                                        source=lot.source, pack_name=pack_names.get(lot.pack_id),
+                                        pack_version=pack_versions.get(lot.pack_id)))
         elif kind in ("grant", "adjust"):
             part.adjustments.append(movement)
         elif kind == "expire":
@@ -303,6 +316,11 @@ def _requests(overages: Sequence[Any], since: datetime, until: datetime,
                                           overage.ticket_id, overage.subject,
                                           price=overage.price if overage.status == "approved" else None,
                                           currency=overage.currency))
+
+
+def versioned_name(slug: str, version: int, superseded: bool) -> str:
+    """A slug, with the version of its terms when there are several: ``toopixel-credits v2``."""
+    return f"{slug} v{version}" if version > 1 or superseded else slug
 
 
 def amount(minor: int, currency: str) -> str:

@@ -66,7 +66,8 @@ class Topic:
 
 
 TOPICS = (
-    Topic("orders", ("order_received", "payment_confirmed", "order_reminder", "order_cancelled", "trial_started"),
+    Topic("orders", ("order_received", "payment_confirmed", "payment_partial", "order_reminder", "order_cancelled",
+                     "trial_started"),
           money=True),
     Topic("low_balance", ("low_balance",), money=True),
     Topic("expiring", ("expiring",), money=True),

@@ -624,8 +624,12 @@ def confirm_payment(
         if missing:
             if order.status == "cancelled":
                 order.status, order.cancelled_at = "pending", None
-            session.add(Payment(order=order, provider=current.provider, status="pending", amount=missing,
-                                currency=order.currency, created_at=now))
+            rest = Payment(order=order, provider=current.provider, status="pending", amount=missing,
+                           currency=order.currency, created_at=now)
+            session.add(rest)
+            session.flush()
+            # What arrived and what remains, with how to pay it.
+            tell_buyer(session, "payment_partial", order, now, payment_id=rest.id, received=current.amount)
             status = "partial"
         elif excess:
             log_event(session, order, "overpaid", now, by=by, payment=current, amount=excess)

@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import audit
@@ -122,9 +122,6 @@ def of_account(session: Session, account_id: int) -> list[Quote]:
     return list(session.scalars(select(Quote).where(Quote.account_id == account_id)
                                 .order_by(Quote.created_at.desc(), Quote.id.desc())))
 
-
-def waiting_count(session: Session) -> int:
-    return session.scalar(select(func.count()).where(Quote.status == "requested")) or 0
 
 
 # --- Asking -----------------------------------------------------------------

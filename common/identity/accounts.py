@@ -111,7 +111,7 @@ def register(session: Session, organisation: str, name: str, email: str, passwor
         raise AccountError("country", _l("Choose a country from the list."))
     account = Account(name=_text("organisation", organisation), country=country)
     owner = new_user(email, name, password, language, role="owner", account=account)
-    return _add(session, owner)
+    return add_user(session, owner)
 
 
 def create_staff(session: Session, name: str, email: str, password: str, language: str = "en",
@@ -122,7 +122,7 @@ def create_staff(session: Session, name: str, email: str, password: str, languag
     if role not in STAFF_ROLES:
         raise AccountError("role", _l("Choose a role from the list."))
     staff = new_user(email, name, password, language, is_staff=True, role=role, email_verified_at=clock.now())
-    return _add(session, staff)
+    return add_user(session, staff)
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -205,18 +205,36 @@ def send_verification(user: User, next: str | None = None) -> bool:
     return _send_link(user, "verify_email", {"next": next} if next else None)
 
 
-def queue_verification(user: User, next: str | None = None) -> None:
-    """Queue the verification link; it goes when the request is over."""
-    _queue_link(user, "verify_email", {"next": next} if next else None)
+def sign_up(session: Session, organisation: str, name: str, email: str, password: str, language: str,
+            country: str, *, next: str | None = None) -> list[str]:
+    """What the sign-up form starts after its answer (common.mail.delivery.after_answer),
+    which is the same whoever uses the address: a new address gets its
+    account and the link that confirms it; for one an account uses, its owner
+    is told instead (the form, which anybody can fill in, is not). Returns the
+    keys of the mail queued. The form checked the fields by the same rules."""
+    try:
+        user = register(session, organisation, name, email, password, language, country)
+    except EmailTaken:
+        return queue_already_registered(email)
+    except AccountError as error:
+        # Only a rule changed in the service and not in the form lands here.
+        current_app.logger.warning("sign-up refused after the answer: %s (%s)", error.message, error.field)
+        return []
+    return queue_verification(user, next)
 
 
-def queue_already_registered(email: str) -> None:
+def queue_verification(user: User, next: str | None = None) -> list[str]:
+    """Queue the verification link; it goes when the request is over. Returns the keys queued."""
+    return _queue_link(user, "verify_email", {"next": next} if next else None)
+
+
+def queue_already_registered(email: str) -> list[str]:
     """Someone signed up with an address an account uses: tell its owner
-    (with a link to choose a new password), instead of telling the sign-up
-    form, which anybody can fill in."""
+    (with a link to choose a new password). Returns the keys queued."""
     user = find_user(db.session(), email)
-    if user is not None and user.removed_at is None:
-        _queue_link(user, "reset_password", {"signup": True})
+    if user is None or user.removed_at is not None:
+        return []
+    return _queue_link(user, "reset_password", {"signup": True})
 
 
 def queue_password_reset(email: str) -> list[str]:
@@ -271,7 +289,7 @@ def new_user(email: str, name: str, password: str, language: str, **fields: Any)
                 language=language, **fields)
 
 
-def _add(session: Session, user: User) -> User:
+def add_user(session: Session, user: User) -> User:
     """Insert, as a unit of work of its own or the caller's (checkout); a
     taken email (even one taken by a concurrent request a moment ago) becomes
     an AccountError and nothing of the unit is kept."""

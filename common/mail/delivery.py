@@ -30,7 +30,7 @@ from html import unescape
 from typing import Any
 
 import nh3
-from flask import Flask, current_app, has_request_context, request, url_for
+from flask import Flask, Response, after_this_request, current_app, has_request_context, request, url_for
 from flask_babel import force_locale, get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -123,6 +123,10 @@ def _paid(message: outbox.OutboxMessage) -> Context:
     return {**context, "invoice": invoice}
 
 
+def _partial(message: outbox.OutboxMessage) -> Context:
+    return {**_awaiting(message), "received": message.payload.get("received") or 0}
+
+
 def _trial(message: outbox.OutboxMessage) -> Context:
     context = _order(message)
     lot = db.session.scalar(select(Lot).where(Lot.order_id == context["order"].id))
@@ -200,7 +204,9 @@ def _token_link(endpoint: str, purpose: str) -> Callable[[outbox.OutboxMessage],
         back = {"next": message.payload["next"]} if message.payload.get("next") else {}
         context = {"user": user, "signup": bool(message.payload.get("signup")),
                    # A reset mailed because someone ordered with this address (shop.ordering).
-                   "order": bool(message.payload.get("order")), "pack": _pack_name(message)}
+                   "order": bool(message.payload.get("order")), "pack": _pack_name(message),
+                   # A staff member invited to choose their first password (common.identity.staff).
+                   "invite": bool(message.payload.get("invite")), "inviter": message.payload.get("by")}
         if context["order"]:
             # The owner logs in to order; the reset link is for a forgotten password.
             context["login_link"] = url_for("auth.login", _external=True, **back)
@@ -252,7 +258,8 @@ def _kinds() -> dict[str, Kind]:
                              _token_link("auth.verify_email", VERIFY)),
         "reset_password": Kind("reset_password", lambda c: _l("You already have an account") if c.get("signup")
                                else _l("You already have an account: log in to order") if c.get("order")
-                               else _l("Reset your password"),
+                               else _l("Join the team of %(provider)s", provider=current_app.config["PROVIDER_NAME"])
+                               if c.get("invite") else _l("Reset your password"),
                                _token_link("auth.reset_password", RESET)),
         "invitation": Kind("invitation", lambda c: _l(
                                "%(name)s invites you to share their support credit",
@@ -263,6 +270,9 @@ def _kinds() -> dict[str, Kind]:
         "payment_confirmed": Kind("payment_confirmed",
                                   lambda c: _l("Payment received for order %(number)s", number=number(c)),
                                   _paid, _invoice),
+        "payment_partial": Kind("payment_partial",
+                                lambda c: _l("Part of the payment for order %(number)s received", number=number(c)),
+                                _partial),
         "order_reminder": Kind("order_reminder",
                                lambda c: _l("Reminder: order %(number)s is waiting for your payment",
                                             number=number(c)), _awaiting, _instructions, inline=_payment_code),
@@ -437,13 +447,21 @@ def deliver_now(keys: list[str]) -> bool:
 def after_answer(work: Callable[[], list[str]]) -> None:
     """Run ``work``, which queues messages and returns their keys, after
     the answer: on the sender thread when mail goes in the background, so
-    that what it looks up takes no time from the request (a reset asked for
-    an unknown address answers as fast as for a known one). Without the
-    thread, now: its messages go at the end of the request as usual."""
-    if _in_background():
-        _sender().submit([], request.host_url, work)
-    else:
+    that what it does takes no time from the request (a reset asked for an
+    unknown address answers as fast as for a known one). The thread gets it
+    once the answer is sent (when the server closes the response), so that
+    not even the thread's work, running beside the answer's last steps,
+    slows one answer more than another. Without the thread, now: its
+    messages go at the end of the request as usual."""
+    if not _in_background():
         work()
+        return
+    sender, base_url = _sender(), request.host_url
+
+    @after_this_request
+    def when_sent(response: Response) -> Response:
+        response.call_on_close(lambda: sender.submit([], base_url, work))
+        return response
 
 
 def deliver_queued() -> None:

@@ -1,8 +1,8 @@
 """quotes for packs priced on request; an order keeps the validity its
 quote agreed; complimentary lots; the quote's mail
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-06 01:30:36.072769
 
 """
@@ -11,15 +11,15 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0020'
-down_revision = '0019'
+revision = '0021'
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
 LOT_SOURCES = "source IN ('purchase', 'trial', 'rollover', 'adjustment', 'complimentary'"
 OUTBOX_KINDS = ("kind IN ('verify_email', 'reset_password', 'invitation', 'order_received', 'payment_confirmed', "
                 "'order_reminder', 'order_cancelled', 'trial_started', 'low_balance', 'expiring', 'overage_request', "
-                "'ticket_opened', 'staff_reply', 'ticket_resolved', 'ticket_opened_staff'")
+                "'ticket_opened', 'staff_reply', 'ticket_resolved', 'ticket_opened_staff', 'payment_partial'")
 
 
 def upgrade():

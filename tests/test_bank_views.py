@@ -1,0 +1,267 @@
+"""The staff pages of bank statements: upload, what each line became, the
+lines waiting for a person, the CSV mappings. Bad uploads are 4xx with the
+reason, and write nothing."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from bank_support import camt, csv_statement
+from checkout_support import NOW, place, session  # noqa: F401
+from checkout_support import client as new_client
+from conftest import PASSWORD, csrf_token, login, post_form
+from sqlalchemy import func, select
+
+from billing.accounts.models import User
+from billing.bank.models import BankImport, BankLine, BankMapping
+from billing.orders.models import Order, Payment
+from common.extensions import db
+from common.identity import accounts
+from portal import bank as bank_views
+
+TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
+
+
+@pytest.fixture
+def sam(app):
+    with app.app_context():
+        accounts.create_staff(db.session, "Sam Staff", "staff@example.com", PASSWORD)
+    return "staff@example.com"
+
+
+def upload(client, data: bytes, filename: str = "statement.xml", **fields):
+    page = client.get("/portal/staff/bank/").get_data(as_text=True)
+    token = TOKEN.search(page).group(1)
+    form = {"csrf_token": csrf_token(client, "/portal/staff/bank/"), "token": token, "format": "", "mapping": "",
+            **fields}
+    if data is not None:
+        form["statement"] = (io.BytesIO(data), filename)
+    return client.post("/portal/staff/bank/imports", data=form, content_type="multipart/form-data")
+
+
+def lines_written(app) -> tuple[int, int]:
+    with app.app_context():
+        return (db.session.scalar(select(func.count()).select_from(BankImport)),
+                db.session.scalar(select(func.count()).select_from(BankLine)))
+
+
+def test_staff_upload_a_statement_and_read_what_each_line_became(app, client, session, sam):
+    _account, _owner, order = client_of(session)
+    whole = f"{order.total // 100}.{order.total % 100:02d}"
+    login(client, sam)
+
+    response = upload(client, camt([{"amount": whole, "ref": "W-1", "structured": order.reference, "payer": "Acme"},
+                                    {"amount": "5.00", "ref": "W-2", "debit": True, "text": "fees"},
+                                    {"amount": "9.00", "ref": "W-3", "text": "mystery"}]))
+
+    assert response.status_code == 302 and response.headers["Location"].startswith("/portal/staff/bank/imports/")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "confirmed" in page and "not credited" in page and "a debit: money going out" in page
+    assert f"/portal/orders/{order.id}" in page
+    waiting = client.get("/portal/staff/bank/lines").get_data(as_text=True)
+    assert "mystery" in waiting and "fees" not in waiting
+
+
+def client_of(session):
+    account, owner = new_client(session)
+    order, _payment = place(session, owner)
+    return account, owner, order
+
+
+@pytest.mark.parametrize("data, fields, says", [
+    (None, {}, "Choose the statement file"),
+    (b"<Document><oops></Document>", {"format": "camt053"}, "Line 1:"),
+    (csv_statement([["04.01.2026", "1,00", "", "", ""]]), {"format": "csv"}, "Choose the column mapping"),
+    (b"hello", {"format": "mt940"}, "not an MT940 statement"),
+    (b"x", {"format": "bitcoin"}, "Not a valid choice"),
+])
+def test_a_bad_upload_is_refused_with_the_reason_and_writes_nothing(app, client, sam, data, fields, says):
+    login(client, sam)
+    before = lines_written(app)
+
+    response = upload(client, data, **fields)
+
+    assert response.status_code == 422
+    assert says in response.get_data(as_text=True)
+    assert lines_written(app) == before
+
+
+@pytest.mark.parametrize("size", [1001, 200_000])
+def test_a_statement_too_large_is_413(app, client, sam, monkeypatch, size):
+    # A small limit: a test upload above werkzeug's spooling threshold leaves a temporary file open.
+    monkeypatch.setattr(bank_views, "MAX_BYTES", 1000)
+    login(client, sam)
+    response = upload(client, b"<" + b"x" * size)
+    assert response.status_code == 413
+    assert lines_written(app) == (0, 0)
+
+
+def test_the_same_upload_form_sent_twice_is_one_import(app, client, session, sam):
+    _account, _owner, order = client_of(session)
+    login(client, sam)
+    page = client.get("/portal/staff/bank/").get_data(as_text=True)
+    token = TOKEN.search(page).group(1)
+    data = camt([{"amount": "10.00", "ref": "T-1", "structured": order.reference}])
+    form = lambda: {"csrf_token": csrf_token(client, "/portal/staff/bank/"), "token": token, "format": "",  # noqa: E731
+                    "mapping": "", "statement": (io.BytesIO(data), "s.xml")}
+
+    first = client.post("/portal/staff/bank/imports", data=form(), content_type="multipart/form-data")
+    second = client.post("/portal/staff/bank/imports", data=form(), content_type="multipart/form-data")
+
+    assert first.headers["Location"] == second.headers["Location"]
+    assert lines_written(app) == (1, 1)
+
+
+def test_staff_assign_a_waiting_line_by_the_order_number_or_set_it_aside(app, client, session, sam):
+    _account, _owner, order = client_of(session)
+    whole = f"{order.total // 100}.{order.total % 100:02d}"
+    login(client, sam)
+    upload(client, camt([{"amount": whole, "ref": "A-1", "text": "support"},
+                         {"amount": "1.00", "ref": "A-2", "text": "test transfer"}]))
+    with app.app_context():
+        first, second = db.session.scalars(select(BankLine.id).order_by(BankLine.id)).all()
+
+    wrong = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": "99999"})
+    empty = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": ""})
+    assigned = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)})
+    aside = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": "our own test"})
+
+    assert wrong.status_code == 422 and "There is no order 99999 to pay." in wrong.get_data(as_text=True)
+    assert empty.status_code == 422
+    assert (assigned.status_code, assigned.headers["Location"]) == (302, "/portal/staff/bank/lines")
+    assert aside.status_code == 302
+    with app.app_context():
+        assert db.session.get(Order, order.id).status == "paid"
+        assert db.session.get(BankLine, second).status == "discarded"
+    again = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)})
+    assert again.status_code == 422 and "already settled" in again.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.order_id == order.id, Payment.status == "confirmed")) == 1
+
+
+def test_a_csv_mapping_is_made_once_then_chosen_and_edited(app, client, session, sam):
+    _account, _owner, order = client_of(session)
+    login(client, sam)
+    fields = {"name": "Sparkasse", "delimiter": ";", "date_column": "Datum", "date_format": "%d.%m.%Y",
+              "amount_column": "Betrag", "decimal_comma": "y", "currency": "eur", "text_column": "Text",
+              "payer_column": "Auftraggeber", "reference_column": "Referenz"}
+
+    bad = post_form(client, "/portal/staff/bank/mappings", {**fields, "date_format": "dd.mm.yyyy"})
+    made = post_form(client, "/portal/staff/bank/mappings", fields)
+    imported = upload(client, csv_statement([["04.01.2026", "10,00", f"Zahlung {order.reference}", "Acme", ""]]),
+                      "export.csv", mapping="Sparkasse")
+
+    assert bad.status_code == 422 and "%d, %m and %Y" in bad.get_data(as_text=True)
+    assert made.status_code == 302
+    assert imported.status_code == 302
+    assert "partial payment" in client.get(imported.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        mapping = db.session.scalar(select(BankMapping))
+        assert (mapping.currency, mapping.decimal_comma) == ("EUR", True)
+    edited = post_form(client, f"/portal/staff/bank/mappings/{mapping.id}", {**fields, "currency": "CHF"})
+    assert edited.status_code == 302
+    assert 'value="CHF"' in client.get(f"/portal/staff/bank/mappings/{mapping.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("who", ["anon", "owner"])
+def test_only_staff_reach_the_bank_pages(app, client, people, who):
+    if who == "owner":
+        login(client, people["owner"])
+    response = client.get("/portal/staff/bank/")
+    if who == "anon":
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    else:
+        assert response.status_code == 403
+
+
+# --- Who may (issue 14's roles) --------------------------------------------------------
+
+ROLES = ("anonymous", "member", "owner", "another", "agent", "admin", "deactivated")
+EMAIL = {"member": "member@example.com", "owner": "owner@example.com", "another": "other@example.com",
+         "agent": "agent@example.com", "admin": "admin@example.com", "deactivated": "gone@example.com"}
+
+
+@pytest.fixture
+def cast(app, people):
+    """An account's owner and member, another account's owner, an agent, an
+    admin, a staff member about to be deactivated; a waiting bank line and a mapping."""
+    from bank_support import camt as statement
+    from checkout_support import SELLER
+
+    from billing.bank import imports
+    from billing.bank import mappings as bank_mappings
+    from billing.bank.statements import Mapping
+
+    with app.app_context():
+        accounts.register(db.session, "Other", "Otto Other", "other@example.com", PASSWORD, "en", "FR")
+        for email, role in (("agent@example.com", "agent"), ("admin@example.com", "admin"),
+                            ("gone@example.com", "agent")):
+            db.session.add(User(role=role, email=email, name=email.split("@")[0].title(), is_staff=True,
+                                password_hash=accounts.hasher.hash(PASSWORD)))
+        db.session.commit()
+        done = imports.import_statement(db.session, statement([{"amount": "4.00", "ref": "R-1", "text": "?"}]),
+                                        format="camt053", filename="r.xml", seller=SELLER, now=NOW)
+        mapping = bank_mappings.save(db.session, Mapping(name="Roles bank", date_column="Date", text_column="Text"),
+                                     now=NOW)
+        return {"import": done.bank_import.id, "line": done.lines[0].line.id, "mapping": mapping.id}
+
+
+def signed_in(app, client, role: str):
+    if role != "anonymous":
+        login(client, EMAIL[role])
+    if role == "deactivated":
+        with app.app_context():
+            db.session.scalar(select(User).where(User.email == EMAIL[role])).removed_at = NOW
+            db.session.commit()
+    return client
+
+
+def expected(role: str):
+    return "login" if role in ("anonymous", "deactivated") else 200 if role in ("agent", "admin") else 403
+
+
+def judge(answer, want) -> None:
+    if want == "login":
+        assert answer.status_code == 302 and "/login" in answer.location
+    else:
+        assert answer.status_code == want
+
+
+PAGES = ["/portal/staff/bank/", "/portal/staff/bank/imports/{import}", "/portal/staff/bank/lines",
+         "/portal/staff/bank/mappings", "/portal/staff/bank/mappings/{mapping}"]
+POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
+         "/portal/staff/bank/lines/{line}/assign": {"order": "1"},
+         "/portal/staff/bank/lines/{line}/discard": {"note": "mine"},
+         "/portal/staff/bank/mappings": {"name": "X", "delimiter": ";", "date_column": "D", "date_format": "%d.%m.%Y",
+                                         "amount_column": "A", "currency": "EUR", "text_column": "T"},
+         "/portal/staff/bank/mappings/{mapping}": {"name": "Y", "delimiter": ";", "date_column": "D",
+                                                   "date_format": "%d.%m.%Y", "amount_column": "A",
+                                                   "currency": "EUR", "text_column": "T"}}
+
+
+def bank_rows(app) -> dict[str, list]:
+    with app.app_context():
+        return {model.__tablename__: sorted(map(repr, db.session.execute(select(model.__table__)).all()))
+                for model in (BankImport, BankLine, BankMapping, Payment, Order)}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", PAGES)
+def test_who_may_open_each_bank_page(app, client, cast, page, role):
+    judge(signed_in(app, client, role).get(page.format(**cast)), expected(role))
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if expected(role) != 200])
+@pytest.mark.parametrize("url", sorted(POSTS))
+def test_a_refused_bank_post_writes_nothing(app, client, cast, url, role):
+    client = signed_in(app, client, role)
+    before = bank_rows(app)
+    data = {**POSTS[url], "csrf_token": csrf_token(client, "/login" if role in ("anonymous", "deactivated")
+                                                   else "/portal/")}
+    if url.endswith("/imports"):
+        data["statement"] = (io.BytesIO(camt([{"amount": "1.00", "ref": "Z"}])), "z.xml")
+    judge(client.post(url.format(**cast), data=data, content_type="multipart/form-data"), expected(role))
+    assert bank_rows(app) == before
