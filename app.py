@@ -112,8 +112,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.overages import bp as overages_bp
     from portal.pool import bp as pool_bp
     from portal.quotes import bp as quotes_bp
-    from portal.staff_orders import bp as staff_orders_bp
     from portal.service_levels import bp as service_levels_bp
+    from portal.staff_orders import bp as staff_orders_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
     from portal.team import bp as team_bp
