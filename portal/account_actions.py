@@ -74,6 +74,7 @@ class AdjustForm(FlaskForm):
     balance = SelectField(_l("Balance"), validate_choice=False)
     direction = RadioField(_l("Adjustment"), default="remove",
                            choices=[SelectChoice("add", _l("Add units")), SelectChoice("remove", _l("Remove units"))])
+    owner = SelectField(_l("Units added serve"), validate_choice=False)
     quantity = IntegerField(_l("Units"), validators=[DataRequired(_l("Enter a whole number of units.")),
                                                      NumberRange(1, adjustments.MAX_UNITS)])
     reason = StringField(_l("Reason, shown to the client on the statement"),
@@ -91,6 +92,9 @@ def _adjust_page(account: Account, form: AdjustForm, status: int = 200):
     form.balance.choices = [
         SelectChoice(balance_value(policy.id, unit), f"{localized(policy.name, locale)} · {_quantity(held.net, unit)}")
         for policy, unit, held in found]
+    form.owner.choices = [SelectChoice("", _("Everybody on the account (pooled)")),
+                          *(SelectChoice(str(p.id), _("Only %(name)s", name=p.name))
+                            for p in desk.pool(db.session(), account))]
     if form.token.errors or not form.token.data:
         form.token.data = secrets.token_hex(16)
     return render_template("account_actions/adjust.html", account=account, form=form, balances=found), status
@@ -116,16 +120,22 @@ def adjust(account_id: int):
         return _adjust_page(account, form, INVALID)
     policy, unit = chosen
     signed = form.quantity.data if form.direction.data == "add" else -form.quantity.data
+    owner = None
+    if form.owner.data:
+        owner = next((p for p in desk.pool(db.session(), account) if str(p.id) == form.owner.data), None)
+        if owner is None:
+            form.owner.errors = [*form.owner.errors, _("Choose a person of this account.")]
+            return _adjust_page(account, form, INVALID)
     try:
         done = adjustments.adjust_credit(db.session(), account, policy, unit, signed, form.reason.data, by=_me(),
-                                         key=f"{account.id}:{form.token.data}", now=clock.now())
+                                         key=f"{account.id}:{form.token.data}", now=clock.now(), owner=owner)
     except adjustments.BeyondBalance as error:
         form.quantity.errors = [*form.quantity.errors, _(
             "Only %(available)s can be removed: what the balance holds now. Units already consumed stay consumed.",
             available=_quantity(error.available, error.unit))]
         return _adjust_page(account, form, INVALID)
     except BillingError as error:
-        target = form[error.field] if error.field in ("balance", "quantity", "reason") else form.quantity
+        target = form[error.field] if error.field in ("balance", "owner", "quantity", "reason") else form.quantity
         target.errors = [*target.errors, _(error.message, **error.params)]
         return _adjust_page(account, form, INVALID)
     if done.duplicate:

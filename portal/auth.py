@@ -14,7 +14,7 @@ from flask_login import current_user, login_required
 
 from billing.accounts.models import User
 from common.extensions import db, limiter
-from common.identity import accounts, second_factor, sessions, throttle
+from common.identity import accounts, second_factor, sessions, staff, throttle
 from common.identity.access import INVALID, send_verification, staff_required
 from common.identity.forms import (
     ChangePasswordForm,
@@ -296,7 +296,9 @@ def reset_password(token: str):
         else:
             flash(_("Your password is changed. You can log in with it now."), "success")
             return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password.html", form=form, user=user), INVALID if form.errors else 200
+    # An invited staff member chooses their first password (common.identity.staff).
+    return render_template("auth/reset_password.html", form=form, user=user, first=staff.invited(user)), (
+        INVALID if form.errors else 200)
 
 
 @bp.get("/verify/<token>")

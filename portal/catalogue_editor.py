@@ -224,7 +224,11 @@ def _policy_context(catalogue: Catalogue, policy: Policy | None, form: dict[str,
         spec = offers.check_policy(draft.values, draft.kinds)
         kinds = [(kind["slug"], localized(kind["name"], locale)) for kind in draft.kinds]
         preview = _charges(spec.rule(), kinds, form)
+    # The default kind is one of the kinds the form holds, as typed.
+    kind_choices = [(slug, form.get(f"kind-{row}-name-{locale[:2]}") or slug) for row in rows
+                    if (slug := form.get(f"kind-{row}-slug", "").strip())]
     return {"catalogue": catalogue, "policy": policy, "form": form, "kind_rows": rows, "preview": preview,
+            "kind_choices": kind_choices,
             "unit_labels": UNIT_LABELS, "overage_labels": OVERAGE_LABELS,
             "preview_url": url_for(".preview_policy", catalogue_id=catalogue.id,
                                    policy_id=policy.id if policy else None)}
@@ -267,7 +271,11 @@ def _save_policy(catalogue: Catalogue, policy: Policy | None) -> Response:
         return _policy_page(catalogue, policy, form, draft, INVALID)
     if not _saving():
         return _policy_page(catalogue, policy, form, draft)
-    saved, done = editing.save_policy(db.session(), catalogue, policy, draft, clock.now(), current_user)
+    try:
+        saved, done = editing.save_policy(db.session(), catalogue, policy, draft, clock.now(), current_user)
+    except editing.EditorError:  # another admin made a newer version meanwhile
+        assert policy is not None
+        return _to_current(versions.current_policy(db.session(), policy.slug), ".edit_policy", "policy_id")
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Policy %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier "
@@ -353,7 +361,11 @@ def _save_pack(catalogue: Catalogue, pack: Pack | None) -> Response:
         return _pack_page(catalogue, pack, form, draft, INVALID)
     if not _saving():
         return _pack_page(catalogue, pack, form, draft)
-    saved, done = editing.save_pack(db.session(), catalogue, pack, draft, clock.now(), current_user)
+    try:
+        saved, done = editing.save_pack(db.session(), catalogue, pack, draft, clock.now(), current_user)
+    except editing.EditorError:  # another admin made a newer version meanwhile
+        assert pack is not None
+        return _to_current(versions.current_pack(db.session(), pack.slug), ".edit_pack", "pack_id")
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Pack %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier version.",

@@ -115,9 +115,8 @@ def queue():
     account_id = id_arg("account")
     now = clock.now()
     found = desk.queue(db.session(), statuses=(status,) if status else desk.ACTIVE_STATUSES, account_id=account_id,
-                       assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned")
-    if status in desk.DONE_STATUSES:
-        found.sort(key=lambda t: t.updated_at or t.created_at, reverse=True)
+                       assigned_to_id=current_user.id if who == "mine" else None, unassigned=who == "unassigned",
+                       recent=status in desk.DONE_STATUSES)
     sla = service_levels.levels(db.session())
     dues = {ticket.id: sla.state(ticket, now) for ticket in found}
     if due == "overdue":

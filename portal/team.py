@@ -171,10 +171,17 @@ ACTION_LABELS = {
     "staff.role": _l("Role changed"),
     "staff.deactivate": _l("Staff member deactivated"),
     "staff.reactivate": _l("Staff member reactivated"),
+    "credit.adjust": _l("Credit adjusted"),
+    "ticket.kind": _l("Request kind changed"),
+    "bank.assign": _l("Bank line assigned to an order"),
+    "bank.discard": _l("Bank line set aside"),
 }
 FIELD_LABELS = {
     "email": _l("Email"), "name": _l("Name"), "role": _l("Role"), "active": _l("Active"),
     "logins_ended": _l("Logins ended"),
+    # Credit adjustments and request kinds (portal.account_actions, the desk).
+    "policy": _l("Balance"), "unit": _l("Unit"), "balance": _l("Balance held"), "quantity": _l("Units moved"),
+    "reason": _l("Reason"), "kind": _l("Kind of request"), "units": _l("Units charged"),
 }
 
 

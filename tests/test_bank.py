@@ -13,6 +13,7 @@ from bank_support import camt, csv_statement, mt940
 from checkout_support import NOW, QR_IBAN, SELLER, both, client, confirm, place, session, staff  # noqa: F401
 from sqlalchemy import func, select
 
+from billing import audit
 from billing.bank import imports, matching, statements
 from billing.bank.models import BankImport, BankLine
 from billing.bank.statements import Mapping
@@ -271,6 +272,9 @@ def test_staff_assign_an_unmatched_line_and_discard_another(session):
     assert order.status == "paid" and imports.waiting(session) == []
     assert (first.matched_by, first.resolved_by_id, second.status, second.note) == (
         "staff", sam.id, "discarded", "between our own accounts")
+    trail = {entry.action: (entry.actor_id, entry.subject_id, entry.after["status"]) for entry in audit.entries(
+        session).entries}
+    assert trail == {"bank.assign": (sam.id, first.id, "confirmed"), "bank.discard": (sam.id, second.id, "discarded")}
     with pytest.raises(imports.BankError):
         imports.assign(session, first.id, order.id, seller=SELLER, now=NOW, by=sam)  # settled already
     assert count(session, Payment, Payment.order_id == order.id, Payment.status == "confirmed") == 1
@@ -372,3 +376,15 @@ def test_the_command_exits_2_naming_what_is_malformed_and_writes_nothing(app, se
     assert unknown.exit_code == 2 and "no mapping named 'Nowhere'" in unknown.stderr
     with app.app_context():
         assert written(db.session) == before
+
+
+def test_an_xml_entity_cannot_read_a_file_of_the_server(session, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    statement = camt([{"amount": "1.00", "ref": "X-1", "text": "&leak;"}]).replace(
+        b"<Document", f'<!DOCTYPE Document [<!ENTITY leak SYSTEM "file://{secret}">]>\n<Document'.encode(), 1)
+
+    outcomes = run(session, statement)
+
+    assert outcomes == {0: ("unmatched", None)}
+    assert "TOP-SECRET" not in session.scalar(select(BankLine.text))

@@ -302,3 +302,55 @@ def test_the_command_line_exports_a_catalogue(app, runner, tmp_path):
     assert parse_preset(result.stdout, "itsupport") == read_preset("itsupport")
     missing = runner.invoke(args=["catalogue", "export", "nothing"])
     assert (missing.exit_code, missing.stdout, missing.stderr) == (2, "", "Error: no catalogue 'nothing'\n")
+
+
+@pytest.mark.parametrize("database_url", BOTH_ENGINES, indirect=True)
+def test_two_admins_saving_a_sold_pack_at_once_make_one_new_version(app):
+    """The second save read the pack before the first made version 2: it is
+    refused (edit the current version), not a second version 2."""
+    from sqlalchemy.orm import Session
+
+    with app.app_context():
+        load_preset(db.session, "toopixel")
+        account, _user = client_account()
+        ledger.grant(db.session, account, versions.current_pack(db.session, "toopixel-36"), key="sold", now=NOW)
+        catalogue_id = db.session.scalar(select(Catalogue.id).where(Catalogue.slug == "toopixel"))
+        with Session(db.engine) as first, Session(db.engine) as second:
+            drafts = []
+            for session in (first, second):
+                catalogue = session.get(Catalogue, catalogue_id)
+                pack = versions.current_pack(session, "toopixel-36")
+                form = editing.pack_form(pack) | {"price": "990"}
+                drafts.append((session, catalogue, pack, editing.pack_draft(session, form, catalogue, pack)))
+            for session, catalogue, pack, draft in drafts[:1]:
+                assert editing.save_pack(session, catalogue, pack, draft, NOW, None)[1] == "versioned"
+            session, catalogue, pack, draft = drafts[1]
+            with pytest.raises(editing.EditorError):
+                editing.save_pack(session, catalogue, pack, draft, NOW, None)
+        assert db.session.scalar(select(func.count()).select_from(Pack).where(Pack.slug == "toopixel-36")) == 2
+
+
+def test_what_the_editor_makes_exports_and_loads_back_unchanged(toopixel):
+    """A policy with a fixed-price and a non-billable kind, and a pooled pack
+    from 20 with a first-pack validity, included items in three languages:
+    the export reads back as the same catalogue."""
+    form = policy_form(**{"kind-2-slug": "emails", "kind-2-name-en": "E-mails", "kind-2-name-fr": "Courriels",
+                          "kind-2-name-es": "Correos", "kind-2-free": "y", "overage_mode": "ask",
+                          "overage_hourly_rate": "65"})
+    policy, _done = editing.save_policy(db.session, toopixel, None,
+                                        editing.policy_draft(db.session, form, toopixel, None), NOW, None)
+    pack_values = pack_form(policy="toopixel-support", pooled="y", min_quantity="20", quantity="1",
+                            registration_first="y", topups_never_expire="y", validity_months="12",
+                            rollover_expired="y", refundable=None, price=None, **{
+                                "included-en": "Mail\nPhones", "included-fr": "Courriel\nTéléphones",
+                                "included-es": "Correo\nTeléfonos"})
+    pack, _done = editing.save_pack(db.session, toopixel, None,
+                                    editing.pack_draft(db.session, pack_values, toopixel, None), NOW, None)
+    editing.publish(db.session, pack, NOW, None)
+    text = editing.export_preset(db.session, toopixel)
+    assert "[[policies.kinds]]" in text and "billable = false" in text and "min_quantity = 20" in text
+    report = load(db.session, parse_preset(text, "toopixel"))
+    assert {action for action, _row in report.changes} == {"unchanged"}
+    exported = parse_preset(text, "toopixel")
+    assert exported.policies["toopixel-support"].values["overage_hourly_rate"] == 6500
+    assert [p for p in exported.packs if p["slug"] == pack.slug][0]["included"]["fr"] == ["Courriel", "Téléphones"]

@@ -239,3 +239,28 @@ def test_an_agent_may_not_edit_the_catalogue(app, client, people):
     assert post_form(client, f"/staff/catalogue/{ids(app)['catalogue']}/packs/new", NEW_PACK).status_code == 403
     assert post_form(client, "/staff/catalogue/import", {"preset": "innova"}).status_code == 403
     assert snapshot_in(app) == before
+
+
+def test_a_policy_with_kinds_shows_them_and_its_default(app, admin):
+    with app.app_context():
+        load_preset(db.session, "innova")
+        policy = versions.current_policy(db.session, "innova-credits")
+    page = text(admin.get(f"/staff/catalogue/policies/{policy.id}"))
+    assert 'name="kind-2-fixed" type="text" value="60"' in page
+    assert '<option value="consultation" selected>Consultation</option>' in page
+    # The preview prices seed 003's examples: a consultation of 20 min is 30 credits.
+    fragment = post_form(admin, f"/staff/catalogue/{policy.catalogue_id}/policies/{policy.id}/preview",
+                         {**_form_of(page), "try_minutes": "20", "try_kind": "consultation"},
+                         headers={"HX-Request": "true"})
+    assert "30 credits" in text(fragment)
+
+
+def _form_of(page: str) -> dict[str, str]:
+    """The values a browser would send from the form on ``page`` (text fields, ticked boxes, selections)."""
+    form = dict(re.findall(r'<input id="f-[^"]+" name="([^"]+)"[^>]*? value="([^"]*)"', page))
+    form.update(re.findall(r'<input type="checkbox" name="([^"]+)" value="(y)" id="f-[^"]+" checked', page))
+    for name, options in re.findall(r'<select id="f-[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options)
+        if chosen:
+            form[name] = chosen.group(1)
+    return form

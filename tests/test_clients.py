@@ -183,6 +183,11 @@ def test_the_directory_pages_and_sorts_on_each_engine(app, people, clients):
         acme = directory.clients(session, now=NOW, query="acme").rows[0]
         assert (acme.people, acme.requests, acme.last_activity is not None) == (2, 0, True)
         assert {(h.unit, h.units) for h in acme.holdings} == {("credit", 36)}
+        seen = directory.overview(session, session.get(Account, clients["acme"]), now=NOW)
+        assert [p.user.name for p in seen.people] == ["Olive Owner", "Max Member"]
+        assert [(b.units, b.unit) for _policy, b in seen.balances] == [(36, "credit")]
+        assert len(seen.lots) == 2 and len(seen.orders) == 1 and len(seen.invoices) == 1
+        assert [t.subject for t in seen.tickets] == ["Printer jammed"]
 
 
 def test_the_account_page_shows_people_lots_orders_invoices_tickets_and_statement(app, client, people, clients):
@@ -317,3 +322,18 @@ def test_who_may_correct_invoicing_details_and_a_refusal_writes_nothing(app, cli
         assert db.session.get(Account, clients["acme"]).address == ("Changed" if allowed else "")
     if not allowed:
         assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("lang, words", [
+    ("fr", ["Trier par", "Dernière activité", "4 comptes.", "Prochaine expiration", "2 personnes"]),
+    ("es", ["Ordenar por", "Última actividad", "4 cuentas.", "Próximo vencimiento", "2 personas"]),
+])
+def test_the_list_and_the_account_page_speak_french_and_spanish(client, people, clients, lang, words):
+    login(client, people["staff"])
+    post_form(client, "/language", {"lang": lang})
+    listing = text(client.get("/staff/clients"))
+    for word in words:
+        assert word in listing, word
+    page = text(client.get(f"/staff/clients/{clients['acme']}"))
+    assert {"fr": "Enregistrer les coordonnées de facturation", "es": "Guardar los datos de facturación"}[lang] in page
+    assert {"fr": "Dernière connexion", "es": "Último acceso"}[lang] in page

@@ -34,6 +34,14 @@ def test_safe_next_refuses_every_way_to_another_site(target):
     assert safe_next(target, "/fallback") == "/fallback"
 
 
+@pytest.mark.parametrize("target", ["/portal/\r\nSet-Cookie: session=x", "/portal/\x0b", "/portal/\x00", "/a b/"])
+def test_safe_next_refuses_a_path_of_this_site_with_a_break_a_control_or_a_blank(target):
+    """A URL parser drops tabs and line breaks (so "/\r\nSet-Cookie: …"
+    reads as a path of ours), but the text itself would go into the Location
+    header: refused whole."""
+    assert safe_next(target, "/fallback") == "/fallback"
+
+
 @pytest.mark.parametrize("target", ["/portal/", "/packs/x?quantity=3&method=transfer", "/portal/tickets/4#reply"])
 def test_safe_next_keeps_paths_of_this_site(target):
     assert safe_next(target, "/fallback") == target

@@ -63,7 +63,7 @@ def world(live_server):
 def to_account(page: Page, name: str) -> None:
     """From the staff home page, where logging in leads: Clients, then the client's page."""
     heading(page, "Back office")
-    page.locator("main").get_by_role("link", name="Clients", exact=True).click()
+    page.locator("a.hub-card", has=page.locator("strong", has_text="Clients")).click()
     heading(page, "Clients")
     page.get_by_role("link", name=name).first.click()
     heading(page, name)

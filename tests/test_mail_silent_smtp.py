@@ -81,6 +81,44 @@ def test_an_order_a_ticket_and_a_staff_reply_answer_at_once_whatever_smtp_does(a
         (m.kind, m.status, m.attempts, m.last_error) for m in tried]
 
 
+def test_the_forms_that_mail_a_link_answer_at_once_whatever_smtp_does(app, people, world):  # noqa: F811
+    """Sign-up, a visitor's order (which signs up), a forgotten password and
+    a new verification link: their mail goes after the answer, or is waited
+    for half a second at most (the link asked for again, to say if it went)."""
+    before = {m.id for m in outbox(app)}
+    account = {"organisation": "Bistro Nova", "name": "Nora Nova", "password": "a long enough secret",
+               "confirm": "a long enough secret", "language": "en", "country": "FR"}
+
+    def sent(path: str, form: dict, client=None) -> tuple[float, int]:
+        client = client or app.test_client()
+        form = {**form, "csrf_token": csrf_token(client, path)}
+        if path.startswith("/checkout/"):
+            form["token"] = form_token(client, path)
+        took, response = timed(lambda: client.post(path, data=form))
+        response.close()  # as a server does once the answer is sent: what waits for it starts
+        return took, response.status_code
+
+    took = {
+        "sign-up": sent("/signup", {**account, "email": "nora@example.com"}),
+        "visitor's order": sent("/checkout/toopixel-36", {
+            "method": "transfer", "total": "95000", "account-email": "olga@example.com",
+            **{f"account-{name}": value for name, value in account.items()}}),
+        "forgotten password": sent("/password/forgot", {"email": people["member"]}),
+    }
+    member = app.test_client()
+    login(member, people["member"])
+    took["new verification link"] = sent("/verify/resend", {}, member)
+
+    print("\nsilent SMTP: " + ", ".join(f"{name} {seconds:.2f} s" for name, (seconds, _) in took.items()))
+    assert all(status == 302 for _, status in took.values()), took
+    assert max(seconds for seconds, _ in took.values()) < ANSWERS_WITHIN, took
+    tried = settled(app, before)
+    assert sorted(m.email for m in tried) == sorted(["nora@example.com", "olga@example.com", people["member"],
+                                                     people["member"]])
+    assert all(m.status == "pending" and "timed out" in m.last_error for m in tried), [
+        (m.kind, m.status, m.attempts, m.last_error) for m in tried]
+
+
 def settled(app, before: set[int], within: float = 60) -> list[OutboxMessage]:
     """The messages queued since ``before`` once the sender thread has tried each."""
     deadline = time.monotonic() + within

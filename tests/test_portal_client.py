@@ -505,6 +505,8 @@ MATRIX = [
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    # The catalogue editor is an admin's; every one of its URLs × seven roles: test_catalogue_editor_access.py.
+    ("/staff/catalogue", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Bank statements: staff only (issue 15.1).
     ("/portal/staff/bank/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
@@ -585,6 +587,7 @@ POSTS = [
     # Empty settings and an empty holiday: said beside their fields.
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/staff/catalogue/import", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     # No file, no order number, no note, no column: each said beside its field.
     ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/portal/staff/bank/lines/{bank_line}/assign", {"anon": "login", "member": 403, "owner": 403, "other": 403,
@@ -721,7 +724,7 @@ def test_who_may_see_each_portal_url(matrix, role, url, expected):
 def test_who_may_post_to_each_portal_url(matrix, role, url, expected):
     app, client = matrix.app, matrix.client
     as_role(client, matrix.people, role)
-    token = csrf_token(client, "/login" if role == "anon" else "/portal/")
+    token = csrf_token(client, {"anon": "/login", "staff": "/staff/"}.get(role, "/portal/"))
     before = snapshot(app)
     response = client.post(url.format(**matrix.values), data={"csrf_token": token})
     check(response, expected[role], matrix.values)

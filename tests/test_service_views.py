@@ -178,12 +178,17 @@ def test_ratings_show_on_the_desk(app, client, people):
     with app.app_context():
         rated = open_ticket("itsupport-ticket-1", NOW - timedelta(days=2), subject="Rated")
         rated.status, rated.resolved_at, rated.rating, rated.rating_comment = "resolved", NOW, 4, "Quick and kind"
-        rated.rated_at = NOW
+        rated.rated_at = rated.updated_at = NOW
+        older = open_ticket("itsupport-ticket-1", NOW - timedelta(days=300), subject="Older")
+        older.status, older.resolved_at = "resolved", NOW - timedelta(days=299)
+        older.updated_at = older.resolved_at
         db.session.commit()
-        rated_id = rated.id
+        rated_id, older_id = rated.id, older.id
     login(client, people["staff"])
     queue = text(client.get("/desk/?status=resolved"))
     assert f"queue-ticket-{rated_id}" in queue and "rated 4 out of 5" in queue and "★★★★☆" in queue
+    # What was done reads from the latest activity back, however old the ticket.
+    assert queue.index(f"queue-ticket-{rated_id}") < queue.index(f"queue-ticket-{older_id}")
     assert "Quick and kind" in text(client.get(f"/desk/tickets/{rated_id}"))
 
 

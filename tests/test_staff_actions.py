@@ -344,3 +344,25 @@ def test_communication_becoming_production_under_ask_asks_the_owner_for_what_the
     session.refresh(overage)
     assert (overage.status, overage.outstanding) == ("withdrawn", 0)
     assert_verified(session, account)
+
+
+def test_units_added_for_one_person_serve_only_their_tickets(session):
+    account, owner = new_client(session)
+    member = person(session, account, role="member")
+    buy(session, account, "toopixel-36")
+    admin = staff_member(session, "admin")
+    policy = pack(session, "toopixel-36").policy
+    done = adjustments.adjust_credit(session, account, policy, "credit", 4, "For Max's project", by=admin, key=key(),
+                                     now=NOW, owner=member)
+    assert done.operation.lot.owner_id == member.id
+    assert ledger.balance(session, account.id, policy.id, "credit", now=NOW, user_id=member.id).units == 40
+    assert ledger.balance(session, account.id, policy.id, "credit", now=NOW, user_id=owner.id).units == 36
+    assert audit.entries(session, subject_kind="account", subject_id=account.id).entries[0].after["owner"] == \
+        member.email
+    _other, stranger = new_client(session)
+    for who, quantity in ((member, -2), (stranger, 2)):
+        with pytest.raises(adjustments.AdjustmentError) as refused:
+            adjustments.adjust_credit(session, account, policy, "credit", quantity, "No", by=admin, key=key(),
+                                      now=NOW, owner=who)
+        assert refused.value.field == "owner"
+    assert_verified(session, account)

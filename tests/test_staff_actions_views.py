@@ -16,6 +16,7 @@ import pytest
 from conftest import PASSWORD, csrf_token, login, post_form
 from ledger_support import pack
 from sqlalchemy import func, select
+from test_security import snapshot
 
 from billing import audit
 from billing.accounts.models import Account, User
@@ -288,7 +289,8 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
     with app.app_context():
         policy = pack(db.session, "innova-120").policy
         member_id = user("member@example.com").id
-        before = counts()
+    token = csrf_token(client)
+    before = snapshot(app)
     data = {
         "adjust": {"balance": f"{policy.id}-credit", "direction": "remove", "quantity": "2", "reason": "No",
                    "token": "c" * 32},
@@ -296,10 +298,9 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
                    "criticality": "normal", "subject": "Not mine", "description": "No."},
         "kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
     }[action]
-    answer = client.post(urls(cast)[action], data={**data, "csrf_token": csrf_token(client)})
+    answer = client.post(urls(cast)[action], data={**data, "csrf_token": token})
     judge(answer, expected(action, role))
-    with app.app_context():
-        assert counts() == before
+    assert snapshot(app) == before
 
 
 def test_an_unknown_account_or_ticket_is_a_404(client, cast):
@@ -345,3 +346,43 @@ def test_a_kind_change_beyond_an_ask_balance_is_previewed_and_the_owners_are_ask
                                                                   "token": token_of(text)})
     page = client.get(answer.location).get_data(as_text=True)
     assert "the account&#39;s owners are asked to approve (1 told by email)" in page
+
+
+def test_the_audit_log_tells_an_adjustment_and_a_kind_change_in_words(app, client, cast):
+    as_(client, "admin@example.com")
+    page = client.get(f"/staff/clients/{cast['account']}/adjust").get_data(as_text=True)
+    with app.app_context():
+        policy = pack(db.session, "innova-120").policy
+    post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "quantity": "5", "reason": "Goodwill",
+        "token": token_of(page)})
+    text = client.get(f"/desk/tickets/{cast['ticket']}/kind", query_string={"kind": "intervention"},
+                      headers=HX).get_data(as_text=True)
+    post_form(client, f"/desk/tickets/{cast['ticket']}/kind", {"kind": "intervention", "expected": "consultation",
+                                                              "token": token_of(text)})
+    log = client.get("/staff/audit").get_data(as_text=True)
+    for words in ("Credit adjusted", "Request kind changed", "Goodwill", "Units moved", "Units charged",
+                  "intervention"):
+        assert words in log
+
+
+def test_an_admin_adds_units_for_one_person(app, client, cast):
+    as_(client, "admin@example.com")
+    page = client.get(f"/staff/clients/{cast['account']}/adjust").get_data(as_text=True)
+    assert "Only Max Member" in page
+    with app.app_context():
+        policy = pack(db.session, "innova-120").policy
+        member = user("member@example.com")
+    answer = post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "owner": str(member.id), "quantity": "15",
+        "reason": "Training for Max", "token": token_of(page)})
+    assert answer.status_code == 302
+    with app.app_context():
+        assert ledger.balance(db.session, cast["account"], policy.id, "credit", now=now(),
+                              user_id=member.id).units == 105
+        assert ledger.balance(db.session, cast["account"], policy.id, "credit", now=now(),
+                              user_id=user("owner@example.com").id).units == 90
+    refused = post_form(client, f"/staff/clients/{cast['account']}/adjust", {
+        "balance": f"{policy.id}-credit", "direction": "add", "owner": "999", "quantity": "15",
+        "reason": "Nobody", "token": token_of(page)[::-1]})
+    assert refused.status_code == 422 and "Choose a person of this account." in refused.get_data(as_text=True)

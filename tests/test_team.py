@@ -267,3 +267,31 @@ def test_the_audit_log_in_french(app, people, agent):
     post_form(admin, "/language", {"lang": "fr", "next": "/staff/audit"})
     page = text(admin.get("/staff/audit"))
     assert "Rôle modifié" in page and "<del>Agent</del> → <ins>Administrateur</ins>" in page
+
+
+# --- Two admins at once ----------------------------------------------------------------
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(app, people):
+    from sqlalchemy.orm import Session
+
+    from common.identity import staff
+    from tests.test_ledger_concurrency import at_once
+
+    with app.app_context():
+        sam = db.session.scalar(select(User.id).where(User.email == people["staff"]))
+        ada = accounts.create_staff(db.session, "Ada Admin", "ada@example.com", PASSWORD).id
+    pairs = [(sam, ada), (ada, sam)]
+
+    def demote(session: Session, i: int):
+        actor, target = (session.get(User, n) for n in pairs[i % 2])
+        with app.app_context():
+            return staff.change_role(session, target, "agent", by=actor)
+
+    results = at_once(app, demote, threads=2)
+
+    assert sorted(map(type, results), key=str) == sorted([bool, staff.StaffError], key=str), results
+    with app.app_context():
+        admins = db.session.scalars(select(User.email).where(User.role == "admin")).all()
+        assert len(admins) == 1
+        assert [e[1] for e in entries(app)] == ["staff.role"]

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, time
 from sqlalchemy import exists, func, select, text
 from sqlalchemy.orm import Session
 
+from billing import audit
 from billing.accounts.models import User
 from billing.bank import matching, statements
 from billing.bank.models import WAITING, BankImport, BankLine, BankMapping
@@ -262,6 +263,7 @@ def assign(session: Session, line_id: int, order_id: int, *, seller: Seller, now
         if not by.is_staff:
             raise BankError(N_("Only staff assign bank lines."))
         line = _locked_line(session, line_id)
+        before = line.status
         order = session.get(Order, order_id)
         if order is None or order.method == "free":
             raise BankError(N_("There is no order %(number)d to pay."), "order", number=order_id)
@@ -273,6 +275,9 @@ def assign(session: Session, line_id: int, order_id: int, *, seller: Seller, now
             raise BankError(N_("Order %(number)d changed meanwhile: look at it and try again."), "order",
                             number=order_id)
         line.resolved_by_id, line.resolved_at = by.id, now
+        audit.record(by, "bank.assign", "bank_line", line.id, before={"status": before},
+                     after={"status": done.outcome, "order": order.id, "amount": line.amount,
+                            "currency": line.currency}, session=session)
         return done
 
 
@@ -287,7 +292,11 @@ def discard(session: Session, line_id: int, *, note: str, now: datetime, by: Use
         if not note:
             raise BankError(N_("Say why this line pays no order."), "note")
         line = _locked_line(session, line_id)
+        before = line.status
         line.status, line.note, line.resolved_by_id, line.resolved_at = "discarded", note[:500], by.id, now
+        audit.record(by, "bank.discard", "bank_line", line.id, before={"status": before},
+                     after={"status": "discarded", "note": line.note, "amount": line.amount,
+                            "currency": line.currency}, session=session)
         return line
 
 

@@ -370,9 +370,9 @@ def save_policy(session: Session, catalogue: Catalogue, policy: Policy | None, d
                 now: datetime, actor: User | None) -> tuple[Policy, str]:
     """Create a policy, or revise one (a new version when anything was sold under it)."""
     assert draft.ok
-    if policy is not None and policy.superseded_at is not None:
-        raise EditorError(SUPERSEDED)
     with atomic(session):
+        if policy is not None:
+            _lock(session, policy)
         before = snapshot(policy) if policy is not None else None
         if policy is None:
             policy = Policy(catalogue_id=catalogue.id, **draft.values,
@@ -385,6 +385,15 @@ def save_policy(session: Session, catalogue: Catalogue, policy: Policy | None, d
             policy, done = versions.revise_policy(session, policy, values, draft.kinds, now)
         _record(actor, "policy", done, policy, before, session)
     return policy, done
+
+
+def _lock(session: Session, row: Pack | Policy) -> None:
+    """Read the row again under a lock (PostgreSQL): of two admins saving the
+    same pack at once, the second sees the version the first made and is
+    told to edit it, instead of making a second version 2."""
+    session.refresh(row, with_for_update=True)
+    if row.superseded_at is not None:
+        raise EditorError(SUPERSEDED)
 
 
 def _record(actor: User | None, kind: str, done: str, row: Policy | Pack, before: dict[str, Any] | None,
@@ -486,9 +495,9 @@ def save_pack(session: Session, catalogue: Catalogue, pack: Pack | None, draft: 
     """Create a pack (a draft, off sale until published), or revise one (a new
     version when it was sold)."""
     assert draft.ok
-    if pack is not None and pack.superseded_at is not None:
-        raise EditorError(SUPERSEDED)
     with atomic(session):
+        if pack is not None:
+            _lock(session, pack)
         before = snapshot(pack) if pack is not None else None
         columns = _pack_columns(session, catalogue, draft)
         if pack is None:

@@ -192,6 +192,6 @@ class Pack(Base):
         """superseded (an older version), draft, retired or on_sale."""
         if self.superseded_at is not None:
             return "superseded"
-        if self.published_at is None:
-            return "draft"
-        return "retired" if self.retired_at is not None else "on_sale"
+        if self.retired_at is None:
+            return "on_sale"
+        return "draft" if self.published_at is None else "retired"

@@ -169,9 +169,11 @@ def tickets(session: Session, account_id: int | None, *, status: str | None = No
 
 
 def queue(session: Session, *, statuses: Sequence[str] = ACTIVE_STATUSES, account_id: int | None = None,
-          assigned_to_id: int | None = None, unassigned: bool = False, limit: int = 200) -> list[Ticket]:
+          assigned_to_id: int | None = None, unassigned: bool = False, recent: bool = False,
+          limit: int = 200) -> list[Ticket]:
     """The staff queue: tickets being worked, most critical first, then
-    oldest; optionally one account's, one staff member's or nobody's."""
+    oldest (``recent``: the latest activity first, for what was done);
+    optionally one account's, one staff member's or nobody's."""
     query = select(Ticket).where(Ticket.status.in_(statuses))
     if account_id is not None:
         query = query.where(Ticket.account_id == account_id)
@@ -179,6 +181,9 @@ def queue(session: Session, *, statuses: Sequence[str] = ACTIVE_STATUSES, accoun
         query = query.where(Ticket.assigned_to_id.is_(None))
     elif assigned_to_id is not None:
         query = query.where(Ticket.assigned_to_id == assigned_to_id)
+    if recent:
+        latest = func.coalesce(Ticket.updated_at, Ticket.created_at)
+        return list(session.scalars(query.order_by(latest.desc(), Ticket.id.desc()).limit(limit)))
     return list(session.scalars(query.order_by(CRITICALITY_RANK, Ticket.created_at, Ticket.id).limit(limit)))
 
 

@@ -91,9 +91,11 @@ def check_quantity(quantity: object) -> int:
 
 
 def adjust_credit(session: Session, account: Account, policy: Policy, unit: str, quantity: int, reason: str, *,
-                  by: User, key: str, now: datetime) -> Adjustment:
+                  by: User, key: str, now: datetime, owner: User | None = None) -> Adjustment:
     """Add (``quantity`` > 0) or remove units of the account's balance
-    ``policy``/``unit``, with ``reason``; admins only. ``key`` (the form's
+    ``policy``/``unit``, with ``reason``; admins only. Units added serve
+    every user of the account, or only ``owner`` (a lot of their own);
+    units removed come from the balance as a whole. ``key`` (the form's
     one-time token) makes the same form sent twice one adjustment."""
     now = utc(now)
     if by is None or by.removed_at is not None or not by.is_staff or not by.is_admin:
@@ -103,6 +105,10 @@ def adjust_credit(session: Session, account: Account, policy: Policy, unit: str,
     if not isinstance(key, str) or not key.strip() or len(key) > ledger.MAX_KEY_LENGTH - len(KEY_PREFIX):
         raise AdjustmentError(N_("This form has expired: check it and send it again."), "quantity")
     ledger_key = f"{KEY_PREFIX}{key}"
+    if owner is not None and (owner.account_id != account.id or owner.removed_at is not None):
+        raise AdjustmentError(N_("Choose a person of this account."), "owner")
+    if owner is not None and quantity < 0:
+        raise AdjustmentError(N_("Units are removed from the balance as a whole: choose everybody."), "owner")
     with atomic(session):
         ledger.lock_accounts(session, [account.id])
         if session.scalar(select(Lot.id).where(Lot.account_id == account.id, Lot.policy_id == policy.id,
@@ -117,11 +123,11 @@ def adjust_credit(session: Session, account: Account, policy: Policy, unit: str,
         if quantity < 0 and -quantity > held.units:
             raise BeyondBalance(-quantity, held.units, unit)
         operation = ledger.adjust(session, account, policy, quantity, reason=reason, by=by, key=ledger_key, now=now,
-                                  unit=unit)
+                                  unit=unit, owner=owner)
         after = ledger.balance(session, account.id, policy.id, unit, now=now)
         audit.record(by, "credit.adjust", "account", account.id,
                      before={"policy": policy.slug, "unit": unit, "balance": held.net},
                      after={"policy": policy.slug, "unit": unit, "balance": after.net, "quantity": quantity,
-                            "reason": reason},
+                            "reason": reason, **({"owner": owner.email} if owner is not None else {})},
                      session=session)
     return Adjustment(operation, policy, unit, quantity, held.net, after.net)
