@@ -475,7 +475,7 @@ def test_an_owner_cannot_remove_another_accounts_user(client, people, world, app
 # "login": sent to the login page; a path: a 302 to exactly that place; a number: that status.
 # Every object in a URL is Acme's: another account's user must get 404, as if it did not exist.
 MATRIX = [
-    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/staff/"}),
     ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "staff": 404}),
     ("/portal/tickets", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/tickets/new", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
