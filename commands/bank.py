@@ -44,7 +44,8 @@ def import_(file: Path, format_: str | None, mapping: str | None) -> None:
     data = file.read_bytes()
     if len(data) > MAX_BYTES:
         raise ScriptError(f"{file.name} is larger than {MAX_BYTES // (1024 * 1024)} MB")
-    format_ = format_ or statements.guess_format(data, file.name)
+    # A mapping only reads CSV: naming one says the format.
+    format_ = format_ or ("csv" if mapping else statements.guess_format(data, file.name))
     chosen = None
     if format_ == "csv":
         if not mapping:

@@ -94,7 +94,7 @@ def login():
         wait = throttle.get().refused(attempt)
         if wait is not None:
             # Checked before the password: a guess past the limit learns nothing.
-            second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
+            second_factor.record(form.email.data, accounts.find_user(db.session(), form.email.data),
                                  "throttled")
             form.password.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                           wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
@@ -107,13 +107,13 @@ def login():
                 session["second_factor"] = {"user": user.id, "email": form.email.data, "at": time.time(),
                                             "remember": bool(form.remember.data), "next": target}
                 return redirect(url_for("auth.login_code"))
-            second_factor.record(db.session(), form.email.data, user, "login")
+            second_factor.record(form.email.data, user, "login")
             sessions.log_in(user, remember=form.remember.data)
             response = redirect(target)
             throttle.remember_device(response, attempt)
             return response
         throttle.get().failed(attempt)
-        second_factor.record(db.session(), form.email.data, accounts.find_user(db.session(), form.email.data),
+        second_factor.record(form.email.data, accounts.find_user(db.session(), form.email.data),
                              "wrong password")
         # One message for an unknown email and a wrong password: the form
         # must not tell who has an account.
@@ -138,19 +138,19 @@ def login_code():
         attempt = throttle.attempt(pending["email"])
         wait = throttle.get().refused(attempt)
         if wait is not None:
-            second_factor.record(db.session(), pending["email"], user, "throttled")
+            second_factor.record(pending["email"], user, "throttled")
             form.code.errors.append(_("Too many failed attempts: try again in %(wait)s.",
                                       wait=format_timedelta(timedelta(seconds=wait), threshold=1)))
             return render_template("auth/login_code.html", form=form), 429
         if second_factor.check(db.session(), user, form.code.data):
             session.pop("second_factor", None)
-            second_factor.record(db.session(), pending["email"], user, "login")
+            second_factor.record(pending["email"], user, "login")
             sessions.log_in(user, remember=pending["remember"])
             response = redirect(safe_next(pending["next"], url_for("portal.home")))
             throttle.remember_device(response, attempt)
             return response
         throttle.get().failed(attempt)
-        second_factor.record(db.session(), pending["email"], user, "wrong code")
+        second_factor.record(pending["email"], user, "wrong code")
         form.code.errors.append(_("This code is not right, or it was used already: wait for the next one."))
     return render_template("auth/login_code.html", form=form), INVALID if form.errors else 200
 

@@ -5,6 +5,8 @@ shows what it refused beside what it concerns."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -175,6 +177,34 @@ ACTION_LABELS = {
     "ticket.kind": _l("Request kind changed"),
     "bank.assign": _l("Bank line assigned to an order"),
     "bank.discard": _l("Bank line set aside"),
+    "staff.second_factor_reset": _l("Second factor reset"),
+    "account.invoicing": _l("Invoicing details changed"),
+    "service.levels": _l("Service levels changed"),
+    "service.holiday.add": _l("Holiday added"),
+    "service.holiday.remove": _l("Holiday removed"),
+    "catalogue.create": _l("Catalogue created"),
+    "catalogue.update": _l("Catalogue changed"),
+    "catalogue.import": _l("Catalogue imported"),
+    "policy.create": _l("Billing policy created"),
+    "policy.update": _l("Billing policy changed"),
+    "policy.version": _l("Billing policy: new version"),
+    "pack.create": _l("Pack created"),
+    "pack.update": _l("Pack changed"),
+    "pack.version": _l("Pack: new version"),
+    "pack.publish": _l("Pack published"),
+    "pack.retire": _l("Pack retired"),
+    "pack.restore": _l("Pack restored"),
+}
+# The kinds of object the log names, and the page that opens one (which checks who may see it).
+KIND_LABELS = {
+    "user": _l("Person"), "account": _l("Account"), "ticket": _l("Ticket"), "catalogue": _l("Catalogue"),
+    "policy": _l("Billing policy"), "pack": _l("Pack"), "bank_line": _l("Bank statement line"),
+    "holiday": _l("Holiday"), "service_levels": _l("Service levels"),
+}
+OBJECT_PAGES = {
+    "user": ("team.index", None), "account": ("clients.account", "account_id"), "ticket": ("desk.show", "ticket_id"),
+    "catalogue": ("catalogue_editor.edit_catalogue", "catalogue_id"),
+    "policy": ("catalogue_editor.edit_policy", "policy_id"), "pack": ("catalogue_editor.edit_pack", "pack_id"),
 }
 FIELD_LABELS = {
     "email": _l("Email"), "name": _l("Name"), "role": _l("Role"), "active": _l("Active"),
@@ -183,6 +213,16 @@ FIELD_LABELS = {
     "policy": _l("Balance"), "unit": _l("Unit"), "balance": _l("Balance held"), "quantity": _l("Units moved"),
     "reason": _l("Reason"), "kind": _l("Kind of request"), "units": _l("Units charged"),
 }
+
+
+def object_page(entry: trail.AuditEntry) -> str | None:
+    """Where the entry's object is opened, if it has a page."""
+    endpoint, argument = OBJECT_PAGES.get(entry.subject_kind, (None, None))
+    if endpoint is None or endpoint not in current_app.view_functions or entry.subject_id is None:
+        return None
+    values: dict[str, Any] = {argument: entry.subject_id} if argument else {}
+    page = url_for(endpoint, **values)
+    return page + f"#member-{entry.subject_id}" if entry.subject_kind == "user" else page
 
 
 def _int_arg(name: str) -> int | None:
@@ -228,4 +268,4 @@ def audit():
                if value is not None}
     return render_template("staff/audit.html", page=page, actors=trail.actors(db.session()),
                            kinds=trail.subject_kinds(db.session()), filters=filters, actions=ACTION_LABELS,
-                           changes=changes, users=names)
+                           kind_labels=KIND_LABELS, changes=changes, users=names, object_page=object_page)

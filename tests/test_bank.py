@@ -20,6 +20,7 @@ from billing.bank.statements import Mapping
 from billing.ledger import services as ledger
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import references
+from billing.orders import services as orders
 from billing.orders.models import Invoice, Payment
 from common.extensions import db
 
@@ -80,6 +81,7 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
             {"amount": f"{total // 100 + 10}.{total % 100:02d}", "structured": over.reference},
             {"amount": whole, "text": "support pack", "payer": "BOULANGERIE DUPONT SARL"},
         ]},
+        {"amount": whole, "ref": "B-8", "status": "PDNG", "structured": suggested.reference},  # not booked yet
     ])
 
     outcomes = run(session, statement)
@@ -88,6 +90,7 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
         0: ("confirmed", exact.id), 1: ("partial", partly.id), 2: ("unmatched", None), 3: ("duplicate", exact.id),
         4: ("ignored", None), 5: ("ignored", None), 6: ("ignored", None),
         7: ("confirmed", batched.id), 8: ("overpaid", over.id), 9: ("suggested", suggested.id),
+        10: ("ignored", None),
     }
     for order in (exact, partly, batched, over, suggested):
         session.refresh(order)
@@ -104,7 +107,8 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
     assert (line.status, line.excess) == ("overpaid", 1000)
     ignored = dict(session.execute(select(BankLine.bank_ref, BankLine.ignored_because)
                                    .where(BankLine.status == "ignored")).all())
-    assert ignored == {"B-4": "debit", "B-5": "reversal", "B-6": "currency"}
+    assert ignored == {"B-4": "debit", "B-5": "reversal", "B-6": "currency", "B-8": "pending"}
+    assert [(order.id, excess) for order, excess in orders.overpaid(session)] == [(over.id, 1000)]  # to refund
     assert session.scalar(select(BankLine.return_reason).where(BankLine.bank_ref == "B-5")) == "AC04"
 
     before = written(session)
@@ -367,7 +371,7 @@ def test_the_command_exits_2_naming_what_is_malformed_and_writes_nothing(app, se
 
     result = runner.invoke(args=["bank", "import", str(broken)])
     no_mapping = runner.invoke(args=["bank", "import", str(csv_file), "--format", "csv"])
-    unknown = runner.invoke(args=["bank", "import", str(csv_file), "--mapping", "Nowhere", "--format", "csv"])
+    unknown = runner.invoke(args=["bank", "import", str(csv_file), "--mapping", "Nowhere"])
 
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith("Error: broken.sta: Line 5: field :61: cannot be read") and \
@@ -388,3 +392,19 @@ def test_an_xml_entity_cannot_read_a_file_of_the_server(session, tmp_path):
 
     assert outcomes == {0: ("unmatched", None)}
     assert "TOP-SECRET" not in session.scalar(select(BankLine.text))
+
+
+def test_the_command_reads_a_csv_through_a_mapping_named_once(app, session, runner, tmp_path):
+    from billing.bank import mappings as bank_mappings
+
+    _account, owner = client(session)
+    order, _ = place(session, owner)
+    bank_mappings.save(session, MAPPING, now=NOW)
+    export = tmp_path / "sparkasse.csv"
+    export.write_bytes(csv_statement([["04.01.2026", "25,00", f"Zahlung {order.reference}", "Acme", ""]]))
+    db.session.remove()
+
+    result = runner.invoke(args=["bank", "import", str(export), "--mapping", "Sparkasse"])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\t")[1:] == ["partial", str(order.id), "25.00", "EUR\n"]

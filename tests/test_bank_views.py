@@ -265,3 +265,28 @@ def test_a_refused_bank_post_writes_nothing(app, client, cast, url, role):
         data["statement"] = (io.BytesIO(camt([{"amount": "1.00", "ref": "Z"}])), "z.xml")
     judge(client.post(url.format(**cast), data=data, content_type="multipart/form-data"), expected(role))
     assert bank_rows(app) == before
+
+
+@pytest.mark.parametrize("lang, says", [
+    ("fr", ["Relevés bancaires", "Importer le relevé", "confirmé", "Ligne 1\u00a0:", "non créditée",
+            "un débit\u00a0: de l'argent qui sort"]),
+    ("es", ["Extractos bancarios", "Importar el extracto", "confirmado", "Línea 1:", "no abonada",
+            "un cargo: dinero que sale"]),
+])
+def test_the_bank_pages_speak_the_staff_members_language(app, client, sam, lang, says):
+    # Without the session fixture: an app context held around the requests keeps the first one's language.
+    with app.app_context():
+        _account, _owner, order = client_of(db.session)
+        whole, reference = f"{order.total // 100}.{order.total % 100:02d}", order.reference
+    login(client, sam)
+    post_form(client, "/language", {"lang": lang})  # the language menu: remembered as the user's
+
+    index = client.get("/portal/staff/bank/").get_data(as_text=True)
+    refused = upload(client, b"<Document><oops></Document>", format="camt053").get_data(as_text=True)
+    done = upload(client, camt([{"amount": whole, "ref": "L-1", "structured": reference},
+                                {"amount": "2.00", "ref": "L-2", "debit": True}]))
+    result = client.get(done.headers["Location"]).get_data(as_text=True)
+
+    html = index + refused + result
+    assert f'<html lang="{lang}"' in index
+    assert [phrase for phrase in says if phrase not in html] == []

@@ -116,6 +116,34 @@ def test_a_reset_asked_for_a_known_or_an_unknown_address_does_the_same_work_befo
     assert not smtp_server.to("nobody@example.com")
 
 
+@pytest.mark.parametrize("app_config", [{"MAIL_DELIVER_IN_BACKGROUND": True}], indirect=True)
+def test_a_wrong_password_for_a_staff_address_does_the_same_work_before_answering_as_for_any_other(
+        app, people, smtp_server):  # noqa: F811
+    """Staff's failed logins are logged (issue 13.13), after the answer: a
+    failure on a staff address must not take longer than on another, which
+    would tell who is staff."""
+    from billing.accounts.models import LoginEvent
+
+    def fail(email):
+        client = app.test_client()
+        client.get("/login")
+        return lambda: post_form(client, "/login", {"email": email, "password": "a wrong guess"}).close()
+
+    staff = statements_on_this_thread(app, fail(people["staff"]))
+    client = statements_on_this_thread(app, fail(people["owner"]))
+    nobody = statements_on_this_thread(app, fail("nobody@example.com"))
+
+    assert staff == client == nobody
+    deadline = time.monotonic() + 10
+    with app.app_context():
+        while not db.session.scalars(select(LoginEvent)).all():
+            assert time.monotonic() < deadline, "the failure was not logged after the answer"
+            time.sleep(0.05)
+            db.session.rollback()
+        [logged] = db.session.scalars(select(LoginEvent)).all()
+        assert (logged.email, logged.outcome, logged.address) == (people["staff"], "wrong password", "127.0.0.1")
+
+
 # --- Checkout's sign-up ---------------------------------------------------------
 
 def checkout_signup(email: str, method: str = "transfer") -> dict:

@@ -253,9 +253,9 @@ def test_the_audit_log_filters_by_person_and_object_and_pages(app, people, agent
     assert "Role changed" in second and "<del>Agent</del> → <ins>Administrator</ins>" in second
 
     by_sam = text(admin.get(f"/staff/audit?person={sam}"))
-    assert "Role changed" in by_sam and "pack #" not in by_sam
+    assert "Role changed" in by_sam and "Pack #" not in by_sam
     pack_one = text(admin.get("/staff/audit?kind=pack&id=1"))
-    assert pack_one.count("pack #1") == 20 and "pack #2" not in pack_one and "Page" not in pack_one
+    assert pack_one.count("Pack #1<") == 20 and "Pack #2" not in pack_one and "Page" not in pack_one
     assert "Nothing matches these filters." in text(admin.get("/staff/audit?kind=nothing"))
     for query in ("?page=x", "?page=99999999999", "?person=-1", "?id=1e3", "?kind=" + "k" * 500):
         assert admin.get("/staff/audit" + query).status_code == 200, query
@@ -295,3 +295,27 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(app, people):
         admins = db.session.scalars(select(User.email).where(User.role == "admin")).all()
         assert len(admins) == 1
         assert [e[1] for e in entries(app)] == ["staff.role"]
+
+
+def test_the_audit_log_names_objects_in_words_and_opens_their_page(app, people, agent):
+    from billing import audit
+    from billing.accounts.models import Account
+    from billing.transaction import atomic
+
+    admin = logged_in(app, people["staff"])
+    abe = user_id(app, agent)
+    post_form(admin, f"/staff/team/{abe}/role", {"role": "admin"})
+    with app.app_context():
+        acme = db.session.scalar(select(Account.id).where(Account.name == "Acme"))
+        actor = db.session.get(User, abe)
+        with atomic(db.session):
+            audit.record(actor, "account.invoicing", "account", acme, before={"vat_id": ""}, after={"vat_id": "FR1"})
+            audit.record(actor, "bank.discard", "bank_line", 7, before={"status": "unmatched"})
+    page = text(admin.get("/staff/audit"))
+    assert f"Account #{acme}</a>" in page
+    assert "Invoicing details changed" in page and "Bank statement line #7" in page
+    links = re.findall(r'<small><a href="(/[^"]*)">Open</a></small>', page)
+    assert f"/staff/clients/{acme}" in links and f"/staff/team#member-{abe}" in links
+    assert len(links) == 2  # a bank line has no page of its own
+    for link in links:
+        assert admin.get(link).status_code == 200, link

@@ -135,7 +135,11 @@ def matching(query: str, countries: Collection[str] = ()) -> ColumnElement[bool]
     return or_(*found)
 
 
-def _page_ids(query: Select[Any], sort: str, descending: bool, now: datetime, offset: int, limit: int) -> Select[Any]:
+# The page's query: the account id, and whatever rides along (the total).
+PageQuery = Select[*tuple[Any, ...]]
+
+
+def _page_ids(query: PageQuery, sort: str, descending: bool, now: datetime, offset: int, limit: int) -> PageQuery:
     key = sort_key(sort, now)
     ordered = key.desc() if descending else key.asc()
     # Nothing known (no expiry ahead, no activity) goes last either way.
@@ -156,13 +160,21 @@ def clients(session: Session, *, now: datetime, query: str = "", countries: Coll
     sort = sort if sort in SORTS else "name"
     descending = sort in DESCENDING_FIRST if descending is None else descending
     where = matching(query, countries)
-    base = select(Account.id)
+    # The total rides on each row of the page (a window count), so that the
+    # filter runs once; only a page past the last needs a count of its own.
+    base = select(Account.id, func.count().over())
     if where is not None:
         base = base.where(where)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    page = max(1, page)
+    found = session.execute(_page_ids(base, sort, descending, now, (page - 1) * per_page, per_page)).all()
+    total = found[0][1] if found else 0
+    if not found and page > 1:
+        total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+        if total:
+            page = ceil(total / per_page)
+            found = session.execute(_page_ids(base, sort, descending, now, (page - 1) * per_page, per_page)).all()
     pages = max(1, ceil(total / per_page))
-    page = min(max(1, page), pages)
-    ids: list[int] = list(session.scalars(_page_ids(base, sort, descending, now, (page - 1) * per_page, per_page)))
+    ids: list[int] = [row[0] for row in found]
     return ClientPage(rows=rows_for(session, ids, now=now), total=total, page=page, pages=pages, sort=sort,
                       descending=descending, query=query)
 

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 from billing import audit, clock
 from billing.accounts.models import LoginEvent, User
 from billing.transaction import atomic
+from common.extensions import db
 from common.identity import sessions
+from common.mail import delivery
 
 STEP_SECONDS = 30
 OUTCOMES = ("login", "wrong password", "wrong code", "throttled")
@@ -105,15 +107,24 @@ def required(user: User) -> bool:
 
 # ------------------------------------------------------------ staff login log
 
-def record(session: Session, email: str, user: User | None, outcome: str) -> None:
-    """Log a staff login or failed login (an email nobody uses is not staff: not logged)."""
+def record(email: str, user: User | None, outcome: str) -> None:
+    """Log a staff login or failed login (an email nobody uses is not staff:
+    not logged). Written after the answer (common.mail.delivery.after_answer):
+    a failed login on a staff address must take no longer than on any other,
+    or its answer would tell which addresses are staff's."""
     if user is None or not user.is_staff:
         return
-    address, agent = request.remote_addr or "", request.user_agent.string[:300]
-    with atomic(session):
-        session.add(LoginEvent(user_id=user.id, email=email, at=clock.now(), address=address[:64], user_agent=agent,
-                               outcome=outcome))
-    current_app.logger.info("staff login: %s %s from %s", email, outcome, address)
+    user_id, address, agent = user.id, request.remote_addr or "", request.user_agent.string[:300]
+    logger = current_app.logger
+
+    def write() -> list[str]:
+        with atomic(db.session()):
+            db.session().add(LoginEvent(user_id=user_id, email=email, at=clock.now(), address=address[:64],
+                                        user_agent=agent, outcome=outcome))
+        logger.info("staff login: %s %s from %s", email, outcome, address)
+        return []
+
+    delivery.after_answer(write)
 
 
 def recent(session: Session, limit: int = 200) -> list[LoginEvent]:
