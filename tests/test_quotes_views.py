@@ -251,6 +251,8 @@ def test_a_complimentary_lot_needs_a_reason_and_reaches_balance_and_statement(ap
     owner = app.test_client()
     login(owner, people["owner"])
     assert "1 ticket" in text(owner.get("/portal/"))
+    order_page = text(owner.get(given.headers["Location"]))
+    assert "at no charge (Sorry for Monday's outage)" in order_page and "free trial" not in order_page
     statement = text(owner.get(f"/portal/accounts/{account_id}/statement"))
     assert "Complimentary" in statement and "Sorry for Monday's outage" in statement
 
