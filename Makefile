@@ -16,6 +16,9 @@ SOURCES := app.py billing shop portal common commands templates
 # Outside development Forfait needs its public address (the links it mails
 # are built from it, and other hosts are refused): here, where it serves.
 run migrate demo: export FORFAIT_SERVER_NAME ?= $(HOST):$(PORT)
+# The demo's client pays by transfer: an example IBAN (the French banks'
+# documentation one) gives its order mail, PDF and QR code something to show.
+run migrate demo: export FORFAIT_PROVIDER_IBAN ?= FR7630006000011234567890189
 
 run: install system-packages migrate demo
 	$(FLASK) run --host $(HOST) --port $(PORT)

@@ -111,14 +111,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.orders import bp as orders_bp
     from portal.overages import bp as overages_bp
     from portal.pool import bp as pool_bp
+    from portal.quotes import bp as quotes_bp
     from portal.reports import bp as reports_bp
     from portal.service_levels import bp as service_levels_bp
+    from portal.staff_orders import bp as staff_orders_bp
     from portal.statement import bp as statement_bp
     from portal.subscription import bp as subscription_bp
     from portal.team import bp as team_bp
     from portal.tickets import bp as tickets_bp
     from portal.views import bp as portal_bp
     from shop.checkout import bp as checkout_bp
+    from shop.quotes import bp as quote_request_bp
     from shop.service import bp as service_bp
     from shop.stripe_webhook import bp as stripe_bp
     from shop.views import bp as shop_bp
@@ -141,6 +144,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(overages_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(subscription_bp)
+    app.register_blueprint(quotes_bp)
+    app.register_blueprint(staff_orders_bp)
+    app.register_blueprint(quote_request_bp)
     app.register_blueprint(bank_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(catalogue_editor_bp)

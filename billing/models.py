@@ -88,5 +88,6 @@ from billing.catalogue import models as catalogue_models  # noqa: E402,F401
 from billing.desk import models as desk_models  # noqa: E402,F401
 from billing.ledger import models as ledger_models  # noqa: E402,F401
 from billing.orders import models as order_models  # noqa: E402,F401
+from billing.quotes import models as quote_models  # noqa: E402,F401
 from billing.service import models as service_models  # noqa: E402,F401
 from billing.subscriptions import models as subscription_models  # noqa: E402,F401

@@ -13,6 +13,7 @@ from flask_babel import format_currency, format_date, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from billing.errors import BillingError
 from billing.ledger.rules import unit_label
 from billing.models import Translated, localized
 from billing.transaction import atomic
@@ -96,6 +97,13 @@ def money(minor: int | None, currency: str) -> str:
 def plain_amount(minor: int, currency: str) -> str:
     """``950.00 CHF``: locale-free, for scripts (the catalogue list contract)."""
     return f"{to_decimal(minor, currency):f} {currency}"
+
+
+def refusal(error: BillingError) -> str:
+    """A billing refusal in the reader's language, its dates written their way."""
+    params = {name: format_date(value, "long") if isinstance(value, date) else value
+              for name, value in error.params.items()}
+    return _(error.message, **params)
 
 
 def percent(basis_points: int) -> str:

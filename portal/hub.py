@@ -35,6 +35,8 @@ AREAS = [
          _l("Import the bank's statement: transfers that carry an order's reference are confirmed; assign or set "
             "aside the rest.")),
     Area("clients.index", _l("Clients"), _l("Find an account: its people, balances, orders, invoices and tickets.")),
+    Area("quotes.staff", _l("Quotes"),
+         _l("Requests for packs priced on request: price them and send the quote; the client accepts it online.")),
     Area("service_levels.show", _l("Service levels"),
          _l("Opening hours, holidays and the first-response target of each criticality."), admin=True),
     Area("catalogue_editor.index", _l("Catalogue editor"),

@@ -28,6 +28,8 @@ from billing.catalogue.models import Pack
 from billing.notifications import outbox
 from billing.orders import services as orders
 from billing.orders.models import Order, Payment
+from billing.quotes import services as quotes
+from billing.quotes.models import Quote
 from billing.transaction import atomic
 from common.identity import accounts
 
@@ -105,3 +107,21 @@ def sign_up_to_order(session: Session, new_account: NewAccount, *, pack_id: int,
         # back to the order, and a reset link for a forgotten password.
         return outbox.enqueue(session, "reset_password", key, [user], now=now,
                               payload={"order": True, "next": back, "pack_id": pack_id})
+
+
+def accept_quote(session: Session, quote: Quote, *, buyer: User | None, new_account: NewAccount | None,
+                 method: str, methods: tuple[str, ...], now: datetime, iban: str) -> tuple[User, Order, Payment]:
+    """Accept a visitor's quote reached by its link, for ``buyer`` (logged
+    in) or for the owner of ``new_account`` opened in the same unit of work:
+    a refused acceptance (expired, accepted already) leaves no account behind.
+    Raises AccountError (the sign-up's fields) or a BillingError."""
+    with atomic(session):
+        if buyer is not None:
+            signed_up = buyer
+        else:
+            assert new_account is not None
+            signed_up = accounts.register(session, new_account.organisation, new_account.name, new_account.email,
+                                          new_account.password, new_account.language, new_account.country)
+        placed, payment = quotes.accept_quote(session, quote, by=signed_up, method=method, methods=methods,
+                                              now=now, iban=iban)
+    return signed_up, placed, payment

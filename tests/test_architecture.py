@@ -161,3 +161,34 @@ def test_one_way_to_do_each_common_thing(home, pattern, rule):
              for text in [path.read_text()]
              for match in pattern.finditer(text)]
     assert not found, f"{rule}, not: {', '.join(found)}"
+
+
+# Each module of billing/, imported first in a fresh interpreter (a benchmark,
+# a command, a test file may start anywhere): a child forked per module, after
+# the third-party packages are loaded once, keeps it quick.
+FIRST_IMPORT = """
+import os, sys, sqlalchemy, sqlalchemy.orm
+failed = []
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            __import__(name)
+        except Exception as error:
+            print(f"{name}: {type(error).__name__}: {error}")
+            os._exit(1)
+        os._exit(0)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]):
+        failed.append(name)
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_billing_module_imports_first():
+    import subprocess
+    import sys
+
+    modules = sorted(module_name(path, ROOT) for path in (ROOT / "billing").rglob("*.py"))
+    done = subprocess.run([sys.executable, "-c", FIRST_IMPORT, *modules], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

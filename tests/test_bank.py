@@ -20,6 +20,7 @@ from billing.bank.statements import Mapping
 from billing.ledger import services as ledger
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import references
+from billing.orders import services as orders
 from billing.orders.models import Invoice, Payment
 from common.extensions import db
 
@@ -80,6 +81,7 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
             {"amount": f"{total // 100 + 10}.{total % 100:02d}", "structured": over.reference},
             {"amount": whole, "text": "support pack", "payer": "BOULANGERIE DUPONT SARL"},
         ]},
+        {"amount": whole, "ref": "B-8", "status": "PDNG", "structured": suggested.reference},  # not booked yet
     ])
 
     outcomes = run(session, statement)
@@ -88,6 +90,7 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
         0: ("confirmed", exact.id), 1: ("partial", partly.id), 2: ("unmatched", None), 3: ("duplicate", exact.id),
         4: ("ignored", None), 5: ("ignored", None), 6: ("ignored", None),
         7: ("confirmed", batched.id), 8: ("overpaid", over.id), 9: ("suggested", suggested.id),
+        10: ("ignored", None),
     }
     for order in (exact, partly, batched, over, suggested):
         session.refresh(order)
@@ -104,7 +107,8 @@ def test_a_camt053_statement_confirms_exact_partial_and_batch_lines_and_a_second
     assert (line.status, line.excess) == ("overpaid", 1000)
     ignored = dict(session.execute(select(BankLine.bank_ref, BankLine.ignored_because)
                                    .where(BankLine.status == "ignored")).all())
-    assert ignored == {"B-4": "debit", "B-5": "reversal", "B-6": "currency"}
+    assert ignored == {"B-4": "debit", "B-5": "reversal", "B-6": "currency", "B-8": "pending"}
+    assert [(order.id, excess) for order, excess in orders.overpaid(session)] == [(over.id, 1000)]  # to refund
     assert session.scalar(select(BankLine.return_reason).where(BankLine.bank_ref == "B-5")) == "AC04"
 
     before = written(session)

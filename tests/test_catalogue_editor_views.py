@@ -264,3 +264,27 @@ def _form_of(page: str) -> dict[str, str]:
         if chosen:
             form[name] = chosen.group(1)
     return form
+
+
+def test_a_tickets_report_says_which_terms_counted_it(app, admin, people):
+    """Its policy changed since the ticket was opened: the report names the version it was counted by."""
+    from billing.accounts.models import User
+    from billing.clock import now
+    from billing.ledger import services as ledger
+
+    values = ids(app)
+    with app.app_context():
+        owner = db.session.scalar(select(User).where(User.email == people["owner"]))
+        ledger.grant(db.session, owner.account, db.session.get(Pack, values["pack"]), key="sold", now=now())
+        ticket = ledger.open_ticket(db.session, owner.account, owner, "Site down", now=now())
+        ledger.charge_ticket_to(db.session, ticket, 27, by=None, key="c", now=now())
+        ticket.status, ticket.resolved_at = "resolved", now()  # a report is that of a resolved ticket
+        db.session.commit()
+        ticket_id = ticket.id
+    page = text(admin.get(f"/staff/catalogue/policies/{values['policy']}"))
+    form = _form_of(page) | {"unit_minutes": "15", "action": "save"}
+    assert post_form(admin, f"/staff/catalogue/policies/{values['policy']}", form).status_code == 302
+    with app.app_context():
+        assert versions.current_policy(db.session, "toopixel-credits").version == 2
+    report = text(admin.get(f"/portal/tickets/{ticket_id}/report"))
+    assert "Webmastering credits (terms of version 1)" in report

@@ -91,11 +91,11 @@ def test_a_pooled_bundle_is_sold_from_its_minimum_and_the_summary_follows_the_qu
     assert too_few.status_code == 400 and "Choose a quantity from 20 to 1000." in text(too_few)
 
 
-def test_price_on_request_gets_a_contact_link_and_no_checkout(client, load):
+def test_price_on_request_leads_to_the_quote_request_and_no_checkout(client, load):
     load("itsupport")
     page = client.get("/checkout/itsupport-tickets-20")
     assert page.status_code == 200
-    assert "mailto:" in text(page) and 'name="method"' not in text(page)
+    assert 'href="/quotes/request/itsupport-tickets-20"' in text(page) and 'name="method"' not in text(page)
     assert post_form(client, "/checkout/itsupport-tickets-20", {"method": "transfer"}).status_code == 400
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -56,6 +57,15 @@ def test_the_demo_client_has_a_history_that_ledger_verify_passes(app, runner):
         [ticket] = db.session.scalars(select(Ticket).where(Ticket.account_id == client.account_id)).all()
         assert (ticket.billable_minutes, ticket.units_charged) == (25, 25)
     assert seen[1]["Invoice"] == 1 and seen[1]["TimeEntry"] == 2
+    # What `make run` sets: the demo order's mail, which carries the transfer's
+    # instructions and QR code, is sent (without an IBAN it failed at each try).
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    app.config["PROVIDER_IBAN"] = re.search(r"FORFAIT_PROVIDER_IBAN \?= (\S+)", makefile).group(1)
+    app.config["SERVER_NAME"] = "forfait.example"
+    runner.invoke(args=["jobs", "run"])
+    with app.app_context():
+        outbox = db.session.execute(select(OutboxMessage.kind, OutboxMessage.status, OutboxMessage.last_error)).all()
+        assert {row.status for row in outbox} == {"sent"}, [tuple(r) for r in outbox]
     result = runner.invoke(args=["ledger", "verify"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok\t1 lots\t")

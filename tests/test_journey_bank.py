@@ -109,6 +109,11 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     heading(staff, "Statement camt053-2026-01-04.xml")
     expect(staff.locator("#bank-lines tbody tr").filter(has_text="already imported")).to_have_count(4)
     assert written(app) == before
+    # The same page in French, for the eye (FORFAIT_SCREENSHOTS).
+    staff.get_by_role("button", name="Français").click()
+    heading(staff, "Relevé camt053-2026-01-04.xml")
+    expect(staff.locator("#bank-lines tbody tr").filter(has_text="déjà importée")).to_have_count(4)
+    screenshots(staff, "bank-import-again-fr")
     page.get_by_role("link", name="My account").click()
     expect(page.locator("#balance")).to_contain_text("20 tickets")
     with app.app_context():

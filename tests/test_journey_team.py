@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import fill_log_in, heading, log_in, nav, one_page
+from tests.journeys import fill_log_in, follow_mail_link, heading, log_in, nav, one_page
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -49,9 +49,8 @@ def test_an_admin_invites_an_agent_changes_their_role_and_deactivates_them(offic
     expect(row).to_contain_text("Invited")
 
     # Nina follows the link of the mail, in a browser of her own.
-    link = smtp_server.last_link("nina@example.com", "/password/reset/")
     nina = new_context().new_page()
-    nina.goto(link)
+    follow_mail_link(nina, smtp_server, "nina@example.com", "/password/reset/")
     heading(nina, "Choose your password")
     nina.get_by_label("New password").fill(NEW)
     nina.get_by_label("Repeat the password").fill(NEW)

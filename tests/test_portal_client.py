@@ -34,6 +34,7 @@ from billing.ledger.models import Overage
 from billing.notifications.outbox import OutboxMessage
 from billing.orders import overage_bills
 from billing.orders.models import Invoice
+from billing.quotes import services as quotes
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
@@ -474,7 +475,7 @@ def test_an_owner_cannot_remove_another_accounts_user(client, people, world, app
 # "login": sent to the login page; a path: a 302 to exactly that place; a number: that status.
 # Every object in a URL is Acme's: another account's user must get 404, as if it did not exist.
 MATRIX = [
-    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/staff/"}),
     ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "staff": 404}),
     ("/portal/tickets", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
     ("/portal/tickets/new", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
@@ -520,6 +521,20 @@ MATRIX = [
     ("/staff/reports/credit", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
+    # Quotes: Acme's, read by its users; requests and terms by staff.
+    ("/portal/quotes", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/staff/quotes"}),
+    ("/portal/quotes/{quote}", {"anon": "login", "member": 200, "owner": 200, "other": 404,
+                                "staff": "/staff/quotes/{quote}"}),
+    ("/staff/quotes", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/quotes/request/itsupport-team-tickets", {"anon": 200, "member": 200, "owner": 200, "other": 200,
+                                                "staff": 200}),
+    # A visitor's quote is reached by whoever holds its link (mailed to the address that asked).
+    ("/quotes/{quote_token}", {"anon": 200, "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/staff/clients/{account}/orders/new", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                             "staff": 200}),
+    ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                "staff": 200}),
 ]
 # The same, for a POST that carries only the session's CSRF token: forms
 # that need fields answer 422, actions that need none are carried out.
@@ -558,6 +573,20 @@ POSTS = [
                                            "staff": "/staff/clients/{account}#invoicing"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                              "staff": "/portal/staff/mail"}),
+    # No payment method chosen, no one-time token: said on the quote's page.
+    ("/portal/quotes/{quote}/accept", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 403}),
+    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/staff/quotes/{quote}/withdraw", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                        "staff": "/staff/quotes"}),
+    # A client's request needs nothing typed: the pooled bundle's least quantity, for their account.
+    ("/quotes/request/itsupport-team-tickets", {"anon": 422, "member": "/portal/quotes/{next_quote}",
+                                                "owner": "/portal/quotes/{next_quote}",
+                                                "other": "/portal/quotes/{next_quote}", "staff": 403}),
+    ("/quotes/{quote_token}", {"anon": 422, "member": 422, "owner": 422, "other": 422, "staff": 403}),
+    ("/staff/clients/{account}/orders/new", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                             "staff": 422}),
+    ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                "staff": 422}),
     # Empty settings and an empty holiday: said beside their fields.
     ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
@@ -645,8 +674,25 @@ def build_matrix_world(app, people, world, asked) -> dict:
                   "account": world["account"], "order": awaited.id, "payment": payment.id, "invoice": invoice.id,
                   "overage": asked["overage"], "asked": asked["ticket"], "invitation": invitation.id,
                   "token": token, "message": db.session.scalar(select(func.max(OutboxMessage.id)))}
+        values.update(matrix_quotes(owner))
     resolve(app, world["ticket"])
     return values
+
+
+def matrix_quotes(owner: User) -> dict:
+    """Acme's quote, sent; a visitor's, sent, with the token of its link."""
+    load_preset(db.session, "itsupport")
+    pooled = db.session.scalar(select(Pack).where(Pack.slug == "itsupport-team-tickets"))
+    clerk = db.session.scalar(select(User).where(User.is_staff.is_(True)))
+    asked = {"name": "Vic Visitor", "email": "vic@example.com", "company": "", "country": "FR", "language": "en",
+             "message": "", "quantity": 20, "now": NOW}
+    acme = quotes.request_quote(db.session, pooled, requester=owner, **asked)
+    visitor = quotes.request_quote(db.session, pooled, requester=None, **asked)
+    terms = {"by": clerk, "unit_price": 3800, "quantity": 20, "validity_months": None, "note": "", "now": NOW,
+             "valid_until": NOW.date() + timedelta(days=30)}
+    quotes.send_quote(db.session, acme, **terms)
+    token = quotes.send_quote(db.session, visitor, **terms)
+    return {"quote": acme.id, "quote_token": token, "next_quote": visitor.id + 1}
 
 
 def as_role(client, people, role):

@@ -15,6 +15,7 @@ from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from billing.ledger import services as ledger
 from billing.ledger.models import Lot
+from billing.orders import references
 from billing.orders.models import Invoice, Order, OrderEvent, Payment
 from common.extensions import db
 from tests.conftest import login, post_form
@@ -321,3 +322,15 @@ def test_the_confirmed_payments_in_french(app, staff_client, order):
     post_form(staff_client, "/language", {"lang": "fr", "next": "/portal/staff/orders"})
     section = recently_confirmed(staff_client)
     assert "Confirmés récemment" in section and "par Sam Staff" in section and "510,00\u00a0€" in section
+
+
+def test_a_short_payment_tells_the_client_what_remains_and_how_to_pay_it(app, staff_client, order,
+                                                                        smtp_server):  # noqa: F811
+    confirm(staff_client, order, "300")
+
+    told = mail(smtp_server, f"Part of the payment for order {order['id']} received")
+    body = told.get_body(("plain",)).get_content()
+    with app.app_context():
+        reference = references.pretty(db.session.get(Order, order["id"]).reference)
+    assert f"We have received €300.00 for your order {order['id']}" in body
+    assert f"€210.00 is still awaited, reference {reference}" in body

@@ -18,15 +18,21 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from billing import clock
-from billing.accounts.models import User
+from billing.accounts import models as account_models
 from billing.audit.models import AuditEntry
 from billing.transaction import in_unit_of_work
+
+if TYPE_CHECKING:
+    # billing.models imports this package while the accounts' tables are
+    # still being defined (when they are imported first): User is read from
+    # their module when called, not at import.
+    from billing.accounts.models import User
 
 __all__ = ["AuditEntry", "Page", "actors", "entries", "record", "subject_kinds"]
 
@@ -114,5 +120,6 @@ def subject_kinds(session: Session) -> list[str]:
 
 def actors(session: Session) -> list[User]:
     """Everyone the log names as having acted, for a filter."""
-    return list(session.scalars(select(User).where(User.id.in_(select(AuditEntry.actor_id)))
-                                .order_by(User.name, User.id)))
+    user = account_models.User
+    return list(session.scalars(select(user).where(user.id.in_(select(AuditEntry.actor_id)))
+                                .order_by(user.name, user.id)))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing import clock
-from billing.accounts.models import User
 from billing.models import Base
+
+if TYPE_CHECKING:
+    from billing.accounts.models import User
 
 
 class AuditEntry(Base):

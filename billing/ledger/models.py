@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from billing.desk.models import Ticket
     from billing.orders.models import Order
 
-LOT_SOURCES = ("purchase", "trial", "rollover", "adjustment")
+LOT_SOURCES = ("purchase", "trial", "rollover", "adjustment", "complimentary")
 ENTRY_KINDS = ("grant", "consume", "expire", "refund", "adjust")
 OPERATION_KINDS = ("grant", "charge", "refund", "adjust", "expire")
 # pending → approved | declined | purchased (covered by a pack bought since);

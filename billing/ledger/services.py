@@ -348,8 +348,10 @@ def grant(
     owner: User | None = None,
     by: User | None = None,
     note: str = "",
+    validity_months: int | None = None,
+    complimentary: bool = False,
 ) -> Operation:
-    """Grant ``pack`` to the account: a trial or a purchase lot.
+    """Grant ``pack`` to the account: a trial, a purchase or a complimentary lot.
 
     ``items`` (default: the order's quantity, else 1) multiplies the pack's
     quantity. ``owner`` makes the lot single-user: it then serves only the
@@ -365,9 +367,16 @@ def grant(
     lot's expiry. Then debts and pending overage requests of the balance are
     paid first from what it now holds.
 
+    ``validity_months`` replaces the pack's validity when a quote agreed
+    another (the order keeps it); ``complimentary`` grants a goodwill lot
+    (source ``complimentary``: paid by nobody, never a registration).
+
     Returns the operation; ``.lot`` is the lot granted.
     """
     now = utc(now)
+    if validity_months is not None:
+        validity_months = _whole(validity_months, "validity_months", 1)
+    months = validity_months if validity_months is not None else pack.validity_months
     if pack.unlimited or pack.quantity <= 0:
         raise LedgerError(f"pack {pack.slug} grants no units to count")
     if order is not None and (order.account_id != account.id or order.pack_id != pack.id):
@@ -394,9 +403,10 @@ def grant(
         if pack.topups_never_expire and registered:
             expires_at = None
         else:
-            expires_at = add_months(now, pack.validity_months) if pack.validity_months else None
+            expires_at = add_months(now, months) if months else None
+        source = "trial" if pack.kind == "trial" else "complimentary" if complimentary else "purchase"
         lot = _new_lot(session, op, account_id=account.id, policy_id=policy.id, unit=unit,
-                       source="trial" if pack.kind == "trial" else "purchase", quantity=quantity,
+                       source=source, quantity=quantity,
                        expires_at=expires_at, now=now, pack=pack, order=order,
                        owner_id=owner.id if owner is not None else None)
         if pack.rollover_expired:

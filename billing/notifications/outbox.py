@@ -79,7 +79,7 @@ TOPICS = (
 )
 TOPIC_OF = {kind: topic for topic in TOPICS for kind in topic.kinds}
 # Messages nobody can switch off: they carry a link the person asked for.
-ESSENTIAL = ("verify_email", "reset_password", "invitation")
+ESSENTIAL = ("verify_email", "reset_password", "invitation", "quote_sent")
 KINDS = (*ESSENTIAL, *TOPIC_OF)
 
 

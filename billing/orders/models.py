@@ -49,6 +49,7 @@ class Order(Base):
         CheckConstraint("method IN ('card', 'transfer', 'cheque', 'free')", name="order_method"),
         CheckConstraint("net >= 0 AND vat >= 0 AND total = net + vat", name="order_amounts"),
         CheckConstraint("(pack_id IS NULL) != (overage_id IS NULL)", name="order_item"),
+        CheckConstraint("validity_months IS NULL OR validity_months >= 1", name="order_validity"),
         # One bill of an overage awaits its money at a time: approving twice,
         # or two owners at once, places one. A bill replaced after a
         # correction is cancelled, so its successor can wait in turn.
@@ -86,6 +87,9 @@ class Order(Base):
     # The one-time token of the checkout form that placed it: the same form
     # sent twice (a double click, a reload) finds this order again.
     checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The lot's validity in months when a quote agreed one other than the
+    # pack's (billing.quotes); None: the pack's own.
+    validity_months: Mapped[int | None]
     # Mail about the order goes out in the language of whoever placed it.
     language: Mapped[str] = mapped_column(String(5), default="en")
     note: Mapped[str] = mapped_column(Text, default="")

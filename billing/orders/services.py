@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, CursorResult, Select, and_, exists, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing import audit
 from billing.accounts.models import Account, User
 from billing.catalogue.models import Pack
 from billing.catalogue.pricing import Price, split_vat
@@ -341,14 +342,42 @@ def _place_order(session: Session, account: Account, pack: Pack, *, quantity: in
         return placed
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What one item of a pack is sold for when it is not the catalogue's
+    price: a quote's (billing.quotes) or a price staff agreed on the phone.
+    ``unit_price`` is in minor units of the pack's currency, stated net or
+    VAT included as ``includes_vat`` says; ``validity_months`` None keeps
+    the pack's validity."""
+
+    unit_price: int
+    vat_rate_bp: int
+    includes_vat: bool
+    validity_months: int | None = None
+
+    def price(self, currency: str, quantity: int) -> Price:
+        return split_vat(self.unit_price * quantity, currency, self.vat_rate_bp, self.includes_vat)
+
+
+def catalogue_terms(pack: Pack) -> Terms:
+    """The pack's own terms; OrderError when it is priced on request."""
+    if pack.price is None:
+        raise OrderError(N_("This pack is priced on request: contact us for a quote."), "pack")
+    return Terms(pack.price, pack.vat_rate_bp, pack.price_includes_vat)
+
+
 def _new_order(session: Session, account: Account, pack: Pack, quantity: int, price: Price, method: str, by: User,
-               now: datetime, iban: str, *, by_job: bool = False) -> tuple[Order, Payment]:
+               now: datetime, iban: str, *, by_job: bool = False, terms: Terms | None = None,
+               logged_by: User | None = None) -> tuple[Order, Payment]:
     """The order and its first payment (``created``): in the caller's
     transaction. ``by_job``: a renewal placed for ``by``, logged as the
-    system's."""
+    system's; ``logged_by``: staff who placed it for ``by`` (a phone order).
+    ``terms``: a price other than the catalogue's (a quote's)."""
+    terms = terms or catalogue_terms(pack)
     order = Order(account=account, pack=pack, placed_by=by, quantity=quantity, method=method,
-                  unit_price=pack.price, price_includes_vat=pack.price_includes_vat,
-                  vat_rate_bp=pack.vat_rate_bp, net=price.net, vat=price.vat, total=price.gross,
+                  unit_price=terms.unit_price, price_includes_vat=terms.includes_vat,
+                  vat_rate_bp=terms.vat_rate_bp, validity_months=terms.validity_months,
+                  net=price.net, vat=price.vat, total=price.gross,
                   currency=pack.currency, language=by.language, created_at=now)
     session.add(order)
     session.flush()
@@ -356,8 +385,100 @@ def _new_order(session: Session, account: Account, pack: Pack, quantity: int, pr
     payment = Payment(order=order, provider=method, amount=order.total, currency=order.currency, created_at=now)
     session.add(payment)
     session.flush()
-    log_event(session, order, "placed", now, by=None if by_job else by, payment=payment, amount=order.total)
+    log_event(session, order, "placed", now, by=None if by_job else (logged_by or by), payment=payment,
+              amount=order.total)
     return order, payment
+
+
+def place_on_terms(session: Session, account: Account, pack: Pack, *, buyer: User, quantity: int, terms: Terms,
+                   method: str, methods: tuple[str, ...], now: datetime, iban: str, by: User,
+                   key: str | None = None) -> tuple[Order, Payment]:
+    """Place an order of ``pack`` for ``buyer`` (a user of ``account``) at
+    ``terms``: a quote accepted by ``buyer`` (``by`` is the buyer), or an
+    order staff take by phone (``by`` is staff, logged as who placed it;
+    ``terms`` the catalogue's or a price agreed). Paid like any other order:
+    the caller asks ``method``'s provider for the money. ``key`` makes it
+    idempotent as in ``place_order``. One unit of work."""
+    now = utc(now)
+    if key is not None:
+        placed = placed_under(session, account, key)
+        if placed is not None:
+            return placed
+    with atomic(session):
+        if by.id != buyer.id and not (by.is_staff and by.is_active):
+            raise OrderError(N_("Only staff place an order for a client."))
+        if buyer.account_id != account.id or buyer.removed_at is not None:
+            raise OrderError(N_("Choose a person of the account."), "buyer")
+        if pack.retired_at is not None:
+            raise OrderError(N_("This pack is no longer on sale."), "pack")
+        if pack.kind == "trial":
+            raise OrderError(N_("The free trial is started, not ordered."), "pack")
+        if isinstance(terms.unit_price, bool) or not isinstance(terms.unit_price, int) or terms.unit_price < 0:
+            raise OrderError(N_("Enter a positive amount, with no more decimals than the currency has."), "amount")
+        if pack.unlimited:
+            ledger.lock_accounts(session, [account.id])
+            refused = subscriptions.refusal(session, account, pack, now=now)
+            if refused is not None:
+                raise OrderError(refused[0], "pack", **refused[1])
+        quantity = check_quantity(pack, quantity)
+        price = terms.price(pack.currency, quantity)
+        if price.gross > MAX_INTEGER:
+            raise OrderError(N_("This amount is larger than any Forfait can record."), "amount")
+        if method not in methods:
+            raise OrderError(N_("Choose one of the payment methods offered."), "method")
+        placed = _new_order(session, account, pack, quantity, price, method, buyer, now, iban, terms=terms,
+                            logged_by=by)
+        placed[0].checkout_key = key
+        session.flush()
+        if by.id != buyer.id:
+            audit.record(by, "order.phone", "order", placed[0].id, session=session, after={
+                "account": account.id, "buyer": buyer.id, "pack": pack.slug, "quantity": quantity,
+                "unit_price": terms.unit_price, "total": price.gross, "currency": pack.currency, "method": method})
+        return placed
+
+
+def grant_complimentary(session: Session, account: Account, pack: Pack, *, quantity: int, reason: str, by: User,
+                        now: datetime, owner: User | None = None, key: str | None = None) -> Order:
+    """A goodwill gesture: ``quantity`` items of ``pack`` granted free, with
+    the reason the client reads. An order at zero, paid at once (method
+    ``free``, no invoice), whose lot is ``complimentary``; a pack sold per
+    user goes to ``owner`` (a person of the account). ``key`` (the form's
+    one-time token) grants once however often the form is sent."""
+    now = utc(now)
+    reason = " ".join((reason or "").split())
+    if key is not None:
+        done = session.scalar(select(Order).where(Order.checkout_key == key))
+        if done is not None:
+            if done.account_id != account.id:
+                raise OrderError(N_("This form has expired: check it and send it again."), "reason")
+            return done
+    with atomic(session):
+        if not by.is_admin:
+            raise OrderError(N_("Only an administrator grants a complimentary lot."))
+        if not reason:
+            raise OrderError(N_("Say why this lot is given: the client reads it."), "reason")
+        if len(reason) > 500:
+            raise OrderError(N_("Keep the reason under %(max)d characters."), "reason", max=500)
+        if pack.retired_at is not None or pack.kind == "trial" or pack.unlimited or pack.quantity <= 0:
+            raise OrderError(N_("Choose a pack that grants units."), "pack")
+        quantity = check_quantity(pack, quantity)
+        if owner is None or owner.account_id != account.id or owner.removed_at is not None:
+            raise OrderError(N_("Choose a person of the account."), "buyer")
+        ledger.lock_accounts(session, [account.id])
+        order = Order(account=account, pack=pack, placed_by=owner, quantity=quantity, method="free", status="paid",
+                      unit_price=0, price_includes_vat=pack.price_includes_vat, vat_rate_bp=pack.vat_rate_bp,
+                      net=0, vat=0, total=0, currency=pack.currency, language=owner.language, note=reason,
+                      checkout_key=key, created_at=now, paid_at=now)
+        session.add(order)
+        session.flush()
+        log_event(session, order, "placed", now, by=by, amount=0, note=reason)
+        log_event(session, order, "paid", now, by=by, amount=0)
+        granted = ledger.grant(session, account, pack, key=f"order:{order.id}:grant", now=now, order=order, by=by,
+                               owner=owner if sold_per_user(pack) else None, note=reason, complimentary=True)
+        audit.record(by, "lot.complimentary", "account", account.id, session=session, after={
+            "order": order.id, "pack": pack.slug, "quantity": quantity, "units": granted.lot.granted if granted.lot
+            else None, "person": owner.id, "reason": reason})
+        return order
 
 
 def await_payment(session: Session, payment: Payment, *, now: datetime, external_id: str | None = None,
@@ -535,7 +656,7 @@ def _mark_paid(session: Session, order: Order, *, seller: Seller, now: datetime,
     else:
         ledger.grant(session, order.account, order.ordered_pack, key=f"order:{order.id}:grant", now=now, order=order,
                      owner=order.placed_by if sold_per_user(order.ordered_pack) else None, by=by,
-                     note=f"order #{order.id}")
+                     note=f"order #{order.id}", validity_months=order.validity_months)
     if order.total > 0:
         issue_invoice(session, order, seller=seller, now=now, note=order.method)
     tell_buyer(session, "payment_confirmed", order, now)
@@ -742,8 +863,11 @@ def renew_subscriptions(session: Session, *, now: datetime, days: int, iban: str
                 buyer = outbox.owners(session, current.account_id)[0]
             method = last.method if last.method in MANUAL_METHODS and last.method in methods else methods[0]
             pack = current.pack
-            order, payment = _new_order(session, current.account, pack, 1, quote(pack, 1), method, buyer, now, iban,
-                                        by_job=True)
+            # A subscription priced on request renews at the price its last period was agreed at.
+            terms = catalogue_terms(pack) if pack.price is not None else Terms(
+                last.unit_price, last.vat_rate_bp, last.price_includes_vat)
+            order, payment = _new_order(session, current.account, pack, 1, terms.price(pack.currency, 1), method,
+                                        buyer, now, iban, by_job=True, terms=terms)
             current.renewal_order_id = order.id
             placed.append((order, payment))
     return placed

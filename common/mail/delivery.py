@@ -31,7 +31,7 @@ from typing import Any
 
 import nh3
 from flask import Flask, Response, after_this_request, current_app, has_request_context, request, url_for
-from flask_babel import force_locale
+from flask_babel import force_locale, get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -42,8 +42,11 @@ from billing.catalogue.offers import offer
 from billing.desk.models import Ticket
 from billing.desk.services import opened_by_staff
 from billing.ledger.models import Lot, Overage
+from billing.models import localized
 from billing.notifications import outbox
 from billing.orders.models import Invoice, Order, Payment
+from billing.quotes import services as quotes
+from billing.quotes.models import Quote
 from common.extensions import db
 from common.mail import transport as mail
 from common.tickets import criticality_label, report_context
@@ -231,6 +234,20 @@ def _invitation(message: outbox.OutboxMessage) -> Context:
             "link": url_for("pool.accept", token=token, _external=True), "hours": message.payload.get("hours")}
 
 
+def _quote(message: outbox.OutboxMessage) -> Context:
+    """A quote sent: a client's is read in the portal; a visitor's only
+    through the link mailed, whose token is not kept once sent."""
+    quote = _get(Quote, message.payload.get("quote_id"))
+    if quote.account_id is not None:
+        link = url_for("quotes.show", quote_id=quote.id, _external=True)
+    elif message.payload.get("token"):
+        link = url_for("quote_request.link", token=message.payload["token"], _external=True)
+    else:
+        raise Gone("the quote's link is not kept once sent")
+    return {"quote": quote, "price": quotes.price(quote), "units": quotes.units(quote), "link": link,
+            "name": message.user.name if message.user else quote.name}
+
+
 @functools.cache
 def _kinds() -> dict[str, Kind]:
     from common.identity.accounts import RESET, VERIFY
@@ -280,6 +297,9 @@ def _kinds() -> dict[str, Kind]:
                                                         number=c["ticket"].id) if c.get("ticket")
                             else _l("Your support balance is running low"), _low),
         "expiring": Kind("expiring", lambda c: _l("Part of your support credit expires soon"), _expiring),
+        "quote_sent": Kind("quote_sent", lambda c: _l("Your quote %(number)s: %(pack)s", number=c["quote"].id,
+                                                      pack=localized(c["quote"].pack.name, get_locale().language)),
+                           _quote, scrub=("token",)),
         "overage_request": Kind("overage_request",
                                 lambda c: _l("Ticket #%(number)d needs your approval", number=c["ticket"].id),
                                 _overage),

@@ -28,8 +28,8 @@ from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.payments.base import PaymentError, PaymentProvider
 
-__all__ = ["PaymentError", "PaymentProvider", "cancel", "cancel_overdue", "configured", "confirm", "enabled", "get",
-           "refund", "register", "remind_due", "renew_subscriptions", "seller", "statuses"]
+__all__ = ["PaymentError", "PaymentProvider", "begin", "cancel", "cancel_overdue", "configured", "confirm",
+           "enabled", "get", "refund", "register", "remind_due", "renew_subscriptions", "seller", "statuses"]
 
 _registry: dict[str, type[PaymentProvider]] = {}
 
@@ -77,6 +77,19 @@ def statuses() -> list[tuple[str, str, str | None]]:
 def enabled(currency: str, total: int) -> list[PaymentProvider]:
     """The providers the checkout offers for an order of ``total`` in ``currency``."""
     return [provider for provider in configured() if provider.is_allowed(currency, total)]
+
+
+def begin(order: Order, payment: Payment, *, now: datetime, return_url: str) -> str | None:
+    """Ask the provider of a payment just placed for the money: the
+    instructions of a transfer or a cheque, a card's checkout page. Returns
+    where to send the payer (None: the order's own page); a payment already
+    asked for (the same form sent twice) is left as it is. PaymentError
+    when the provider cannot take it now."""
+    if payment.status != "created":
+        return None
+    provider = provider_of(payment)
+    provider.prepare(order, payment)
+    return provider.execute(db.session(), payment, now=now, return_url=return_url)
 
 
 def seller() -> Seller:
