@@ -112,6 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.overages import bp as overages_bp
     from portal.pool import bp as pool_bp
     from portal.quotes import bp as quotes_bp
+    from portal.reports import bp as reports_bp
     from portal.service_levels import bp as service_levels_bp
     from portal.staff_orders import bp as staff_orders_bp
     from portal.statement import bp as statement_bp
@@ -150,4 +151,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(clients_bp)
     app.register_blueprint(catalogue_editor_bp)
     app.register_blueprint(account_actions_bp)
+    app.register_blueprint(reports_bp)
     return app

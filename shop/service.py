@@ -20,6 +20,7 @@ from billing.desk.models import CRITICALITIES
 from billing.service import figures
 from billing.service import levels as service_levels
 from billing.service.hours import format_ranges
+from common import charts
 from common.extensions import db
 from common.fragments import page_or_fragment
 
@@ -27,7 +28,7 @@ bp = Blueprint("service", __name__)
 
 # The charts' drawing area, in SVG user units: narrow enough that a phone
 # shows its text at about the page's size.
-CHART_WIDTH = 420
+CHART_WIDTH = charts.CHART_WIDTH
 ROW_HEIGHT = 44
 
 
@@ -49,13 +50,7 @@ def response_chart(window: figures.Window) -> dict | None:
 
 def ratings_chart(months: list[figures.Month]) -> dict | None:
     """Columns of the average rating by month (1 to 5), for months with an average shown."""
-    if not any(month.average is not None for month in months):
-        return None
-    column, top, plot = CHART_WIDTH // len(months), 20, 110
-    columns = [{"month": month, "x": index * column + 4, "width": column - 8,
-                "height": round(plot * month.average / 5) if month.average is not None else 0}
-               for index, month in enumerate(months)]
-    return {"columns": columns, "top": top, "plot": plot, "height": top + plot + 40, "width": CHART_WIDTH}
+    return charts.columns(months, lambda month: month.average, maximum=5, width=CHART_WIDTH)
 
 
 @bp.get("/service/<slug>")

@@ -81,7 +81,7 @@ def _work(session: Session, ticket: Ticket, agent: User, minutes: int, when: dat
 def february(session: Session) -> Month:
     alpha = Account(name="Alpha Studio", country="FR")
     beta = Account(name="Beta Bakery", country="FR")
-    agent = User(email="agent@example.com", name="Agnès Agent", password_hash="-", role="agent", is_staff=True)
+    agent = User(email="agnes@example.com", name="Agnès Agent", password_hash="-", role="agent", is_staff=True)
     owners = [User(account=account, email=f"owner{i}@example.com", name=f"Owner {i}", password_hash="-",
                    role="owner") for i, account in enumerate((alpha, beta))]
     session.add_all([alpha, beta, agent, *owners])

@@ -516,6 +516,9 @@ MATRIX = [
     ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                "staff": 200}),
+    # The reports are an admin's; each of their URLs × seven roles: test_reports_views.py.
+    ("/staff/reports/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/reports/credit", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # Anybody signed in under another address is told the link is not theirs.
     ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
     # Quotes: Acme's, read by its users; requests and terms by staff.

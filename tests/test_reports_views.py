@@ -1,0 +1,96 @@
+"""The reports' pages (issue 15.2): admins only, the month's figures of
+tests/reports_support.py on the page and in the CSV, charts drawn by the server."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from reports_support import february
+from sqlalchemy import select
+
+from billing import clock
+from billing.accounts.models import User
+from common.extensions import db
+from tests.conftest import login
+from tests.test_catalogue_editor_access import EMAILS, REFUSED, ROLES, check, world  # noqa: F401 - world is a fixture
+
+URLS = ["/staff/reports/", "/staff/reports/sales", "/staff/reports/credit", "/staff/reports/time",
+        "/staff/reports/overage", "/staff/reports/ratings", "/staff/reports/sales?month=2026-02&format=csv",
+        "/staff/reports/credit?month=2026-02&format=csv", "/staff/reports/time?month=2026-02&format=csv",
+        "/staff/reports/overage?month=2026-02&format=csv", "/staff/reports/ratings?month=2026-02&format=csv"]
+
+
+@pytest.fixture
+def month(app, world) -> None:
+    """The people of the catalogue editor's matrix, and February's activity."""
+    with app.app_context():
+        february(db.session)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_an_admin_reads_the_reports(app, client, month, role):
+    if role != "anon":
+        assert login(client, EMAILS[role]).status_code == 302
+    if role == "deactivated":
+        with app.app_context():
+            gone = db.session.scalar(select(User).where(User.email == EMAILS["deactivated"]))
+            gone.removed_at = clock.now()
+            db.session.commit()
+    for url in URLS:
+        with client.get(url) as response:
+            check(response, 200 if role == "admin" else REFUSED[role], {})
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def test_the_credit_page_shows_the_hand_computed_figures(client, month):
+    login(client, EMAILS["admin"])
+    page = text(client.get("/staff/reports/credit?month=2026-02"))
+    for figure in ("€80.00", "€730.00", "€54.75", "€50.00", "€705.25", "€180.00", "€525.25"):
+        assert figure in page, figure
+    assert "<svg" in page and "Credit owed by month of expiry" in page
+
+
+def test_the_sales_page_and_its_csv(client, month):
+    login(client, EMAILS["admin"])
+    page = text(client.get("/staff/reports/sales?month=2026-02"))
+    assert "€730.00" in page and "€146.00" in page and "€876.00" in page and "<svg" in page
+    rows = list(csv.reader(io.StringIO(text(client.get("/staff/reports/sales?month=2026-02&format=csv")))))
+    assert rows[0] == ["month", "catalogue", "pack", "method", "currency", "orders", "net", "vat", "gross"]
+    assert [row[3:] for row in rows[1:]] == [["card", "EUR", "1", "550.00", "110.00", "660.00"],
+                                             ["transfer", "EUR", "1", "180.00", "36.00", "216.00"]]
+
+
+def test_the_credit_csv_reconciles(client, month):
+    login(client, EMAILS["admin"])
+    rows = list(csv.reader(io.StringIO(text(client.get("/staff/reports/credit?month=2026-02&format=csv")))))
+    owed = {row[3]: row[5] for row in rows if row[0] == "owed"}
+    assert owed == {"opening": "80.00", "sales": "730.00", "consumption": "54.75", "breakage": "50.00",
+                    "refunds": "0.00", "removals": "0.00", "closing": "705.25"}
+    assert [row[1:] for row in rows if row[0] == "expires"] == [["2026-05", "EUR", "minute", "180", "180.00"],
+                                                                ["2027-02", "EUR", "minute", "573", "525.25"]]
+
+
+def test_a_month_badly_written_is_said_beside_the_field(client, month):
+    login(client, EMAILS["admin"])
+    response = client.get("/staff/reports/sales?month=February")
+    assert response.status_code == 400 and "A month is written YYYY-MM" in text(response)
+
+
+def test_time_and_ratings_pages(client, month):
+    login(client, EMAILS["admin"])
+    page = text(client.get("/staff/reports/time?month=2026-02"))
+    assert "Agnès Agent" in page and "€45.63" in page and "Beta Bakery" in page
+    assert client.get("/staff/reports/ratings?month=2026-02").status_code == 200
+
+
+def test_the_hub_shows_reports_to_admins_only(app, client, month):
+    login(client, EMAILS["admin"])
+    assert "/staff/reports/" in text(client.get("/staff/"))
+    agent = app.test_client()
+    login(agent, EMAILS["agent"])
+    assert "/staff/reports/" not in text(agent.get("/staff/"))
