@@ -84,8 +84,13 @@ def test_a_month_badly_written_is_said_beside_the_field(client, month):
 def test_time_and_ratings_pages(client, month):
     login(client, EMAILS["admin"])
     page = text(client.get("/staff/reports/time?month=2026-02"))
-    assert "Agnès Agent" in page and "€45.63" in page and "Beta Bakery" in page
-    assert client.get("/staff/reports/ratings?month=2026-02").status_code == 200
+    assert "Agnès Agent" in page and "€32.21" in page and "Beta Bakery" in page
+    page = text(client.get("/staff/reports/ratings?month=2026-02"))
+    assert "<svg" in page and "4.5" in page
+    rows = list(csv.reader(io.StringIO(text(client.get("/staff/reports/ratings?month=2026-02&format=csv")))))
+    assert rows[-1] == ["2026-02", "2", "4.50"]
+    page = text(client.get("/staff/reports/overage?month=2026-02"))
+    assert "€32.50" in page and "€39.00" in page
 
 
 def test_the_hub_shows_reports_to_admins_only(app, client, month):
