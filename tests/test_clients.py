@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 from babel.dates import format_date
@@ -230,6 +231,11 @@ def test_staff_correct_the_invoicing_details(app, client, people, clients):
     post_form(client, path, {"address": "1 rue de la Paix\n75002 Paris", "vat_id": "FR 40303265045"})
     with app.app_context():
         assert db.session.scalar(select(func.count(AuditEntry.id))) == 1
+    # The admin finds who changed what from the account page: its link opens the log on this account.
+    history = re.search(r'<a href="([^"]+)">Audit log</a>', page[page.index('class="account-links"'):])
+    assert history is not None
+    log = text(client.get(unescape(history.group(1))))
+    assert "1 rue de la Paix" in log and "FR40303265045" in log
 
 
 def test_a_wrong_vat_id_is_said_beside_its_field_and_writes_nothing(app, client, people, clients):

@@ -276,3 +276,15 @@ def test_the_quote_link_opens_an_account_only_under_the_address_it_was_mailed_to
     login(client, people["owner"])
     accepted = post_form(client, path, {"method": "transfer", "token": token})
     assert accepted.status_code == 302 and accepted.headers["Location"].startswith("/portal/orders/")
+
+
+def test_the_staff_quote_page_names_the_visitors_country_in_the_readers_language(app, client, presets, people):
+    """The request's country reads "France" (or "Francia"), as the clients list writes it, not its code "FR"."""
+    assert post_form(client, ASK, VISITOR).status_code == 302
+    quote = quote_of(app, "ines@example.com")
+    staff = app.test_client()
+    login(staff, people["staff"])
+    assert "<dd>France</dd>" in text(staff.get(f"/staff/quotes/{quote.id}"))
+    assert post_form(staff, "/language", {"lang": "es"}).status_code == 302
+    page = text(staff.get(f"/staff/quotes/{quote.id}"))
+    assert "<dd>Francia</dd>" in page and "<dd>FR</dd>" not in page
