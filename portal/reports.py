@@ -14,8 +14,10 @@ from datetime import UTC, date, datetime
 from flask import Blueprint, Response, make_response, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from billing import clock
+from billing.catalogue.models import RequestKind
 from billing.models import localized
 from billing.reports import activity, credit
 from common import charts
@@ -163,7 +165,9 @@ def time():
                           _amount(rates[currency], currency) if currency in rates else ""] for currency in currencies]
         return _csv("time", month, ["by", "name", "billable_minutes", "not_billable_minutes", "currency", "earned",
                                     "per_hour"], rows)
-    return _page("time", month, problem, tables=tables)
+    # A request kind by its name in the reader's language (its slug when no policy names it).
+    names = {kind.slug: kind.name for kind in db.session.scalars(select(RequestKind).order_by(RequestKind.id))}
+    return _page("time", month, problem, tables=tables, kind_names=names)
 
 
 @bp.get("/overage")

@@ -85,6 +85,7 @@ def test_time_and_ratings_pages(client, month):
     login(client, EMAILS["admin"])
     page = text(client.get("/staff/reports/time?month=2026-02"))
     assert "Agnès Agent" in page and "€32.21" in page and "Beta Bakery" in page
+    assert "E-mail exchanges and video briefs" in page  # the kind by its name, not its slug
     page = text(client.get("/staff/reports/ratings?month=2026-02"))
     assert "<svg" in page and "4.5" in page
     rows = list(csv.reader(io.StringIO(text(client.get("/staff/reports/ratings?month=2026-02&format=csv")))))
