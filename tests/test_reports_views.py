@@ -100,3 +100,11 @@ def test_the_hub_shows_reports_to_admins_only(app, client, month):
     agent = app.test_client()
     login(agent, EMAILS["agent"])
     assert "/staff/reports/" not in text(agent.get("/staff/"))
+
+
+def test_the_credit_owed_at_any_day(client, month):
+    login(client, EMAILS["admin"])
+    # On 9 February, before Alpha's first pack expired: 50.00 + 550.00 - 6.42.
+    page = text(client.get("/staff/reports/credit?month=2026-02&at=2026-02-09"))
+    assert "Owed at the end of Feb 9, 2026: €593.58." in page
+    assert client.get("/staff/reports/credit?month=2026-02&at=9 Feb").status_code == 400
