@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, Response, make_response, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from billing import clock
+from billing.catalogue.models import RequestKind
 from billing.models import localized
 from billing.reports import activity, credit
 from common import charts
@@ -114,9 +116,19 @@ def sales():
 def owed():
     month, problem = _month()
     start, end = _moment(month), _moment(_add_months(month, 1))
-    moves = credit.movements(credit.lot_histories(db.session(), until=end))
+    # The schedule is of the credit owed at the end of the month, or of the
+    # day asked for (``at``: at the end of that day, UTC).
+    on_day, at_problem = _add_months(month, 1) - timedelta(days=1), None
+    if request.args.get("at"):
+        try:
+            on_day = date.fromisoformat(request.args["at"])
+        except ValueError:
+            at_problem = _("Dates are written YYYY-MM-DD, for example %(day)s.", day=on_day.isoformat())
+    problem = problem or at_problem
+    moment = datetime.combine(on_day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    moves = credit.movements(credit.lot_histories(db.session(), until=max(end, moment)))
     reconciliation = credit.reconcile(moves, start, end)
-    schedule = credit.schedule_at(moves, end)
+    schedule = credit.schedule_at(moves, moment)
     if request.args.get("format") == "csv" and not problem:
         rows: list[list[object]] = []
         for row in reconciliation:
@@ -140,7 +152,8 @@ def owed():
         if chart:
             chart_list.append((currency, chart))
     return _page("credit", month, problem, reconciliation=reconciliation, schedule=schedule, lapsed=lapsed,
-                 back=back, charts=chart_list, end_day=_add_months(month, 1))
+                 back=back, charts=chart_list, on_day=on_day,
+                 owed_then=credit.owed_at(moves, moment))
 
 
 @bp.get("/time")
@@ -163,7 +176,9 @@ def time():
                           _amount(rates[currency], currency) if currency in rates else ""] for currency in currencies]
         return _csv("time", month, ["by", "name", "billable_minutes", "not_billable_minutes", "currency", "earned",
                                     "per_hour"], rows)
-    return _page("time", month, problem, tables=tables)
+    # A request kind by its name in the reader's language (its slug when no policy names it).
+    names = {kind.slug: kind.name for kind in db.session.scalars(select(RequestKind).order_by(RequestKind.id))}
+    return _page("time", month, problem, tables=tables, kind_names=names)
 
 
 @bp.get("/overage")

@@ -6,6 +6,7 @@ hand, and downloads the CSV."""
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -35,6 +36,7 @@ def test_an_admin_reads_the_months_sales_and_the_credit_owed(world, page: Page):
     heading(page, "Reports")
     page.get_by_label("Month").fill("2026-02")
     page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"month=2026-02"))
     page.get_by_role("link", name="Sales").first.click()
     heading(page, "Sales")
     sales = page.locator("table#sales")
@@ -54,9 +56,22 @@ def test_an_admin_reads_the_months_sales_and_the_credit_owed(world, page: Page):
     expect(page.get_by_role("img", name="Credit owed by month of expiry, EUR")).to_be_visible()
     screenshots(page, "reports-credit")
 
+    nav_reports = page.get_by_role("navigation", name="Reports")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download as CSV").click()
     assert download.value.suggested_filename == "credit-owed-2026-02.csv"
     with open(download.value.path(), encoding="utf-8") as saved:
         rows = list(csv.reader(saved))
     assert {row[3]: row[5] for row in rows if row[0] == "owed"}["closing"] == "705.25"
+
+    nav_reports.get_by_role("link", name="Time logged").click()
+    heading(page, "Time logged")
+    expect(page.locator("table#time-staff").get_by_role("row", name="Agnès Agent")).to_contain_text("€32.21")
+    screenshots(page, "reports-time")
+    nav_reports.get_by_role("link", name="Ratings").click()
+    heading(page, "Ratings")
+    expect(page.get_by_role("row", name="February 2026")).to_contain_text("4.5")
+    screenshots(page, "reports-ratings")
+    page.get_by_role("button", name="Français").click()
+    heading(page, "Notes")
+    screenshots(page, "reports-ratings-fr")

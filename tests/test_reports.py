@@ -11,6 +11,9 @@ from reports_support import (
     CONSUMPTION,
     FEBRUARY,
     OPENING,
+    OVERAGE_GROSS,
+    OVERAGE_NET,
+    OVERAGE_VAT,
     SALES_GROSS,
     SALES_NET,
     SALES_VAT,
@@ -92,13 +95,17 @@ def test_time_logged_and_what_an_hour_earned(session):
     moves = credit.movements(credit.lot_histories(session))
     report = activity.time_logged(session, moves, START, END)
     clients = {row.label: (row.billable, row.not_billable, row.earned) for row in report.by_client}
-    assert clients == {"Beta Bakery": (27, 15, {"EUR": 642 + 1833}), "Alpha Studio": (30, 0, {"EUR": 3000})}
+    # Gamma's time is an overage: billed apart, it consumed no credit.
+    assert clients == {"Beta Bakery": (27, 15, {"EUR": 642 + 1833}), "Alpha Studio": (30, 0, {"EUR": 3000}),
+                       "Gamma Garage": (30, 0, {})}
+    assert {row.label: row.rates() for row in report.by_client} == {
+        "Beta Bakery": {"EUR": 3536}, "Alpha Studio": {"EUR": 6000}, "Gamma Garage": {}}  # 24.75 for 42 min
     [agent] = report.by_staff
-    assert (agent.label, agent.minutes, agent.earned) == ("Agnès Agent", 72, {"EUR": CONSUMPTION})
-    # 54.75 for 72 minutes: 45.625 an hour, rounded half up to 45.63.
-    assert agent.rates() == {"EUR": 4563}
+    assert (agent.label, agent.minutes, agent.earned) == ("Agnès Agent", 102, {"EUR": CONSUMPTION})
+    # 54.75 for 102 minutes: 32.2058... an hour, rounded half up to 32.21.
+    assert agent.rates() == {"EUR": 3221}
     kinds = {row.label: (row.minutes, row.earned) for row in report.by_kind}
-    assert kinds == {"production": (30, {"EUR": 3000}), "correction": (27, {"EUR": 2475}),
+    assert kinds == {"production": (60, {"EUR": 3000}), "correction": (27, {"EUR": 2475}),
                      "communication": (15, {})}
 
 
@@ -111,3 +118,35 @@ def test_a_lot_values_its_movements_to_the_cent():
     assert [(v.kind, v.units, v.amount) for v in valued] == [
         ("grant", 3, 1000), ("consume", -1, -334), ("consume", -1, -333), ("expire", -1, -333)]
     assert sum(v.amount for v in valued) == 0
+
+
+def test_overage_billed_and_collected(session):
+    february(session)
+    [eur] = activity.overage(session, START, END)
+    billed = eur.billed
+    assert (eur.currency, billed.count, billed.net, billed.vat, billed.gross) == (
+        "EUR", 1, OVERAGE_NET, OVERAGE_VAT, OVERAGE_GROSS)
+    assert eur.collected.count == 0  # the bill waits for its transfer
+
+
+def test_ratings_by_month(session):
+    february(session)
+    found = activity.ratings(session, [date(2026, 1, 1), date(2026, 2, 1)])
+    assert [(row.month, row.count, str(row.average) if row.average else None) for row in found] == [
+        (date(2026, 1, 1), 0, None), (date(2026, 2, 1), 2, "4.50")]
+
+
+def test_a_rollover_brings_units_back_at_no_value():
+    sold = credit.LotHistory(1, 1, 1, "ticket", "purchase", "EUR", 2000, 4, at(1, 1), at(2, 1), (
+        credit.Movement(at(1, 1), "grant", 4), credit.Movement(at(1, 5), "consume", -1)))
+    back = credit.LotHistory(2, 1, 1, "ticket", "rollover", "EUR", 0, 3, at(2, 10), at(8, 10), (
+        credit.Movement(at(2, 10), "grant", 3),))
+    moves = credit.movements([sold, back])
+    [lapsed] = credit.breakage(moves, START, END)
+    assert (lapsed.units, lapsed.value) == (3, 1500)
+    [came_back] = credit.rolled_over([sold, back], START, END)
+    assert (came_back.units, came_back.value) == (3, 0)
+    owed = credit.owed_at(moves, END)["EUR"]
+    assert (owed.value, owed.units) == (0, {"ticket": 3})
+    [eur] = credit.reconcile(moves, START, END)
+    assert eur.balanced and (eur.opening, eur.flows["breakage"], eur.closing) == (1500, 1500, 0)

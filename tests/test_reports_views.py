@@ -84,8 +84,14 @@ def test_a_month_badly_written_is_said_beside_the_field(client, month):
 def test_time_and_ratings_pages(client, month):
     login(client, EMAILS["admin"])
     page = text(client.get("/staff/reports/time?month=2026-02"))
-    assert "Agnès Agent" in page and "€45.63" in page and "Beta Bakery" in page
-    assert client.get("/staff/reports/ratings?month=2026-02").status_code == 200
+    assert "Agnès Agent" in page and "€32.21" in page and "Beta Bakery" in page
+    assert "E-mail exchanges and video briefs" in page  # the kind by its name, not its slug
+    page = text(client.get("/staff/reports/ratings?month=2026-02"))
+    assert "<svg" in page and "4.5" in page
+    rows = list(csv.reader(io.StringIO(text(client.get("/staff/reports/ratings?month=2026-02&format=csv")))))
+    assert rows[-1] == ["2026-02", "2", "4.50"]
+    page = text(client.get("/staff/reports/overage?month=2026-02"))
+    assert "€32.50" in page and "€39.00" in page
 
 
 def test_the_hub_shows_reports_to_admins_only(app, client, month):
@@ -94,3 +100,11 @@ def test_the_hub_shows_reports_to_admins_only(app, client, month):
     agent = app.test_client()
     login(agent, EMAILS["agent"])
     assert "/staff/reports/" not in text(agent.get("/staff/"))
+
+
+def test_the_credit_owed_at_any_day(client, month):
+    login(client, EMAILS["admin"])
+    # On 9 February, before Alpha's first pack expired: 50.00 + 550.00 - 6.42.
+    page = text(client.get("/staff/reports/credit?month=2026-02&at=2026-02-09"))
+    assert "Owed at the end of Feb 9, 2026: €593.58." in page
+    assert client.get("/staff/reports/credit?month=2026-02&at=9 Feb").status_code == 400
