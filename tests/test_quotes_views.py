@@ -288,3 +288,15 @@ def test_the_staff_quote_page_names_the_visitors_country_in_the_readers_language
     assert post_form(staff, "/language", {"lang": "es"}).status_code == 302
     page = text(staff.get(f"/staff/quotes/{quote.id}"))
     assert "<dd>Francia</dd>" in page and "<dd>FR</dd>" not in page
+
+
+def test_a_client_finds_their_quotes_from_their_account_home(app, client, presets, people):
+    """A client told "you will find it under Quotes in your account" finds Quotes on the account's home, not
+    only as a small link on the orders page."""
+    login(client, people["owner"])
+    asked = post_form(client, "/quotes/request/webservice-12h", {"message": "Our shop site"})
+    assert asked.status_code == 302
+    home = text(client.get("/portal/"))
+    links = home[home.index('class="dashboard-links"'):home.index("</nav>", home.index('class="dashboard-links"'))]
+    assert '<a href="/portal/quotes">Quotes</a>' in links
+    assert asked.headers["Location"] in text(client.get("/portal/quotes"))

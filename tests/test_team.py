@@ -267,6 +267,8 @@ def test_the_audit_log_in_french(app, people, agent):
     post_form(admin, "/language", {"lang": "fr", "next": "/staff/audit"})
     page = text(admin.get("/staff/audit"))
     assert "Rôle modifié" in page and "<del>Agent</del> → <ins>Administrateur</ins>" in page
+    # The link to the object's page is a verb, not the ticket status "Ouvert" that shares its English word.
+    assert re.search(r'<small><a href="/[^"]*">Ouvrir</a></small>', page) and ">Ouvert</a>" not in page
 
 
 # --- Two admins at once ----------------------------------------------------------------
