@@ -78,7 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Batch mode lets SQLite, which cannot ALTER most things, follow later migrations.
     migrate.init_app(app, db, directory=str(Path(app.root_path) / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=i18n.select_locale)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     htmx.init_app(app)
     limiter.init_app(app)
     from common.identity import throttle

@@ -16,11 +16,18 @@ from flask_login import current_user
 from billing.errors import BillingError
 from billing.ledger.rules import unit_label
 from billing.models import Translated, localized
+from billing.service.levels import provider_timezone
 from billing.transaction import atomic
 from common.extensions import db
 from common.safety import safe_next
 
 bp = Blueprint("i18n", __name__)
+
+
+def select_timezone() -> str:
+    """Times read on the provider's clock, the one its opening hours are set
+    in (billing.service), not UTC, which no office manager lives in."""
+    return provider_timezone(db.session())
 
 
 def select_locale() -> str:

@@ -271,6 +271,28 @@ def test_the_audit_log_in_french(app, people, agent):
     assert re.search(r'<small><a href="/[^"]*">Ouvrir</a></small>', page) and ">Ouvert</a>" not in page
 
 
+def test_the_audit_log_reads_times_on_the_providers_clock(app, people, agent):
+    """03:06 UTC on a December day is 04:06 in Paris (the default zone) and
+    22:06 the day before in New York once the provider says so."""
+    from datetime import UTC, datetime
+
+    from billing.service import levels
+
+    admin = logged_in(app, people["staff"])
+    post_form(admin, f"/staff/team/{user_id(app, agent)}/role", {"role": "admin"})
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry)).one()
+        entry.at = datetime(2026, 12, 6, 3, 6, tzinfo=UTC)
+        db.session.commit()
+    assert "12/6/26, 4:06" in text(admin.get("/staff/audit"))
+    with app.app_context():
+        settings = levels.read_settings("America/New_York", {"monday": "09:00-17:00"},
+                                        {"critical": "1", "high": "4", "normal": "8", "low": "24"})
+        levels.save_settings(db.session, settings, None, datetime(2026, 12, 6, tzinfo=UTC))
+        db.session.commit()
+    assert "12/5/26, 10:06" in text(admin.get("/staff/audit"))
+
+
 # --- Two admins at once ----------------------------------------------------------------
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

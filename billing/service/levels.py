@@ -90,6 +90,11 @@ class Levels:
         return answered > due if answered is not None else now > due
 
 
+def provider_timezone(session: Session) -> str:
+    """The provider's time zone (IANA name): the saved one, else the default."""
+    return session.scalar(select(ServiceLevels.timezone).where(ServiceLevels.id == 1)) or DEFAULT_TIMEZONE
+
+
 def levels(session: Session) -> Levels:
     """The service levels in force: the saved ones, else the defaults."""
     row = session.get(ServiceLevels, 1)
