@@ -17,6 +17,7 @@ from billing import clock
 from billing.accounts import directory, invoicing
 from billing.accounts.models import Account
 from billing.ledger.statement import statement
+from billing.quotes import services as quotes
 from common.extensions import db
 from common.fragments import page_or_fragment
 from common.identity.access import INVALID, staff_required
@@ -79,7 +80,8 @@ def _account_page(account: Account, form: InvoicingForm | None = None, status: i
         "clients/account.html", account=account, form=form,
         country=get_locale().territories.get(account.country, account.country),
         seen=directory.overview(db.session(), account, now=now), now=now, start=start, end=end,
-        report=statement(db.session(), account, start, end, now=now), roles=ROLE_LABELS), status
+        report=statement(db.session(), account, start, end, now=now), roles=ROLE_LABELS,
+        quotes=quotes.of_account(db.session(), account.id), today=now.date()), status
 
 
 @bp.get("/<int:account_id>")

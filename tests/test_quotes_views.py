@@ -300,3 +300,17 @@ def test_a_client_finds_their_quotes_from_their_account_home(app, client, preset
     links = home[home.index('class="dashboard-links"'):home.index("</nav>", home.index('class="dashboard-links"'))]
     assert '<a href="/portal/quotes">Quotes</a>' in links
     assert asked.headers["Location"] in text(client.get("/portal/quotes"))
+
+
+def test_the_account_page_lists_the_clients_quotes(app, client, presets, people):
+    """Staff on the phone with a client see on the account's page the quotes it asked for, and open them."""
+    login(client, people["owner"])
+    assert post_form(client, "/quotes/request/webservice-12h", {"message": "Our shop site"}).status_code == 302
+    with app.app_context():
+        quote = db.session.scalar(select(Quote))
+        account_id = quote.account_id
+    staff = app.test_client()
+    login(staff, people["staff"])
+    page = text(staff.get(f"/staff/clients/{account_id}"))
+    section = page[page.index('id="account-quotes"'):page.index("</article>", page.index('id="account-quotes"'))]
+    assert f'href="/staff/quotes/{quote.id}"' in section and "Requested" in section
