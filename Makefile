@@ -81,7 +81,7 @@ migrate: install
 	$(FLASK) db upgrade
 
 demo: migrate
-	$(FLASK) catalogue load demo --if-empty
+	$(FLASK) catalogue load demo itsupport --if-empty
 	$(FLASK) demo users
 
 # Browser tests drive Debian's Chromium; Playwright's own download is only
