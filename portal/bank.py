@@ -94,6 +94,15 @@ def _index(form: UploadForm | None = None, status: int = 200):
                            waiting=len(imports.waiting(db.session())), max_mb=MAX_BYTES // (1024 * 1024)), status
 
 
+def _refusal(error: BillingError) -> str:
+    """A refused file's reason, the line it names ("line 14", as the parser says it) in the reader's language."""
+    params = dict(error.params)
+    where = params.get("where")
+    if isinstance(where, str) and where.startswith("line "):
+        params["where"] = _("line %(number)s", number=where.removeprefix("line "))
+    return _(error.message, **params)
+
+
 @bp.get("/")
 @staff_required
 def index():
@@ -133,7 +142,7 @@ def upload():
     except BillingError as error:
         target = form.mapping if error.field == "mapping" else form.format if error.field == "format" else \
             form.statement
-        target.errors = [*target.errors, _(error.message, **error.params)]
+        target.errors = [*target.errors, _refusal(error)]
         return _index(_upload_form(form), INVALID)
     return redirect(url_for("bank.show", import_id=done.bank_import.id))
 
