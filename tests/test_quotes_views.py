@@ -214,6 +214,7 @@ def test_staff_take_a_phone_order_for_a_member_priced_on_request(app, client, pr
     path = f"/staff/clients/{account_id}/orders/new"
     assert f'href="{path}"' in text(client.get(f"/staff/clients/{account_id}"))
     page = text(client.get(path))
+    assert "<h1>Take an order</h1>" in page and f'action="{path}" id="phone-order"' in page
     token = re.search(r'name="token" value="([0-9a-f]{32})"', page).group(1)
     order = {"buyer": str(member_id), "pack": "itsupport-team-tickets", "quantity": "20", "method": "transfer",
              "token": token}
