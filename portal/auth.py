@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from billing.accounts.models import User
 from common.extensions import db, limiter
 from common.identity import accounts, second_factor, sessions, staff, throttle
-from common.identity.access import INVALID, send_verification, staff_required
+from common.identity.access import INVALID, admin_required, send_verification, staff_required
 from common.identity.forms import (
     ChangePasswordForm,
     CodeForm,
@@ -250,9 +250,10 @@ def second_factor_first():
 
 
 @bp.get("/portal/staff/logins")
-@staff_required
+@admin_required
 def staff_logins():
-    """Staff logins and failed logins: who, when, from where."""
+    """Staff logins and failed logins: who, when, from where. Admins', like the
+    audit log: where colleagues log in from is not an agent's to read."""
     return render_template("auth/staff_logins.html", events=second_factor.recent(db.session()))
 
 

@@ -50,7 +50,8 @@ AREAS = [
     Area("team.audit", _l("Audit log"), _l("Every admin action: who did what, to what, before and after."),
          admin=True),
     Area("notifications.staff", _l("Outgoing mail"), _l("Messages that could not be delivered, to send again.")),
-    Area("auth.staff_logins", _l("Staff logins"), _l("Every staff login and failed login, with where from.")),
+    Area("auth.staff_logins", _l("Staff logins"), _l("Every staff login and failed login, with where from."),
+         admin=True),
     Area("notifications.preferences", _l("Email preferences"), _l("Choose which messages you receive.")),
     Area("shop.catalogue", _l("See the public catalogue"), _l("The packs as visitors and clients see them.")),
 ]

@@ -13,6 +13,7 @@ import pytest
 
 from billing.accounts.models import User
 from common.extensions import db
+from common.identity import accounts
 from tests.conftest import PASSWORD, csrf_token, login, post_form
 
 
@@ -110,6 +111,12 @@ def test_staff_logins_and_failures_are_logged_with_where_from(app, people):
     owner = app.test_client()
     login(owner, people["owner"], PASSWORD)
     assert owner.get("/portal/staff/logins").status_code == 403
+    with app.app_context():
+        accounts.create_staff(db.session, "Abe Agent", "agent@example.com", PASSWORD, role="agent")
+    agent = app.test_client()
+    login(agent, "agent@example.com", PASSWORD)
+    assert agent.get("/portal/staff/logins").status_code == 403
+    assert "/portal/staff/logins" not in agent.get("/staff/").get_data(as_text=True)
 
 
 # --- A lost phone: the operator clears the second factor ----------------------
