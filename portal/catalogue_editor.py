@@ -10,6 +10,7 @@ each wrong field, and writes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
@@ -82,6 +83,24 @@ def _to_current(current: Pack | Policy | None, endpoint: str, key: str) -> Respo
 
 def _saving() -> bool:
     return request.form.get("action", "save") == "save"
+
+
+def _save(catalogue: Catalogue, row: Any, draft_of: Callable, page: Callable, save: Callable, current: Callable,
+          endpoint: str, key: str) -> Response | tuple[Any, str]:
+    """A policy's or a pack's form posted: the form again (422 with the
+    errors, or the preview asked for), or what ``save`` made and how
+    ("created", "versioned", "updated")."""
+    form = request.form.to_dict()
+    draft = draft_of(db.session(), form, catalogue, row)
+    if not draft.ok:
+        return page(catalogue, row, form, draft, INVALID)
+    if not _saving():
+        return page(catalogue, row, form, draft)
+    try:
+        return save(db.session(), catalogue, row, draft, clock.now(), current_user)
+    except editing.EditorError:  # another admin made a newer version meanwhile
+        assert row is not None
+        return _to_current(current(db.session(), row.slug), endpoint, key)
 
 
 # ------------------------------------------------------------------ the list
@@ -265,17 +284,11 @@ def edit_policy(policy_id: int):
 
 
 def _save_policy(catalogue: Catalogue, policy: Policy | None) -> Response:
-    form = request.form.to_dict()
-    draft = editing.policy_draft(db.session(), form, catalogue, policy)
-    if not draft.ok:
-        return _policy_page(catalogue, policy, form, draft, INVALID)
-    if not _saving():
-        return _policy_page(catalogue, policy, form, draft)
-    try:
-        saved, done = editing.save_policy(db.session(), catalogue, policy, draft, clock.now(), current_user)
-    except editing.EditorError:  # another admin made a newer version meanwhile
-        assert policy is not None
-        return _to_current(versions.current_policy(db.session(), policy.slug), ".edit_policy", "policy_id")
+    result = _save(catalogue, policy, editing.policy_draft, _policy_page, editing.save_policy,
+                   versions.current_policy, ".edit_policy", "policy_id")
+    if isinstance(result, Response):
+        return result
+    saved, done = result
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Policy %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier "
@@ -355,17 +368,11 @@ def edit_pack(pack_id: int):
 
 
 def _save_pack(catalogue: Catalogue, pack: Pack | None) -> Response:
-    form = request.form.to_dict()
-    draft = editing.pack_draft(db.session(), form, catalogue, pack)
-    if not draft.ok:
-        return _pack_page(catalogue, pack, form, draft, INVALID)
-    if not _saving():
-        return _pack_page(catalogue, pack, form, draft)
-    try:
-        saved, done = editing.save_pack(db.session(), catalogue, pack, draft, clock.now(), current_user)
-    except editing.EditorError:  # another admin made a newer version meanwhile
-        assert pack is not None
-        return _to_current(versions.current_pack(db.session(), pack.slug), ".edit_pack", "pack_id")
+    result = _save(catalogue, pack, editing.pack_draft, _pack_page, editing.save_pack, versions.current_pack,
+                   ".edit_pack", "pack_id")
+    if isinstance(result, Response):
+        return result
+    saved, done = result
     name = localized(saved.name, current_locale())
     if done == "versioned":
         flash(_("Pack %(name)s saved as version %(version)d: what was sold keeps the terms of the earlier version.",
