@@ -8,9 +8,7 @@ FORFAIT_SCREENSHOTS when it names a folder."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from checkout_support import EUR_IBAN
@@ -22,23 +20,11 @@ from billing.orders.models import Order
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import follow_mail_link, heading, nav, one_page, search_payments, staff_page, start
+from tests.journeys import follow_mail_link, heading, nav, one_page, screenshots, search_payments, staff_page, start
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
-SHOTS = os.environ.get("FORFAIT_SCREENSHOTS")
 POOLED = "Multi-user tickets (from 20)"
-
-
-def shot(page: Page, name: str) -> None:
-    """The page as a person sees it, wide and on a phone, when asked for."""
-    if not SHOTS:
-        return
-    size = page.viewport_size or {"width": 1280, "height": 800}
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(Path(SHOTS) / f"quotes-{name}-{width}.png"), full_page=True)
-    page.set_viewport_size(size)
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ def test_a_visitor_is_quoted_38_a_ticket_pays_by_transfer_and_owner_and_member_s
     page.get_by_label("Country").select_option("FR")
     expect(page.get_by_label("Quantity")).to_have_value("20")
     page.get_by_label("What do you need?").fill("Twenty people share one pool of tickets.")
-    shot(page, "request")
+    screenshots(page, "quotes-request")
     page.get_by_role("button", name="Send my request").click()
     heading(page, "Thank you: your request is sent")
 
@@ -81,7 +67,7 @@ def test_a_visitor_is_quoted_38_a_ticket_pays_by_transfer_and_owner_and_member_s
     staff.get_by_role("button", name="Send the quote").click()
     expect(staff.get_by_text("Quote 1 is sent to ines@example.com.")).to_be_visible()
     expect(staff.locator("#quote-current")).to_contain_text("€760.00")
-    shot(staff, "staff")
+    screenshots(staff, "quotes-staff")
 
     # The visitor opens the mail's link, opens the account there and accepts, paying by transfer.
     follow_mail_link(page, smtp_server, "ines@example.com", "/quotes/")
@@ -92,7 +78,7 @@ def test_a_visitor_is_quoted_38_a_ticket_pays_by_transfer_and_owner_and_member_s
     expect(terms).to_contain_text("€760.00")
     expect(terms).to_contain_text("Pooled")
     expect(page.get_by_label("Email")).to_have_value("ines@example.com")
-    shot(page, "client")
+    screenshots(page, "quotes-client")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_label("Bank transfer").check()

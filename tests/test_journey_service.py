@@ -6,7 +6,6 @@ and finds the overdue ticket on the desk by its filter."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -22,22 +21,9 @@ from billing.service.levels import Settings, save_settings
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, htmx_settled, log_in, nav, one_page, start
+from tests.journeys import heading, htmx_settled, log_in, nav, one_page, screenshots, start
 
 pytestmark = pytest.mark.browser
-
-
-def shoot(page: Page, name: str) -> None:
-    """With FORFAIT_SCREENSHOTS set, the page as it is, 1280 and 390 px wide."""
-    folder = os.environ.get("FORFAIT_SCREENSHOTS")
-    if not folder:
-        return
-    size = page.viewport_size
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=os.path.join(folder, f"service-{name}-{width}.png"), full_page=True)
-    if size:
-        page.set_viewport_size(size)
 
 
 @pytest.fixture
@@ -99,7 +85,7 @@ def test_a_visitor_reads_the_published_figures_from_the_storefront(world, page: 
     ratings = page.locator("section", has=page.get_by_role("heading", name="Our users' ratings"))
     expect(ratings.get_by_text("5 ratings in the last 12 months")).to_be_visible()
     expect(ratings.get_by_role("cell", name="4.2 out of 5")).to_be_visible()
-    shoot(page, "public")
+    screenshots(page, "service-public")
     # The Too Pixel catalogue promises nothing of the kind.
     page.get_by_role("link", name="Packs", exact=True).click()
     expect(page.locator("section#toopixel")).to_be_visible()
@@ -125,7 +111,7 @@ def test_an_admin_sets_the_levels_and_finds_the_overdue_ticket(world, page: Page
     page.get_by_role("button", name="Add the holiday").click()
     expect(page.get_by_text("Christmas Day is a holiday: nothing falls due that day.")).to_be_visible()
     expect(page.get_by_role("row", name="Christmas Day")).to_be_visible()
-    shoot(page, "settings")
+    screenshots(page, "service-settings")
 
     nav(page, "Ticket desk")
     heading(page, "Ticket desk")
@@ -137,9 +123,9 @@ def test_an_admin_sets_the_levels_and_finds_the_overdue_ticket(world, page: Page
     htmx_settled(page)
     expect(page).to_have_url(re.compile(r"/desk/\?.*due=overdue"))
     expect(page.get_by_role("row", name="Server on fire")).to_contain_text("22 h of opening hours late")
-    shoot(page, "desk")
+    screenshots(page, "service-desk")
     page.get_by_label("Status").select_option(label="Resolved")
     expect(page.get_by_role("row", name="High 1")).to_have_count(0)  # answered on time: not overdue
     page.get_by_label("First response").select_option(label="Due or not")
     expect(page.get_by_role("row", name="High 1")).to_contain_text("rated 5 out of 5")
-    shoot(page, "desk-rated")
+    screenshots(page, "service-desk-rated")

@@ -7,7 +7,6 @@ intervention at least 60)."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -20,22 +19,9 @@ from billing.ledger import services as ledger
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, htmx_settled, log_in, log_time, nav, one_page, staff_page
+from tests.journeys import heading, htmx_settled, log_in, log_time, nav, one_page, screenshots, staff_page
 
 pytestmark = pytest.mark.browser
-
-
-def shoot(page: Page, name: str) -> None:
-    """With FORFAIT_SCREENSHOTS set, the page as it is, 1280 and 390 px wide."""
-    folder = os.environ.get("FORFAIT_SCREENSHOTS")
-    if not folder:
-        return
-    size = page.viewport_size
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=os.path.join(folder, f"actions-{name}-{width}.png"), full_page=True)
-    if size:
-        page.set_viewport_size(size)
 
 
 @pytest.fixture
@@ -81,11 +67,11 @@ def test_an_admin_removes_two_units_and_the_client_statement_shows_it(world, pag
     admin.get_by_label("Remove units").check()
     admin.get_by_label("Units", exact=True).fill("2")
     admin.get_by_label("Reason, shown to the client on the statement").fill("Phone call logged twice")
-    shoot(admin, "adjust")
+    screenshots(admin, "actions-adjust")
     admin.get_by_role("button", name="Adjust the balance").click()
     heading(admin, "Atelier Lune")
     expect(admin.get_by_text("the balance now holds 118 credits")).to_be_visible()
-    shoot(admin, "account")
+    screenshots(admin, "actions-account")
 
     log_in(page, url, "luna@example.com")
     nav(page, "My account")
@@ -94,7 +80,7 @@ def test_an_admin_removes_two_units_and_the_client_statement_shows_it(world, pag
     row = page.get_by_role("row", name="Phone call logged twice")
     expect(row).to_contain_text("Adjustment")
     expect(row).to_contain_text("−2 credits")
-    shoot(page, "statement")
+    screenshots(page, "actions-statement")
 
 
 def test_an_agent_opens_a_ticket_for_a_client_and_changes_its_kind(world, page: Page, new_context):
@@ -109,7 +95,7 @@ def test_an_agent_opens_a_ticket_for_a_client_and_changes_its_kind(world, page: 
     agent.get_by_label("Kind of request").select_option(label="Consultation")
     agent.get_by_label("Subject").fill("Newsletter template")
     agent.get_by_label("Message").fill("Max called: the newsletter template lost its header.")
-    shoot(agent, "ticket-new")
+    screenshots(agent, "actions-ticket-new")
     agent.get_by_role("button", name="Open the ticket").click()
     heading(agent, "Newsletter template")
     expect(agent.get_by_test_id("opened-by-staff")).to_have_text("opened for them by Aggie Agent")
@@ -123,12 +109,12 @@ def test_an_agent_opens_a_ticket_for_a_client_and_changes_its_kind(world, page: 
     preview = agent.get_by_test_id("kind-preview")
     expect(preview).to_contain_text("Consultation → Intervention")
     expect(agent.get_by_test_id("kind-delta")).to_contain_text("30 credits → 60 credits")
-    shoot(agent, "kind-preview")
+    screenshots(agent, "actions-kind-preview")
     agent.get_by_role("button", name="Confirm: charge as Intervention").click()
     expect(agent.get_by_text("it costs 60 credits (was 30 credits)")).to_be_visible()
     expect(agent.get_by_test_id("ticket-cost")).to_have_text("60 credits")
     expect(agent.get_by_text("60 credits left")).to_be_visible()
-    shoot(agent, "desk-ticket")
+    screenshots(agent, "actions-desk-ticket")
 
     # Max, told by mail, sees the ticket as theirs, opened for them, at its new cost.
     log_in(page, url, "max@example.com")
@@ -137,4 +123,4 @@ def test_an_agent_opens_a_ticket_for_a_client_and_changes_its_kind(world, page: 
     heading(page, "Newsletter template")
     expect(page.get_by_test_id("opened-by-staff")).to_be_visible()
     expect(page.get_by_text("60 credits").first).to_be_visible()
-    shoot(page, "client-ticket")
+    screenshots(page, "actions-client-ticket")
