@@ -81,7 +81,7 @@ def _account_page(account: Account, form: InvoicingForm | None = None, status: i
         country=get_locale().territories.get(account.country, account.country),
         seen=directory.overview(db.session(), account, now=now), now=now, start=start, end=end,
         report=statement(db.session(), account, start, end, now=now), roles=ROLE_LABELS,
-        quotes=quotes.of_account(db.session(), account.id), today=now.date()), status
+        quotes=quotes.of_account(db.session(), account.id)), status
 
 
 @bp.get("/<int:account_id>")

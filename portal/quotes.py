@@ -98,8 +98,7 @@ def pay(order, payment):
 def index():
     if current_user.is_staff:
         return redirect(url_for("quotes.staff"))
-    return render_template("quotes/list.html", quotes=quotes.of_account(db.session(), current_user.account_id),
-                           today=clock.now().date())
+    return render_template("quotes/list.html", quotes=quotes.of_account(db.session(), current_user.account_id))
 
 
 @bp.get("/portal/quotes/<int:quote_id>")
@@ -149,7 +148,7 @@ def staff():
     if status not in QUOTE_STATUSES:
         status = ""
     return render_template("quotes/staff_list.html", quotes=quotes.for_staff(db.session(), status), status=status,
-                           statuses=QUOTE_STATUSES, today=clock.now().date())
+                           statuses=QUOTE_STATUSES)
 
 
 def _send_form(quote: Quote) -> SendForm:
@@ -220,6 +219,12 @@ def withdraw(quote_id: int):
         return redirect(url_for("quotes.staff_quote", quote_id=quote.id))
     flash(_("Quote %(number)d is withdrawn: its link no longer works.", number=quote.id), "success")
     return redirect(url_for("quotes.staff"))
+
+
+@bp.app_template_global()
+def quote_expired(quote: Quote) -> bool:
+    """The quote was sent and its last day to accept has passed (billing.quotes.expired)."""
+    return quotes.expired(quote, clock.now().date())
 
 
 @bp.app_template_global()

@@ -198,6 +198,13 @@ def test_an_expired_quote_is_refused_clearly(app, client, presets, people):
     assert refused.status_code == 422 and "This quote expired on" in text(refused)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    # Every list names it expired too: the client's, staff's, and the account page.
+    assert 'class="status status-expired"' in text(client.get("/portal/quotes"))
+    staff = app.test_client()
+    login(staff, people["staff"])
+    assert 'class="status status-expired"' in text(staff.get("/staff/quotes"))
+    account_id = account_of(app, people["owner"])[0]
+    assert 'class="status status-expired"' in text(staff.get(f"/staff/clients/{account_id}"))
 
 
 # --- Orders staff place ---------------------------------------------------------------
