@@ -17,6 +17,7 @@ from billing.catalogue.offers import load_preset
 from billing.quotes import services as quotes
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 from tests.test_security import snapshot
 
 ROLES = ("anonymous", "member", "owner", "another", "agent", "admin", "deactivated")
@@ -94,6 +95,7 @@ POSTS = {
     "/quotes/request/itsupport-team-tickets": {"anonymous": 422, "client": "/portal/quotes/{next}", "staff": 403},
     "/quotes/{token}": {"anonymous": 422, "client": 422, "staff": 403},
 }
+COVERS = covers(PAGES, POSTS)
 
 
 def judge(answer, wanted, cast) -> None:
