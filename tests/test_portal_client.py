@@ -37,6 +37,7 @@ from billing.orders.models import Invoice
 from billing.quotes import services as quotes
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
@@ -503,7 +504,6 @@ MATRIX = [
     # Each user reads their own account's subscription; staff have none.
     ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
     ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
     # The catalogue editor is an admin's; every one of its URLs × seven roles: test_catalogue_editor_access.py.
     ("/staff/catalogue", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
@@ -587,9 +587,6 @@ POSTS = [
                                              "staff": 422}),
     ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                 "staff": 422}),
-    # Empty settings and an empty holiday: said beside their fields.
-    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
-    ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/staff/catalogue/import", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     # No file, no order number, no note, no column: each said beside its field.
     ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
@@ -602,6 +599,7 @@ POSTS = [
                                                "staff": 422}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
+COVERS = covers([url for url, _ in MATRIX], [url for url, _ in POSTS])
 
 
 # What the cells of the matrix run with: messages stay in the outbox
