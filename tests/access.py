@@ -104,7 +104,7 @@ def judge(response, wanted, values: dict) -> None:
     elif isinstance(wanted, str):
         assert (response.status_code, response.location) == (302, wanted.format(**values))
     else:
-        assert response.status_code == wanted
+        assert response.status_code == wanted, (response.status_code, response.location)
     if wanted == 403:
         assert "You do not have access to this page." in response.get_data(as_text=True)
 

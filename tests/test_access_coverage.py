@@ -23,8 +23,10 @@ MATRICES = (
     "tests.test_portal_client",
     "tests.test_quotes_access",
     "tests.test_reports_views",
+    "tests.test_staff_access",
     "tests.test_staff_actions_views",
     "tests.test_team_access",
+    "tests.test_visitor_access",
 )
 # Rules no matrix needs, each with the reason.
 EXEMPT = {
