@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -128,3 +129,20 @@ def post_cell(world: World, url: str, row: dict, audience: str, data: dict | Non
     judge(client.post(url.format(**values), data={**(data or {}), "csrf_token": token}), wanted, values)
     if wanted in ("login", 400, 403, 404, 409, 422):
         assert snapshot(app) == before
+
+
+def matrix(pages: dict[str, dict], posts: dict[str, dict]) -> tuple[Callable, Callable]:
+    """The two tests of a module's tables, every URL × every audience, on
+    the module's ``world`` fixture (a World): assign them to test_ names."""
+
+    @pytest.mark.parametrize("audience", AUDIENCES)
+    @pytest.mark.parametrize("url", sorted(pages))
+    def test_who_may_open_each_page(world: World, url: str, audience: str) -> None:
+        open_cell(world, url, pages[url], audience)
+
+    @pytest.mark.parametrize("audience", AUDIENCES)
+    @pytest.mark.parametrize("url", sorted(posts))
+    def test_who_may_post_and_a_refused_post_writes_nothing(world: World, url: str, audience: str) -> None:
+        post_cell(world, url, posts[url], audience)
+
+    return test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing

@@ -17,7 +17,7 @@ from billing.desk import services as desk
 from billing.ledger import services as ledger
 from billing.service import levels
 from common.extensions import db
-from tests.access import ADMINS, AGENTS, AUDIENCES, EMAIL, World, covers, open_cell, post_cell
+from tests.access import ADMINS, AGENTS, EMAIL, World, covers, matrix
 
 NOW = datetime.now(UTC)
 PAGES = {
@@ -62,13 +62,4 @@ def world(databases, tmp_path_factory) -> World:
     return World(databases, tmp_path_factory.mktemp("staff-access"), make)
 
 
-@pytest.mark.parametrize("audience", AUDIENCES)
-@pytest.mark.parametrize("url", sorted(PAGES))
-def test_who_may_open_each_page(world, url, audience):
-    open_cell(world, url, PAGES[url], audience)
-
-
-@pytest.mark.parametrize("audience", AUDIENCES)
-@pytest.mark.parametrize("url", sorted(POSTS))
-def test_who_may_post_and_a_refused_post_writes_nothing(world, url, audience):
-    post_cell(world, url, POSTS[url], audience)
+test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing = matrix(PAGES, POSTS)

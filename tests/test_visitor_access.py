@@ -18,7 +18,7 @@ from billing.desk import services as desk
 from billing.orders.models import Order
 from common.extensions import db
 from common.identity import accounts
-from tests.access import AUDIENCES, EMAIL, World, covers, open_cell, post_cell
+from tests.access import EMAIL, World, covers, matrix
 from tests.conftest import PASSWORD
 
 NOW = datetime.now(UTC)
@@ -104,13 +104,4 @@ def world(databases, tmp_path_factory) -> World:
     return World(databases, tmp_path_factory.mktemp("visitor-access"), make, **CONFIG)
 
 
-@pytest.mark.parametrize("audience", AUDIENCES)
-@pytest.mark.parametrize("url", sorted(PAGES))
-def test_who_may_open_each_page(world, url, audience):
-    open_cell(world, url, PAGES[url], audience)
-
-
-@pytest.mark.parametrize("audience", AUDIENCES)
-@pytest.mark.parametrize("url", sorted(POSTS))
-def test_who_may_post_and_a_refused_post_writes_nothing(world, url, audience):
-    post_cell(world, url, POSTS[url], audience)
+test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing = matrix(PAGES, POSTS)
