@@ -399,7 +399,7 @@ def test_the_command_reads_a_csv_through_a_mapping_named_once(app, session, runn
 
     _account, owner = client(session)
     order, _ = place(session, owner)
-    bank_mappings.save(session, MAPPING, now=NOW)
+    bank_mappings.save(session, MAPPING, now=NOW, by=None)
     export = tmp_path / "sparkasse.csv"
     export.write_bytes(csv_statement([["04.01.2026", "25,00", f"Zahlung {order.reference}", "Acme", ""]]))
     db.session.remove()
