@@ -20,7 +20,7 @@ from billing.orders.models import Invoice, Payment
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, log_in, nav, screenshots, staff_page
+from tests.journeys import heading, log_in, nav, one_page, screenshots, staff_page
 
 pytestmark = pytest.mark.browser
 
@@ -85,10 +85,19 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     expect(line).to_have_count(1)
     expect(line).to_contain_text("M. Martin")
     screenshots(staff, "bank-unmatched")
+    expect(staff.locator("#bank-waiting-count")).to_have_text("1 bank line waits for you to assign or discard it.")
+    address = staff.url
     line.get_by_label("Order number").fill(str(ids[2]))
     line.get_by_role("button", name="Assign to this order").click()
-    expect(staff.get_by_text(f"Order {ids[2]} is paid: credited and invoiced.")).to_be_visible()
-    expect(staff.get_by_text("No bank line waits: every credit found its order.")).to_be_visible()
+    # Answered in place (htmx): the line stays where it was and says what it became, the count follows;
+    # a page loaded again would no longer list it.
+    expect(line).to_contain_text(f"Order {ids[2]} is paid: credited and invoiced.")
+    expect(line).to_contain_text("confirmed")
+    expect(line.get_by_role("button", name="Assign to this order")).to_have_count(0)
+    expect(staff.locator("#bank-waiting-count")).to_have_text("No bank line waits for you.")
+    assert staff.url == address
+    one_page(staff)
+    screenshots(staff, "bank-assigned-in-place")
 
     # The partial one waits on the payments page with its remainder.
     nav(staff, "Payments to confirm")
