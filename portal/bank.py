@@ -1,6 +1,7 @@
 """Staff import the bank's statements (billing.bank.imports): the upload
 form and what each line became, the lines that wait for a person (assign to
-an order, or discard), and the CSV column mappings, one per bank.
+an order, or discard), and the CSV column mappings, one per bank (listed,
+changed, deleted; each change in the audit log).
 
 Staff only (``staff_required``): a client or anybody else gets 403, an
 anonymous visitor the login page. A bad upload (too large, unreadable,
@@ -271,7 +272,7 @@ def save_mapping(mapping_id: int | None):
             "name", "delimiter", "date_format", "currency", *mappings.COLUMNS)}
         try:
             saved = mappings.save(db.session(), statements.Mapping(**values, decimal_comma=form.decimal_comma.data),
-                                  now=clock.now(), mapping_id=mapping_id)
+                                  now=clock.now(), by=current_user._get_current_object(), mapping_id=mapping_id)
         except BillingError as error:
             target = getattr(form, error.field or "name", form.name)
             target.errors = [*target.errors, _(error.message, **error.params)]
@@ -280,3 +281,15 @@ def save_mapping(mapping_id: int | None):
                     name=saved.name), "success")
             return redirect(url_for("bank.index"))
     return _mapping_page(form, row, INVALID)
+
+
+@bp.post("/mappings/<int:mapping_id>/delete")
+@staff_required
+def delete_mapping(mapping_id: int):
+    """Staff who may make a mapping may delete it: the imports it read stay as they were."""
+    try:
+        name = mappings.delete(db.session(), mapping_id, by=current_user._get_current_object())
+    except mappings.MappingError:  # deleted meanwhile, or never was
+        abort(404)
+    flash(_("The mapping %(name)s is deleted.", name=name), "info")
+    return redirect(url_for("bank.new_mapping"))
