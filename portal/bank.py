@@ -10,8 +10,6 @@ nothing is written."""
 
 from __future__ import annotations
 
-import secrets
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -20,9 +18,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from billing import clock
 from billing.bank import imports, mappings, statements
@@ -33,6 +31,7 @@ from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import money
 from common.identity.access import INVALID, staff_required
+from common.identity.forms import draw_token, one_time_token
 
 bp = Blueprint("bank", __name__, url_prefix="/portal/staff/bank")
 
@@ -41,14 +40,13 @@ MAX_BYTES = 5 * 1024 * 1024
 FORMAT_CHOICES = [SelectChoice("", _l("Read it from the file")), SelectChoice("camt053", "ISO 20022 camt.053"),
                   SelectChoice("camt054", "ISO 20022 camt.054"), SelectChoice("mt940", "SWIFT MT940"),
                   SelectChoice("csv", _l("CSV, with a mapping"))]
-TOKEN = Regexp(r"\A[0-9a-f]{32}\Z", message=_l("This form has expired: check it and send it again."))
 
 
 class UploadForm(FlaskForm):
     statement = FileField(_l("Statement file"))
     format = SelectField(_l("Format"), choices=FORMAT_CHOICES, default="")
     mapping = SelectField(_l("CSV mapping"), choices=[], default="", validate_choice=False)
-    token = HiddenField(validators=[TOKEN])
+    token = one_time_token()
 
 
 class AssignForm(FlaskForm):
@@ -86,8 +84,7 @@ def _upload_form(form: UploadForm | None = None) -> UploadForm:
     form = form or UploadForm(formdata=None)
     form.mapping.choices = [SelectChoice("", _("None")),
                             *(SelectChoice(m.name, m.name) for m in mappings.all_mappings(db.session()))]
-    if form.token.errors or not form.token.data:
-        form.token.data = secrets.token_hex(16)
+    draw_token(form.token)
     return form
 
 
