@@ -127,3 +127,39 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     expect(page.locator("#balance")).to_contain_text("20 tickets")
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User).where(User.is_staff)) == 1
+
+
+def test_staff_make_a_csv_mapping_rename_it_and_delete_it(live_server, page: Page):
+    url, app = live_server
+    with app.app_context():
+        accounts.create_staff(db.session, "Sam Staff", "staff@example.com", PASSWORD)
+    log_in(page, url, "staff@example.com")
+    nav(page, "Payments to confirm")
+    page.get_by_role("link", name="Import a bank statement").click()
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    heading(page, "CSV column mappings")
+    page.get_by_label("Bank", exact=True).fill("Sparkasse")
+    page.get_by_label("Date column").fill("Datum")
+    page.get_by_label("Amount column (signed)").fill("Betrag")
+    page.get_by_label("Text column").fill("Verwendungszweck")
+    page.get_by_role("button", name="Save the mapping").click()
+    expect(page.get_by_text("The mapping Sparkasse is saved")).to_be_visible()
+
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    saved = page.locator("#bank-mappings tbody tr")
+    expect(saved).to_have_count(1)
+    expect(saved).to_contain_text("Datum · Betrag · Verwendungszweck")
+    page.get_by_role("link", name="Change Sparkasse").click()
+    heading(page, "CSV column mappings")
+    page.get_by_label("Bank", exact=True).fill("Sparkasse Köln")
+    page.get_by_role("button", name="Save the mapping").click()
+    expect(page.get_by_role("combobox", name="CSV mapping")).to_contain_text("Sparkasse Köln")
+
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    expect(saved).to_contain_text("Sparkasse Köln")
+    screenshots(page, "bank-mappings")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete the mapping Sparkasse Köln").click()
+    expect(page.get_by_text("The mapping Sparkasse Köln is deleted.")).to_be_visible()
+    expect(saved).to_have_count(0)
+    one_page(page)
