@@ -600,6 +600,8 @@ POSTS = [
     ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
     ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
                                                "staff": 422}),
+    ("/portal/staff/bank/mappings/{mapping}/delete", {"anon": "login", "member": 403, "owner": 403, "other": 403,
+                                                      "staff": "/portal/staff/bank/mappings"}),
 ]
 ROLES = ["anon", "member", "owner", "other", "staff"]
 
@@ -667,7 +669,7 @@ def build_matrix_world(app, people, world, asked) -> dict:
         statement = imports.import_statement(db.session, camt([{"amount": "12.00", "ref": "M-1", "text": "?"}]),
                                              format="camt053", filename="m.xml", seller=SELLER, now=NOW)
         mapping = bank_mappings.save(db.session, Mapping(name="Matrix bank", date_column="Date", text_column="Text"),
-                                     now=NOW)
+                                     now=NOW, by=None)
         values = {"bank_import": statement.bank_import.id, "bank_line": statement.lines[0].line.id,
                   "mapping": mapping.id, "ticket": world["ticket"], "file": message.attachments[0].id,
                   "member": member.id,
