@@ -163,7 +163,8 @@ def test_an_agent_opens_a_ticket_for_the_member_who_is_told(app, client, cast):
     assert fragment.lstrip().startswith('<div id="ticket-balance">') or 'id="ticket-balance"' in fragment[:200]
     answer = post_form(client, url, {"person": str(member_id), "balance": f"{policy.id}-credit",
                                      "kind": "intervention", "criticality": "high", "subject": "Printer offline",
-                                     "description": "Called at 9:10: the printer is offline."})
+                                     "description": "Called at 9:10: the printer is offline.",
+                                     "token": token_of(page)})
     assert answer.status_code == 302 and "/desk/tickets/" in answer.location
     shown = client.get(answer.location).get_data(as_text=True)
     assert "opened for them by Agent" in shown
@@ -184,6 +185,43 @@ def test_a_ticket_for_a_client_without_a_subject_is_refused_and_writes_nothing(a
         before = counts()
     answer = post_form(client, f"/staff/clients/{cast['account']}/tickets/new", {"subject": "", "description": "x"})
     assert answer.status_code == 422
+    with app.app_context():
+        assert counts() == before
+
+
+def test_the_same_ticket_form_sent_twice_opens_one_ticket_and_lands_on_it(app, client, cast):
+    as_(client, "agent@example.com")
+    url = f"/staff/clients/{cast['account']}/tickets/new"
+    with app.app_context():
+        member_id = user("member@example.com").id
+        policy = pack(db.session, "innova-120").policy
+    data = {"person": str(member_id), "balance": f"{policy.id}-credit", "kind": "consultation",
+            "criticality": "normal", "subject": "Called twice", "description": "A double click.",
+            "token": token_of(client.get(url).get_data(as_text=True))}
+    first = post_form(client, url, data)
+    again = post_form(client, url, data)
+    assert first.status_code == again.status_code == 302 and first.location == again.location
+    assert "already opened" in client.get(again.location).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(Ticket.subject == "Called twice")) == 1
+    # A new form is a new ticket, even with the same words.
+    data["token"] = token_of(client.get(url).get_data(as_text=True))
+    assert post_form(client, url, data).location != first.location
+
+
+def test_a_ticket_form_with_a_stale_token_is_refused_and_writes_nothing(app, client, cast):
+    as_(client, "agent@example.com")
+    url = f"/staff/clients/{cast['account']}/tickets/new"
+    with app.app_context():
+        member_id = user("member@example.com").id
+        policy = pack(db.session, "innova-120").policy
+        before = counts()
+    for token in ("", "stale", "Z" * 32):
+        answer = post_form(client, url, {"person": str(member_id), "balance": f"{policy.id}-credit",
+                                         "kind": "consultation", "criticality": "normal", "subject": "Stale",
+                                         "description": "Old form.", "token": token})
+        assert answer.status_code == 422 and "This form has expired" in answer.get_data(as_text=True)
+        assert token_of(answer.get_data(as_text=True)) != token  # a fresh one to send it again
     with app.app_context():
         assert counts() == before
 
