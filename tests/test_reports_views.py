@@ -102,6 +102,16 @@ def test_the_hub_shows_reports_to_admins_only(app, client, month):
     assert "/staff/reports/" not in text(agent.get("/staff/"))
 
 
+def test_the_reports_page_itself_shows_the_months_sales_and_the_credit_owed(client, month):
+    # The office manager opening Reports sees the two figures asked most
+    # often without picking a report first: February's hand-computed ones.
+    login(client, EMAILS["admin"])
+    page = text(client.get("/staff/reports/?month=2026-02"))
+    assert "Paid in February 2026: €876.00 incl. VAT" in page
+    assert "Owed at the end of February 2026: €705.25" in page
+    assert "No sale in January 2020." in text(client.get("/staff/reports/?month=2020-01"))
+
+
 def test_the_credit_owed_at_any_day(client, month):
     login(client, EMAILS["admin"])
     # On 9 February, before Alpha's first pack expired: 50.00 + 550.00 - 6.42.
