@@ -21,6 +21,7 @@ from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.identity import accounts
 from portal import bank as bank_views
+from tests.access import covers
 
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
@@ -328,6 +329,7 @@ POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
                                                    "date_format": "%d.%m.%Y", "amount_column": "A",
                                                    "currency": "EUR", "text_column": "T"},
          "/portal/staff/bank/mappings/{mapping}/delete": {}}
+COVERS = covers(PAGES, POSTS)
 
 
 def bank_rows(app) -> dict[str, list]:
