@@ -184,7 +184,7 @@ def _answer(line: BankLine, sent: FlaskForm, status: int, said: str = "", refuse
     is flashed). Without JavaScript: back to the page, or the page again with
     the form's errors."""
     if wants_fragment():
-        return page_or_fragment("portal/bank_lines.html", "portal/_bank_line.html", status, line=line, said=said,
+        return page_or_fragment("portal/_bank_line.html", None, status, line=line, said=said,
                                 refused=refused, oob=True, waiting=len(imports.waiting(db.session())),
                                 **_forms(line, sent))
     if status == 200:

@@ -21,6 +21,7 @@ from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.identity import accounts
 from portal import bank as bank_views
+from tests.access import covers
 
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
@@ -328,6 +329,7 @@ POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
                                                    "date_format": "%d.%m.%Y", "amount_column": "A",
                                                    "currency": "EUR", "text_column": "T"},
          "/portal/staff/bank/mappings/{mapping}/delete": {}}
+COVERS = covers(PAGES, POSTS)
 
 
 def bank_rows(app) -> dict[str, list]:
@@ -499,3 +501,13 @@ def test_a_refused_htmx_post_writes_nothing(app, client, cast, url, role):
     judge(answer, expected(role))
     assert "bank-line-" not in answer.get_data(as_text=True)
     assert bank_rows(app) == before
+
+
+def test_an_agent_who_may_make_a_mapping_may_delete_it_too(app, client, cast):
+    signed_in(app, client, "agent")
+
+    deleted = post_form(client, f"/portal/staff/bank/mappings/{cast['mapping']}/delete")
+
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/portal/staff/bank/mappings")
+    assert [(action, actor) for action, _id, _before, _after, actor in audit_trail(app)] == [
+        ("bank.mapping.create", None), ("bank.mapping.delete", "agent@example.com")]

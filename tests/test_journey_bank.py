@@ -150,9 +150,10 @@ def test_staff_make_a_csv_mapping_rename_it_and_delete_it(live_server, page: Pag
     expect(saved).to_have_count(1)
     expect(saved).to_contain_text("Datum · Betrag · Verwendungszweck")
     page.get_by_role("link", name="Change Sparkasse").click()
-    heading(page, "CSV column mappings")
+    expect(page.get_by_role("heading", name="Change Sparkasse")).to_be_visible()
     page.get_by_label("Bank", exact=True).fill("Sparkasse Köln")
     page.get_by_role("button", name="Save the mapping").click()
+    expect(page.get_by_text("The mapping Sparkasse Köln is saved")).to_be_visible()
     expect(page.get_by_role("combobox", name="CSV mapping")).to_contain_text("Sparkasse Köln")
 
     page.get_by_role("link", name="CSV column mappings, one per bank").click()

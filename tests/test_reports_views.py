@@ -13,6 +13,7 @@ from sqlalchemy import select
 from billing import clock
 from billing.accounts.models import User
 from common.extensions import db
+from tests.access import covers
 from tests.conftest import login
 from tests.test_catalogue_editor_access import EMAILS, REFUSED, ROLES, check, world  # noqa: F401 - world is a fixture
 
@@ -20,6 +21,7 @@ URLS = ["/staff/reports/", "/staff/reports/sales", "/staff/reports/credit", "/st
         "/staff/reports/overage", "/staff/reports/ratings", "/staff/reports/sales?month=2026-02&format=csv",
         "/staff/reports/credit?month=2026-02&format=csv", "/staff/reports/time?month=2026-02&format=csv",
         "/staff/reports/overage?month=2026-02&format=csv", "/staff/reports/ratings?month=2026-02&format=csv"]
+COVERS = covers(URLS)
 
 
 @pytest.fixture
