@@ -12,7 +12,6 @@ they refuse; the views put those words beside the field.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -22,9 +21,9 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from billing import clock
 from billing.accounts.models import Account, User
@@ -41,13 +40,13 @@ from billing.text import single_line
 from common.extensions import db
 from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID, admin_required, staff_required
+from common.identity.forms import draw_token, one_time_token
 from common.safety import parse_id
 from common.tickets import CRITICALITY_LABELS
 from portal.clients import get_account
 
 bp = Blueprint("account_actions", __name__, url_prefix="/staff/clients")
 
-TOKEN = Regexp(r"\A[0-9a-f]{32}\Z", message=_l("This form has expired: check it and send it again."))
 # The balance choice that opens the ticket under the account's subscription.
 SUBSCRIPTION = "subscription"
 
@@ -82,7 +81,7 @@ class AdjustForm(FlaskForm):
                                      Length(max=adjustments.MAX_REASON)], filters=[single_line])
     # Drawn when the form is shown and part of the ledger's key: the same
     # form sent twice (a double click, a reload) is one adjustment.
-    token = HiddenField(validators=[TOKEN])
+    token = one_time_token()
 
 
 def _adjust_page(account: Account, form: AdjustForm, status: int = 200):
@@ -95,8 +94,7 @@ def _adjust_page(account: Account, form: AdjustForm, status: int = 200):
     form.owner.choices = [SelectChoice("", _("Everybody on the account (pooled)")),
                           *(SelectChoice(str(p.id), _("Only %(name)s", name=p.name))
                             for p in desk.pool(db.session(), account))]
-    if form.token.errors or not form.token.data:
-        form.token.data = secrets.token_hex(16)
+    draw_token(form.token)
     return render_template("account_actions/adjust.html", account=account, form=form, balances=found), status
 
 
@@ -160,6 +158,9 @@ class TicketForm(FlaskForm):
                           filters=[single_line])
     description = TextAreaField(_l("Message"), validators=[DataRequired(), Length(max=desk.MAX_BODY)],
                                 description=_l("What the client asked, in their words: they read it on the ticket."))
+    # Drawn when the form is shown and the ticket's key: the same form sent
+    # twice (a double click, a reload) is one ticket.
+    token = one_time_token()
 
 
 class Choice:
@@ -222,6 +223,7 @@ def _choices(account: Account, form: TicketForm, now: datetime) -> Choice:
 
 
 def _ticket_page(account: Account, form: TicketForm, choice: Choice, status: int = 200):
+    draw_token(form.token)
     return page_or_fragment("account_actions/ticket_new.html", None, status, account=account, form=form,
                             choice=choice)
 
@@ -240,7 +242,17 @@ def new_ticket(account_id: int):
             return page_or_fragment("account_actions/ticket_new.html", "account_actions/_ticket_balance.html",
                                     account=account, form=form, choice=choice)
         return _ticket_page(account, form, choice)
-    if not form.validate() or choice.person is None or choice.policy is None:
+    valid = form.validate()
+    if not form.token.errors:
+        try:
+            opened = desk.opened_under(db.session(), account, form.token.data)
+        except BillingError as error:
+            form.token.errors = [*form.token.errors, _(error.message, **error.params)]
+            return _ticket_page(account, form, choice, INVALID)
+        if opened is not None:
+            flash(_("Ticket #%(number)d was already opened from this form: here it is.", number=opened.id), "info")
+            return redirect(url_for("desk.show", ticket_id=opened.id))
+    if not valid or choice.person is None or choice.policy is None:
         if choice.person is not None and choice.policy is None:
             form.balance.errors = [*form.balance.errors, _("This person has no balance to draw from.")]
         return _ticket_page(account, form, choice, INVALID)
@@ -249,7 +261,7 @@ def new_ticket(account_id: int):
             db.session(), account, choice.person, form.subject.data, form.description.data, now=now,
             policy=None if choice.subscription else choice.policy, unit=choice.unit,
             subscription=choice.subscription, kind=form.kind.data or None, criticality=form.criticality.data,
-            by=_me())
+            by=_me(), key=form.token.data)
     except BillingError as error:
         target = form[error.field] if error.field in form else form.subject
         target.errors = [*target.errors, _(error.message, **error.params)]

@@ -1,6 +1,7 @@
 """Staff import the bank's statements (billing.bank.imports): the upload
 form and what each line became, the lines that wait for a person (assign to
-an order, or discard), and the CSV column mappings, one per bank.
+an order, or discard), and the CSV column mappings, one per bank (listed,
+changed, deleted; each change in the audit log).
 
 Staff only (``staff_required``): a client or anybody else gets 403, an
 anonymous visitor the login page. A bad upload (too large, unreadable,
@@ -8,8 +9,6 @@ malformed) is answered 413 or 422 with the reason beside the field, and
 nothing is written."""
 
 from __future__ import annotations
-
-import secrets
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,18 +18,20 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from billing import clock
 from billing.bank import imports, mappings, statements
-from billing.bank.models import BankImport, BankLine, BankMapping
+from billing.bank.models import CREDITED, BankImport, BankLine, BankMapping
 from billing.errors import BillingError
 from common import payments
 from common.extensions import db
+from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import money
 from common.identity.access import INVALID, staff_required
+from common.identity.forms import draw_token, one_time_token
 
 bp = Blueprint("bank", __name__, url_prefix="/portal/staff/bank")
 
@@ -39,14 +40,13 @@ MAX_BYTES = 5 * 1024 * 1024
 FORMAT_CHOICES = [SelectChoice("", _l("Read it from the file")), SelectChoice("camt053", "ISO 20022 camt.053"),
                   SelectChoice("camt054", "ISO 20022 camt.054"), SelectChoice("mt940", "SWIFT MT940"),
                   SelectChoice("csv", _l("CSV, with a mapping"))]
-TOKEN = Regexp(r"\A[0-9a-f]{32}\Z", message=_l("This form has expired: check it and send it again."))
 
 
 class UploadForm(FlaskForm):
     statement = FileField(_l("Statement file"))
     format = SelectField(_l("Format"), choices=FORMAT_CHOICES, default="")
     mapping = SelectField(_l("CSV mapping"), choices=[], default="", validate_choice=False)
-    token = HiddenField(validators=[TOKEN])
+    token = one_time_token()
 
 
 class AssignForm(FlaskForm):
@@ -84,8 +84,7 @@ def _upload_form(form: UploadForm | None = None) -> UploadForm:
     form = form or UploadForm(formdata=None)
     form.mapping.choices = [SelectChoice("", _("None")),
                             *(SelectChoice(m.name, m.name) for m in mappings.all_mappings(db.session()))]
-    if form.token.errors or not form.token.data:
-        form.token.data = secrets.token_hex(16)
+    draw_token(form.token)
     return form
 
 
@@ -161,19 +160,39 @@ def show(import_id: int):
                            outcomes=imports.OUTCOMES)
 
 
+def _forms(line: BankLine, sent: FlaskForm | None = None) -> dict[str, FlaskForm]:
+    """The line's two forms, the one just sent kept with its errors. Many lines
+    share the page: each field's id (and its label) is the line's."""
+    assign_form = sent if isinstance(sent, AssignForm) else AssignForm(formdata=None, order=line.suggested_order_id)
+    discard_form = sent if isinstance(sent, DiscardForm) else DiscardForm(formdata=None)
+    assign_form.order.id = f"order-{line.id}"
+    discard_form.note.id = f"note-{line.id}"
+    return {"assign_form": assign_form, "discard_form": discard_form}
+
+
 def _waiting(forms: dict[int, FlaskForm] | None = None, status: int = 200):
     lines = imports.waiting(db.session())
-    forms = forms or {}
-    assign, discard = {}, {}
-    for line in lines:
-        sent = forms.get(line.id)
-        assign[line.id] = sent if isinstance(sent, AssignForm) else AssignForm(formdata=None,
-                                                                               order=line.suggested_order_id)
-        discard[line.id] = sent if isinstance(sent, DiscardForm) else DiscardForm(formdata=None)
-        # One form per line on the page: each field's id (and its label) is the line's.
-        assign[line.id].order.id = f"order-{line.id}"
-        discard[line.id].note.id = f"note-{line.id}"
-    return render_template("portal/bank_lines.html", lines=lines, assign=assign, discard=discard), status
+    built = {line.id: _forms(line, (forms or {}).get(line.id)) for line in lines}
+    return render_template("portal/bank_lines.html", lines=lines,
+                           assign={key: pair["assign_form"] for key, pair in built.items()},
+                           discard={key: pair["discard_form"] for key, pair in built.items()}), status
+
+
+def _answer(line: BankLine, sent: FlaskForm, status: int, said: str = "", refused: str = ""):
+    """What a line's form gets back. From the page with htmx: the line's row
+    as it now is, and how many still wait (the row says what happened, nothing
+    is flashed). Without JavaScript: back to the page, or the page again with
+    the form's errors."""
+    if wants_fragment():
+        return page_or_fragment("portal/_bank_line.html", None, status, line=line, said=said,
+                                refused=refused, oob=True, waiting=len(imports.waiting(db.session())),
+                                **_forms(line, sent))
+    if status == 200:
+        flash(said, "success" if line.status in CREDITED else "info")
+        return redirect(url_for("bank.waiting"))
+    if refused:
+        flash(refused, "error")
+    return _waiting({line.id: sent}, status)
 
 
 @bp.get("/lines")
@@ -194,18 +213,18 @@ def _line(line_id: int) -> BankLine:
 def assign(line_id: int):
     line = _line(line_id)
     form = AssignForm()
+    refused = ""
     if form.validate_on_submit():
         try:
             done = imports.assign(db.session(), line.id, form.order.data, seller=payments.seller(), now=clock.now(),
                                   by=current_user._get_current_object())
         except BillingError as error:
-            if error.field is None:  # about the line, which the page may no longer list
-                flash(_(error.message, **error.params), "error")
             form.order.errors = [_(error.message, **error.params)]
+            if error.field is None:  # about the line, which the page may no longer list
+                refused = form.order.errors[0]
         else:
-            flash(outcome_message(done), "success")
-            return redirect(url_for("bank.waiting"))
-    return _waiting({line.id: form}, INVALID)
+            return _answer(line, form, 200, said=outcome_message(done))
+    return _answer(line, form, INVALID, refused=refused)
 
 
 @bp.post("/lines/<int:line_id>/discard")
@@ -213,18 +232,19 @@ def assign(line_id: int):
 def discard(line_id: int):
     line = _line(line_id)
     form = DiscardForm()
+    refused = ""
     if form.validate_on_submit():
         try:
             imports.discard(db.session(), line.id, note=form.note.data, now=clock.now(),
                             by=current_user._get_current_object())
         except BillingError as error:
-            if error.field is None:
-                flash(_(error.message, **error.params), "error")
             form.note.errors = [_(error.message, **error.params)]
+            if error.field is None:
+                refused = form.note.errors[0]
         else:
-            flash(_("The line of %(day)s is set aside: it pays no order.", day=line.booked_on.isoformat()), "info")
-            return redirect(url_for("bank.waiting"))
-    return _waiting({line.id: form}, INVALID)
+            return _answer(line, form, 200, said=_("The line of %(day)s is set aside: it pays no order.",
+                                                   day=line.booked_on.isoformat()))
+    return _answer(line, form, INVALID, refused=refused)
 
 
 def outcome_message(done: imports.LineOutcome) -> str:
@@ -274,7 +294,7 @@ def save_mapping(mapping_id: int | None):
             "name", "delimiter", "date_format", "currency", *mappings.COLUMNS)}
         try:
             saved = mappings.save(db.session(), statements.Mapping(**values, decimal_comma=form.decimal_comma.data),
-                                  now=clock.now(), mapping_id=mapping_id)
+                                  now=clock.now(), by=current_user._get_current_object(), mapping_id=mapping_id)
         except BillingError as error:
             target = getattr(form, error.field or "name", form.name)
             target.errors = [*target.errors, _(error.message, **error.params)]
@@ -283,3 +303,15 @@ def save_mapping(mapping_id: int | None):
                     name=saved.name), "success")
             return redirect(url_for("bank.index"))
     return _mapping_page(form, row, INVALID)
+
+
+@bp.post("/mappings/<int:mapping_id>/delete")
+@staff_required
+def delete_mapping(mapping_id: int):
+    """Staff who may make a mapping may delete it: the imports it read stay as they were."""
+    try:
+        name = mappings.delete(db.session(), mapping_id, by=current_user._get_current_object())
+    except mappings.MappingError:  # deleted meanwhile, or never was
+        abort(404)
+    flash(_("The mapping %(name)s is deleted.", name=name), "info")
+    return redirect(url_for("bank.new_mapping"))

@@ -42,7 +42,7 @@ KIND_LABELS = {
     "low_balance": _l("Low balance"), "expiring": _l("Credit about to expire"),
     "overage_request": _l("Work beyond the balance"), "ticket_opened": _l("Ticket received"),
     "ticket_opened_staff": _l("New ticket"), "staff_reply": _l("Reply from support"),
-    "ticket_resolved": _l("Ticket resolved, with the report"),
+    "ticket_resolved": _l("Ticket resolved, with the report"), "quote_sent": _l("Quote sent"),
 }
 STATUS_LABELS = {"pending": _l("waiting"), "sent": _l("sent"), "failed": _l("failed")}
 

@@ -32,6 +32,7 @@ from common import payments
 from common.extensions import db, login_manager
 from common.i18n import refusal, to_decimal
 from common.identity.access import INVALID, staff_required
+from common.identity.forms import draw_token, one_time_token
 
 bp = Blueprint("quotes", __name__)
 
@@ -53,6 +54,9 @@ class SendForm(FlaskForm):
     valid_until = DateField(_l("The client may accept until"), validators=[DataRequired()])
     note = TextAreaField(_l("Message to the client"), validators=[Length(max=quotes.MAX_MESSAGE)],
                          render_kw={"rows": 3})
+    # A second sending draws a new link and breaks the first one mailed: the
+    # same form sent twice (a double click) must be one sending.
+    token = one_time_token()
 
 
 def _visible(quote_id: int) -> Quote:
@@ -163,6 +167,7 @@ def _send_form(quote: Quote) -> SendForm:
 
 
 def _staff_page(quote: Quote, form: SendForm, status: int = 200):
+    draw_token(form.token)
     return render_template("quotes/staff_quote.html", quote=quote, form=form, price=quotes.price(quote),
                            units=quotes.units(quote), expired=quotes.expired(quote, clock.now().date()),
                            allows_quantity=orders.allows_quantity(quote.pack)), status
@@ -193,16 +198,19 @@ def staff_quote(quote_id: int):
     if form.errors:
         return _staff_page(quote, form, INVALID)
     try:
-        quotes.send_quote(db.session(), quote, by=current_user._get_current_object(),
-                          unit_price=values["unit_price"] or 0, quantity=values["quantity"] or 0,
-                          validity_months=values["validity_months"],
-                          valid_until=form.valid_until.data, note=form.note.data or "", now=clock.now())
+        sent = quotes.send_quote(db.session(), quote, by=current_user._get_current_object(),
+                                 unit_price=values["unit_price"] or 0, quantity=values["quantity"] or 0,
+                                 validity_months=values["validity_months"], valid_until=form.valid_until.data,
+                                 note=form.note.data or "", now=clock.now(), key=form.token.data)
     except BillingError as error:
         field = {"amount": "unit_price"}.get(error.field or "", error.field or "note")
         form[field if field in form else "note"].errors.append(refusal(error))
         db.session.rollback()
         return _staff_page(db.session.get_one(Quote, quote_id), form, INVALID)
-    flash(_("Quote %(number)d is sent to %(email)s.", number=quote.id, email=quote.email), "success")
+    if sent is None:
+        flash(_("Quote %(number)d was already sent from this form: nothing changed.", number=quote.id), "info")
+    else:
+        flash(_("Quote %(number)d is sent to %(email)s.", number=quote.id, email=quote.email), "success")
     return redirect(url_for("quotes.staff_quote", quote_id=quote.id))
 
 

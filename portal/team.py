@@ -177,6 +177,9 @@ ACTION_LABELS = {
     "ticket.kind": _l("Request kind changed"),
     "bank.assign": _l("Bank line assigned to an order"),
     "bank.discard": _l("Bank line set aside"),
+    "bank.mapping.create": _l("Bank CSV mapping created"),
+    "bank.mapping.update": _l("Bank CSV mapping changed"),
+    "bank.mapping.delete": _l("Bank CSV mapping deleted"),
     "staff.second_factor_reset": _l("Second factor reset"),
     "account.invoicing": _l("Invoicing details changed"),
     "service.levels": _l("Service levels changed"),
@@ -199,7 +202,7 @@ ACTION_LABELS = {
 KIND_LABELS = {
     "user": _l("Person"), "account": _l("Account"), "ticket": _l("Ticket"), "catalogue": _l("Catalogue"),
     "policy": _l("Billing policy"), "pack": _l("Pack"), "bank_line": _l("Bank statement line"),
-    "holiday": _l("Holiday"), "service_levels": _l("Service levels"),
+    "holiday": _l("Holiday"), "service_levels": _l("Service levels"), "bank_mapping": _l("CSV column mapping"),
 }
 OBJECT_PAGES = {
     "user": ("team.index", None), "account": ("clients.account", "account_id"), "ticket": ("desk.show", "ticket_id"),
@@ -212,6 +215,13 @@ FIELD_LABELS = {
     # Credit adjustments and request kinds (portal.account_actions, the desk).
     "policy": _l("Balance"), "unit": _l("Unit"), "balance": _l("Balance held"), "quantity": _l("Units moved"),
     "reason": _l("Reason"), "kind": _l("Kind of request"), "units": _l("Units charged"),
+    # A bank's CSV mapping (portal.bank), in the words of its form.
+    "delimiter": _l("Separator"), "date_column": _l("Date column"), "date_format": _l("Date format"),
+    "amount_column": _l("Amount column (signed)"), "credit_column": _l("Credit column"),
+    "debit_column": _l("Debit column"), "decimal_comma": _l("Amounts are written with a decimal comma (1.234,50)"),
+    "currency_column": _l("Currency column"), "currency": _l("Currency"), "text_column": _l("Text column"),
+    "payer_column": _l("Payer column"), "reference_column": _l("Reference column"),
+    "bank_ref_column": _l("Bank's own line reference column"),
 }
 
 

@@ -193,7 +193,7 @@ def log_time(page: Page, minutes: int, expected_preview: str) -> None:
 
 # ------------------------------------------------------------------ mail
 
-def mail_link(inbox: Inbox, to: str, path: str, timeout: float = 10.0) -> str:
+def mail_link(inbox: Inbox, to: str, path: str, timeout: float = 30.0) -> str:
     """The link to ``path`` in the last mail the loopback SMTP server received
     for ``to``, once it has arrived."""
     deadline = time.monotonic() + timeout

@@ -216,6 +216,42 @@ def test_an_mt940_statement_confirms_by_the_text_and_ignores_debits_and_reversal
     assert set(run(session, statement, "mt940").values()) == {("duplicate", order.id), ("duplicate", None)}
 
 
+# Who paid, as the :86: field says it in each layout banks use: the German
+# sub-fields (?32, continued in ?33; with the transaction code in front or
+# without), or SWIFT's /NAME/, alone or under /ORDP/ (the ordering party).
+@pytest.mark.parametrize("details, payer", [
+    ("?20Rechnung 42?32Acme GmbH", "Acme GmbH"),
+    ("166?00GUTSCHRIFT?109075?20SVWZ+Rechnung 42?30COBADEFFXXX?31DE89370400440532013000"
+     "?32MUELLER GMBH UND CO KOMMAND?33ITGESELLSCHAFT?34000", "MUELLER GMBH UND CO KOMMANDITGESELLSCHAFT"),
+    ("051?00UEBERWEISUNG?20Facture 42?32Jean Dupont?33SARL", "Jean Dupont SARL"),
+    ("/TRTP/SEPA OVERBOEKING/IBAN/NL91ABNA0417164300/BIC/ABNANL2A/NAME/J. JANSEN/REMI/Invoice 42/EREF/NOTPROVIDED",
+     "J. JANSEN"),
+    ("/ORDP//NAME/Acme Corp/ADDR/Main Street 1 Paris/REMI/USTD//Invoice 42/", "Acme Corp"),
+    ("/BENM//NAME/Forfait Support/ORDP//NAME/Acme Corp/REMI/USTD//Invoice 42/", "Acme Corp"),
+    ("/ORDP/Acme Corp/REMI/Invoice 42", "Acme Corp"),
+    # A :86: wraps at 65 characters, in the middle of a word as often as not.
+    ("/TRTP/SEPA CREDIT TRANSFER/REMI/USTD//Invoice 42/ORDP//NAME/Acme Consulting Gro\r\nup Ltd/ADDR/Paris",
+     "Acme Consulting Group Ltd"),
+    ("Invoice 42 from a bank that writes free text", ""),
+])
+def test_an_mt940_line_names_its_payer_in_each_common_layout(details, payer):
+    (line,) = statements.read(mt940([{"amount": "1.00", "ref": "P-1", "text": details}]), "mt940")
+
+    assert line.payer == payer
+    assert "42" in line.text and "?3" not in line.text
+
+
+def test_an_mt940_payer_continued_in_33_is_enough_to_suggest_the_order(session):
+    _account, owner = client(session, "Boulangerie Dupont")
+    order, _ = place(session, owner)
+    whole = f"{order.total // 100}.{order.total % 100:02d}"
+    # ?32 holds 27 characters: the name goes on in ?33, and only there does it say who the client is.
+    statement = mt940([{"amount": whole, "ref": "P-2",
+                        "text": "166?00GUTSCHRIFT?20Virement?32ETS MARTIN ET FILS ET BOULA?33NGERIE DUPONT"}])
+
+    assert run(session, statement, "mt940") == {0: ("suggested", order.id)}
+
+
 def test_a_csv_statement_reads_through_its_mapping(session):
     _account, owner = client(session)
     order, _ = place(session, owner)
@@ -399,7 +435,7 @@ def test_the_command_reads_a_csv_through_a_mapping_named_once(app, session, runn
 
     _account, owner = client(session)
     order, _ = place(session, owner)
-    bank_mappings.save(session, MAPPING, now=NOW)
+    bank_mappings.save(session, MAPPING, now=NOW, by=None)
     export = tmp_path / "sparkasse.csv"
     export.write_bytes(csv_statement([["04.01.2026", "25,00", f"Zahlung {order.reference}", "Acme", ""]]))
     db.session.remove()

@@ -15,11 +15,13 @@ from conftest import PASSWORD, csrf_token, login, post_form
 from sqlalchemy import func, select
 
 from billing.accounts.models import User
+from billing.audit import AuditEntry
 from billing.bank.models import BankImport, BankLine, BankMapping
 from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.identity import accounts
 from portal import bank as bank_views
+from tests.access import covers
 
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
@@ -166,6 +168,92 @@ def test_a_csv_mapping_is_made_once_then_chosen_and_edited(app, client, session,
     assert 'value="CHF"' in client.get(f"/portal/staff/bank/mappings/{mapping.id}").get_data(as_text=True)
 
 
+MAPPING_FIELDS = {"name": "Sparkasse", "delimiter": ";", "date_column": "Datum", "date_format": "%d.%m.%Y",
+                  "amount_column": "Betrag", "decimal_comma": "y", "currency": "EUR", "text_column": "Text",
+                  "payer_column": "Auftraggeber", "reference_column": "Referenz"}
+
+
+def audit_trail(app, kind: str = "bank_mapping") -> list[tuple]:
+    with app.app_context():
+        return [(entry.action, entry.subject_id, entry.before, entry.after, entry.actor.email if entry.actor else None)
+                for entry in db.session.scalars(select(AuditEntry).where(AuditEntry.subject_kind == kind)
+                                                .order_by(AuditEntry.id))]
+
+
+def test_staff_see_the_saved_mappings_rename_one_and_delete_it_each_written_to_the_audit_log(app, client, sam):
+    login(client, sam)
+    post_form(client, "/portal/staff/bank/mappings", MAPPING_FIELDS)
+    with app.app_context():
+        mapping_id = db.session.scalar(select(BankMapping.id))
+
+    listed = client.get("/portal/staff/bank/mappings").get_data(as_text=True)
+    renamed = post_form(client, f"/portal/staff/bank/mappings/{mapping_id}",
+                        {**MAPPING_FIELDS, "name": "Sparkasse Köln"})
+    offered = client.get("/portal/staff/bank/").get_data(as_text=True)
+    deleted = post_form(client, f"/portal/staff/bank/mappings/{mapping_id}/delete")
+    after = client.get(deleted.headers["Location"]).get_data(as_text=True)
+
+    # The list says which columns each mapping reads, and offers to change or delete it.
+    assert "Sparkasse" in listed and "Datum" in listed and "Betrag" in listed
+    assert f'action="/portal/staff/bank/mappings/{mapping_id}/delete"' in listed
+    assert renamed.status_code == 302
+    assert '<option value="Sparkasse Köln">' in offered
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/portal/staff/bank/mappings")
+    assert "The mapping Sparkasse Köln is deleted." in after and 'option value="Sparkasse' not in after
+    with app.app_context():
+        assert db.session.get(BankMapping, mapping_id) is None
+    created, changed, removed = audit_trail(app)
+    assert created[:2] == ("bank.mapping.create", mapping_id) and created[2] is None
+    assert created[3]["name"] == "Sparkasse" and created[3]["amount_column"] == "Betrag" and created[4] == sam
+    # A change names only what changed.
+    assert changed[:4] == ("bank.mapping.update", mapping_id, {"name": "Sparkasse"}, {"name": "Sparkasse Köln"})
+    assert removed[:3] == ("bank.mapping.delete", mapping_id, {**created[3], "name": "Sparkasse Köln"})
+    assert removed[3] is None
+
+
+def test_the_audit_log_names_the_mapping_actions(app, client, sam):
+    login(client, sam)  # an admin: the log is theirs
+    post_form(client, "/portal/staff/bank/mappings", MAPPING_FIELDS)
+
+    log = client.get("/staff/audit").get_data(as_text=True)
+
+    assert "Bank CSV mapping created" in log and "CSV column mapping" in log and "Amount column (signed)" in log
+
+
+def test_deleting_a_mapping_leaves_the_imports_it_read_whole(app, client, session, sam):
+    _account, _owner, order = client_of(session)
+    login(client, sam)
+    post_form(client, "/portal/staff/bank/mappings", MAPPING_FIELDS)
+    imported = upload(client, csv_statement([["04.01.2026", "10,00", f"Zahlung {order.reference}", "Acme", ""]]),
+                      "export.csv", mapping="Sparkasse")
+    with app.app_context():
+        mapping_id = db.session.scalar(select(BankMapping.id))
+
+    post_form(client, f"/portal/staff/bank/mappings/{mapping_id}/delete")
+    shown = client.get(imported.headers["Location"])
+    index = client.get("/portal/staff/bank/").get_data(as_text=True)
+
+    assert shown.status_code == 200 and "partial payment" in shown.get_data(as_text=True)
+    assert "export.csv" in index
+    assert lines_written(app) == (1, 1)
+
+
+def test_a_mapping_deleted_meanwhile_is_404_and_a_delete_by_get_is_refused(app, client, sam):
+    login(client, sam)
+    post_form(client, "/portal/staff/bank/mappings", MAPPING_FIELDS)
+    with app.app_context():
+        mapping_id = db.session.scalar(select(BankMapping.id))
+
+    by_get = client.get(f"/portal/staff/bank/mappings/{mapping_id}/delete")
+    first = post_form(client, f"/portal/staff/bank/mappings/{mapping_id}/delete")
+    second = post_form(client, f"/portal/staff/bank/mappings/{mapping_id}/delete")
+    without_token = client.post(f"/portal/staff/bank/mappings/{mapping_id + 1}/delete")
+
+    assert by_get.status_code == 405 and first.status_code == 302
+    assert second.status_code == 404 and without_token.status_code in (400, 404)
+    assert [entry[0] for entry in audit_trail(app)] == ["bank.mapping.create", "bank.mapping.delete"]
+
+
 @pytest.mark.parametrize("who", ["anon", "owner"])
 def test_only_staff_reach_the_bank_pages(app, client, people, who):
     if who == "owner":
@@ -205,7 +293,7 @@ def cast(app, people):
         done = imports.import_statement(db.session, statement([{"amount": "4.00", "ref": "R-1", "text": "?"}]),
                                         format="camt053", filename="r.xml", seller=SELLER, now=NOW)
         mapping = bank_mappings.save(db.session, Mapping(name="Roles bank", date_column="Date", text_column="Text"),
-                                     now=NOW)
+                                     now=NOW, by=None)
         return {"import": done.bank_import.id, "line": done.lines[0].line.id, "mapping": mapping.id}
 
 
@@ -239,13 +327,15 @@ POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
                                          "amount_column": "A", "currency": "EUR", "text_column": "T"},
          "/portal/staff/bank/mappings/{mapping}": {"name": "Y", "delimiter": ";", "date_column": "D",
                                                    "date_format": "%d.%m.%Y", "amount_column": "A",
-                                                   "currency": "EUR", "text_column": "T"}}
+                                                   "currency": "EUR", "text_column": "T"},
+         "/portal/staff/bank/mappings/{mapping}/delete": {}}
+COVERS = covers(PAGES, POSTS)
 
 
 def bank_rows(app) -> dict[str, list]:
     with app.app_context():
         return {model.__tablename__: sorted(map(repr, db.session.execute(select(model.__table__)).all()))
-                for model in (BankImport, BankLine, BankMapping, Payment, Order)}
+                for model in (BankImport, BankLine, BankMapping, Payment, Order, AuditEntry)}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -296,3 +386,128 @@ def test_the_bank_pages_speak_the_staff_members_language(app, client, sam, lang,
     # Where a line sits in the file is said in the reader's language too, on every page and in our refusals
     # (the XML parser's own words, quoted in ``refused``, are its own).
     assert re.findall(r"\bline \d+", result + waiting + no_amount) == []
+
+
+@pytest.mark.parametrize("lang, says", [
+    ("fr", ["Modèles enregistrés", "Colonnes lues", "Supprimer le modèle Sparkasse\u00a0?",
+            "Le modèle Sparkasse est supprimé."]),
+    ("es", ["Correspondencias guardadas", "Columnas leídas", "¿Eliminar la correspondencia Sparkasse?",
+            "La correspondencia Sparkasse está eliminada."]),
+])
+def test_the_mappings_page_speaks_the_staff_members_language(app, client, sam, lang, says):
+    login(client, sam)
+    post_form(client, "/language", {"lang": lang})
+    post_form(client, "/portal/staff/bank/mappings", MAPPING_FIELDS)
+    with app.app_context():
+        mapping_id = db.session.scalar(select(BankMapping.id))
+
+    listed = client.get("/portal/staff/bank/mappings").get_data(as_text=True)
+    deleted = post_form(client, f"/portal/staff/bank/mappings/{mapping_id}/delete", follow_redirects=True)
+
+    html = listed + deleted.get_data(as_text=True)
+    assert [phrase for phrase in says if phrase not in html] == []
+
+
+# --- Assign and set aside in place (htmx) ----------------------------------------------
+
+HTMX = {"HX-Request": "true", "HX-Current-URL": "http://localhost/portal/staff/bank/lines"}
+
+
+def two_waiting_lines(app, client, session):
+    _account, _owner, order = client_of(session)
+    whole = f"{order.total // 100}.{order.total % 100:02d}"
+    upload(client, camt([{"amount": whole, "ref": "H-1", "text": "support", "payer": "M. Martin"},
+                         {"amount": "1.00", "ref": "H-2", "text": "test transfer"}]))
+    with app.app_context():
+        first, second = db.session.scalars(select(BankLine.id).order_by(BankLine.id)).all()
+    return order, first, second
+
+
+def test_assigning_with_htmx_answers_the_lines_row_and_the_count_in_its_place(app, client, session, sam):
+    login(client, sam)
+    order, first, second = two_waiting_lines(app, client, session)
+    page = client.get("/portal/staff/bank/lines").get_data(as_text=True)
+
+    assigned = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+    aside = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": "our own test"}, headers=HTMX)
+
+    # The page's forms post by themselves without JavaScript, and swap their own line's row with it.
+    assert f'action="/portal/staff/bank/lines/{first}/assign"' in page
+    assert f'hx-post="/portal/staff/bank/lines/{first}/assign" hx-target="#bank-line-{first}"' in page
+    assert 'id="bank-waiting-count"' in page and "2 bank lines wait for you to assign or discard them." in page
+    row = assigned.get_data(as_text=True)
+    assert assigned.status_code == 200 and "HX-Request" in assigned.headers["Vary"]
+    assert row.lstrip().startswith(f'<article id="bank-line-{first}"') and "<html" not in row
+    assert f"Order {order.id} is paid: credited and invoiced." in row and "confirmed" in row
+    assert f'href="/portal/orders/{order.id}"' in row and "Assign to this order" not in row
+    assert '<p id="bank-waiting-count" hx-swap-oob="true"' in row
+    assert "1 bank line waits for you to assign or discard it." in row
+    other = aside.get_data(as_text=True)
+    assert aside.status_code == 200 and other.lstrip().startswith(f'<article id="bank-line-{second}"')
+    assert "set aside" in other and "our own test" in other and "No bank line waits for you." in other
+    with app.app_context():
+        assert db.session.get(Order, order.id).status == "paid"
+        assert db.session.get(BankLine, second).status == "discarded"
+    # Said in the row: nothing is left to flash on the next page.
+    assert "is paid" not in client.get("/portal/staff/bank/lines").get_data(as_text=True)
+
+
+def test_a_refused_assignment_with_htmx_answers_the_row_with_the_reason(app, client, session, sam):
+    login(client, sam)
+    order, first, second = two_waiting_lines(app, client, session)
+
+    wrong = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": "99999"}, headers=HTMX)
+    empty = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": ""}, headers=HTMX)
+    post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+    again = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+
+    assert wrong.status_code == 422
+    row = wrong.get_data(as_text=True)
+    assert row.lstrip().startswith(f'<article id="bank-line-{first}"') and "<html" not in row
+    assert "There is no order 99999 to pay." in row and 'value="99999"' in row and 'aria-invalid="true"' in row
+    assert empty.status_code == 422 and f'id="note-{second}"' in empty.get_data(as_text=True)
+    # Settled meanwhile: the row shows what the line became, and why nothing more was done.
+    settled = again.get_data(as_text=True)
+    assert again.status_code == 422 and "already settled" in settled and "confirmed" in settled
+    assert "Assign to this order" not in settled
+    assert "already settled" not in client.get("/portal/staff/bank/lines").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.order_id == order.id, Payment.status == "confirmed")) == 1
+
+
+def test_an_htmx_post_carries_its_csrf_token_in_the_header_the_body_gives(app, client, session, sam):
+    login(client, sam)
+    order, first, _second = two_waiting_lines(app, client, session)
+    token = csrf_token(client, "/portal/staff/bank/lines")
+
+    without = client.post(f"/portal/staff/bank/lines/{first}/assign", data={"order": str(order.id)}, headers=HTMX)
+    with_header = client.post(f"/portal/staff/bank/lines/{first}/assign", data={"order": str(order.id)},
+                              headers={**HTMX, "X-CSRFToken": token})
+
+    assert without.status_code == 400 and with_header.status_code == 200
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in client.get("/portal/staff/bank/lines").get_data(
+        as_text=True)
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if expected(role) != 200])
+@pytest.mark.parametrize("url", ["/portal/staff/bank/lines/{line}/assign", "/portal/staff/bank/lines/{line}/discard"])
+def test_a_refused_htmx_post_writes_nothing(app, client, cast, url, role):
+    client = signed_in(app, client, role)
+    before = bank_rows(app)
+    data = {**POSTS[url], "csrf_token": csrf_token(client, "/login" if role in ("anonymous", "deactivated")
+                                                   else "/portal/")}
+    answer = client.post(url.format(**cast), data=data, headers=HTMX)
+    judge(answer, expected(role))
+    assert "bank-line-" not in answer.get_data(as_text=True)
+    assert bank_rows(app) == before
+
+
+def test_an_agent_who_may_make_a_mapping_may_delete_it_too(app, client, cast):
+    signed_in(app, client, "agent")
+
+    deleted = post_form(client, f"/portal/staff/bank/mappings/{cast['mapping']}/delete")
+
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/portal/staff/bank/mappings")
+    assert [(action, actor) for action, _id, _before, _after, actor in audit_trail(app)] == [
+        ("bank.mapping.create", None), ("bank.mapping.delete", "agent@example.com")]

@@ -69,7 +69,7 @@ def test_staff_log_27_minutes_and_the_client_dashboard_follows(world, page: Page
 
     # The client's dashboard, untouched since, polls its live balance.
     url_before = page.url
-    expect(balance).to_have_text("33 credits", timeout=5_000)
+    expect(balance).to_have_text("33 credits")
     assert page.url == url_before
 
 

@@ -126,7 +126,7 @@ def test_dashboard_shows_the_charge_without_a_reload(acme, page: Page, new_conte
     open_from_desk(staff, "Update the prices page")
     log_time(staff, 27, "3 credits")
 
-    expect(balance).to_have_text("33 credits", timeout=5000)
+    expect(balance).to_have_text("33 credits")
     assert page.evaluate("window.notReloaded") is True
     expect(page.get_by_role("link", name=re.compile("Update the prices page")).first).to_be_visible()
 

@@ -22,7 +22,7 @@ from billing.ledger import services as ledger
 from billing.orders.models import Order, Payment
 from billing.quotes.models import Quote
 from common.extensions import db
-from tests.conftest import PASSWORD, login, post_form
+from tests.conftest import PASSWORD, form_token, login, post_form
 from tests.test_security import snapshot
 
 
@@ -67,6 +67,12 @@ def quote_of(app, email: str) -> Quote:
         return found
 
 
+def send(staff, quote_id: int, terms: dict, token: str | None = None):
+    """Staff send the quote's form as shown (with its one-time token), with ``terms`` typed in."""
+    path = f"/staff/quotes/{quote_id}"
+    return post_form(staff, path, {**terms, "token": token or form_token(staff, path)})
+
+
 def test_the_storefront_card_and_page_lead_to_the_request_form(client, presets):
     catalogue = text(client.get("/"))
     assert 'href="/quotes/request/itsupport-team-tickets"' in catalogue
@@ -106,13 +112,11 @@ def test_staff_price_it_the_visitor_signs_up_on_the_quote_and_pays_by_transfer(a
     assert f"/staff/quotes/{quote.id}" in text(staff.get("/staff/quotes"))
     page = text(staff.get(f"/staff/quotes/{quote.id}"))
     assert "Twenty users, one pool" in page and 'value="20"' in page
-    refused = post_form(staff, f"/staff/quotes/{quote.id}", {"unit_price": "-3", "quantity": "20",
-                                                              "valid_until": "2099-01-01"})
+    refused = send(staff, quote.id, {"unit_price": "-3", "quantity": "20", "valid_until": "2099-01-01"})
     assert refused.status_code == 422 and 'id="unit_price-note"' in text(refused)
     until = (clock.now().date() + timedelta(days=30)).isoformat()
-    sent = post_form(staff, f"/staff/quotes/{quote.id}", {"unit_price": "38", "quantity": "20",
-                                                           "validity_months": "12", "valid_until": until,
-                                                           "note": "Includes the kick-off call"})
+    sent = send(staff, quote.id, {"unit_price": "38", "quantity": "20", "validity_months": "12",
+                                  "valid_until": until, "note": "Includes the kick-off call"})
     assert sent.status_code == 302
 
     [mail] = mails(app, "ines@example.com")
@@ -154,6 +158,38 @@ def test_staff_price_it_the_visitor_signs_up_on_the_quote_and_pays_by_transfer(a
     assert "Accepted" in text(client.get(f"/portal/quotes/{quote.id}"))
 
 
+def test_the_same_send_form_sent_twice_mails_one_quote_whose_link_works(app, client, presets, people):
+    """A double click on Send: one mail, and its link is the quote's (a second
+    sending would have drawn a new link and broken the first)."""
+    assert post_form(client, ASK, VISITOR).status_code == 302
+    quote = quote_of(app, "ines@example.com")
+    staff = app.test_client()
+    login(staff, people["staff"])
+    token = form_token(staff, f"/staff/quotes/{quote.id}")
+    terms = {"unit_price": "38", "quantity": "20", "valid_until": (clock.now().date() + timedelta(days=9)).isoformat()}
+    first, again = send(staff, quote.id, terms, token), send(staff, quote.id, terms, token)
+    assert first.status_code == again.status_code == 302 and first.location == again.location
+    assert "already sent" in text(staff.get(again.location))
+    [mail] = mails(app, "ines@example.com")
+    assert "€760.00" in text(client.get(link_in(mail, "/quotes/")))
+    # Sent again on purpose, from a new form, with new terms: a new mail.
+    assert send(staff, quote.id, {**terms, "unit_price": "36"}).status_code == 302
+    assert len(mails(app, "ines@example.com")) == 2
+
+
+def test_a_send_form_with_a_stale_token_is_refused_and_writes_nothing(app, client, presets, people):
+    assert post_form(client, ASK, VISITOR).status_code == 302
+    quote = quote_of(app, "ines@example.com")
+    staff = app.test_client()
+    login(staff, people["staff"])
+    before = snapshot(app)
+    terms = {"unit_price": "38", "quantity": "20", "valid_until": (clock.now().date() + timedelta(days=9)).isoformat()}
+    for token in ("", "stale", "Z" * 32):
+        refused = post_form(staff, f"/staff/quotes/{quote.id}", {**terms, "token": token})
+        assert refused.status_code == 422 and "This form has expired" in text(refused)
+    assert snapshot(app) == before
+
+
 def test_a_client_asks_from_the_portal_and_accepts_once_even_clicking_twice(app, client, presets, people):
     login(client, people["owner"])
     asked = post_form(client, "/quotes/request/webservice-12h", {"message": "Our shop site"})
@@ -165,8 +201,7 @@ def test_a_client_asks_from_the_portal_and_accepts_once_even_clicking_twice(app,
     staff = app.test_client()
     login(staff, people["staff"])
     until = (clock.now().date() + timedelta(days=10)).isoformat()
-    assert post_form(staff, f"/staff/quotes/{quote.id}", {"unit_price": "600", "quantity": "1",
-                                                           "valid_until": until}).status_code == 302
+    assert send(staff, quote.id, {"unit_price": "600", "quantity": "1", "valid_until": until}).status_code == 302
     assert f"/portal/quotes/{quote.id}" in link_in(mails(app, people["owner"])[-1], "/portal/quotes/")
     page = text(client.get(path))
     assert "€651.00" in page and "12 months" in page
@@ -271,7 +306,7 @@ def test_the_quote_link_opens_an_account_only_under_the_address_it_was_mailed_to
     staff = app.test_client()
     login(staff, people["staff"])
     until = (clock.now().date() + timedelta(days=5)).isoformat()
-    post_form(staff, f"/staff/quotes/{quote.id}", {"unit_price": "38", "quantity": "20", "valid_until": until})
+    send(staff, quote.id, {"unit_price": "38", "quantity": "20", "valid_until": until})
     path = link_in(mails(app, people["owner"])[-1], "/quotes/")
     token = re.search(r'name="token" value="([0-9a-f]{32})"', text(client.get(path))).group(1)
     signup = {"account-organisation": "Someone", "account-name": "Some One", "account-email": "typed@example.com",

@@ -26,6 +26,7 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Operation
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 
 HX = {"HX-Request": "true"}
 TOKEN = re.compile(r'name="token"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="token"')
@@ -162,7 +163,8 @@ def test_an_agent_opens_a_ticket_for_the_member_who_is_told(app, client, cast):
     assert fragment.lstrip().startswith('<div id="ticket-balance">') or 'id="ticket-balance"' in fragment[:200]
     answer = post_form(client, url, {"person": str(member_id), "balance": f"{policy.id}-credit",
                                      "kind": "intervention", "criticality": "high", "subject": "Printer offline",
-                                     "description": "Called at 9:10: the printer is offline."})
+                                     "description": "Called at 9:10: the printer is offline.",
+                                     "token": token_of(page)})
     assert answer.status_code == 302 and "/desk/tickets/" in answer.location
     shown = client.get(answer.location).get_data(as_text=True)
     assert "opened for them by Agent" in shown
@@ -183,6 +185,43 @@ def test_a_ticket_for_a_client_without_a_subject_is_refused_and_writes_nothing(a
         before = counts()
     answer = post_form(client, f"/staff/clients/{cast['account']}/tickets/new", {"subject": "", "description": "x"})
     assert answer.status_code == 422
+    with app.app_context():
+        assert counts() == before
+
+
+def test_the_same_ticket_form_sent_twice_opens_one_ticket_and_lands_on_it(app, client, cast):
+    as_(client, "agent@example.com")
+    url = f"/staff/clients/{cast['account']}/tickets/new"
+    with app.app_context():
+        member_id = user("member@example.com").id
+        policy = pack(db.session, "innova-120").policy
+    data = {"person": str(member_id), "balance": f"{policy.id}-credit", "kind": "consultation",
+            "criticality": "normal", "subject": "Called twice", "description": "A double click.",
+            "token": token_of(client.get(url).get_data(as_text=True))}
+    first = post_form(client, url, data)
+    again = post_form(client, url, data)
+    assert first.status_code == again.status_code == 302 and first.location == again.location
+    assert "already opened" in client.get(again.location).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(Ticket.subject == "Called twice")) == 1
+    # A new form is a new ticket, even with the same words.
+    data["token"] = token_of(client.get(url).get_data(as_text=True))
+    assert post_form(client, url, data).location != first.location
+
+
+def test_a_ticket_form_with_a_stale_token_is_refused_and_writes_nothing(app, client, cast):
+    as_(client, "agent@example.com")
+    url = f"/staff/clients/{cast['account']}/tickets/new"
+    with app.app_context():
+        member_id = user("member@example.com").id
+        policy = pack(db.session, "innova-120").policy
+        before = counts()
+    for token in ("", "stale", "Z" * 32):
+        answer = post_form(client, url, {"person": str(member_id), "balance": f"{policy.id}-credit",
+                                         "kind": "consultation", "criticality": "normal", "subject": "Stale",
+                                         "description": "Old form.", "token": token})
+        assert answer.status_code == 422 and "This form has expired" in answer.get_data(as_text=True)
+        assert token_of(answer.get_data(as_text=True)) != token  # a fresh one to send it again
     with app.app_context():
         assert counts() == before
 
@@ -243,10 +282,10 @@ MATRIX = {
 }
 
 
-def urls(cast: dict) -> dict[str, str]:
-    return {"adjust": f"/staff/clients/{cast['account']}/adjust",
-            "ticket": f"/staff/clients/{cast['account']}/tickets/new",
-            "kind": f"/desk/tickets/{cast['ticket']}/kind"}
+URLS = {"adjust": "/staff/clients/{account}/adjust", "ticket": "/staff/clients/{account}/tickets/new",
+        "kind": "/desk/tickets/{ticket}/kind"}
+# Each page is opened, then posted to (by those refused it).
+COVERS = covers(URLS.values(), URLS.values())
 
 
 def expected(action: str, role: str):
@@ -278,7 +317,7 @@ def judge(answer, want) -> None:
 @pytest.mark.parametrize("action", sorted(MATRIX))
 def test_who_may_open_each_page(app, client, cast, action, role):
     client = signed_in(app, client, role)
-    url = urls(cast)[action] + ("?kind=intervention" if action == "kind" else "")
+    url = URLS[action].format(**cast) + ("?kind=intervention" if action == "kind" else "")
     judge(client.get(url), expected(action, role))
 
 
@@ -298,7 +337,7 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
                    "criticality": "normal", "subject": "Not mine", "description": "No."},
         "kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
     }[action]
-    answer = client.post(urls(cast)[action], data={**data, "csrf_token": token})
+    answer = client.post(URLS[action].format(**cast), data={**data, "csrf_token": token})
     judge(answer, expected(action, role))
     assert snapshot(app) == before
 

@@ -1,18 +1,25 @@
-"""The CSV column mappings staff choose once per bank, and edit."""
+"""The CSV column mappings staff choose once per bank, edit and delete,
+each change written to the audit log. An import keeps what it read, not
+the mapping it read it with: deleting a mapping leaves past imports whole."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import fields
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing import audit
 from billing.bank.models import BankMapping
 from billing.bank.statements import Mapping
 from billing.errors import N_, BillingError
 from billing.transaction import atomic
+
+if TYPE_CHECKING:
+    from billing.accounts.models import User
 
 COLUMNS = ("date_column", "amount_column", "credit_column", "debit_column", "currency_column", "text_column",
            "payer_column", "reference_column", "bank_ref_column")
@@ -57,8 +64,13 @@ def check(mapping: Mapping) -> Mapping:
     return Mapping(**values)
 
 
-def save(session: Session, mapping: Mapping, *, now: datetime, mapping_id: int | None = None) -> BankMapping:
-    """Create a mapping, or change the one ``mapping_id`` names."""
+def _saved(row: BankMapping) -> dict[str, Any]:
+    return {field.name: getattr(row, field.name) for field in fields(Mapping)}
+
+
+def save(session: Session, mapping: Mapping, *, now: datetime, by: User | None,
+         mapping_id: int | None = None) -> BankMapping:
+    """Create a mapping, or change the one ``mapping_id`` names (``by`` None: the command line)."""
     mapping = check(mapping)
     with atomic(session):
         taken = session.scalar(select(BankMapping).where(BankMapping.name == mapping.name))
@@ -70,8 +82,30 @@ def save(session: Session, mapping: Mapping, *, now: datetime, mapping_id: int |
                 raise MappingError(N_("There is no such mapping."))
             row = BankMapping(updated_at=now)
             session.add(row)
+            before = None
+        else:
+            before = _saved(row)
         for field in fields(Mapping):
             setattr(row, field.name, getattr(mapping, field.name))
         row.updated_at = now
         session.flush()
+        after = _saved(row)
+        if before is None:
+            audit.record(by, "bank.mapping.create", "bank_mapping", row.id, after=after, session=session)
+        elif before != after:
+            # Only what changed: a rename reads as one line in the log, not fourteen.
+            changed = [key for key in after if before[key] != after[key]]
+            audit.record(by, "bank.mapping.update", "bank_mapping", row.id, before={k: before[k] for k in changed},
+                         after={k: after[k] for k in changed}, session=session)
         return row
+
+
+def delete(session: Session, mapping_id: int, *, by: User | None) -> str:
+    """Forget a mapping, and say its name; the imports it read keep their lines (they never point at it)."""
+    with atomic(session):
+        row = session.get(BankMapping, mapping_id)
+        if row is None:
+            raise MappingError(N_("There is no such mapping."))
+        audit.record(by, "bank.mapping.delete", "bank_mapping", row.id, before=_saved(row), session=session)
+        session.delete(row)
+        return row.name

@@ -287,7 +287,7 @@ def _mt940(data: bytes) -> list[StatementLine]:
     if not re.search(r"(^|\n):20:", text) or not re.search(r"(^|\n):25:", text):
         raise MalformedStatement(N_("This is not an MT940 statement: it has no :20: or no :25: field."))
     statement = mt940.models.Transactions(processors={
-        "post_transaction_details": [mt940.processors.transaction_details_post_processor]})
+        "post_transaction_details": [_keep_details, mt940.processors.transaction_details_post_processor]})
     try:
         statement.parse(text)
     except (RuntimeError, ValueError, KeyError, TypeError, InvalidOperation) as error:
@@ -307,17 +307,74 @@ def _mt940(data: bytes) -> list[StatementLine]:
             raise MalformedStatement(N_("%(where)s: the :61: field has no amount or currency."), where=where)
         status = str(found.get("status") or "")
         bank_ref = found.get("bank_reference") or ""
-        details = " ".join(str(found.get("transaction_details") or "").split())
-        purpose = " ".join(str(found.get("purpose") or "").split())
+        written = "".join(str(found.get("details_as_written") or "").splitlines())
+        subfields = _subfields(written)
+        details = " ".join(written.split())
+        purpose = " ".join(str(found.get("purpose") or _subfield_text(subfields)).split())
         lines.append(StatementLine(
             identity="", position=where, account=account, bank_ref=bank_ref,
             booked_on=found.get("entry_date") or found["date"], amount=minor_units(str(money.amount), found["currency"],
                                                                                   where),
             currency=found["currency"], credit=status.endswith("C"), reversal=status.startswith("R"),
-            return_reason="", payer=str(found.get("applicant_name") or "").strip(), reference="",
+            return_reason="", payer=_mt940_payer(written, subfields), reference="",
             text=purpose or details, account_currency="",
         ))
     return lines
+
+
+def _keep_details(_statement: Any, _tag: Any, tag_dict: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The :86: field as the bank wrote it: mt-940 reads the payer only from the
+    German layout, and only behind a transaction code (``_mt940_payer`` reads them all)."""
+    return {**result, "details_as_written": tag_dict.get("transaction_details") or ""}
+
+
+# The German :86: (DFÜ-Abkommen, Anlage 3): ?NN sub-fields of 27 characters;
+# the purpose in ?20 to ?29 and ?60 to ?63, the payer's name in ?32 and,
+# when it is longer, on in ?33.
+_SUBFIELD = re.compile(r"\?(\d\d)")
+_PURPOSE = (*(f"2{digit}" for digit in range(10)), "60", "61", "62", "63")
+# SWIFT's :86: (ING, ABN AMRO, Rabobank...): /KEYWORD/value, the ordering
+# party as /ORDP//NAME/value or /ORDP/value, or only /NAME/value. A party
+# keyword names whom the /NAME/ after it belongs to (/BENM/ is the beneficiary: us).
+_KEYWORD = re.compile(r"/([A-Z]{2,4})/")
+_PARTIES = ("ORDP", "BENM", "ULTD", "ULTB")
+
+
+def _subfields(details: str) -> dict[str, str]:
+    """The ?NN sub-fields of a German :86:, each one's repeats joined; {} when it has none."""
+    parts = _SUBFIELD.split(details)
+    found: dict[str, str] = {}
+    for code, value in zip(parts[1::2], parts[2::2], strict=True):
+        found[code] = found.get(code, "") + value
+    return found
+
+
+def _subfield_text(subfields: dict[str, str]) -> str:
+    # Each sub-field is cut at 27 characters, in a word as often as between two: joined as written.
+    return "".join(subfields.get(code, "") for code in _PURPOSE)
+
+
+def _mt940_payer(details: str, subfields: dict[str, str]) -> str:
+    """Who paid, as the :86: field ``details`` (its lines joined) names them; "" when it does not."""
+    if subfields:
+        # ?32 full (27 characters) goes on in ?33 mid-word; a shorter one ended on a word.
+        first, more = subfields.get("32", ""), subfields.get("33", "")
+        return " ".join((first + more if len(first) >= 27 else f"{first} {more}").split())
+    pieces = _KEYWORD.split(details)
+    names: dict[str, str] = {}
+    party = None
+    for keyword, value in zip(pieces[1::2], pieces[2::2], strict=True):
+        value = " ".join(value.split())
+        if keyword in _PARTIES:
+            party = keyword
+            if value:
+                names.setdefault(keyword, value)
+        elif keyword == "NAME" and value:
+            names.setdefault(party or keyword, value)
+            party = None
+        else:
+            party = None
+    return names.get("ORDP") or names.get("NAME", "")
 
 
 # --- CSV ----------------------------------------------------------------------------

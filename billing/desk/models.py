@@ -78,6 +78,9 @@ class Ticket(Base):
     rating_comment: Mapped[str] = mapped_column(Text, default="")
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     staff_note: Mapped[str] = mapped_column(Text, default="")
+    # The one-time token of the staff form that opened it for a client: the
+    # same form sent twice (a double click) finds this ticket, not a second.
+    opening_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     account: Mapped[Account] = relationship()
     opened_by: Mapped[User] = relationship(foreign_keys=[opened_by_id])

@@ -29,6 +29,7 @@ from typing import Any
 
 import nh3
 from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.accounts.models import Account, User
@@ -54,7 +55,7 @@ from billing.orders import overage_bills
 from billing.subscriptions import services as subscriptions
 from billing.subscriptions.models import Subscription
 from billing.text import single_line, without_bidi_controls, write_private
-from billing.transaction import atomic
+from billing.transaction import atomic, in_unit_of_work
 
 MAX_SUBJECT = 200
 MAX_BODY = 20_000
@@ -267,8 +268,13 @@ def open_ticket(
     rules: AttachmentRules | None = None,
     subscription: Subscription | None = None,
     by: User | None = None,
+    key: str | None = None,
 ) -> Ticket:
     """Open a ticket with its first message (and files) in one transaction.
+
+    ``key`` (the one-time token of the form it comes from) makes opening
+    idempotent: the ticket opened already under it is returned instead of a
+    second one, even when both arrive at once.
 
     ``by``: a staff member opening it on ``user``'s behalf (a phone call, a
     mail): the first message is theirs (``opened_by_staff`` reads it back),
@@ -282,6 +288,10 @@ def open_ticket(
     request kind of that policy (default: the policy's).
     """
     now = utc(now)
+    if key is not None:
+        done = opened_under(session, account, key)
+        if done is not None:
+            return done
     _active(user)
     author = _check_staff(by) if by is not None else user
     if user.is_staff or user.account_id != account.id:
@@ -314,6 +324,7 @@ def open_ticket(
                                         unit=unit, subscription=subscription)
             ticket.criticality = criticality
             ticket.updated_at = now
+            ticket.opening_key = key
             message = TicketMessage(ticket=ticket, author=author, body=body, internal=False, created_at=now)
             session.add(message)
             session.flush()
@@ -326,9 +337,25 @@ def open_ticket(
                            [s for s in outbox.staff(session) if s.id != author.id], now=now,
                            payload={"ticket_id": ticket.id}, account_id=account.id)
         return ticket
+    except IntegrityError:
+        _unlink(saved)
+        # The same form sent at the same moment opened it first. A caller's
+        # unit of work is lost with it: the caller looks.
+        done = opened_under(session, account, key) if key is not None and not in_unit_of_work(session) else None
+        if done is None:
+            raise
+        return done
     except BaseException:
         _unlink(saved)
         raise
+
+
+def opened_under(session: Session, account: Account, key: str) -> Ticket | None:
+    """The ticket a form keyed ``key`` opened already for ``account``."""
+    ticket = session.scalar(select(Ticket).where(Ticket.opening_key == key))
+    if ticket is not None and ticket.account_id != account.id:
+        raise DeskError(N_("This form has expired: check it and send it again."), "token")
+    return ticket
 
 
 def post_message(

@@ -167,17 +167,23 @@ def request_quote(session: Session, pack: Pack, *, requester: User | None, name:
 # --- Sending ----------------------------------------------------------------
 
 def send_quote(session: Session, quote: Quote, *, by: User, unit_price: int, quantity: int,
-               validity_months: int | None, valid_until: date, note: str, now: datetime) -> str:
+               validity_months: int | None, valid_until: date, note: str, now: datetime,
+               key: str | None = None) -> str | None:
     """Staff set the terms and send them: the price of one item (minor units
     of the pack's currency, on the pack's VAT basis), the items, the lot's
     validity in months (None: the pack's) and the last day to accept. A quote
     already sent may be sent again with new terms until it is accepted.
-    Returns the token of the link mailed (its only copy)."""
+    Returns the token of the link mailed (its only copy). ``key`` (the one-time
+    token of the form) makes sending idempotent: the same form sent again
+    returns None and changes nothing, so the link mailed first keeps working."""
     now = utc(now)
     with atomic(session):
         if not (by.is_staff and by.is_active):
             raise QuoteError(N_("Only staff send a quote."))
-        current = session.get_one(Quote, quote.id, populate_existing=True)
+        # Locked on PostgreSQL: two sendings of one form at once are one.
+        current = session.get_one(Quote, quote.id, populate_existing=True, with_for_update=True)
+        if key is not None and current.send_key == key:
+            return None
         if current.status not in ("requested", "sent"):
             raise QuoteError(N_("This quote is %(status)s: it can no longer change."), status=current.status)
         pack = current.pack
@@ -207,7 +213,7 @@ def send_quote(session: Session, quote: Quote, *, by: User, unit_price: int, qua
         current.currency, current.vat_rate_bp = pack.currency, pack.vat_rate_bp
         current.price_includes_vat = pack.price_includes_vat
         current.status, current.sent_at, current.sent_by_id = "sent", now, by.id
-        current.token_hash = _token_hash(token)
+        current.token_hash, current.send_key = _token_hash(token), key
         session.flush()
         audit.record(by, "quote.send", "quote", current.id, before=before, after=_terms_of(current), session=session)
         event = f"quote:{current.id}:sent:{now:%Y%m%dT%H%M%S%f}"

@@ -1,7 +1,10 @@
-"""The forms of sign-up, login and passwords. Field rules that need the
-database (a taken email) are the services' and come back as AccountError."""
+"""The forms of sign-up, login and passwords, and the one-time token of
+forms that create something. Field rules that need the database (a taken
+email) are the services' and come back as AccountError."""
 
 from __future__ import annotations
+
+import secrets
 
 from babel import Locale
 from flask import current_app
@@ -9,10 +12,24 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
 from billing.text import single_line
 from common.identity.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, countries, normalise_email
+
+
+def one_time_token() -> HiddenField:
+    """The token a form that creates something is shown with: the service
+    keys what it creates with it, so the same form sent twice (a double
+    click, a reload) creates it once."""
+    return HiddenField(validators=[Regexp(r"\A[0-9a-f]{32}\Z",
+                                          message=_l("This form has expired: check it and send it again."))])
+
+
+def draw_token(field: HiddenField) -> None:
+    """A new token for the form shown, where none was sent or it was refused."""
+    if field.errors or not field.data:
+        field.data = secrets.token_hex(16)
 
 
 def email_field(label=None) -> EmailField:
