@@ -24,10 +24,11 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from billing import clock
 from billing.bank import imports, mappings, statements
-from billing.bank.models import BankImport, BankLine, BankMapping
+from billing.bank.models import CREDITED, BankImport, BankLine, BankMapping
 from billing.errors import BillingError
 from common import payments
 from common.extensions import db
+from common.fragments import page_or_fragment, wants_fragment
 from common.i18n import money
 from common.identity.access import INVALID, staff_required
 from common.identity.forms import draw_token, one_time_token
@@ -159,19 +160,39 @@ def show(import_id: int):
                            outcomes=imports.OUTCOMES)
 
 
+def _forms(line: BankLine, sent: FlaskForm | None = None) -> dict[str, FlaskForm]:
+    """The line's two forms, the one just sent kept with its errors. Many lines
+    share the page: each field's id (and its label) is the line's."""
+    assign_form = sent if isinstance(sent, AssignForm) else AssignForm(formdata=None, order=line.suggested_order_id)
+    discard_form = sent if isinstance(sent, DiscardForm) else DiscardForm(formdata=None)
+    assign_form.order.id = f"order-{line.id}"
+    discard_form.note.id = f"note-{line.id}"
+    return {"assign_form": assign_form, "discard_form": discard_form}
+
+
 def _waiting(forms: dict[int, FlaskForm] | None = None, status: int = 200):
     lines = imports.waiting(db.session())
-    forms = forms or {}
-    assign, discard = {}, {}
-    for line in lines:
-        sent = forms.get(line.id)
-        assign[line.id] = sent if isinstance(sent, AssignForm) else AssignForm(formdata=None,
-                                                                               order=line.suggested_order_id)
-        discard[line.id] = sent if isinstance(sent, DiscardForm) else DiscardForm(formdata=None)
-        # One form per line on the page: each field's id (and its label) is the line's.
-        assign[line.id].order.id = f"order-{line.id}"
-        discard[line.id].note.id = f"note-{line.id}"
-    return render_template("portal/bank_lines.html", lines=lines, assign=assign, discard=discard), status
+    built = {line.id: _forms(line, (forms or {}).get(line.id)) for line in lines}
+    return render_template("portal/bank_lines.html", lines=lines,
+                           assign={key: pair["assign_form"] for key, pair in built.items()},
+                           discard={key: pair["discard_form"] for key, pair in built.items()}), status
+
+
+def _answer(line: BankLine, sent: FlaskForm, status: int, said: str = "", refused: str = ""):
+    """What a line's form gets back. From the page with htmx: the line's row
+    as it now is, and how many still wait (the row says what happened, nothing
+    is flashed). Without JavaScript: back to the page, or the page again with
+    the form's errors."""
+    if wants_fragment():
+        return page_or_fragment("portal/_bank_line.html", None, status, line=line, said=said,
+                                refused=refused, oob=True, waiting=len(imports.waiting(db.session())),
+                                **_forms(line, sent))
+    if status == 200:
+        flash(said, "success" if line.status in CREDITED else "info")
+        return redirect(url_for("bank.waiting"))
+    if refused:
+        flash(refused, "error")
+    return _waiting({line.id: sent}, status)
 
 
 @bp.get("/lines")
@@ -192,18 +213,18 @@ def _line(line_id: int) -> BankLine:
 def assign(line_id: int):
     line = _line(line_id)
     form = AssignForm()
+    refused = ""
     if form.validate_on_submit():
         try:
             done = imports.assign(db.session(), line.id, form.order.data, seller=payments.seller(), now=clock.now(),
                                   by=current_user._get_current_object())
         except BillingError as error:
-            if error.field is None:  # about the line, which the page may no longer list
-                flash(_(error.message, **error.params), "error")
             form.order.errors = [_(error.message, **error.params)]
+            if error.field is None:  # about the line, which the page may no longer list
+                refused = form.order.errors[0]
         else:
-            flash(outcome_message(done), "success")
-            return redirect(url_for("bank.waiting"))
-    return _waiting({line.id: form}, INVALID)
+            return _answer(line, form, 200, said=outcome_message(done))
+    return _answer(line, form, INVALID, refused=refused)
 
 
 @bp.post("/lines/<int:line_id>/discard")
@@ -211,18 +232,19 @@ def assign(line_id: int):
 def discard(line_id: int):
     line = _line(line_id)
     form = DiscardForm()
+    refused = ""
     if form.validate_on_submit():
         try:
             imports.discard(db.session(), line.id, note=form.note.data, now=clock.now(),
                             by=current_user._get_current_object())
         except BillingError as error:
-            if error.field is None:
-                flash(_(error.message, **error.params), "error")
             form.note.errors = [_(error.message, **error.params)]
+            if error.field is None:
+                refused = form.note.errors[0]
         else:
-            flash(_("The line of %(day)s is set aside: it pays no order.", day=line.booked_on.isoformat()), "info")
-            return redirect(url_for("bank.waiting"))
-    return _waiting({line.id: form}, INVALID)
+            return _answer(line, form, 200, said=_("The line of %(day)s is set aside: it pays no order.",
+                                                   day=line.booked_on.isoformat()))
+    return _answer(line, form, INVALID, refused=refused)
 
 
 def outcome_message(done: imports.LineOutcome) -> str:

@@ -83,7 +83,13 @@ def _name(text: object) -> str:
 @admin_required
 def index():
     month, problem = _month()
-    return _page("index", month, problem)
+    # The month's two headline figures on the cards leading to their
+    # reports: what was sold (gross, per currency) and the credit owed at its end.
+    start, end = _moment(month), _moment(_add_months(month, 1))
+    sold = activity.sales(db.session(), start, end).totals
+    moves = credit.movements(credit.lot_histories(db.session(), until=end))
+    owed = {row.currency: row.closing for row in credit.reconcile(moves, start, end)}
+    return _page("index", month, problem, sold=sold, owed=owed)
 
 
 @bp.get("/sales")

@@ -21,6 +21,7 @@ from billing.orders.models import Order, Payment
 from common.extensions import db
 from common.identity import accounts
 from portal import bank as bank_views
+from tests.access import covers
 
 TOKEN = re.compile(r'name="token" type="hidden" value="([0-9a-f]{32})"')
 
@@ -328,6 +329,7 @@ POSTS = {"/portal/staff/bank/imports": {"format": "camt053", "token": "e" * 32},
                                                    "date_format": "%d.%m.%Y", "amount_column": "A",
                                                    "currency": "EUR", "text_column": "T"},
          "/portal/staff/bank/mappings/{mapping}/delete": {}}
+COVERS = covers(PAGES, POSTS)
 
 
 def bank_rows(app) -> dict[str, list]:
@@ -404,3 +406,108 @@ def test_the_mappings_page_speaks_the_staff_members_language(app, client, sam, l
 
     html = listed + deleted.get_data(as_text=True)
     assert [phrase for phrase in says if phrase not in html] == []
+
+
+# --- Assign and set aside in place (htmx) ----------------------------------------------
+
+HTMX = {"HX-Request": "true", "HX-Current-URL": "http://localhost/portal/staff/bank/lines"}
+
+
+def two_waiting_lines(app, client, session):
+    _account, _owner, order = client_of(session)
+    whole = f"{order.total // 100}.{order.total % 100:02d}"
+    upload(client, camt([{"amount": whole, "ref": "H-1", "text": "support", "payer": "M. Martin"},
+                         {"amount": "1.00", "ref": "H-2", "text": "test transfer"}]))
+    with app.app_context():
+        first, second = db.session.scalars(select(BankLine.id).order_by(BankLine.id)).all()
+    return order, first, second
+
+
+def test_assigning_with_htmx_answers_the_lines_row_and_the_count_in_its_place(app, client, session, sam):
+    login(client, sam)
+    order, first, second = two_waiting_lines(app, client, session)
+    page = client.get("/portal/staff/bank/lines").get_data(as_text=True)
+
+    assigned = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+    aside = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": "our own test"}, headers=HTMX)
+
+    # The page's forms post by themselves without JavaScript, and swap their own line's row with it.
+    assert f'action="/portal/staff/bank/lines/{first}/assign"' in page
+    assert f'hx-post="/portal/staff/bank/lines/{first}/assign" hx-target="#bank-line-{first}"' in page
+    assert 'id="bank-waiting-count"' in page and "2 bank lines wait for you to assign or discard them." in page
+    row = assigned.get_data(as_text=True)
+    assert assigned.status_code == 200 and "HX-Request" in assigned.headers["Vary"]
+    assert row.lstrip().startswith(f'<article id="bank-line-{first}"') and "<html" not in row
+    assert f"Order {order.id} is paid: credited and invoiced." in row and "confirmed" in row
+    assert f'href="/portal/orders/{order.id}"' in row and "Assign to this order" not in row
+    assert '<p id="bank-waiting-count" hx-swap-oob="true"' in row
+    assert "1 bank line waits for you to assign or discard it." in row
+    other = aside.get_data(as_text=True)
+    assert aside.status_code == 200 and other.lstrip().startswith(f'<article id="bank-line-{second}"')
+    assert "set aside" in other and "our own test" in other and "No bank line waits for you." in other
+    with app.app_context():
+        assert db.session.get(Order, order.id).status == "paid"
+        assert db.session.get(BankLine, second).status == "discarded"
+    # Said in the row: nothing is left to flash on the next page.
+    assert "is paid" not in client.get("/portal/staff/bank/lines").get_data(as_text=True)
+
+
+def test_a_refused_assignment_with_htmx_answers_the_row_with_the_reason(app, client, session, sam):
+    login(client, sam)
+    order, first, second = two_waiting_lines(app, client, session)
+
+    wrong = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": "99999"}, headers=HTMX)
+    empty = post_form(client, f"/portal/staff/bank/lines/{second}/discard", {"note": ""}, headers=HTMX)
+    post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+    again = post_form(client, f"/portal/staff/bank/lines/{first}/assign", {"order": str(order.id)}, headers=HTMX)
+
+    assert wrong.status_code == 422
+    row = wrong.get_data(as_text=True)
+    assert row.lstrip().startswith(f'<article id="bank-line-{first}"') and "<html" not in row
+    assert "There is no order 99999 to pay." in row and 'value="99999"' in row and 'aria-invalid="true"' in row
+    assert empty.status_code == 422 and f'id="note-{second}"' in empty.get_data(as_text=True)
+    # Settled meanwhile: the row shows what the line became, and why nothing more was done.
+    settled = again.get_data(as_text=True)
+    assert again.status_code == 422 and "already settled" in settled and "confirmed" in settled
+    assert "Assign to this order" not in settled
+    assert "already settled" not in client.get("/portal/staff/bank/lines").get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Payment).where(
+            Payment.order_id == order.id, Payment.status == "confirmed")) == 1
+
+
+def test_an_htmx_post_carries_its_csrf_token_in_the_header_the_body_gives(app, client, session, sam):
+    login(client, sam)
+    order, first, _second = two_waiting_lines(app, client, session)
+    token = csrf_token(client, "/portal/staff/bank/lines")
+
+    without = client.post(f"/portal/staff/bank/lines/{first}/assign", data={"order": str(order.id)}, headers=HTMX)
+    with_header = client.post(f"/portal/staff/bank/lines/{first}/assign", data={"order": str(order.id)},
+                              headers={**HTMX, "X-CSRFToken": token})
+
+    assert without.status_code == 400 and with_header.status_code == 200
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in client.get("/portal/staff/bank/lines").get_data(
+        as_text=True)
+
+
+@pytest.mark.parametrize("role", [role for role in ROLES if expected(role) != 200])
+@pytest.mark.parametrize("url", ["/portal/staff/bank/lines/{line}/assign", "/portal/staff/bank/lines/{line}/discard"])
+def test_a_refused_htmx_post_writes_nothing(app, client, cast, url, role):
+    client = signed_in(app, client, role)
+    before = bank_rows(app)
+    data = {**POSTS[url], "csrf_token": csrf_token(client, "/login" if role in ("anonymous", "deactivated")
+                                                   else "/portal/")}
+    answer = client.post(url.format(**cast), data=data, headers=HTMX)
+    judge(answer, expected(role))
+    assert "bank-line-" not in answer.get_data(as_text=True)
+    assert bank_rows(app) == before
+
+
+def test_an_agent_who_may_make_a_mapping_may_delete_it_too(app, client, cast):
+    signed_in(app, client, "agent")
+
+    deleted = post_form(client, f"/portal/staff/bank/mappings/{cast['mapping']}/delete")
+
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/portal/staff/bank/mappings")
+    assert [(action, actor) for action, _id, _before, _after, actor in audit_trail(app)] == [
+        ("bank.mapping.create", None), ("bank.mapping.delete", "agent@example.com")]

@@ -1,7 +1,8 @@
 """A phone 390 px wide reads every page without scrolling sideways (issue
 12.7): the page fits, and no table or box inside it needs a sideways scroll
 (the orders' amount, status and PDF columns, the desk queue, the Spanish
-checkout). Screenshots at 1280 and 390 px go to FORFAIT_SCREENSHOTS when set."""
+checkout, the reports, every card of the back office). Screenshots at 1280
+and 390 px go to FORFAIT_SCREENSHOTS when set."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
 
+from billing import clock
+from billing.accounts.models import User
+from billing.catalogue.models import Pack
+from billing.quotes import services as quotes
 from commands.demo import CLIENT, STAFF, TICKET
-from tests.journeys import choose_pack, click_to, fill_log_in, nav, start
+from common.extensions import db
+from tests.journeys import choose_pack, click_to, fill_log_in, heading, nav, start
 
 pytestmark = pytest.mark.browser
 
@@ -41,10 +48,11 @@ OVERFLOW = """() => {
 
 @pytest.fixture
 def demo(live_server):
-    """The demo catalogue, staff member and client with their history."""
+    """What `make run` serves: the demo catalogue and the IT support one
+    (priced on request), the staff member and the client with their history."""
     url, app = live_server
     runner = app.test_cli_runner()
-    for args in (["catalogue", "load", "demo"], ["demo", "users"]):
+    for args in (["catalogue", "load", "demo", "itsupport"], ["demo", "users"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, result.output
     return url, app
@@ -72,6 +80,11 @@ def look(page: Page, name: str) -> list[str]:
         overflow(page, name)
         page.set_viewport_size(PHONE)
     return problems
+
+
+def follow(page: Page, link: Locator) -> None:
+    """Click a link and wait for the page it names."""
+    click_to(page, link, link.get_attribute("href"))
 
 
 def log_in(page: Page, url: str, who: dict) -> None:
@@ -148,4 +161,83 @@ def test_the_shop_and_checkout_fit_a_phone(demo, new_context, locale):
     choose_pack(page, words["trial"], details=words["details"])
     click_to(page, page.get_by_role("button", name=words["start trial"]), "/checkout/demo-trial")
     problems += look(page, f"trial-{locale}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_clients_account_pages_fit_a_phone(demo, new_context):
+    url, _ = demo
+    page = phone(new_context)
+    log_in(page, url, CLIENT)
+    # The demo client reads French, the longer words; she asks for a quote from the shop first.
+    nav(page, "Packs")
+    page.get_by_role("article", name="20 tickets", exact=True).get_by_role("link", name="Demander un devis").click()
+    heading(page, "Demander un devis")
+    problems = look(page, "quote-request")
+    page.get_by_label("De quoi avez-vous besoin ?").fill("Douze personnes dans deux bureaux.")
+    page.get_by_role("button", name="Envoyer ma demande").click()
+    heading(page, "Devis 1")
+    problems += look(page, "client-quote")
+    links = page.locator("nav.dashboard-links")
+    for name, shot in (("Relevé de crédit", "statement"), ("Devis", "client-quotes"), ("Personnes", "people"),
+                       ("Coordonnées de facturation", "invoicing"), ("Préférences d'e-mail", "preferences")):
+        nav(page, "Mon compte")
+        follow(page, links.get_by_role("link", name=name, exact=True))
+        problems += look(page, shot)
+    nav(page, "Mot de passe et connexions")
+    problems += look(page, "security")
+    assert not problems, "\n".join(problems)
+
+
+BACK_OFFICE = {  # the hub's cards and the reports' tabs, in the language the staff member picks
+    "English": {"hub": "Back office", "payments": "Payments to confirm", "bank": "Bank statements",
+                "clients": "Clients", "quotes": "Quotes", "levels": "Service levels", "editor": "Catalogue editor",
+                "pack": "5 hours", "reports": "Reports", "team": "Team", "audit": "Audit log",
+                "mail": "Outgoing mail", "logins": "Staff logins",
+                "tabs": ("Sales", "Unused credit owed", "Time logged", "Overage", "Ratings")},
+    "Español": {"hub": "Panel de gestión", "payments": "Pagos por confirmar", "bank": "Extractos bancarios",
+                "clients": "Clientes", "quotes": "Presupuestos", "levels": "Niveles de servicio",
+                "editor": "Editor del catálogo", "pack": "5 horas", "reports": "Informes", "team": "Equipo",
+                "audit": "Registro de auditoría", "mail": "Correo saliente",
+                "logins": "Inicios de sesión del equipo",
+                "tabs": ("Ventas", "Crédito no utilizado adeudado", "Tiempo registrado", "Excesos", "Valoraciones")},
+}
+
+
+@pytest.mark.parametrize("language", ["Español", "English"])
+def test_every_card_of_the_back_office_fits_a_phone(demo, new_context, language):
+    url, app = demo
+    with app.app_context():  # a quote the client asked for, to price
+        client = db.session.scalar(select(User).where(User.email == CLIENT["email"]))
+        pack = db.session.scalar(select(Pack).where(Pack.slug == "itsupport-tickets-20"))
+        quotes.request_quote(db.session, pack, requester=client, name=client.name, email=client.email, company="",
+                             country="FR", language="fr", message="Douze personnes.", quantity=1, now=clock.now())
+    words = BACK_OFFICE[language]
+    page = phone(new_context)
+    log_in(page, url, STAFF)
+    page.locator("footer").get_by_role("button", name=language).click()
+    nav(page, words["hub"])
+    problems = look(page, "hub")
+
+    def card(title: str) -> None:
+        nav(page, words["hub"])
+        follow(page, page.locator("a.hub-card").filter(has=page.get_by_text(title, exact=True)))
+
+    for area in ("payments", "bank", "levels", "team", "audit", "mail", "logins"):
+        card(words[area])
+        problems += look(page, f"{area}-{language}")
+    card(words["clients"])
+    follow(page, page.locator("main").get_by_role("link", name=CLIENT["organisation"]))
+    problems += look(page, f"account-{language}")
+    card(words["quotes"])
+    problems += look(page, f"quotes-{language}")
+    follow(page, page.locator("main").get_by_role("link", name="#1", exact=True))
+    problems += look(page, f"staff-quote-{language}")
+    card(words["editor"])
+    problems += look(page, f"editor-{language}")
+    follow(page, page.locator("main").get_by_role("link", name=words["pack"], exact=True))
+    problems += look(page, f"editor-pack-{language}")
+    card(words["reports"])
+    for tab in words["tabs"]:
+        follow(page, page.locator("ul.report-tabs").get_by_role("link", name=tab, exact=True))
+        problems += look(page, f"report-{tab}-{language}")
     assert not problems, "\n".join(problems)

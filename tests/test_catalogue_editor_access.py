@@ -16,6 +16,7 @@ from billing.catalogue.models import Catalogue
 from billing.catalogue.offers import load_preset
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 from tests.conftest import PASSWORD, csrf_token, login
 from tests.test_catalogue import snapshot
 
@@ -53,6 +54,7 @@ POSTS = {
     "/staff/catalogue/packs/{pack}/restore": "/staff/catalogue/packs/{pack}",
     "/staff/catalogue/packs/{pack}/retire": "/staff/catalogue/packs/{pack}",
 }
+COVERS = covers(GETS, POSTS)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from billing.ledger.models import Lot, Overage
 from billing.orders.models import Invoice, Order
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 from tests.conftest import PASSWORD, csrf_token, login, post_form
 from tests.test_security import snapshot
 
@@ -280,6 +281,9 @@ def test_clients_see_no_list(client, people):
 STAFF_ONLY = {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 200, "admin": 200,
               "deactivated": "login"}
 WHO = list(STAFF_ONLY)
+PAGES = ["/staff/clients", "/staff/clients?q=acme&sort=balance", "/staff/clients/{acme}"]
+INVOICING = "/staff/clients/{acme}/invoicing"
+COVERS = covers(PAGES, [INVOICING])
 
 
 def as_who(app, client, people, who: str) -> None:
@@ -307,7 +311,7 @@ def expect(response, wanted) -> None:
 
 
 @pytest.mark.parametrize("who", WHO)
-@pytest.mark.parametrize("url", ["/staff/clients", "/staff/clients?q=acme&sort=balance", "/staff/clients/{acme}"])
+@pytest.mark.parametrize("url", PAGES)
 def test_who_may_see_the_clients(app, client, people, clients, who, url):
     as_who(app, client, people, who)
     expect(client.get(url.format(**clients)), STAFF_ONLY[who])
@@ -320,7 +324,7 @@ def test_who_may_correct_invoicing_details_and_a_refusal_writes_nothing(app, cli
     token = csrf_token(client, {"anon": "/login", "deactivated": "/login", "agent": "/staff/", "admin": "/staff/"}
                        .get(who, "/portal/"))
     before = snapshot(app)
-    response = client.post(f"/staff/clients/{clients['acme']}/invoicing",
+    response = client.post(INVOICING.format(**clients),
                            data={"csrf_token": token, "address": "Changed", "vat_id": ""})
     allowed = STAFF_ONLY[who] == 200
     expect(response, f"/staff/clients/{clients['acme']}#invoicing" if allowed else STAFF_ONLY[who])

@@ -20,7 +20,7 @@ from billing.orders.models import Invoice, Payment
 from common.extensions import db
 from common.identity import accounts
 from tests.conftest import PASSWORD
-from tests.journeys import heading, log_in, nav, screenshots, staff_page
+from tests.journeys import heading, log_in, nav, one_page, screenshots, staff_page
 
 pytestmark = pytest.mark.browser
 
@@ -85,10 +85,19 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     expect(line).to_have_count(1)
     expect(line).to_contain_text("M. Martin")
     screenshots(staff, "bank-unmatched")
+    expect(staff.locator("#bank-waiting-count")).to_have_text("1 bank line waits for you to assign or discard it.")
+    address = staff.url
     line.get_by_label("Order number").fill(str(ids[2]))
     line.get_by_role("button", name="Assign to this order").click()
-    expect(staff.get_by_text(f"Order {ids[2]} is paid: credited and invoiced.")).to_be_visible()
-    expect(staff.get_by_text("No bank line waits: every credit found its order.")).to_be_visible()
+    # Answered in place (htmx): the line stays where it was and says what it became, the count follows;
+    # a page loaded again would no longer list it.
+    expect(line).to_contain_text(f"Order {ids[2]} is paid: credited and invoiced.")
+    expect(line).to_contain_text("confirmed")
+    expect(line.get_by_role("button", name="Assign to this order")).to_have_count(0)
+    expect(staff.locator("#bank-waiting-count")).to_have_text("No bank line waits for you.")
+    assert staff.url == address
+    one_page(staff)
+    screenshots(staff, "bank-assigned-in-place")
 
     # The partial one waits on the payments page with its remainder.
     nav(staff, "Payments to confirm")
@@ -118,3 +127,40 @@ def test_staff_import_a_camt053_then_assign_the_unknown_line_and_a_second_import
     expect(page.locator("#balance")).to_contain_text("20 tickets")
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User).where(User.is_staff)) == 1
+
+
+def test_staff_make_a_csv_mapping_rename_it_and_delete_it(live_server, page: Page):
+    url, app = live_server
+    with app.app_context():
+        accounts.create_staff(db.session, "Sam Staff", "staff@example.com", PASSWORD)
+    log_in(page, url, "staff@example.com")
+    nav(page, "Payments to confirm")
+    page.get_by_role("link", name="Import a bank statement").click()
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    heading(page, "CSV column mappings")
+    page.get_by_label("Bank", exact=True).fill("Sparkasse")
+    page.get_by_label("Date column").fill("Datum")
+    page.get_by_label("Amount column (signed)").fill("Betrag")
+    page.get_by_label("Text column").fill("Verwendungszweck")
+    page.get_by_role("button", name="Save the mapping").click()
+    expect(page.get_by_text("The mapping Sparkasse is saved")).to_be_visible()
+
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    saved = page.locator("#bank-mappings tbody tr")
+    expect(saved).to_have_count(1)
+    expect(saved).to_contain_text("Datum · Betrag · Verwendungszweck")
+    page.get_by_role("link", name="Change Sparkasse").click()
+    expect(page.get_by_role("heading", name="Change Sparkasse")).to_be_visible()
+    page.get_by_label("Bank", exact=True).fill("Sparkasse Köln")
+    page.get_by_role("button", name="Save the mapping").click()
+    expect(page.get_by_text("The mapping Sparkasse Köln is saved")).to_be_visible()
+    expect(page.get_by_role("combobox", name="CSV mapping")).to_contain_text("Sparkasse Köln")
+
+    page.get_by_role("link", name="CSV column mappings, one per bank").click()
+    expect(saved).to_contain_text("Sparkasse Köln")
+    screenshots(page, "bank-mappings")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete the mapping Sparkasse Köln").click()
+    expect(page.get_by_text("The mapping Sparkasse Köln is deleted.")).to_be_visible()
+    expect(saved).to_have_count(0)
+    one_page(page)

@@ -37,6 +37,12 @@ def test_an_admin_reads_the_months_sales_and_the_credit_owed(world, page: Page):
     page.get_by_label("Month").fill("2026-02")
     page.get_by_role("button", name="Show").click()
     expect(page).to_have_url(re.compile(r"month=2026-02"))
+    # The month's headline figures are on the reports page itself.
+    expect(page.locator(".hub-card", has_text="Packs sold by month")).to_contain_text(
+        "Paid in February 2026: €876.00 incl. VAT")
+    expect(page.locator(".hub-card", has_text="Units sold and not yet used")).to_contain_text(
+        "Owed at the end of February 2026: €705.25")
+    screenshots(page, "reports-hub")
     page.get_by_role("link", name="Sales").first.click()
     heading(page, "Sales")
     sales = page.locator("table#sales")

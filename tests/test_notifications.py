@@ -33,6 +33,7 @@ from commands.jobs import run_once
 from common.extensions import db
 from common.identity import accounts
 from common.mail import delivery
+from portal import notifications as notifications_view
 from tests.smtp import HOST, Inbox, free_port, smtp_server  # noqa: F401 (a fixture)
 
 
@@ -500,3 +501,8 @@ def test_a_message_about_something_gone_fails_at_once_without_retries(app, frenc
         assert (message.status, message.attempts) == ("failed", 1)
         assert "Order 999 no longer exists" in message.last_error
     assert smtp_server.messages == []
+
+
+def test_the_outbox_names_every_kind_of_message():
+    """A kind of mail without its label showed as a blank line in the staff's outbox."""
+    assert set(outbox.KINDS) <= set(notifications_view.KIND_LABELS)

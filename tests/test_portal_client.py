@@ -37,6 +37,7 @@ from billing.orders.models import Invoice
 from billing.quotes import services as quotes
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
@@ -471,139 +472,136 @@ def test_an_owner_cannot_remove_another_accounts_user(client, people, world, app
 
 # --- Who may see what -------------------------------------------------------------
 
-# (URL, what each role gets): anonymous, member, owner, owner of another account, staff.
+# (URL, what each role gets): anonymous, member, owner, owner of another account, admin; an agent
+# gets what the admin gets unless the row says, a staff member deactivated once logged in what anonymous gets.
 # "login": sent to the login page; a path: a 302 to exactly that place; a number: that status.
 # Every object in a URL is Acme's: another account's user must get 404, as if it did not exist.
 MATRIX = [
-    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/staff/"}),
-    ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "staff": 404}),
-    ("/portal/tickets", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
-    ("/portal/tickets/new", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
-    ("/portal/tickets/{ticket}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+    ("/portal/", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": "/staff/"}),
+    ("/portal/balance", {"anon": 401, "member": 200, "owner": 200, "other": 200, "admin": 404}),
+    ("/portal/tickets", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 200}),
+    ("/portal/tickets/new", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 404}),
+    ("/portal/tickets/{ticket}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "admin": 200}),
     ("/portal/tickets/{ticket}/files/{file}", {"anon": "login", "member": 200, "owner": 200, "other": 404,
-                                               "staff": 200}),
-    ("/portal/tickets/{ticket}/report", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+                                               "admin": 200}),
+    ("/portal/tickets/{ticket}/report", {"anon": "login", "member": 200, "owner": 200, "other": 404, "admin": 200}),
     ("/portal/tickets/{ticket}/report.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404,
-                                             "staff": 200}),
-    ("/portal/reports", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
-    ("/portal/people", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
-    ("/portal/invoicing", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
-    ("/portal/buy", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 404}),
+                                             "admin": 200}),
+    ("/portal/reports", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 200}),
+    ("/portal/people", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 404}),
+    ("/portal/invoicing", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 404}),
+    ("/portal/buy", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 404}),
     ("/portal/accounts/{account}/statement", {"anon": "login", "member": 200, "owner": 200, "other": 404,
-                                              "staff": 200}),
-    ("/portal/orders", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/portal/staff/orders"}),
-    ("/portal/orders/{order}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
+                                              "admin": 200}),
+    ("/portal/orders", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": "/portal/staff/orders"}),
+    ("/portal/orders/{order}", {"anon": "login", "member": 200, "owner": 200, "other": 404, "admin": 200}),
     ("/portal/orders/{order}/instructions.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404,
-                                                 "staff": 200}),
-    ("/portal/invoices/{invoice}.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404, "staff": 200}),
-    ("/portal/staff/orders", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+                                                 "admin": 200}),
+    ("/portal/invoices/{invoice}.pdf", {"anon": "login", "member": 200, "owner": 200, "other": 404, "admin": 200}),
+    ("/portal/staff/orders", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     ("/portal/staff/orders/{order}/refund/units", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                   "staff": 200}),
-    ("/portal/notifications", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 200}),
+                                                   "agent": 403, "admin": 200}),
+    ("/portal/notifications", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 200}),
     # Each user reads their own account's subscription; staff have none.
-    ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": 403}),
-    ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/subscription", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": 403}),
+    ("/portal/staff/mail", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
+    ("/staff/clients", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     # The catalogue editor is an admin's; every one of its URLs × seven roles: test_catalogue_editor_access.py.
-    ("/staff/catalogue", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/staff/catalogue", {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 403, "admin": 200}),
+    ("/staff/clients/{account}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     # Bank statements: staff only (issue 15.1).
-    ("/portal/staff/bank/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+    ("/portal/staff/bank/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     ("/portal/staff/bank/imports/{bank_import}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                  "staff": 200}),
-    ("/portal/staff/bank/lines", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+                                                  "admin": 200}),
+    ("/portal/staff/bank/lines", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
+    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                               "staff": 200}),
+                                               "admin": 200}),
     # The reports are an admin's; each of their URLs × seven roles: test_reports_views.py.
-    ("/staff/reports/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/reports/credit", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    # Anybody signed in under another address is told the link is not theirs.
-    ("/invitations/{token}", {"anon": 200, "member": 409, "owner": 409, "other": 409, "staff": 409}),
+    ("/staff/reports/", {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 403, "admin": 200}),
+    ("/staff/reports/credit", {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 403, "admin": 200}),
     # Quotes: Acme's, read by its users; requests and terms by staff.
-    ("/portal/quotes", {"anon": "login", "member": 200, "owner": 200, "other": 200, "staff": "/staff/quotes"}),
+    ("/portal/quotes", {"anon": "login", "member": 200, "owner": 200, "other": 200, "admin": "/staff/quotes"}),
     ("/portal/quotes/{quote}", {"anon": "login", "member": 200, "owner": 200, "other": 404,
-                                "staff": "/staff/quotes/{quote}"}),
-    ("/staff/quotes", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
-    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 200}),
+                                "admin": "/staff/quotes/{quote}"}),
+    ("/staff/quotes", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
+    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 200}),
     ("/quotes/request/itsupport-team-tickets", {"anon": 200, "member": 200, "owner": 200, "other": 200,
-                                                "staff": 200}),
+                                                "admin": 200}),
     # A visitor's quote is reached by whoever holds its link (mailed to the address that asked).
-    ("/quotes/{quote_token}", {"anon": 200, "member": 200, "owner": 200, "other": 200, "staff": 200}),
+    ("/quotes/{quote_token}", {"anon": 200, "member": 200, "owner": 200, "other": 200, "admin": 200}),
     ("/staff/clients/{account}/orders/new", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                             "staff": 200}),
+                                             "admin": 200}),
     ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                "staff": 200}),
+                                                "agent": 403, "admin": 200}),
 ]
 # The same, for a POST that carries only the session's CSRF token: forms
 # that need fields answer 422, actions that need none are carried out.
 POSTS = [
-    ("/portal/tickets/{ticket}/messages", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 422}),
+    ("/portal/tickets/{ticket}/messages", {"anon": "login", "member": 422, "owner": 422, "other": 404, "admin": 422}),
     # No status chosen: said on the ticket's page.
     ("/portal/tickets/{ticket}/status", {"anon": "login", "member": "/portal/tickets/{ticket}",
                                          "owner": "/portal/tickets/{ticket}", "other": 404,
-                                         "staff": "/portal/tickets/{ticket}"}),
-    ("/portal/tickets/{ticket}/rating", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 422}),
-    ("/portal/tickets/new", {"anon": "login", "member": 422, "owner": 422, "other": 422, "staff": 404}),
-    ("/portal/people/invitations", {"anon": "login", "member": 403, "owner": 422, "other": 422, "staff": 403}),
+                                         "admin": "/portal/tickets/{ticket}"}),
+    ("/portal/tickets/{ticket}/rating", {"anon": "login", "member": 422, "owner": 422, "other": 404, "admin": 422}),
+    ("/portal/tickets/new", {"anon": "login", "member": 422, "owner": 422, "other": 422, "admin": 404}),
+    ("/portal/people/invitations", {"anon": "login", "member": 403, "owner": 422, "other": 422, "admin": 403}),
     ("/portal/people/invitations/{invitation}/revoke", {"anon": "login", "member": 403, "owner": "/portal/people",
-                                                        "other": 404, "staff": 403}),
+                                                        "other": 404, "admin": 403}),
     ("/portal/people/{member}/remove", {"anon": "login", "member": 403, "owner": "/portal/people", "other": 404,
-                                        "staff": 403}),
+                                        "admin": 403}),
     # Empty fields clear the details of the poster's own account.
     ("/portal/invoicing", {"anon": "login", "member": 403, "owner": "/portal/invoicing",
-                           "other": "/portal/invoicing", "staff": 403}),
+                           "other": "/portal/invoicing", "admin": 403}),
     ("/portal/overages/{overage}/approve", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
-                                            "other": 404, "staff": 404}),
+                                            "other": 404, "admin": 404}),
     ("/portal/overages/{overage}/decline", {"anon": "login", "member": 403, "owner": "/portal/tickets/{asked}",
-                                            "other": 404, "staff": 404}),
+                                            "other": 404, "admin": 404}),
     ("/portal/staff/orders/{order}/cancel", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                             "staff": 422}),
+                                             "admin": 422}),
     ("/portal/staff/payments/{payment}/confirm", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                  "staff": 422}),
+                                                  "admin": 422}),
     ("/portal/staff/orders/{order}/refund", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                             "staff": 422}),
+                                             "agent": 403, "admin": 422}),
     # Nobody here subscribes: an owner has nothing to cancel.
-    ("/portal/subscription/cancel", {"anon": "login", "member": 403, "owner": 404, "other": 404, "staff": 403}),
+    ("/portal/subscription/cancel", {"anon": "login", "member": 403, "owner": 404, "other": 404, "admin": 403}),
     ("/portal/notifications", {"anon": "login", "member": "/portal/notifications", "owner": "/portal/notifications",
-                               "other": "/portal/notifications", "staff": "/portal/notifications"}),
+                               "other": "/portal/notifications", "admin": "/portal/notifications"}),
     # Empty fields clear the account's details: staff may, clients never.
     ("/staff/clients/{account}/invoicing", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                           "staff": "/staff/clients/{account}#invoicing"}),
+                                           "admin": "/staff/clients/{account}#invoicing"}),
     ("/portal/staff/mail/{message}/resend", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                             "staff": "/portal/staff/mail"}),
+                                             "admin": "/portal/staff/mail"}),
     # No payment method chosen, no one-time token: said on the quote's page.
-    ("/portal/quotes/{quote}/accept", {"anon": "login", "member": 422, "owner": 422, "other": 404, "staff": 403}),
-    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/portal/quotes/{quote}/accept", {"anon": "login", "member": 422, "owner": 422, "other": 404, "admin": 403}),
+    ("/staff/quotes/{quote}", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 422}),
     ("/staff/quotes/{quote}/withdraw", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                        "staff": "/staff/quotes"}),
+                                        "admin": "/staff/quotes"}),
     # A client's request needs nothing typed: the pooled bundle's least quantity, for their account.
     ("/quotes/request/itsupport-team-tickets", {"anon": 422, "member": "/portal/quotes/{next_quote}",
                                                 "owner": "/portal/quotes/{next_quote}",
-                                                "other": "/portal/quotes/{next_quote}", "staff": 403}),
-    ("/quotes/{quote_token}", {"anon": 422, "member": 422, "owner": 422, "other": 422, "staff": 403}),
+                                                "other": "/portal/quotes/{next_quote}", "admin": 403}),
+    ("/quotes/{quote_token}", {"anon": 422, "member": 422, "owner": 422, "other": 422, "admin": 403}),
     ("/staff/clients/{account}/orders/new", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                             "staff": 422}),
+                                             "admin": 422}),
     ("/staff/clients/{account}/complimentary", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                "staff": 422}),
-    # Empty settings and an empty holiday: said beside their fields.
-    ("/staff/service-levels", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
-    ("/staff/service-levels/holidays", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
-    ("/staff/catalogue/import", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+                                                "agent": 403, "admin": 422}),
+    ("/staff/catalogue/import", {"anon": "login", "member": 403, "owner": 403, "other": 403, "agent": 403,
+                                 "admin": 422}),
     # No file, no order number, no note, no column: each said beside its field.
-    ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+    ("/portal/staff/bank/imports", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 422}),
     ("/portal/staff/bank/lines/{bank_line}/assign", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                     "staff": 422}),
+                                                     "admin": 422}),
     ("/portal/staff/bank/lines/{bank_line}/discard", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                      "staff": 422}),
-    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "staff": 422}),
+                                                      "admin": 422}),
+    ("/portal/staff/bank/mappings", {"anon": "login", "member": 403, "owner": 403, "other": 403, "admin": 422}),
     ("/portal/staff/bank/mappings/{mapping}", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                               "staff": 422}),
+                                               "admin": 422}),
     ("/portal/staff/bank/mappings/{mapping}/delete", {"anon": "login", "member": 403, "owner": 403, "other": 403,
-                                                      "staff": "/portal/staff/bank/mappings"}),
+                                                      "admin": "/portal/staff/bank/mappings"}),
 ]
-ROLES = ["anon", "member", "owner", "other", "staff"]
+ROLES = ["anon", "member", "owner", "other", "agent", "admin", "deactivated"]
+COVERS = covers([url for url, _ in MATRIX], [url for url, _ in POSTS])
 
 
 # What the cells of the matrix run with: messages stay in the outbox
@@ -650,7 +648,8 @@ def matrix(matrix_built, tmp_path, smtp_server) -> Iterator[Cell]:  # noqa: F811
 def build_matrix_world(app, people, world, asked) -> dict:
     """World, with the Acme ticket resolved and carrying a file; Acme's
     overage request, an order awaiting its transfer, a paid one with its
-    invoice, an invitation waiting, and messages in the outbox."""
+    invoice, an invitation waiting, and messages in the outbox; an agent,
+    and an agent the deactivated cells deactivate."""
     with app.app_context():
         ticket = db.session.get(Ticket, world["ticket"])
         owner = db.session.scalar(select(User).where(User.email == people["owner"]))
@@ -659,12 +658,14 @@ def build_matrix_world(app, people, world, asked) -> dict:
         message = desk.post_message(db.session, ticket, owner, "see file", now=NOW,
                                     files=[desk.Upload("a.png", PNG)], rules=rules)
         member = db.session.scalar(select(User).where(User.email == people["member"]))
+        accounts.create_staff(db.session, "Agnes Agent", "agent@example.com", PASSWORD, role="agent")
+        accounts.create_staff(db.session, "Gus Gone", "gone@example.com", PASSWORD, role="agent")
         load_preset(db.session, "demo")
         awaited, payment = place(db.session, owner)
         _paid, settled = place(db.session, owner)
         confirm(db.session, settled)
         invoice = db.session.scalar(select(Invoice).where(Invoice.order_id == _paid.id))
-        invitation, token = desk.invite(db.session, owner.account, owner, "invitee@example.com", "member", now=NOW,
+        invitation, _token = desk.invite(db.session, owner.account, owner, "invitee@example.com", "member", now=NOW,
                                         max_age=timedelta(hours=72))
         statement = imports.import_statement(db.session, camt([{"amount": "12.00", "ref": "M-1", "text": "?"}]),
                                              format="camt053", filename="m.xml", seller=SELLER, now=NOW)
@@ -675,7 +676,7 @@ def build_matrix_world(app, people, world, asked) -> dict:
                   "member": member.id,
                   "account": world["account"], "order": awaited.id, "payment": payment.id, "invoice": invoice.id,
                   "overage": asked["overage"], "asked": asked["ticket"], "invitation": invitation.id,
-                  "token": token, "message": db.session.scalar(select(func.max(OutboxMessage.id)))}
+                  "message": db.session.scalar(select(func.max(OutboxMessage.id)))}
         values.update(matrix_quotes(owner))
     resolve(app, world["ticket"])
     return values
@@ -697,10 +698,21 @@ def matrix_quotes(owner: User) -> dict:
     return {"quote": acme.id, "quote_token": token, "next_quote": visitor.id + 1}
 
 
-def as_role(client, people, role):
+def as_role(app, client, people, role):
     if role != "anon":
-        email = {"other": "other@example.com"}.get(role, people.get(role))
+        email = {"other": "other@example.com", "admin": people["staff"], "agent": "agent@example.com",
+                 "deactivated": "gone@example.com"}.get(role, people.get(role))
         assert login(client, email).status_code == 302
+    if role == "deactivated":  # deactivated once logged in: the session ends at once
+        with app.app_context():
+            db.session.scalar(select(User).where(User.email == "gone@example.com")).removed_at = NOW
+            db.session.commit()
+
+
+def wanted(expected: dict, role: str):
+    """What the row says ``role`` gets (see MATRIX)."""
+    fallback = {"agent": "admin", "deactivated": "anon"}
+    return expected[role] if role in expected else expected[fallback[role]]
 
 
 def check(response, wanted, values: dict) -> None:
@@ -718,23 +730,24 @@ def check(response, wanted, values: dict) -> None:
 @pytest.mark.parametrize("url, expected", MATRIX, ids=[url for url, _ in MATRIX])
 def test_who_may_see_each_portal_url(matrix, role, url, expected):
     client = matrix.client
-    as_role(client, matrix.people, role)
+    as_role(matrix.app, client, matrix.people, role)
     with client.get(url.format(**matrix.values)) as response:
         response.get_data()
-    check(response, expected[role], matrix.values)
+    check(response, wanted(expected, role), matrix.values)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("url, expected", POSTS, ids=[url for url, _ in POSTS])
 def test_who_may_post_to_each_portal_url(matrix, role, url, expected):
     app, client = matrix.app, matrix.client
-    as_role(client, matrix.people, role)
-    token = csrf_token(client, {"anon": "/login", "staff": "/staff/"}.get(role, "/portal/"))
+    as_role(app, client, matrix.people, role)
+    token = csrf_token(client, {"anon": "/login", "deactivated": "/login", "agent": "/staff/", "admin": "/staff/"}
+                       .get(role, "/portal/"))
     before = snapshot(app)
     response = client.post(url.format(**matrix.values), data={"csrf_token": token})
-    check(response, expected[role], matrix.values)
-    if expected[role] in ("login", 403, 404):
-        assert snapshot(app) == before  # refused: nothing written
+    check(response, wanted(expected, role), matrix.values)
+    if wanted(expected, role) in ("login", 403, 404, 422):
+        assert snapshot(app) == before  # refused, or a form refused: nothing written
 
 
 def test_the_kinds_follow_the_balance_chosen(app, client, people, world):

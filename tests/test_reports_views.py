@@ -13,6 +13,7 @@ from sqlalchemy import select
 from billing import clock
 from billing.accounts.models import User
 from common.extensions import db
+from tests.access import covers
 from tests.conftest import login
 from tests.test_catalogue_editor_access import EMAILS, REFUSED, ROLES, check, world  # noqa: F401 - world is a fixture
 
@@ -20,6 +21,7 @@ URLS = ["/staff/reports/", "/staff/reports/sales", "/staff/reports/credit", "/st
         "/staff/reports/overage", "/staff/reports/ratings", "/staff/reports/sales?month=2026-02&format=csv",
         "/staff/reports/credit?month=2026-02&format=csv", "/staff/reports/time?month=2026-02&format=csv",
         "/staff/reports/overage?month=2026-02&format=csv", "/staff/reports/ratings?month=2026-02&format=csv"]
+COVERS = covers(URLS)
 
 
 @pytest.fixture
@@ -100,6 +102,16 @@ def test_the_hub_shows_reports_to_admins_only(app, client, month):
     agent = app.test_client()
     login(agent, EMAILS["agent"])
     assert "/staff/reports/" not in text(agent.get("/staff/"))
+
+
+def test_the_reports_page_itself_shows_the_months_sales_and_the_credit_owed(client, month):
+    # The office manager opening Reports sees the two figures asked most
+    # often without picking a report first: February's hand-computed ones.
+    login(client, EMAILS["admin"])
+    page = text(client.get("/staff/reports/?month=2026-02"))
+    assert "Paid in February 2026: €876.00 incl. VAT" in page
+    assert "Owed at the end of February 2026: €705.25" in page
+    assert "No sale in January 2020." in text(client.get("/staff/reports/?month=2020-01"))
 
 
 def test_the_credit_owed_at_any_day(client, month):

@@ -26,6 +26,7 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Operation
 from common.extensions import db
 from common.identity import accounts
+from tests.access import covers
 
 HX = {"HX-Request": "true"}
 TOKEN = re.compile(r'name="token"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="token"')
@@ -281,10 +282,10 @@ MATRIX = {
 }
 
 
-def urls(cast: dict) -> dict[str, str]:
-    return {"adjust": f"/staff/clients/{cast['account']}/adjust",
-            "ticket": f"/staff/clients/{cast['account']}/tickets/new",
-            "kind": f"/desk/tickets/{cast['ticket']}/kind"}
+URLS = {"adjust": "/staff/clients/{account}/adjust", "ticket": "/staff/clients/{account}/tickets/new",
+        "kind": "/desk/tickets/{ticket}/kind"}
+# Each page is opened, then posted to (by those refused it).
+COVERS = covers(URLS.values(), URLS.values())
 
 
 def expected(action: str, role: str):
@@ -316,7 +317,7 @@ def judge(answer, want) -> None:
 @pytest.mark.parametrize("action", sorted(MATRIX))
 def test_who_may_open_each_page(app, client, cast, action, role):
     client = signed_in(app, client, role)
-    url = urls(cast)[action] + ("?kind=intervention" if action == "kind" else "")
+    url = URLS[action].format(**cast) + ("?kind=intervention" if action == "kind" else "")
     judge(client.get(url), expected(action, role))
 
 
@@ -336,7 +337,7 @@ def test_a_refused_post_writes_nothing(app, client, cast, action, role):
                    "criticality": "normal", "subject": "Not mine", "description": "No."},
         "kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
     }[action]
-    answer = client.post(urls(cast)[action], data={**data, "csrf_token": token})
+    answer = client.post(URLS[action].format(**cast), data={**data, "csrf_token": token})
     judge(answer, expected(action, role))
     assert snapshot(app) == before
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from billing.accounts.models import User
 from common.extensions import db
 from common.identity import accounts, staff
+from tests.access import covers
 from tests.conftest import PASSWORD, csrf_token, login
 from tests.test_security import snapshot
 
@@ -38,12 +39,10 @@ def cast(app, people) -> dict:
         return {"invited": invited.id, "target": target.id, "parked": parked.id}
 
 
-def urls(cast: dict) -> dict[str, str]:
-    return {"hub": "/staff/", "team": "/staff/team", "audit": "/staff/audit",
-            "invite": "/staff/team/invite", "role": f"/staff/team/{cast['target']}/role",
-            "deactivate": f"/staff/team/{cast['target']}/deactivate",
-            "reactivate": f"/staff/team/{cast['parked']}/reactivate",
-            "resend": f"/staff/team/{cast['invited']}/resend"}
+URLS = {"hub": "/staff/", "team": "/staff/team", "audit": "/staff/audit", "invite": "/staff/team/invite",
+        "role": "/staff/team/{target}/role", "deactivate": "/staff/team/{target}/deactivate",
+        "reactivate": "/staff/team/{parked}/reactivate", "resend": "/staff/team/{invited}/resend"}
+COVERS = covers([URLS[page] for page in PAGES], [URLS[action] for action in ACTIONS])
 
 
 def expected(what: str, role: str):
@@ -80,7 +79,7 @@ def judge(answer, want) -> None:
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_who_may_open_each_page(app, client, cast, page, role):
     client = signed_in(app, client, role)
-    judge(client.get(urls(cast)[page]), expected(page, role))
+    judge(client.get(URLS[page].format(**cast)), expected(page, role))
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -90,7 +89,7 @@ def test_who_may_act_and_a_refused_post_writes_nothing(app, client, cast, action
     data = {"invite": {"name": "Nina", "email": "nina@example.com", "role": "admin", "language": "en"},
             "role": {"role": "admin"}}.get(action, {})
     before = snapshot(app)
-    answer = client.post(urls(cast)[action], data={**data, "csrf_token": csrf_token(client)})
+    answer = client.post(URLS[action].format(**cast), data={**data, "csrf_token": csrf_token(client)})
     want = expected(action, role)
     judge(answer, want)
     if want != 302:

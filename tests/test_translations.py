@@ -34,7 +34,14 @@ HTML_SPECIAL = set('<>&"')
 
 def catalogue(lang: str) -> Catalog:
     with (TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return read_po(po, locale=lang)
+        return strict_read(po, locale=lang)
+
+
+def strict_read(po, locale: str | None = None) -> Catalog:
+    """The catalogue, or a failure naming the line where it is malformed: a
+    merge that drops a ``msgstr`` line (the .po files merge as a union) would
+    otherwise be read leniently, as msgfmt refuses it."""
+    return read_po(po, locale=locale, abort_invalid=True)
 
 
 def entries(catalog: Catalog) -> list[Message]:
@@ -165,7 +172,7 @@ def test_every_string_in_the_code_is_in_the_catalogues():
         (lang, TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po") for lang in LANGUAGES
     ]:
         with path.open("rb") as file:
-            known = {key(m) for m in entries(read_po(file))}
+            known = {key(m) for m in entries(strict_read(file))}
         missing = [f"{label(m)!r} ({m.locations[0][0]}:{m.locations[0][1]})"
                    for k, m in code.items() if k not in known]
         assert not missing, (f"{name} lacks {len(missing)} string(s) of the code; run `make extract-messages` "
