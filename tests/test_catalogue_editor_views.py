@@ -216,6 +216,9 @@ def test_a_new_catalogue_and_policy(app, admin):
     with app.app_context():
         catalogue = db.session.scalar(select(Catalogue).where(Catalogue.slug == "acme"))
         assert catalogue.currency == "EUR"
+    # Empty, it says so rather than showing a table of headings alone.
+    listing = text(admin.get("/staff/catalogue"))
+    assert "No pack yet." in listing and "No billing policy yet: a pack needs one." in listing
     response = post_form(admin, f"/staff/catalogue/{catalogue.id}/policies/new", {
         "name-en": "Hours", "name-fr": "Heures", "name-es": "Horas", "unit": "minute", "unit_minutes": "1",
         "step": "15", "overage_mode": "ask", "overage_hourly_rate": "80", "low_balance_percent": "10",
