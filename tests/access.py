@@ -69,7 +69,8 @@ class World:
         with self.app.app_context():
             accounts.register(db.session, "Other", "Otto Other", EMAIL["another"], PASSWORD, "en", "FR")
             accounts.create_staff(db.session, "Agnes Agent", EMAIL["agent"], PASSWORD, role="agent")
-            accounts.create_staff(db.session, "Gus Gone", EMAIL["deactivated"], PASSWORD, role="agent")
+            # An admin: deactivated, the widest role goes with the login.
+            accounts.create_staff(db.session, "Gus Gone", EMAIL["deactivated"], PASSWORD, role="admin")
             self.values = make(self.app)
         self._close()
         shutil.copyfile(self.copy, self.pristine)
@@ -119,21 +120,24 @@ def open_cell(world: World, url: str, row: dict, audience: str) -> None:
 
 
 def post_cell(world: World, url: str, row: dict, audience: str, data: dict | None = None) -> None:
-    """POST with the session's CSRF token (and ``data``); a refusal, or a form
-    refused, writes nothing."""
+    """POST with the session's CSRF token and ``data`` (its ``{placeholders}``
+    filled as the URL's); a refusal, or a form refused, writes nothing."""
     app, values = world.fresh(), world.values
     client = app.test_client()
     token = sign_in(app, client, audience)
     before = snapshot(app)
     wanted = want(row, audience)
-    judge(client.post(url.format(**values), data={**(data or {}), "csrf_token": token}), wanted, values)
+    fields = {name: value.format(**values) for name, value in (data or {}).items()}
+    judge(client.post(url.format(**values), data={**fields, "csrf_token": token}), wanted, values)
     if wanted in ("login", 400, 403, 404, 409, 422):
         assert snapshot(app) == before
 
 
-def matrix(pages: dict[str, dict], posts: dict[str, dict]) -> tuple[Callable, Callable]:
+def matrix(pages: dict[str, dict], posts: dict[str, dict],
+           data: dict[str, dict] | None = None) -> tuple[Callable, Callable]:
     """The two tests of a module's tables, every URL × every audience, on
-    the module's ``world`` fixture (a World): assign them to test_ names."""
+    the module's ``world`` fixture (a World): assign them to test_ names.
+    ``data``: the fields a POST carries besides the CSRF token, by URL."""
 
     @pytest.mark.parametrize("audience", AUDIENCES)
     @pytest.mark.parametrize("url", sorted(pages))
@@ -143,6 +147,6 @@ def matrix(pages: dict[str, dict], posts: dict[str, dict]) -> tuple[Callable, Ca
     @pytest.mark.parametrize("audience", AUDIENCES)
     @pytest.mark.parametrize("url", sorted(posts))
     def test_who_may_post_and_a_refused_post_writes_nothing(world: World, url: str, audience: str) -> None:
-        post_cell(world, url, posts[url], audience)
+        post_cell(world, url, posts[url], audience, (data or {}).get(url))
 
     return test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing

@@ -24,7 +24,6 @@ MATRICES = (
     "tests.test_quotes_access",
     "tests.test_reports_views",
     "tests.test_staff_access",
-    "tests.test_staff_actions_views",
     "tests.test_team_access",
     "tests.test_visitor_access",
 )

@@ -1,5 +1,5 @@
-"""Who may use the ticket desk, the service levels and the staff logins
-(issue 14.5): every URL × anonymous, a member and the owner of Acme, the
+"""Who may use the ticket desk, a client's credit and tickets as staff, the
+service levels and the staff logins (issue 14.5): every URL × anonymous, a member and the owner of Acme, the
 owner of another account, an agent, an admin and a staff member deactivated
 once logged in. The desk is every staff member's, the other two an admin's;
 every refused POST writes nothing."""
@@ -21,6 +21,10 @@ from tests.access import ADMINS, AGENTS, EMAIL, World, covers, matrix
 
 NOW = datetime.now(UTC)
 PAGES = {
+    # Credit is an admin's to adjust; any staff member opens a ticket for a client or changes its kind.
+    "/staff/clients/{account}/adjust": ADMINS,
+    "/staff/clients/{account}/tickets/new": AGENTS,
+    "/desk/tickets/{ticket}/kind?kind=intervention": AGENTS,
     "/desk/": AGENTS,
     "/desk/tickets/{ticket}": AGENTS,
     "/desk/tickets/{ticket}/preview?minutes=10&billable=1": AGENTS,
@@ -31,6 +35,10 @@ PAGES = {
 # A POST with only the session's CSRF token: a form that needs fields
 # answers 422, an action that needs none is carried out.
 POSTS = {
+    # The forms of DATA: each is carried out for whoever may.
+    "/staff/clients/{account}/adjust": {**ADMINS, "admin": "/staff/clients/{account}"},
+    "/staff/clients/{account}/tickets/new": {**AGENTS, "staff": "/desk/tickets/{next_ticket}"},
+    "/desk/tickets/{ticket}/kind": {**AGENTS, "staff": "/desk/tickets/{ticket}#kind-change"},
     "/desk/tickets/{ticket}/assign": {**AGENTS, "staff": "/desk/tickets/{ticket}"},
     "/desk/tickets/{ticket}/time": {**AGENTS, "staff": 422},
     "/desk/tickets/{ticket}/messages": {**AGENTS, "staff": 422},
@@ -40,6 +48,15 @@ POSTS = {
     "/staff/service-levels": {**ADMINS, "admin": 422},
     "/staff/service-levels/holidays": {**ADMINS, "admin": 422},
     "/staff/service-levels/holidays/{holiday}/remove": {**ADMINS, "admin": "/staff/service-levels#holidays"},
+}
+# Forms filled in as staff would, for the member's balance.
+DATA = {
+    "/staff/clients/{account}/adjust": {"balance": "{policy}-credit", "direction": "remove", "quantity": "2",
+                                        "reason": "No", "token": "c" * 32},
+    "/staff/clients/{account}/tickets/new": {"person": "{member}", "balance": "{policy}-credit",
+                                             "kind": "consultation", "criticality": "normal", "subject": "Not mine",
+                                             "description": "No.", "token": "e" * 32},
+    "/desk/tickets/{ticket}/kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
 }
 COVERS = covers(PAGES, POSTS)
 
@@ -54,7 +71,8 @@ def make(app) -> dict:
                                   policy=policy, kind="consultation")
         holiday = levels.add_holiday(db.session, date(NOW.year + 1, 12, 25).isoformat(), "Christmas", by=None,
                                      now=NOW)
-        return {"ticket": ticket.id, "holiday": holiday.id}
+        return {"ticket": ticket.id, "holiday": holiday.id, "account": member.account_id, "member": member.id,
+                "policy": policy.id, "next_ticket": ticket.id + 1}
 
 
 @pytest.fixture(scope="module")
@@ -62,4 +80,4 @@ def world(databases, tmp_path_factory) -> World:
     return World(databases, tmp_path_factory.mktemp("staff-access"), make)
 
 
-test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing = matrix(PAGES, POSTS)
+test_who_may_open_each_page, test_who_may_post_and_a_refused_post_writes_nothing = matrix(PAGES, POSTS, DATA)

@@ -13,10 +13,9 @@ from email import policy as email_policy
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, csrf_token, login, post_form
+from conftest import PASSWORD, login, post_form
 from ledger_support import pack
 from sqlalchemy import func, select
-from test_security import snapshot
 
 from billing import audit
 from billing.accounts.models import Account, User
@@ -26,7 +25,6 @@ from billing.ledger import services as ledger
 from billing.ledger.models import Entry, Operation
 from common.extensions import db
 from common.identity import accounts
-from tests.access import covers
 
 HX = {"HX-Request": "true"}
 TOKEN = re.compile(r'name="token"[^>]*value="([0-9a-f]{32})"|value="([0-9a-f]{32})"[^>]*name="token"')
@@ -267,79 +265,6 @@ def test_a_stale_kind_form_is_refused_and_writes_nothing(app, client, cast):
         assert answer.status_code == 422
     with app.app_context():
         assert counts() == before
-
-
-# ------------------------------------------------------------------ who may
-
-ROLES = ("anonymous", "member", "owner", "another", "agent", "admin", "deactivated")
-EMAIL = {"member": "member@example.com", "owner": "owner@example.com", "another": "other@example.com",
-         "agent": "agent@example.com", "admin": "admin@example.com", "deactivated": "gone@example.com"}
-# What each URL answers each role: 200 allowed, 403 refused, "login" sent to log in.
-MATRIX = {
-    "adjust": {"agent": 403, "admin": 200},
-    "ticket": {"agent": 200, "admin": 200},
-    "kind": {"agent": 200, "admin": 200},
-}
-
-
-URLS = {"adjust": "/staff/clients/{account}/adjust", "ticket": "/staff/clients/{account}/tickets/new",
-        "kind": "/desk/tickets/{ticket}/kind"}
-# Each page is opened, then posted to (by those refused it).
-COVERS = covers(URLS.values(), URLS.values())
-
-
-def expected(action: str, role: str):
-    if role in ("anonymous", "deactivated"):
-        return "login"
-    return MATRIX[action].get(role, 403)
-
-
-def signed_in(app, client, role: str):
-    if role == "anonymous":
-        return client
-    as_(client, EMAIL[role])
-    if role == "deactivated":
-        # Deactivated once logged in: the session ends at once.
-        with app.app_context():
-            user(EMAIL[role]).removed_at = now()
-            db.session.commit()
-    return client
-
-
-def judge(answer, want) -> None:
-    if want == "login":
-        assert answer.status_code == 302 and "/login" in answer.location
-    else:
-        assert answer.status_code == want
-
-
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("action", sorted(MATRIX))
-def test_who_may_open_each_page(app, client, cast, action, role):
-    client = signed_in(app, client, role)
-    url = URLS[action].format(**cast) + ("?kind=intervention" if action == "kind" else "")
-    judge(client.get(url), expected(action, role))
-
-
-@pytest.mark.parametrize(("action", "role"), [(a, r) for a in sorted(MATRIX) for r in ROLES
-                                               if expected(a, r) != 200])
-def test_a_refused_post_writes_nothing(app, client, cast, action, role):
-    client = signed_in(app, client, role)
-    with app.app_context():
-        policy = pack(db.session, "innova-120").policy
-        member_id = user("member@example.com").id
-    token = csrf_token(client)
-    before = snapshot(app)
-    data = {
-        "adjust": {"balance": f"{policy.id}-credit", "direction": "remove", "quantity": "2", "reason": "No",
-                   "token": "c" * 32},
-        "ticket": {"person": str(member_id), "balance": f"{policy.id}-credit", "kind": "consultation",
-                   "criticality": "normal", "subject": "Not mine", "description": "No."},
-        "kind": {"kind": "intervention", "expected": "consultation", "token": "d" * 32},
-    }[action]
-    answer = client.post(URLS[action].format(**cast), data={**data, "csrf_token": token})
-    judge(answer, expected(action, role))
-    assert snapshot(app) == before
 
 
 def test_an_unknown_account_or_ticket_is_a_404(client, cast):
