@@ -161,6 +161,9 @@ def request_quote(session: Session, pack: Pack, *, requester: User | None, name:
                       vat_rate_bp=pack.vat_rate_bp, price_includes_vat=pack.price_includes_vat, created_at=now)
         session.add(quote)
         session.flush()
+        # Someone waits for a price: staff hear of it as of a new ticket.
+        outbox.enqueue(session, "quote_requested_staff", f"quote:{quote.id}:requested", outbox.staff(session),
+                       now=now, payload={"quote_id": quote.id}, account_id=quote.account_id)
         return quote
 
 
