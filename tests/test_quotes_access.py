@@ -32,8 +32,8 @@ POSTS = {
     "/staff/quotes/{quote}/withdraw": {**AGENTS, "staff": "/staff/quotes"},
     "/staff/clients/{account}/orders/new": {**AGENTS, "staff": 422},
     "/staff/clients/{account}/complimentary": {**ADMINS, "admin": 422},
-    # A client's request needs nothing typed (the pooled bundle's least quantity, for their account).
-    "/quotes/request/itsupport-team-tickets": {"anonymous": 422, "client": "/portal/quotes/{next_quote}", "staff": 403},
+    # No one-time token (a client's request needs nothing else): said on the form.
+    "/quotes/request/itsupport-team-tickets": {"anonymous": 422, "client": 422, "staff": 403},
     "/quotes/{quote_token}": {"anonymous": 422, "client": 422, "staff": 403},
 }
 COVERS = covers(PAGES, POSTS)
