@@ -227,6 +227,8 @@ def test_staff_correct_the_invoicing_details(app, client, people, clients):
         assert entry.after == {"address": "1 rue de la Paix\n75002 Paris", "vat_id": "FR40303265045"}
     page = text(client.get(f"/staff/clients/{clients['acme']}"))
     assert "FR40303265045" in page and "The invoicing details of Acme are saved" in page
+    # Staff read the form's help too: it names the invoice's number, not "your" number.
+    assert "your intra-community" not in page and "VAT number, as it should appear on the invoice." in page
     # Sent again unchanged: nothing to record.
     post_form(client, path, {"address": "1 rue de la Paix\n75002 Paris", "vat_id": "FR 40303265045"})
     with app.app_context():
