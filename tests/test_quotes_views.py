@@ -388,3 +388,17 @@ def test_the_account_page_lists_the_clients_quotes(app, client, presets, people)
     page = text(staff.get(f"/staff/clients/{account_id}"))
     section = page[page.index('id="account-quotes"'):page.index("</article>", page.index('id="account-quotes"'))]
     assert f'href="/staff/quotes/{quote.id}"' in section and "Requested" in section
+
+
+def test_the_staff_list_leads_from_a_clients_quote_to_the_clients_account(app, client, presets, people):
+    """As the payments page does: the office manager pricing a client's request
+    reaches its account (balance, orders) from the row; a visitor has none yet."""
+    login(client, people["owner"])
+    post_form(client, "/quotes/request/webservice-12h", {"message": "Our shop site"})
+    assert post_form(app.test_client(), ASK, VISITOR).status_code == 302
+    account_id, _user_id = account_of(app, people["owner"])
+    staff = app.test_client()
+    login(staff, people["staff"])
+    page = text(staff.get("/staff/quotes"))
+    assert f'href="/staff/clients/{account_id}"' in page
+    assert page.count('href="/staff/clients/') == 1
