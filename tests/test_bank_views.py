@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from bank_support import camt, csv_statement
-from checkout_support import NOW, place, session  # noqa: F401
+from checkout_support import NOW, SELLER, place, session  # noqa: F401
 from checkout_support import client as new_client
 from conftest import PASSWORD, csrf_token, login, post_form
 from sqlalchemy import func, select
 
 from billing.accounts.models import User
 from billing.audit import AuditEntry
+from billing.bank import imports
 from billing.bank.models import BankImport, BankLine, BankMapping
 from billing.orders.models import Order, Payment
 from common.extensions import db
@@ -88,6 +90,22 @@ def test_a_bad_upload_is_refused_with_the_reason_and_writes_nothing(app, client,
     assert response.status_code == 422
     assert says in response.get_data(as_text=True)
     assert lines_written(app) == before
+
+
+def test_the_bank_pages_read_times_on_the_providers_clock_like_the_rest_of_the_back_office(app, client, sam):
+    """23:30 UTC on 6 December is 00:30 on the 7th in Paris (the default zone):
+    the statements said "Dec 7, 2026 23:30 UTC", the day in Paris beside the
+    hour in UTC, an hour off the audit log's clock."""
+    with app.app_context():
+        done = imports.import_statement(db.session, camt([{"amount": "4.00", "ref": "N-1", "text": "?"}]),
+                                        format="camt053", filename="night.xml", seller=SELLER,
+                                        now=datetime(2026, 12, 6, 23, 30, tzinfo=UTC))
+        import_id = done.bank_import.id
+    login(client, sam)
+    for page in (client.get("/portal/staff/bank/").get_data(as_text=True),
+                 client.get(f"/portal/staff/bank/imports/{import_id}").get_data(as_text=True)):
+        assert "Dec 7, 2026 12:30\u202fAM" in page  # CLDR's narrow space before AM
+        assert "UTC" not in page
 
 
 @pytest.mark.parametrize("size", [1001, 200_000])
