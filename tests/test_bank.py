@@ -5,6 +5,7 @@ other currencies are never credited; a malformed file writes nothing."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -269,7 +270,12 @@ def test_a_csv_statement_reads_through_its_mapping(session):
 # --- Malformed files -------------------------------------------------------------
 
 @pytest.mark.parametrize("data, format, says", [
-    (b"<Document><BkToCstmrStmt><Stmt></BkToCstmrStmt></Document>", "camt053", "Line 1:"),
+    (b"<Document><BkToCstmrStmt><Stmt></BkToCstmrStmt></Document>", "camt053",
+     "<Stmt> is never closed (line 1, column 48)."),
+    (b"<Document><BkToCstmrStmt><Stmt><Ntry>", "camt053",
+     "This file is not a valid camt.053 statement: it breaks off at line 1, column 38 (inside <Ntry>)."),
+    (b"<Document>\n <Stmt></Document>", "camt053", "<Stmt> is never closed (line 2, column 19)."),
+    (b"", "camt054", "This file is not a valid camt.054 statement: it is not XML at all."),
     (camt([{"amount": "12.345", "ref": "X"}]), "camt053", "line 18, <Amt>: '12.345' is not an amount in EUR"),
     (camt([{"amount": "abc", "ref": "X"}]), "camt053", "line 18, <Amt>: 'abc' is not an amount"),
     (camt([{"amount": "1.00"}]), "camt054", "is not a camt.054 document"),
@@ -416,6 +422,18 @@ def test_the_command_exits_2_naming_what_is_malformed_and_writes_nothing(app, se
     assert unknown.exit_code == 2 and "no mapping named 'Nowhere'" in unknown.stderr
     with app.app_context():
         assert written(db.session) == before
+
+
+def test_the_command_says_where_a_broken_camt_file_breaks_in_one_line(app, session, runner, tmp_path):
+    """A script's log reads the same plain words as the upload page, with the file's name."""
+    broken = tmp_path / "night.xml"
+    broken.write_bytes(camt([{"amount": "1.00", "ref": "B-1"}])[:400])
+
+    result = runner.invoke(args=["bank", "import", str(broken)])
+
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert re.fullmatch(r"Error: night\.xml: This file is not a valid camt\.053 statement: it breaks off at line "
+                        r"\d+, column \d+ \(inside <\w+>\)\.\n", result.stderr), result.stderr
 
 
 def test_an_xml_entity_cannot_read_a_file_of_the_server(session, tmp_path):

@@ -76,7 +76,7 @@ def client_of(session):
 
 @pytest.mark.parametrize("data, fields, says", [
     (None, {}, "Choose the statement file"),
-    (b"<Document><oops></Document>", {"format": "camt053"}, "Line 1:"),
+    (b"<Document><oops></Document>", {"format": "camt053"}, "This file is not a valid camt.053 statement"),
     (csv_statement([["04.01.2026", "1,00", "", "", ""]]), {"format": "csv"}, "Choose the column mapping"),
     (b"hello", {"format": "mt940"}, "not an MT940 statement"),
     (b"x", {"format": "bitcoin"}, "Not a valid choice"),
@@ -106,6 +106,30 @@ def test_the_bank_pages_read_times_on_the_providers_clock_like_the_rest_of_the_b
                  client.get(f"/portal/staff/bank/imports/{import_id}").get_data(as_text=True)):
         assert "Dec 7, 2026 12:30\u202fAM" in page  # CLDR's narrow space before AM
         assert "UTC" not in page
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"<Document><BkToCstmrStmt><Stmt><Ntry>",
+     "This file is not a valid camt.053 statement: it breaks off at line 1, column 38 (inside &lt;Ntry&gt;)."),
+    (b"<Document>\n<oops></Document>",
+     "This file is not a valid camt.053 statement: &lt;oops&gt; is never closed (line 2, column 18)."),
+    (b"hello", "This file is not a valid camt.053 statement: it is not XML at all."),
+    (b"<Document><Stmt>\xff</Stmt></Document>",
+     "This file is not a valid camt.053 statement: it holds bytes that are not text at line 1, column 17 "
+     "(inside &lt;Stmt&gt;)."),
+    (b"<Document><Stmt a=1/></Document>",
+     "This file is not a valid camt.053 statement: it is not well-formed XML at line 1, column 19 "
+     "(inside &lt;Document&gt;)."),
+])
+def test_a_broken_xml_file_is_refused_in_plain_words_naming_where(app, client, sam, data, says):
+    """An office manager reads where the file breaks, not the XML parser's own
+    words ("Premature end of data in tag Ntry line 1")."""
+    login(client, sam)
+
+    page = upload(client, data, format="camt053").get_data(as_text=True)
+
+    assert says in page
+    assert "Premature" not in page and "mismatch" not in page
 
 
 @pytest.mark.parametrize("size", [1001, 200_000])
@@ -376,9 +400,12 @@ def test_a_refused_bank_post_writes_nothing(app, client, cast, url, role):
 
 
 @pytest.mark.parametrize("lang, says", [
-    ("fr", ["Relevés bancaires", "Importer le relevé", "confirmé", "Ligne 1\u00a0:", "non créditée",
+    ("fr", ["Relevés bancaires", "Importer le relevé", "confirmé", "un relevé camt.053 valide", "&lt;oops&gt; n",
+            "jamais fermé (ligne 1, colonne 28).", "non créditée",
             "un débit\u00a0: de l'argent qui sort", "ligne "]),
-    ("es", ["Extractos bancarios", "Importar el extracto", "confirmado", "Línea 1:", "no abonada",
+    ("es", ["Extractos bancarios", "Importar el extracto", "confirmado",
+            "Este archivo no es un extracto camt.053 válido:", "&lt;oops&gt; nunca se cierra (línea 1, columna 28).",
+            "no abonada",
             "un cargo: dinero que sale", "línea "]),
 ])
 def test_the_bank_pages_speak_the_staff_members_language(app, client, sam, lang, says):
@@ -401,9 +428,8 @@ def test_the_bank_pages_speak_the_staff_members_language(app, client, sam, lang,
     html = index + refused + result + waiting + no_amount
     assert f'<html lang="{lang}"' in index
     assert [phrase for phrase in says if phrase not in html] == []
-    # Where a line sits in the file is said in the reader's language too, on every page and in our refusals
-    # (the XML parser's own words, quoted in ``refused``, are its own).
-    assert re.findall(r"\bline \d+", result + waiting + no_amount) == []
+    # Where a line sits in the file is said in the reader's language too, on every page and in every refusal.
+    assert re.findall(r"\bline \d+", refused + result + waiting + no_amount) == []
 
 
 @pytest.mark.parametrize("lang, says", [

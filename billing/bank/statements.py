@@ -216,16 +216,66 @@ def _camt_date(text: str | None, where: str) -> date:
                                  value=text) from None
 
 
+def _open_element(data: bytes) -> str | None:
+    """The innermost element still open where the XML breaks, read again up
+    to the break (entities, DTDs and the network left alone, as pycamt does)."""
+    reader = etree.XMLPullParser(events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False)
+    open_elements: list[str] = []
+
+    def follow() -> None:
+        for event, element in reader.read_events():
+            if event == "start":
+                open_elements.append(etree.QName(element).localname)
+            else:
+                open_elements.pop()
+    try:
+        reader.feed(data)
+    except etree.XMLSyntaxError:
+        follow()
+        return open_elements[-1] if open_elements else None
+    follow()
+    try:
+        reader.close()
+    except etree.XMLSyntaxError:
+        pass  # a file that breaks off fails here; the events after it close what was open, as if it had not
+    return open_elements[-1] if open_elements else None
+
+
+def _broken_xml(data: bytes, error: etree.XMLSyntaxError, kind: str) -> MalformedStatement:
+    """The parser's error in words an office manager reads, still naming the
+    line, the column and the element where the file breaks (libxml2's own
+    words, "Premature end of data in tag Ntry line 1", are for programmers)."""
+    line, column = error.position
+    if error.code == etree.ErrorTypes.ERR_DOCUMENT_EMPTY:
+        return MalformedStatement(N_("This file is not a valid %(kind)s statement: it is not XML at all."),
+                                  kind=kind)
+    element = _open_element(data)
+    where = {"kind": kind, "line": line, "column": column, "element": element}
+    if element is None:  # before the first element or after the last
+        return MalformedStatement(N_("This file is not a valid %(kind)s statement: it is not well-formed XML at "
+                                     "line %(line)d, column %(column)d."), **where)
+    if error.code == etree.ErrorTypes.ERR_TAG_NOT_FINISHED:
+        return MalformedStatement(N_("This file is not a valid %(kind)s statement: it breaks off at line %(line)d, "
+                                     "column %(column)d (inside <%(element)s>)."), **where)
+    if error.code == etree.ErrorTypes.ERR_TAG_NAME_MISMATCH:
+        return MalformedStatement(N_("This file is not a valid %(kind)s statement: <%(element)s> is never closed "
+                                     "(line %(line)d, column %(column)d)."), **where)
+    if error.code in (etree.ErrorTypes.ERR_INVALID_ENCODING, etree.ErrorTypes.ERR_INVALID_CHAR):
+        return MalformedStatement(N_("This file is not a valid %(kind)s statement: it holds bytes that are not "
+                                     "text at line %(line)d, column %(column)d (inside <%(element)s>)."), **where)
+    return MalformedStatement(N_("This file is not a valid %(kind)s statement: it is not well-formed XML at line "
+                                 "%(line)d, column %(column)d (inside <%(element)s>)."), **where)
+
+
 def _camt(data: bytes, format: str) -> list[StatementLine]:
+    kind = "camt.054" if format == "camt054" else "camt.053"
     try:
         parser = _Camt(data)
     except etree.XMLSyntaxError as error:
-        raise MalformedStatement(N_("Line %(line)d: %(problem)s"), line=error.lineno or 1,
-                                 problem=error.msg) from None
+        raise _broken_xml(data, error, kind) from None
     except (ValueError, etree.LxmlError) as error:
         raise MalformedStatement(N_("This is not an XML file: %(problem)s"), problem=str(error)) from None
     root = etree.QName(parser.tree).localname
-    kind = "camt.054" if format == "camt054" else "camt.053"
     message = parser.tree[0] if len(parser.tree) else None
     wanted = "BkToCstmrDbtCdtNtfctn" if format == "camt054" else "BkToCstmrStmt"
     if root != "Document" or message is None or etree.QName(message).localname != wanted:
