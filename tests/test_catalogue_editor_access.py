@@ -87,7 +87,7 @@ def check(response, wanted, values) -> None:
 def test_only_an_admin_uses_the_catalogue_editor(app, client, world, role):
     if role != "anon":
         assert login(client, EMAILS[role]).status_code == 302
-    token = csrf_token(client, "/")
+    token = csrf_token(client)
     if role == "deactivated":
         with app.app_context():
             gone = db.session.scalar(select(User).where(User.email == EMAILS["deactivated"]))
