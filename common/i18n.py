@@ -9,7 +9,7 @@ from decimal import Decimal
 from babel import dates as babel_dates
 from babel.numbers import get_currency_precision
 from flask import Blueprint, current_app, has_request_context, redirect, request, session, url_for
-from flask_babel import format_currency, format_date, format_decimal, get_locale, get_translations
+from flask_babel import format_currency, format_date, format_decimal, format_time, get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -141,6 +141,12 @@ def day(value: date | datetime | None) -> str:
     return format_date(value, format="medium") if value else ""
 
 
+def moment(value: datetime | None) -> str:
+    """``Dec 7, 2026 12:30 AM``: a day and its time, both on the provider's
+    clock (select_timezone), as every staff page reads times."""
+    return f"{format_date(value, format='medium')} {format_time(value, format='short')}" if value else ""
+
+
 @bp.post("/language")
 def set_language():
     lang = request.form.get("lang", "")
@@ -154,7 +160,7 @@ def set_language():
 
 
 def init_app(app) -> None:
-    app.jinja_env.filters.update(money=money, percent=percent, day=day, span=span, decimal1=decimal1,
+    app.jinja_env.filters.update(money=money, percent=percent, day=day, moment=moment, span=span, decimal1=decimal1,
                                month_long=month_name, month_short=lambda v: month_name(v, "short"))
     app.jinja_env.globals.update(weekday_name=weekday_name)
     app.jinja_env.globals.update(get_locale=get_locale)

@@ -372,6 +372,10 @@ def _uploads() -> list[desk.Upload]:
 @bp.post("/tickets/<int:ticket_id>/status")
 def set_status(ticket_id: int):
     ticket = get_ticket(ticket_id)
+    if not (request.form.get("criticality") or request.form.get("status")):
+        # A form sent with neither field changed nothing: saying "saved" would lie.
+        flash(_("Choose a status from the list."), "error")
+        return redirect(url_for("desk.show", ticket_id=ticket.id))
     try:
         if request.form.get("criticality"):
             desk.set_criticality(db.session(), ticket, request.form["criticality"], by=_me(), now=clock.now())

@@ -32,6 +32,7 @@ TOPIC_LABELS = {
     "replies": (_l("Replies from support"), _l("Each answer support writes on your tickets.")),
     "resolved": (_l("Ticket resolved"), _l("The intervention report, what it cost and the balance left.")),
     "new_tickets": (_l("New tickets"), _l("Each ticket a client opens.")),
+    "quote_requests": (_l("Quote requests"), _l("Each quote a visitor or a client asks for, to price and send.")),
 }
 KIND_LABELS = {
     "verify_email": _l("Email address to confirm"), "reset_password": _l("Password reset"),
@@ -43,6 +44,7 @@ KIND_LABELS = {
     "overage_request": _l("Work beyond the balance"), "ticket_opened": _l("Ticket received"),
     "ticket_opened_staff": _l("New ticket"), "staff_reply": _l("Reply from support"),
     "ticket_resolved": _l("Ticket resolved, with the report"), "quote_sent": _l("Quote sent"),
+    "quote_requested_staff": _l("Quote request"),
 }
 STATUS_LABELS = {"pending": _l("waiting"), "sent": _l("sent"), "failed": _l("failed")}
 

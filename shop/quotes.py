@@ -36,7 +36,7 @@ from common.extensions import db
 from common.i18n import current_locale, refusal
 from common.identity import accounts, sessions
 from common.identity.access import INVALID, send_verification
-from common.identity.forms import SignupForm, normalise_email
+from common.identity.forms import SignupForm, draw_token, normalise_email, one_time_token
 from shop import ordering
 
 bp = Blueprint("quote_request", __name__, url_prefix="/quotes")
@@ -53,6 +53,9 @@ class RequestForm(FlaskForm):
     message = TextAreaField(_l("What do you need?"), validators=[Length(max=quotes.MAX_MESSAGE)],
                             render_kw={"rows": 4},
                             description=_l("Your users, your equipment, how often you expect to need us…"))
+    # Drawn when the form is shown and the request's key: the same form sent
+    # twice (a double click) is one request and one mail to staff.
+    token = one_time_token()
 
     def __init__(self, *args, visitor: bool, **kwargs) -> None:
         kwargs.setdefault("country", current_app.config["PROVIDER_COUNTRY"])
@@ -80,6 +83,7 @@ def _client() -> bool:
 
 
 def _request_page(pack: Pack, form: RequestForm, status: int = 200, problem: str | None = None):
+    draw_token(form.token)
     return render_template("quotes/request.html", offer=offer(pack, current_locale()), form=form,
                            allows_quantity=orders.allows_quantity(pack), problem=problem), status
 
@@ -94,7 +98,17 @@ def ask(slug: str):
     if current_user.is_authenticated and current_user.is_staff:
         abort(403)
     form = RequestForm(visitor=visitor)
-    if not form.validate_on_submit():
+    requester = current_user._get_current_object() if not visitor else None
+    valid = form.validate_on_submit()
+    if not form.token.errors:
+        try:
+            asked = quotes.requested_under(db.session(), pack, requester, form.token.data)
+        except BillingError as error:
+            form.token.errors = [*form.token.errors, refusal(error)]
+            return _request_page(pack, form, INVALID)
+        if asked is not None:
+            return _asked(pack, asked)
+    if not valid:
         return _request_page(pack, form, INVALID)
     text = (form.quantity.data or "").strip() or str(pack.min_quantity)
     if not text.isdecimal():
@@ -102,15 +116,22 @@ def ask(slug: str):
         return _request_page(pack, form, INVALID)
     try:
         quote = quotes.request_quote(
-            db.session(), pack, requester=current_user._get_current_object() if not visitor else None,
+            db.session(), pack, requester=requester,
             name=form.name.data if visitor else "", email=form.email.data if visitor else "",
             company=form.company.data if visitor else "", country=form.country.data if visitor else "",
-            language=current_locale(), message=form.message.data or "", quantity=int(text), now=clock.now())
+            language=current_locale(), message=form.message.data or "", quantity=int(text), now=clock.now(),
+            key=form.token.data)
     except BillingError as error:
         field = form[error.field] if error.field in form else form.message
         field.errors.append(refusal(error))
         return _request_page(pack, form, INVALID)
-    if not visitor:
+    return _asked(pack, quote)
+
+
+def _asked(pack: Pack, quote: Quote):
+    """Where a request lands, the first time and when its form is sent again:
+    a client's quote in the portal, a visitor's confirmation."""
+    if quote.account_id is not None:
         return redirect(url_for("quotes.show", quote_id=quote.id))
     return redirect(url_for("quote_request.asked", slug=pack.slug))
 

@@ -292,7 +292,9 @@ def csrf_token(client: FlaskClient, path: str = TOKEN_PAGE) -> str:
     return found.group(1)
 
 
-CHECKOUT_FORM = re.compile(r"/checkout/[^/?]+")
+# The forms shown with a one-time token: the checkout's, the request for a
+# quote and the client's new ticket.
+ONE_TIME_FORM = re.compile(r"/checkout/[^/?]+|/quotes/request/[^/?]+|/portal/tickets/new")
 FORM_TOKEN = re.compile(r'<input[^>]* name="token" type="hidden" value="([0-9a-f]+)"|'
                         r'<input[^>]* name="token" value="([0-9a-f]+)"')
 
@@ -305,10 +307,10 @@ def form_token(client: FlaskClient, path: str) -> str | None:
 
 def post_form(client: FlaskClient, path: str, data: dict | None = None, **kwargs):
     """POST a form the way a browser does: with the CSRF token of the session,
-    and the one-time token a checkout form is shown with."""
+    and the one-time token a form that creates something is shown with."""
     data = dict(data or {})
     data.setdefault("csrf_token", csrf_token(client))
-    if CHECKOUT_FORM.fullmatch(path.split("?")[0]) and "token" not in data:
+    if ONE_TIME_FORM.fullmatch(path.split("?")[0]) and "token" not in data:
         token = form_token(client, path)
         if token:
             data["token"] = token

@@ -19,7 +19,6 @@ from tests.conftest import make_app
 MATRICES = (
     "tests.test_bank_views",
     "tests.test_catalogue_editor_access",
-    "tests.test_clients",
     "tests.test_portal_client",
     "tests.test_quotes_access",
     "tests.test_reports_views",

@@ -185,6 +185,16 @@ def test_the_clients_account_pages_fit_a_phone(demo, new_context):
         problems += look(page, shot)
     nav(page, "Mot de passe et connexions")
     problems += look(page, "security")
+    # A closed ticket puts a line in the list of intervention reports.
+    nav(page, "Mon compte")
+    follow(page, links.get_by_role("link", name="Tickets", exact=True))
+    follow(page, page.locator("main").get_by_role("link", name=TICKET["subject"]).first)
+    page.get_by_role("button", name="Fermer le ticket").click()
+    expect(page.get_by_role("button", name="Fermer le ticket")).to_have_count(0)
+    nav(page, "Mon compte")
+    follow(page, links.get_by_role("link", name="Rapports d'intervention", exact=True))
+    expect(page.locator("main").get_by_role("link", name="PDF")).to_be_visible()
+    problems += look(page, "reports-list")
     assert not problems, "\n".join(problems)
 
 

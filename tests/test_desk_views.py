@@ -500,6 +500,22 @@ def test_status_and_criticality(app, staff_client):
     owner = app.test_client()
     login(owner, "owner@example.com")
     assert "Waiting for you" in owner.get(f"/portal/tickets/{ticket_id}").get_data(as_text=True)
-    response = post_form(staff_client, f"/desk/tickets/{ticket_id}/status", {"status": "nonsense"})
-    assert response.status_code == 302
-    assert "Choose a status from the list." in staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    for nothing_valid in ({"status": "nonsense"}, {}):
+        response = post_form(staff_client, f"/desk/tickets/{ticket_id}/status", nothing_valid)
+        assert response.status_code == 302
+        page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Choose a status from the list." in page and "saved." not in page, nothing_valid
+    with app.app_context():
+        assert (ticket(ticket_id).status, ticket(ticket_id).criticality) == ("waiting", "high")
+
+
+def test_the_thread_reads_times_on_the_providers_clock_like_the_rest_of_the_back_office(app, staff_client):
+    """23:30 UTC on 6 December is 00:30 on the 7th in Paris (the default zone):
+    the thread said "Dec 7, 2026 23:30 UTC", the day in Paris beside the hour
+    in UTC, and an hour off the audit log's and the due time's clock."""
+    with app.app_context():
+        grant("toopixel-36")
+        ticket_id = open_ticket("toopixel-36", at=datetime(2026, 12, 6, 23, 30, tzinfo=UTC))
+    page = staff_client.get(f"/desk/tickets/{ticket_id}").get_data(as_text=True)
+    assert "Dec 7, 2026 12:30\u202fAM" in page  # CLDR's narrow space before AM
+    assert "UTC" not in page

@@ -118,3 +118,37 @@ def test_a_visitor_is_quoted_38_a_ticket_pays_by_transfer_and_owner_and_member_s
     expect(page.locator("#orders")).to_contain_text("€760.00")
     page.get_by_role("link", name="Quotes").click()
     expect(page.locator("#quotes")).to_contain_text(re.compile("Accepted"))
+
+
+def test_staff_are_mailed_the_request_follow_its_link_and_may_switch_such_mails_off(
+        shop, page: Page, new_context, smtp_server):  # noqa: F811
+    url, _app = shop
+    start(page, url)
+    page.get_by_role("article", name=POOLED, exact=True).get_by_role("link", name="Ask for a quote").click()
+    heading(page, f"Ask for a quote: {POOLED}")
+    page.get_by_label("Your name").fill("Ines IT")
+    page.get_by_label("Email").fill("ines@example.com")
+    page.get_by_label("What do you need?").fill("Twenty people share one pool of tickets.")
+    page.get_by_role("button", name="Send my request").click()
+    heading(page, "Thank you: your request is sent")
+
+    [mail] = smtp_server.to("staff@example.com")
+    assert mail["Subject"] == f"Quote request 1: {POOLED} from Ines IT"
+    staff = staff_page(new_context, url)
+    # The mail as the staff member reads it.
+    staff.set_content(mail.get_body(preferencelist=("html",)).get_content())
+    expect(staff.get_by_role("link", name="Price it and send the quote")).to_be_visible()
+    screenshots(staff, "staffdesk-quote-request-mail")
+    follow_mail_link(staff, smtp_server, "staff@example.com", "/staff/quotes/1")
+    heading(staff, "Quote 1")
+    expect(staff.get_by_text("Twenty people share one pool of tickets.")).to_be_visible()
+    screenshots(staff, "staffdesk-quote-staff")
+
+    follow_mail_link(staff, smtp_server, "staff@example.com", "/portal/notifications")
+    heading(staff, "Email preferences")
+    staff.get_by_label("Quote requests").uncheck()
+    screenshots(staff, "staffdesk-staff-preferences")
+    staff.get_by_role("button", name="Save").click()
+    expect(staff.get_by_text("Your email preferences are saved.")).to_be_visible()
+    expect(staff.get_by_label("Quote requests")).not_to_be_checked()
+    expect(staff.get_by_label("New tickets")).to_be_checked()

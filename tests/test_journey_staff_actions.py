@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from billing.accounts.models import User
 from billing.catalogue.models import Pack
 from billing.catalogue.offers import load_preset
+from billing.desk.models import Ticket
 from billing.ledger import services as ledger
 from common.extensions import db
 from common.identity import accounts
@@ -124,3 +125,18 @@ def test_an_agent_opens_a_ticket_for_a_client_and_changes_its_kind(world, page: 
     expect(page.get_by_test_id("opened-by-staff")).to_be_visible()
     expect(page.get_by_text("60 credits").first).to_be_visible()
     screenshots(page, "actions-client-ticket")
+
+
+def test_an_agent_who_double_clicks_open_the_ticket_opens_one(world, page: Page, new_context):
+    url, app = world
+    agent = staff_page(new_context, url, "agent@example.com")
+    to_account(agent, "Atelier Lune")
+    agent.get_by_role("button", name="Open a ticket for this client").click()
+    heading(agent, "Open a ticket for this client")
+    agent.get_by_label("Subject").fill("Printer offline")
+    agent.get_by_label("Message").fill("Luna called: the printer is offline.")
+    agent.get_by_role("button", name="Open the ticket").dblclick()
+    heading(agent, "Printer offline")
+    screenshots(agent, "staffdesk-ticket-double-click")
+    with app.app_context():
+        assert db.session.query(Ticket).filter_by(subject="Printer offline").count() == 1

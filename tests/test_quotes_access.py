@@ -5,17 +5,13 @@ page, 403, 404 or a form refused) writes nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from sqlalchemy import select
 
 from billing.accounts.models import User
-from billing.catalogue.models import Pack
-from billing.catalogue.offers import load_preset
-from billing.quotes import services as quotes
 from common.extensions import db
 from tests.access import ADMINS, AGENTS, EMAIL, World, covers, matrix
+from tests.test_portal_client import matrix_quotes
 
 PAGES = {
     "/portal/quotes": {"anonymous": "login", "client": 200, "staff": "/staff/quotes"},
@@ -27,7 +23,7 @@ PAGES = {
     "/staff/clients/{account}/complimentary": ADMINS,
     "/quotes/request/itsupport-team-tickets": {"anonymous": 200, "client": 200, "staff": 200},
     # A visitor's quote: whoever holds the link mailed to the address that asked.
-    "/quotes/{token}": {"anonymous": 200, "client": 200, "staff": 200},
+    "/quotes/{quote_token}": {"anonymous": 200, "client": 200, "staff": 200},
 }
 POSTS = {
     # No payment method, no one-time token: said on the page.
@@ -36,31 +32,19 @@ POSTS = {
     "/staff/quotes/{quote}/withdraw": {**AGENTS, "staff": "/staff/quotes"},
     "/staff/clients/{account}/orders/new": {**AGENTS, "staff": 422},
     "/staff/clients/{account}/complimentary": {**ADMINS, "admin": 422},
-    # A client's request needs nothing typed (the pooled bundle's least quantity, for their account).
-    "/quotes/request/itsupport-team-tickets": {"anonymous": 422, "client": "/portal/quotes/{next}", "staff": 403},
-    "/quotes/{token}": {"anonymous": 422, "client": 422, "staff": 403},
+    # No one-time token (a client's request needs nothing else): said on the form.
+    "/quotes/request/itsupport-team-tickets": {"anonymous": 422, "client": 422, "staff": 403},
+    "/quotes/{quote_token}": {"anonymous": 422, "client": 422, "staff": 403},
 }
 COVERS = covers(PAGES, POSTS)
 
 
 def make(app) -> dict:
     """Acme's quote for the pooled bundle, sent; a visitor's, sent (with
-    the token of its link)."""
-    now = datetime.now(UTC)
+    the token of its link): the portal matrix's."""
     with app.app_context():
-        load_preset(db.session, "itsupport")
         owner = db.session.scalar(select(User).where(User.email == EMAIL["owner"]))
-        admin = db.session.scalar(select(User).where(User.email == EMAIL["admin"]))
-        pooled = db.session.scalar(select(Pack).where(Pack.slug == "itsupport-team-tickets"))
-        asked = {"name": "Vic", "email": "vic@example.com", "company": "", "country": "FR", "language": "en",
-                 "message": "", "quantity": 20, "now": now}
-        acme = quotes.request_quote(db.session, pooled, requester=owner, **asked)
-        visitor = quotes.request_quote(db.session, pooled, requester=None, **asked)
-        terms = {"by": admin, "unit_price": 3800, "quantity": 20, "validity_months": None, "note": "", "now": now,
-                 "valid_until": now.date() + timedelta(days=30)}
-        quotes.send_quote(db.session, acme, **terms)
-        token = quotes.send_quote(db.session, visitor, **terms)
-        return {"quote": acme.id, "token": token, "account": owner.account_id, "next": visitor.id + 1}
+        return {**matrix_quotes(owner), "account": owner.account_id}
 
 
 @pytest.fixture(scope="module")

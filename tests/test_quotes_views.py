@@ -22,7 +22,7 @@ from billing.ledger import services as ledger
 from billing.orders.models import Order, Payment
 from billing.quotes.models import Quote
 from common.extensions import db
-from tests.conftest import PASSWORD, form_token, login, post_form
+from tests.conftest import PASSWORD, csrf_token, form_token, login, post_form
 from tests.test_security import snapshot
 
 
@@ -91,6 +91,37 @@ def test_a_visitor_gets_the_same_answer_whether_the_email_is_known(app, client, 
     assert known.headers["Location"] == unknown.headers["Location"] == f"{ASK}/sent"
     assert text(client.get(known.headers["Location"])).count("your request is sent") == 1
     assert quote_of(app, people["owner"]).account_id is None  # a visitor's request binds to nothing
+
+
+def test_the_same_request_form_sent_twice_asks_once_and_answers_the_same(app, client, presets, people):
+    """A double click on Send my request: one request, one mail to staff, and the
+    second answer is the same confirmation."""
+    data = {**VISITOR, "token": form_token(client, ASK)}
+    first, again = post_form(client, ASK, data), post_form(client, ASK, data)
+    assert first.status_code == again.status_code == 302 and first.location == again.location == f"{ASK}/sent"
+    owner = app.test_client()
+    login(owner, people["owner"])
+    path = "/quotes/request/webservice-12h"
+    data = {"message": "Our shop site", "token": form_token(owner, path)}
+    first, again = post_form(owner, path, data), post_form(owner, path, data)
+    assert first.status_code == again.status_code == 302 and first.location == again.location
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Quote)) == 2
+    assert len(mails(app, people["staff"])) == 2
+    # The visitor's form, sent by someone logged in, is not their request.
+    refused = post_form(owner, ASK, {"token": data["token"]})
+    assert refused.status_code == 422 and "This form has expired" in text(refused)
+
+
+def test_a_request_form_without_its_token_is_refused_with_a_fresh_form(app, client, presets, people):
+    before = snapshot(app)
+    for token in (None, "", "stale", "Z" * 32):
+        data = VISITOR if token is None else {**VISITOR, "token": token}
+        refused = client.post(ASK, data={**data, "csrf_token": csrf_token(client)})
+        page = text(refused)
+        assert refused.status_code == 422 and "This form has expired" in page
+        assert re.search(r'name="token" type="hidden" value="[0-9a-f]{32}"', page) and 'value="Ines IT"' in page
+    assert snapshot(app) == before
 
 
 def test_bad_requests_say_why_and_write_nothing(app, client, presets):
@@ -357,3 +388,17 @@ def test_the_account_page_lists_the_clients_quotes(app, client, presets, people)
     page = text(staff.get(f"/staff/clients/{account_id}"))
     section = page[page.index('id="account-quotes"'):page.index("</article>", page.index('id="account-quotes"'))]
     assert f'href="/staff/quotes/{quote.id}"' in section and "Requested" in section
+
+
+def test_the_staff_list_leads_from_a_clients_quote_to_the_clients_account(app, client, presets, people):
+    """As the payments page does: the office manager pricing a client's request
+    reaches its account (balance, orders) from the row; a visitor has none yet."""
+    login(client, people["owner"])
+    post_form(client, "/quotes/request/webservice-12h", {"message": "Our shop site"})
+    assert post_form(app.test_client(), ASK, VISITOR).status_code == 302
+    account_id, _user_id = account_of(app, people["owner"])
+    staff = app.test_client()
+    login(staff, people["staff"])
+    page = text(staff.get("/staff/quotes"))
+    assert f'href="/staff/clients/{account_id}"' in page
+    assert page.count('href="/staff/clients/') == 1

@@ -249,3 +249,12 @@ def test_the_service_page_speaks_french_and_spanish(app, client, people, lang, t
         answered(2)
     page = text(client.get(f"/service/itsupport?lang={lang}", headers={"Accept-Language": lang}))
     assert title in page and hidden in page
+
+
+def test_the_page_says_when_its_figures_were_computed_on_the_providers_clock(app, client):
+    # 14:00 UTC is 15:00 in Paris, the clock its opening hours are read on;
+    # the page said "at 14:00 UTC" below hours given in Europe/Paris.
+    with app.app_context():
+        pack(db.session, "itsupport-ticket-1")
+    page = text(client.get("/service/itsupport"))
+    assert "Figures computed on Dec 7, 2026 3:00\u202fPM." in page and "UTC" not in page

@@ -1,8 +1,9 @@
-"""Who may use the ticket desk, a client's credit and tickets as staff, the
-service levels and the staff logins (issue 14.5): every URL × anonymous, a member and the owner of Acme, the
-owner of another account, an agent, an admin and a staff member deactivated
-once logged in. The desk is every staff member's, the other two an admin's;
-every refused POST writes nothing."""
+"""Who may use the ticket desk, the clients' pages, their credit and
+tickets as staff, the service levels and the staff logins (issue 14.5):
+every URL × anonymous, a member and the owner of Acme, the owner of another
+account, an agent, an admin and a staff member deactivated once logged in.
+Every staff member works the desk and the clients; credit, the service
+levels and the logins are an admin's. Every refused POST writes nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from tests.access import ADMINS, AGENTS, EMAIL, World, covers, matrix
 
 NOW = datetime.now(UTC)
 PAGES = {
+    "/staff/clients": AGENTS,
+    "/staff/clients?q=acme&sort=balance": AGENTS,
+    "/staff/clients/{account}": AGENTS,
     # Credit is an admin's to adjust; any staff member opens a ticket for a client or changes its kind.
     "/staff/clients/{account}/adjust": ADMINS,
     "/staff/clients/{account}/tickets/new": AGENTS,
@@ -36,6 +40,7 @@ PAGES = {
 # answers 422, an action that needs none is carried out.
 POSTS = {
     # The forms of DATA: each is carried out for whoever may.
+    "/staff/clients/{account}/invoicing": {**AGENTS, "staff": "/staff/clients/{account}#invoicing"},
     "/staff/clients/{account}/adjust": {**ADMINS, "admin": "/staff/clients/{account}"},
     "/staff/clients/{account}/tickets/new": {**AGENTS, "staff": "/desk/tickets/{next_ticket}"},
     "/desk/tickets/{ticket}/kind": {**AGENTS, "staff": "/desk/tickets/{ticket}#kind-change"},
@@ -51,6 +56,7 @@ POSTS = {
 }
 # Forms filled in as staff would, for the member's balance.
 DATA = {
+    "/staff/clients/{account}/invoicing": {"address": "Changed", "vat_id": ""},
     "/staff/clients/{account}/adjust": {"balance": "{policy}-credit", "direction": "remove", "quantity": "2",
                                         "reason": "No", "token": "c" * 32},
     "/staff/clients/{account}/tickets/new": {"person": "{member}", "balance": "{policy}-credit",

@@ -88,6 +88,7 @@ def test_an_admin_removes_two_units_and_the_client_statement_shows_the_reason(ap
     assert f"/staff/clients/{cast['account']}/adjust" in account
     page = client.get(f"/staff/clients/{cast['account']}/adjust").get_data(as_text=True)
     assert "90 credits" in page  # 120 less the consultation's 30
+    assert "starting with the lots that expire first;" in page  # it said "the lots expiring first first"
     with app.app_context():
         policy = pack(db.session, "innova-120").policy
     answer = post_form(client, f"/staff/clients/{cast['account']}/adjust", {

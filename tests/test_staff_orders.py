@@ -18,6 +18,7 @@ from billing.ledger.models import Lot
 from billing.orders import references
 from billing.orders.models import Invoice, Order, OrderEvent, Payment
 from common.extensions import db
+from common.i18n import moment
 from tests.conftest import login, post_form
 from tests.smtp import smtp_server  # noqa: F401 - a fixture
 from tests.test_security import snapshot
@@ -303,9 +304,9 @@ def recently_confirmed(staff_client, search: str = "") -> str:
 def test_the_payments_page_lists_what_was_confirmed_by_whom_and_when(app, staff_client, order):
     assert "No payment confirmed yet." in recently_confirmed(staff_client)
     assert confirm(staff_client, order, "510.00").status_code == 302
-    with app.app_context():
+    with app.test_request_context():
         payment = db.session.get(Payment, order["payment"])
-        when = f"{payment.confirmed_at:%H:%M} UTC"
+        when = moment(payment.confirmed_at)  # on the provider's clock, as the page reads it
     section = recently_confirmed(staff_client)
     assert f'id="confirmed-{order["payment"]}"' in section
     assert "€510.00" in section and "by Sam Staff" in section and when in section and "Acme" in section

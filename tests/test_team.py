@@ -284,13 +284,14 @@ def test_the_audit_log_reads_times_on_the_providers_clock(app, people, agent):
         entry = db.session.scalars(select(AuditEntry)).one()
         entry.at = datetime(2026, 12, 6, 3, 6, tzinfo=UTC)
         db.session.commit()
-    assert "12/6/26, 4:06" in text(admin.get("/staff/audit"))
+    # Written like every other time of the back office (common.i18n.moment), not "12/6/26, 4:06".
+    assert "Dec 6, 2026 4:06\u202fAM" in text(admin.get("/staff/audit"))
     with app.app_context():
         settings = levels.read_settings("America/New_York", {"monday": "09:00-17:00"},
                                         {"critical": "1", "high": "4", "normal": "8", "low": "24"})
         levels.save_settings(db.session, settings, None, datetime(2026, 12, 6, tzinfo=UTC))
         db.session.commit()
-    assert "12/5/26, 10:06" in text(admin.get("/staff/audit"))
+    assert "Dec 5, 2026 10:06\u202fPM" in text(admin.get("/staff/audit"))
 
 
 # --- Two admins at once ----------------------------------------------------------------

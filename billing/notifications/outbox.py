@@ -76,6 +76,7 @@ TOPICS = (
     Topic("replies", ("staff_reply",)),
     Topic("resolved", ("ticket_resolved",)),
     Topic("new_tickets", ("ticket_opened_staff",), staff=True),
+    Topic("quote_requests", ("quote_requested_staff",), staff=True),
 )
 TOPIC_OF = {kind: topic for topic in TOPICS for kind in topic.kinds}
 # Messages nobody can switch off: they carry a link the person asked for.

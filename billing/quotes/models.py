@@ -68,6 +68,9 @@ class Quote(Base):
     # The SHA-256 of the link mailed with the quote: the only way a visitor
     # without an account reaches it. A new sending draws a new link.
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The one-time token of the form it was asked with: the same form sent
+    # twice (a double click) finds this request, not a second.
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The one-time token of the staff form that sent it last: the same form
     # sent twice is one sending, whose link keeps working.
     send_key: Mapped[str | None] = mapped_column(String(64))

@@ -18,6 +18,7 @@ import secrets
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing import audit
@@ -32,7 +33,7 @@ from billing.notifications import outbox
 from billing.orders import services as orders
 from billing.orders.models import Order, Payment
 from billing.quotes.models import Quote
-from billing.transaction import atomic
+from billing.transaction import atomic, in_unit_of_work
 
 MAX_MESSAGE = 2000
 # A quote's lot lasts at most ten years; a quote may be accepted up to a year ahead.
@@ -127,11 +128,44 @@ def of_account(session: Session, account_id: int) -> list[Quote]:
 # --- Asking -----------------------------------------------------------------
 
 def request_quote(session: Session, pack: Pack, *, requester: User | None, name: str, email: str, company: str,
-                  country: str, language: str, message: str, quantity: int, now: datetime) -> Quote:
+                  country: str, language: str, message: str, quantity: int, now: datetime,
+                  key: str | None = None) -> Quote:
     """A visitor (``requester`` None: name, email, company and country as
     typed) or a client asks for a quote on ``pack``. The answer never depends
-    on whether the email is known: a visitor's request is only a request."""
+    on whether the email is known: a visitor's request is only a request.
+    ``key`` (the one-time token of the form) makes asking idempotent: the
+    request made already under it is returned, and staff are not told twice,
+    even when both arrive at once."""
     now = utc(now)
+    if key is not None:
+        done = requested_under(session, pack, requester, key)
+        if done is not None:
+            return done
+    try:
+        return _request(session, pack, requester=requester, name=name, email=email, company=company,
+                        country=country, language=language, message=message, quantity=quantity, now=now, key=key)
+    except IntegrityError:
+        # The same form sent at the same moment asked first. A caller's unit
+        # of work is lost with it: the caller looks.
+        done = (requested_under(session, pack, requester, key)
+                if key is not None and not in_unit_of_work(session) else None)
+        if done is None:
+            raise
+        return done
+
+
+def requested_under(session: Session, pack: Pack, requester: User | None, key: str) -> Quote | None:
+    """The request a form keyed ``key`` made already for ``pack``, by the same
+    kind of person (a visitor, or a client of the same account)."""
+    quote = session.scalar(select(Quote).where(Quote.request_key == key))
+    if quote is not None and (quote.pack_id != pack.id
+                              or quote.account_id != (requester.account_id if requester else None)):
+        raise QuoteError(N_("This form has expired: check it and send it again."), "token")
+    return quote
+
+
+def _request(session: Session, pack: Pack, *, requester: User | None, name: str, email: str, company: str,
+             country: str, language: str, message: str, quantity: int, now: datetime, key: str | None) -> Quote:
     with atomic(session):
         if not on_request(pack):
             raise QuoteError(N_("This pack has a price: order it from its page."), "pack")
@@ -158,9 +192,13 @@ def request_quote(session: Session, pack: Pack, *, requester: User | None, name:
                       requested_by_id=requester.id if requester else None, name=name, email=email, company=company,
                       country=country, language=language if language in LANGUAGES else "en", message=message,
                       requested_quantity=quantity, status="requested", currency=pack.currency,
-                      vat_rate_bp=pack.vat_rate_bp, price_includes_vat=pack.price_includes_vat, created_at=now)
+                      vat_rate_bp=pack.vat_rate_bp, price_includes_vat=pack.price_includes_vat, created_at=now,
+                      request_key=key)
         session.add(quote)
         session.flush()
+        # Someone waits for a price: staff hear of it as of a new ticket.
+        outbox.enqueue(session, "quote_requested_staff", f"quote:{quote.id}:requested", outbox.staff(session),
+                       now=now, payload={"quote_id": quote.id}, account_id=quote.account_id)
         return quote
 
 

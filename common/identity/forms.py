@@ -111,4 +111,5 @@ class InvoicingForm(FlaskForm):
 
     address = TextAreaField(_l("Postal address"), render_kw={"rows": 4},
                             description=_l("Street, postcode and town, as they should appear on the invoice."))
-    vat_id = StringField(_l("VAT ID"), description=_l("Optional: your intra-community or national VAT number."))
+    vat_id = StringField(_l("VAT ID"), description=_l(
+        "Optional: the intra-community or national VAT number, as it should appear on the invoice."))

@@ -248,6 +248,14 @@ def _quote(message: outbox.OutboxMessage) -> Context:
             "name": message.user.name if message.user else quote.name}
 
 
+def _quote_request(message: outbox.OutboxMessage) -> Context:
+    """A quote asked for, told to staff: who asks (a client's account, or
+    what a visitor typed) and the link to price it."""
+    quote = _get(Quote, message.payload.get("quote_id"))
+    return {"quote": quote, "contact": ", ".join(filter(None, (quote.company, quote.email))),
+            "link": url_for("quotes.staff_quote", quote_id=quote.id, _external=True)}
+
+
 @functools.cache
 def _kinds() -> dict[str, Kind]:
     from common.identity.accounts import RESET, VERIFY
@@ -300,6 +308,11 @@ def _kinds() -> dict[str, Kind]:
         "quote_sent": Kind("quote_sent", lambda c: _l("Your quote %(number)s: %(pack)s", number=c["quote"].id,
                                                       pack=localized(c["quote"].pack.name, get_locale().language)),
                            _quote, scrub=("token",)),
+        "quote_requested_staff": Kind("quote_requested_staff", lambda c: _l(
+                                          "Quote request %(number)d: %(pack)s from %(who)s", number=c["quote"].id,
+                                          pack=localized(c["quote"].pack.name, get_locale().language),
+                                          who=c["quote"].account.name if c["quote"].account else c["quote"].name),
+                                      _quote_request),
         "overage_request": Kind("overage_request",
                                 lambda c: _l("Ticket #%(number)d needs your approval", number=c["ticket"].id),
                                 _overage),
