@@ -47,6 +47,7 @@ from common import documents
 from common.extensions import db, login_manager
 from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID
+from common.identity.forms import draw_token, one_time_token
 from common.safety import parse_id
 from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
 
@@ -111,6 +112,9 @@ class TicketForm(FlaskForm):
     criticality = SelectField(_l("Criticality"), default="normal",
                               choices=[SelectChoice(c, CRITICALITY_LABELS[c]) for c in CRITICALITIES])
     files = MultipleFileField(_l("Attachments"))
+    # Drawn when the form is shown and the ticket's key: the same form sent
+    # twice (a double click, a reload) is one ticket.
+    token = one_time_token()
 
 
 class ReplyForm(FlaskForm):
@@ -217,13 +221,24 @@ def new():
     if request.method == "GET" and wants_fragment():
         # Another balance was chosen: only the kinds differ.
         return page_or_fragment("portal/ticket_new.html", "portal/_kind_field.html", form=form, policy=policy)
-    if form.validate_on_submit() and policy is not None:
+    valid = form.validate_on_submit()
+    if request.method == "POST" and not form.token.errors:
+        try:
+            opened = desk.opened_under(db.session(), current_user.account, form.token.data)
+        except desk.DeskError as error:
+            form.token.errors = [*form.token.errors, _(error.message, **error.params)]
+            valid = False
+        else:
+            if opened is not None:
+                flash(_("Ticket #%(number)d was already opened from this form: here it is.", number=opened.id), "info")
+                return redirect(url_for("tickets.show", ticket_id=opened.id))
+    if valid and policy is not None:
         try:
             ticket = desk.open_ticket(
                 db.session(), current_user.account, current_user._get_current_object(), form.subject.data,
                 form.description.data, now=now, policy=None if subscription else policy, unit=unit,
                 subscription=subscription, kind=form.kind.data or None,
-                criticality=form.criticality.data, files=_uploads(), rules=_rules())
+                criticality=form.criticality.data, files=_uploads(), rules=_rules(), key=form.token.data)
         except desk.DeskError as error:
             target = form[error.field] if error.field in form else form.subject
             target.errors = [*target.errors, _(error.message, **error.params)]
@@ -233,6 +248,7 @@ def new():
             flash(_("Ticket #%(number)d is open. We will answer here and by email.", number=ticket.id), "success")
             return redirect(url_for("tickets.show", ticket_id=ticket.id))
     status = INVALID if form.errors else 200
+    draw_token(form.token)
     return render_template("portal/ticket_new.html", form=form, policy=policy, drawable=drawable,
                            limits=_limits()), status
 

@@ -96,7 +96,7 @@ def sign_in(app: Flask, client: FlaskClient, audience: str) -> str:
         with app.app_context():
             db.session.scalar(select(User).where(User.email == EMAIL[audience])).removed_at = datetime.now(UTC)
             db.session.commit()
-    return csrf_token(client, "/")
+    return csrf_token(client)
 
 
 def judge(response, wanted, values: dict) -> None:

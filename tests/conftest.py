@@ -278,7 +278,13 @@ def runner(app):
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
-def csrf_token(client: FlaskClient, path: str = "/") -> str:
+# A small page anyone may open (its GET is not rate-limited): the session's
+# token is the same on every page, and the home page renders the whole
+# catalogue, a tenth of a second where several are loaded.
+TOKEN_PAGE = "/password/forgot"
+
+
+def csrf_token(client: FlaskClient, path: str = TOKEN_PAGE) -> str:
     """The token the page at ``path`` gives this client's session, as a browser gets it."""
     page = client.get(path)
     found = CSRF_META.search(page.get_data(as_text=True))

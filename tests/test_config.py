@@ -26,6 +26,24 @@ def flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
     )
 
 
+def start_up_error(tmp_path: Path, monkeypatch, **env: str) -> str:
+    """What create_app stops with when `flask` starts it from this environment
+    (the environment flask() gives), in this process: a process costs a
+    second or two of start-up, and test_the_command_prints_the_line_alone_and_fails
+    shows what the process makes of it."""
+    from app import create_app
+
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PROVIDER_", "MAIL_", "STRIPE_")) and k not in ("SECRET_KEY", "DATABASE_URL")}
+    environ.update({"FORFAIT_INSTANCE_PATH": str(tmp_path / "instance"), "FORFAIT_SERVER_NAME": "forfait.example",
+                    **env})
+    # A copy: what create_app reads, and what a .env would add, stay in this test.
+    monkeypatch.setattr(os, "environ", environ)
+    with pytest.raises(SystemExit) as stopped:
+        create_app()
+    return str(stopped.value)
+
+
 def test_secret_key_is_generated_once_into_the_instance_folder(tmp_path):
     first = flask(tmp_path, "routes")
     assert first.returncode == 0, first.stderr
@@ -67,13 +85,18 @@ def test_default_database_is_sqlite_in_the_instance_folder(tmp_path):
         ("LOGIN_RATE_LIMIT", "", "LOGIN_RATE_LIMIT '' is not a rate limit"),
     ],
 )
-def test_an_invalid_setting_stops_start_up_with_one_clear_line(tmp_path, setting, value, message):
-    result = flask(tmp_path, "routes", **{setting: value})
+def test_an_invalid_setting_stops_start_up_with_one_clear_line(tmp_path, monkeypatch, setting, value, message):
+    line = start_up_error(tmp_path, monkeypatch, **{setting: value})
+    assert "\n" not in line, line
+    assert line.startswith("forfait: configuration error: ")
+    assert message in line
+
+
+def test_the_command_prints_the_line_alone_and_fails(tmp_path, monkeypatch):
+    """What the operator sees of the line above: it alone on stderr, and a failed exit."""
+    result = flask(tmp_path, "routes", PROVIDER_VAT_RATE="twenty")
     assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("forfait: configuration error: ")
-    assert message in lines[0]
+    assert result.stderr.strip().splitlines() == [start_up_error(tmp_path, monkeypatch, PROVIDER_VAT_RATE="twenty")]
 
 
 def test_valid_provider_settings_are_normalised(tmp_path):

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from conftest import csrf_token, login, post_form
+from conftest import csrf_token, form_token, login, post_form
 from flask_babel import force_locale, get_translations
 from ledger_support import pack
 from sqlalchemy import select
@@ -78,7 +78,8 @@ def new_ticket_with(client, filename: str):
     balance = re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1)
     return client.post("/portal/tickets/new", content_type="multipart/form-data", data={
         "subject": "Printer", "description": "It jams.", "balance": balance, "criticality": "normal",
-        "files": [(io.BytesIO(b"MZ..."), filename)], "csrf_token": csrf_token(client, "/portal/tickets/new")})
+        "files": [(io.BytesIO(b"MZ..."), filename)], "csrf_token": csrf_token(client, "/portal/tickets/new"),
+        "token": form_token(client, "/portal/tickets/new")})
 
 
 def test_a_refused_file_type_is_a_full_sentence_in_english(app, client, people, ticket_id):

@@ -80,7 +80,8 @@ def test_an_order_a_ticket_and_a_staff_reply_answer_at_once_whatever_smtp_does(
     page = client.get("/portal/tickets/new").get_data(as_text=True)
     ticket = {"subject": "Printer", "description": "It jams.", "criticality": "normal",
               "balance": re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1),
-              "csrf_token": csrf_token(client, "/portal/tickets/new")}
+              "csrf_token": csrf_token(client, "/portal/tickets/new"),
+              "token": form_token(client, "/portal/tickets/new")}
     opened = client.post("/portal/tickets/new", data=ticket)
     assert ordered.status_code == opened.status_code == 302, (ordered.status_code, opened.status_code)
     ticket_id = int(opened.headers["Location"].rsplit("/", 1)[1])

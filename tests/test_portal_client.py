@@ -38,7 +38,7 @@ from billing.quotes import services as quotes
 from common.extensions import db
 from common.identity import accounts
 from tests.access import covers
-from tests.conftest import CSRF_META, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
+from tests.conftest import CSRF_META, FORM_TOKEN, PASSWORD, PEOPLE, csrf_token, login, make_app, make_people, post_form
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 from tests.test_security import snapshot
 
@@ -237,9 +237,11 @@ def test_answering_an_overage_changes_the_live_balance_tag(app, client, people, 
 def new_ticket(client, **fields):
     page = text(client.get("/portal/tickets/new"))
     balance = re.search(r'<option (?:selected )?value="([^"]+)"', page).group(1)
-    data = {"subject": "Printer", "description": "It jams.", "balance": balance, "criticality": "normal", **fields}
+    data = {"subject": "Printer", "description": "It jams.", "balance": balance, "criticality": "normal",
+            "token": FORM_TOKEN.search(page).group(1), **fields}
     data.setdefault("csrf_token", csrf_token(client, "/portal/tickets/new"))
-    return client.post("/portal/tickets/new", data=data, content_type="multipart/form-data")
+    sent = {name: value for name, value in data.items() if value is not None}
+    return client.post("/portal/tickets/new", data=sent, content_type="multipart/form-data")
 
 
 def test_open_a_ticket_with_a_file_and_no_script(app, client, people, world):
@@ -267,6 +269,38 @@ def test_a_refused_file_is_said_and_nothing_is_written(app, client, people, worl
     assert response.status_code == 422 and "files of this type are not accepted" in text(response)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(TicketMessage)) == before
+
+
+def test_the_same_ticket_form_sent_twice_opens_one_ticket_and_lands_on_it(app, client, people, world):
+    """A double click on Open the ticket: one ticket, and the second answer is that ticket, said so."""
+    login(client, people["member"])
+    token = FORM_TOKEN.search(text(client.get("/portal/tickets/new"))).group(1)
+    first = new_ticket(client, subject="Sent twice", token=token)
+    again = new_ticket(client, subject="Sent twice", token=token)
+    assert first.status_code == again.status_code == 302 and first.location == again.location
+    assert "was already opened from this form" in text(client.get(again.location))
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(Ticket.subject == "Sent twice")) == 1
+    # A new form is a new ticket, even with the same words.
+    assert new_ticket(client, subject="Sent twice").location != first.location
+    # Another person's form is not theirs to land on.
+    other = app.test_client()
+    login(other, "other@example.com")
+    refused = new_ticket(other, subject="Sent twice", token=token)
+    assert refused.status_code == 422 and "This form has expired" in text(refused)
+
+
+def test_a_ticket_form_without_its_token_is_refused_with_a_fresh_form(app, client, people, world):
+    login(client, people["member"])
+    with app.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Ticket))
+    for token in (None, "", "stale", "Z" * 32):
+        refused = new_ticket(client, subject="No token", token=token)
+        page = text(refused)
+        assert refused.status_code == 422 and "This form has expired" in page
+        assert FORM_TOKEN.search(page) and 'value="No token"' in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Ticket)) == before
 
 
 def test_an_oversized_upload_is_refused_with_413_before_it_is_read(app, client, people, world, monkeypatch):

@@ -5,8 +5,10 @@ built from the site's public address (SERVER_NAME), over real SMTP."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from html import unescape
 
 import pytest
 from sqlalchemy import select
@@ -98,7 +100,10 @@ def test_a_staff_member_switches_quote_requests_off_and_hears_no_more(app, clien
                                                                       smtp_server):  # noqa: F811
     staff = app.test_client()
     login(staff, "agathe@example.com")
-    page = staff.get("/portal/notifications").get_data(as_text=True)
+    # Reached from the back office's home as well as from a mail's link.
+    home = unescape(staff.get("/staff/").get_data(as_text=True))
+    [preferences] = re.findall(r'class="hub-card" href="([^"]+)">\s*<strong>Préférences d\'e-mail</strong>', home)
+    page = staff.get(preferences).get_data(as_text=True)
     assert 'name="quote_requests"' in page and "Demandes de devis" in page
     # Unchecked boxes are not sent: new tickets stay on, quote requests go off.
     assert post_form(staff, "/portal/notifications", {"new_tickets": "on"}).status_code == 302
