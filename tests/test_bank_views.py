@@ -68,6 +68,25 @@ def test_staff_upload_a_statement_and_read_what_each_line_became(app, client, se
     assert "mystery" in waiting and "fees" not in waiting
 
 
+def test_each_imported_line_reads_as_a_person_knows_it_with_its_place_in_the_file_a_muted_hint(app, client, session,
+                                                                                                 sam):
+    """An office manager finds a line by its day, amount, payer and reference,
+    not by "line 18" of the XML; a line the bank repeated says so in words."""
+    login(client, sam)
+    same = {"amount": "9.00", "ref": "W-9", "payer": "M. Martin", "text": "support pack"}
+    response = upload(client, camt([same, same]))
+
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    rows = re.findall(r'<tr id="bank-line-\d+">(.*?)</tr>', page, re.S)
+    assert len(rows) == 2
+    for row in rows:
+        assert "Jan 4, 2026" in row and "M. Martin" in row and "support pack" in row and "€9.00" in row
+    # Where it sits in the file stays, small and muted, for whoever opens the file itself; the repeat, which
+    # would show the first one's, says what it is instead.
+    assert re.findall(r"line \d+", rows[0]) == re.findall(r'<small class="bank-position">(line \d+)</small>', rows[0])
+    assert re.findall(r"line \d+", rows[1]) == [] and "repeated in this file: already listed above" in rows[1]
+
+
 def client_of(session):
     account, owner = new_client(session)
     order, _payment = place(session, owner)
