@@ -50,8 +50,12 @@ def one_page(page: Page) -> None:
 
 
 def heading(page: Page, text: str | re.Pattern[str]) -> None:
-    """Wait for the page whose title (h1) contains ``text``: the page a person sees."""
+    """Wait for the page whose title (h1) contains ``text``: the page a person
+    sees, once it is loaded. The title shows while the page is still parsed,
+    before htmx (a deferred script) wires up its fields: typing into one then
+    sent nothing, and a desk journey waited for a preview never asked for."""
     expect(page.locator("h1", has_text=text)).to_be_visible()
+    page.wait_for_load_state("load")
 
 
 def nav(page: Page, name: str) -> None:
@@ -62,9 +66,11 @@ def nav(page: Page, name: str) -> None:
 
 
 def click_to(page: Page, link: Locator, path: str) -> None:
-    """Click ``link`` and wait for its page: the address bar shows ``path``."""
+    """Click ``link`` and wait for its page: the address bar shows ``path``,
+    and the page is loaded (see ``heading``)."""
     link.click()
     expect(page).to_have_url(re.compile(r"^https?://[^/]+" + re.escape(path) + r"(\?.*)?$"))
+    page.wait_for_load_state("load")
 
 
 def log_in(page: Page, url: str, email: str, password: str = PASSWORD) -> None:
