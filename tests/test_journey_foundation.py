@@ -13,7 +13,7 @@ from sqlalchemy import select
 from billing.accounts.models import User
 from billing.catalogue.offers import load_preset
 from common.extensions import db
-from tests.journeys import follow_mail_link, start
+from tests.journeys import click_to, follow_mail_link, start
 from tests.smtp import smtp_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -36,8 +36,7 @@ def test_browse_switch_to_french_estimate_sign_up_and_log_in(page: Page, live_se
     expect(page.locator("html")).to_have_attribute("lang", "fr")
     expect(page.locator("article", has_text="36 crédits").first).to_contain_text(f"950,00{NBSP}CHF")
 
-    page.get_by_role("link", name="Simulateur").click()
-    expect(page).to_have_url(re.compile(r"/estimate$"))
+    click_to(page, page.get_by_role("link", name="Simulateur"), "/estimate")
     # Another pack swaps the whole estimator (its request kinds differ): the
     # visitor sees it follow (its link names the new pack) before typing.
     page.get_by_label("Pack", exact=True).select_option("toopixel-72")
