@@ -42,6 +42,11 @@ def _moment(month: date) -> datetime:
     return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
+def _span(month: date) -> tuple[datetime, datetime]:
+    """The month's first moment and the next month's: the reports' [start, end)."""
+    return _moment(month), _moment(_add_months(month, 1))
+
+
 def _month() -> tuple[date, str | None]:
     """The month asked for (default: this one) and what is wrong with it."""
     this = clock.now().date().replace(day=1)
@@ -85,7 +90,7 @@ def index():
     month, problem = _month()
     # The month's two headline figures on the cards leading to their
     # reports: what was sold (gross, per currency) and the credit owed at its end.
-    start, end = _moment(month), _moment(_add_months(month, 1))
+    start, end = _span(month)
     sold = activity.sales(db.session(), start, end).totals
     moves = credit.movements(credit.lot_histories(db.session(), until=end))
     owed = {row.currency: row.closing for row in credit.reconcile(moves, start, end)}
@@ -96,7 +101,7 @@ def index():
 @admin_required
 def sales():
     month, problem = _month()
-    start, end = _moment(month), _moment(_add_months(month, 1))
+    start, end = _span(month)
     found = activity.sales(db.session(), start, end)
     if request.args.get("format") == "csv" and not problem:
         return _csv("sales", month, ["month", "catalogue", "pack", "method", "currency", "orders", "net", "vat",
@@ -121,7 +126,7 @@ def sales():
 @admin_required
 def owed():
     month, problem = _month()
-    start, end = _moment(month), _moment(_add_months(month, 1))
+    start, end = _span(month)
     # The schedule is of the credit owed at the end of the month, or of the
     # day asked for (``at``: at the end of that day, UTC).
     on_day, at_problem = _add_months(month, 1) - timedelta(days=1), None
@@ -166,7 +171,7 @@ def owed():
 @admin_required
 def time():
     month, problem = _month()
-    start, end = _moment(month), _moment(_add_months(month, 1))
+    start, end = _span(month)
     moves = credit.movements(credit.lot_histories(db.session(), until=end))
     report = activity.time_logged(db.session(), moves, start, end)
     tables = [("client", _("By client"), report.by_client), ("staff", _("By staff member"), report.by_staff),
@@ -191,7 +196,7 @@ def time():
 @admin_required
 def overage():
     month, problem = _month()
-    start, end = _moment(month), _moment(_add_months(month, 1))
+    start, end = _span(month)
     found = activity.overage(db.session(), start, end)
     if request.args.get("format") == "csv" and not problem:
         return _csv("overage", month, ["currency", "what", "bills", "net", "vat", "gross"],
