@@ -62,6 +62,12 @@ def _people(account: Account) -> list[User]:
     return [user for user in account.users if user.removed_at is None]
 
 
+def _owner_buys(form: _StaffOrderForm, account: Account) -> None:
+    """A new form's buyer: the account's first owner, until staff choose another."""
+    owners = [u for u in _people(account) if u.role == "owner"]
+    form.buyer.data = str(owners[0].id) if owners else None
+
+
 def _choices(form: _StaffOrderForm, account: Account, packs: list[Pack]) -> None:
     locale = current_locale()
     form.buyer.choices = [(str(u.id), f"{u.name} <{u.email}>") for u in _people(account)]
@@ -112,8 +118,7 @@ def phone_order(account_id: int):
     account = get_account(account_id)
     if request.method == "GET":
         form = PhoneOrderForm(formdata=None)
-        owners = [u for u in _people(account) if u.role == "owner"]
-        form.buyer.data = str(owners[0].id) if owners else None
+        _owner_buys(form, account)
         return _phone_page(account, form)
     form = PhoneOrderForm()
     packs = _orderable()
@@ -159,8 +164,7 @@ def complimentary(account_id: int):
     account = get_account(account_id)
     if request.method == "GET":
         form = ComplimentaryForm(formdata=None)
-        owners = [u for u in _people(account) if u.role == "owner"]
-        form.buyer.data = str(owners[0].id) if owners else None
+        _owner_buys(form, account)
         return _complimentary_page(account, form)
     form = ComplimentaryForm()
     valid = form.validate_on_submit() and form.token_valid()
