@@ -4,10 +4,14 @@ intervention report. Pages, mails and PDFs all take their words from here."""
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, flash, redirect, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
+from billing.accounts.models import Account
 from billing.desk import services as desk
 from billing.desk.models import Ticket
 from common.extensions import db
@@ -59,3 +63,18 @@ def report_context(ticket: Ticket) -> dict:
 def init_app(app: Flask) -> None:
     app.add_template_global(ticket_status)
     app.add_template_global(criticality_label)
+
+
+def already_opened(account: Account, form: FlaskForm, endpoint: str) -> Response | None:
+    """The answer to a new-ticket form sent again (its one-time token keys the
+    ticket): the ticket it opened the first time, at ``endpoint``. A token
+    that keys another account's ticket goes to the form's token errors."""
+    try:
+        opened = desk.opened_under(db.session(), account, form.token.data)
+    except desk.DeskError as error:
+        form.token.errors = [*form.token.errors, _(error.message, **error.params)]
+        return None
+    if opened is None:
+        return None
+    flash(_("Ticket #%(number)d was already opened from this form: here it is.", number=opened.id), "info")
+    return redirect(url_for(endpoint, ticket_id=opened.id))

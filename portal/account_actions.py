@@ -42,7 +42,7 @@ from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID, admin_required, staff_required
 from common.identity.forms import draw_token, one_time_token
 from common.safety import parse_id
-from common.tickets import CRITICALITY_LABELS
+from common.tickets import CRITICALITY_LABELS, already_opened
 from portal.clients import get_account
 
 bp = Blueprint("account_actions", __name__, url_prefix="/staff/clients")
@@ -244,14 +244,11 @@ def new_ticket(account_id: int):
         return _ticket_page(account, form, choice)
     valid = form.validate()
     if not form.token.errors:
-        try:
-            opened = desk.opened_under(db.session(), account, form.token.data)
-        except BillingError as error:
-            form.token.errors = [*form.token.errors, _(error.message, **error.params)]
+        again = already_opened(account, form, "desk.show")
+        if again is not None:
+            return again
+        if form.token.errors:
             return _ticket_page(account, form, choice, INVALID)
-        if opened is not None:
-            flash(_("Ticket #%(number)d was already opened from this form: here it is.", number=opened.id), "info")
-            return redirect(url_for("desk.show", ticket_id=opened.id))
     if not valid or choice.person is None or choice.policy is None:
         if choice.person is not None and choice.policy is None:
             form.balance.errors = [*form.balance.errors, _("This person has no balance to draw from.")]

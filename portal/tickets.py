@@ -49,7 +49,7 @@ from common.fragments import page_or_fragment, wants_fragment
 from common.identity.access import INVALID
 from common.identity.forms import draw_token, one_time_token
 from common.safety import parse_id
-from common.tickets import CRITICALITY_LABELS, explanation, report_context, ticket_status
+from common.tickets import CRITICALITY_LABELS, already_opened, explanation, report_context, ticket_status
 
 bp = Blueprint("tickets", __name__, url_prefix="/portal")
 
@@ -223,15 +223,10 @@ def new():
         return page_or_fragment("portal/ticket_new.html", "portal/_kind_field.html", form=form, policy=policy)
     valid = form.validate_on_submit()
     if request.method == "POST" and not form.token.errors:
-        try:
-            opened = desk.opened_under(db.session(), current_user.account, form.token.data)
-        except desk.DeskError as error:
-            form.token.errors = [*form.token.errors, _(error.message, **error.params)]
-            valid = False
-        else:
-            if opened is not None:
-                flash(_("Ticket #%(number)d was already opened from this form: here it is.", number=opened.id), "info")
-                return redirect(url_for("tickets.show", ticket_id=opened.id))
+        again = already_opened(current_user.account, form, "tickets.show")
+        if again is not None:
+            return again
+        valid = valid and not form.token.errors
     if valid and policy is not None:
         try:
             ticket = desk.open_ticket(
